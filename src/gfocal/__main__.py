@@ -1,0 +1,3 @@
+from gfocal.cli.main import main
+
+raise SystemExit(main())

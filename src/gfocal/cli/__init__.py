@@ -1,0 +1,1 @@
+"""Command-line interface: argument parsing and printing only; nothing imports it."""

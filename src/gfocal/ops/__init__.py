@@ -1,0 +1,26 @@
+"""The method's math as pure functions on tensors: losses, the Integral, box coding, distribution statistics."""
+
+from gfocal.ops.distribution import (
+    PeakStatistics,
+    box_to_distance,
+    distance_to_box,
+    distribution_entropy,
+    distribution_std,
+    integral,
+    peak_statistics,
+)
+from gfocal.ops.losses import distribution_focal_loss, generalized_focal_loss, quality_focal_loss, reduce_loss
+
+__all__ = [
+    "PeakStatistics",
+    "box_to_distance",
+    "distance_to_box",
+    "distribution_entropy",
+    "distribution_focal_loss",
+    "distribution_std",
+    "generalized_focal_loss",
+    "integral",
+    "peak_statistics",
+    "quality_focal_loss",
+    "reduce_loss",
+]
