@@ -1,0 +1,36 @@
+"""Training and evaluation: the loop, schedules, EMA, checkpoints, distributed set-up, COCO evaluation.
+
+Typical use::
+
+    from gfocal.engine import load_config, train
+    result = train(load_config("train.yaml", ["epochs=24", "batch_size=8"]))
+"""
+
+from gfocal.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from gfocal.engine.config import TrainConfig, load_config, parse_overrides
+from gfocal.engine.ema import ModelEMA
+from gfocal.engine.evaluate import coco_ground_truth, evaluate_detections, evaluate_model, format_results, predict
+from gfocal.engine.run import TrainData, TrainingDiverged
+from gfocal.engine.schedule import LRSchedule, fit_to_budget
+from gfocal.engine.trainer import TrainResult, train
+
+__all__ = [
+    "CheckpointError",
+    "LRSchedule",
+    "ModelEMA",
+    "TrainConfig",
+    "TrainData",
+    "TrainResult",
+    "TrainingDiverged",
+    "coco_ground_truth",
+    "evaluate_detections",
+    "evaluate_model",
+    "fit_to_budget",
+    "format_results",
+    "load_checkpoint",
+    "load_config",
+    "parse_overrides",
+    "predict",
+    "save_checkpoint",
+    "train",
+]
