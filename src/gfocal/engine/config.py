@@ -199,7 +199,7 @@ def _coerce(value: Any, annotation: Any, name: str) -> Any:
     if origin is tuple:
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, (list, tuple)):
-            raise ValueError(f"TrainConfig.{name} must be a list, got {value!r}")
+            items = [items]  # "step_epochs=8" means (8,)
         return tuple(_coerce(v.strip() if isinstance(v, str) else v, args[0], name) for v in items)
     if origin is dict:
         if not isinstance(value, dict):
