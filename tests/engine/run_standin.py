@@ -22,3 +22,14 @@ if __name__ == "__main__":
     out_dir, resume, sleep_s = sys.argv[1], sys.argv[2], float(sys.argv[3])
     torch.manual_seed(0)
     train(config(out_dir, resume), model=TinyDetector(sleep_s=sleep_s), data=data())
+
+
+def ddp_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
+    """One process of a gloo job on 127.0.0.1 (the target of ``torch.multiprocessing.spawn``)."""
+    import os
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    train(config(out_dir).replace(device="cpu", ema=False), model=TinyDetector(), data=data())
