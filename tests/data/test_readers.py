@@ -39,7 +39,7 @@ def test_coco_write_read_round_trip_and_pycocotools(coco_dir, tmp_path):
     rec = load_dataset(coco_dir / "ann.json")
     out = write_coco(rec, tmp_path / "out" / "copy.json")
     again = load_dataset(out)
-    assert _boxes(again) == [(f"../images/{n}", b) for n, b in _boxes(rec)]
+    assert _boxes(again) == [(f"../coco/images/{n}", b) for n, b in _boxes(rec)]
     assert again.images[0].annotations[0].extra == {"ambiguous_edges": {"left": "blur"}}
     coco = COCO(str(out))
     assert coco.getCatIds() == [1, 2] and coco.loadAnns(11)[0]["iscrowd"] == 1
