@@ -108,3 +108,12 @@ def test_detect_format(coco_dir, voc_dir, yolo_dir, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="cannot tell the format"):
         detect_format(tmp_path / "empty")
+
+
+def test_yolo_folder_without_yaml_uses_classes_txt(tmp_path, write_yolo):
+    write_yolo(tmp_path, "", "q", ["1 0.5 0.5 0.5 0.5"])
+    with pytest.raises(DatasetError, match="without class names"):
+        load_dataset(tmp_path)
+    (tmp_path / "classes.txt").write_text("a\nb\n")
+    rec = load_dataset(tmp_path)
+    assert rec.format == "yolo" and rec.class_names == ["a", "b"] and rec.images[0].labels().tolist() == [1]

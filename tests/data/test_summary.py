@@ -7,7 +7,7 @@ import json
 from PIL import Image
 
 from gfocal.data import load_dataset
-from gfocal.data.summary import plot_summary, summarize
+from gfocal.data.summary import plot_summary, summarize, summarize_dataset
 
 
 def test_summary_counts_and_outputs(coco_dir, tmp_path):
@@ -25,3 +25,9 @@ def test_summary_counts_and_outputs(coco_dir, tmp_path):
     json.dumps(summary.to_dict())
     png = plot_summary(summary, tmp_path / "out" / "summary.png")
     assert Image.open(png).size == (1100, 420)
+
+
+def test_summarize_dataset_for_the_cli(yolo_dir, tmp_path):
+    summary = summarize_dataset(yolo_dir / "data.yaml", tmp_path / "s.png", split="train")
+    assert summary.num_images == 2 and summary.boxes_per_class == {"a": 1, "b": 1} and (tmp_path / "s.png").is_file()
+    assert summary.problems["notes"] == {"missing_label_file": 1, "empty_image": 1}

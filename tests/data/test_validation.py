@@ -7,9 +7,12 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
-from gfocal.data import DatasetError, DatasetWarning, load_dataset
+from gfocal.data import DatasetError, DatasetWarning, ProblemReport, load_dataset
+from gfocal.data.validation import sanitize_boxes
 
 
 def _coco(tmp_path, images, annotations, save=True, save_image=None):
@@ -137,3 +140,20 @@ def test_unreadable_voc_xml_is_skipped_and_named(voc_dir):
     (voc_dir / "Annotations" / "000003.xml").write_text("<annotation><object>")
     rec, messages = _load_warns(voc_dir)
     assert len(rec) == 2 and rec.problems.count("unreadable_annotation") == 1 and "000003.xml" in messages[0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    boxes=st.lists(st.tuples(*[st.floats(-50, 150) | st.just(float("nan"))] * 4), max_size=8),
+    size=st.tuples(st.integers(1, 100), st.integers(1, 100)),
+)
+def test_sanitized_boxes_are_always_inside_and_non_degenerate(boxes, size):
+    array = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    labels = np.zeros(len(array), dtype=np.int64)
+    report = ProblemReport()
+    clipped, keep = sanitize_boxes(array, labels, size[0], size[1], report, [f"box {i}" for i in range(len(array))])
+    kept = clipped[keep]
+    assert (kept[:, 2] > kept[:, 0]).all() and (kept[:, 3] > kept[:, 1]).all()
+    assert (kept >= 0).all() and (kept[:, [0, 2]] <= size[0]).all() and (kept[:, [1, 3]] <= size[1]).all()
+    dropped = sum(report.count(k) for k in ("degenerate_box", "outside_box", "duplicate_box"))
+    assert dropped == len(array) - keep.sum()

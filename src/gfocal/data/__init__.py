@@ -14,6 +14,7 @@ from gfocal.data.dataset import DetectionDataset, collate_detection
 from gfocal.data.loader import detect_format, load_dataset
 from gfocal.data.problems import DatasetError, DatasetWarning, ProblemReport
 from gfocal.data.records import Annotation, DatasetRecords, ImageRecord
+from gfocal.data.transforms import build_transforms
 from gfocal.data.voc import read_voc
 from gfocal.data.yolo import read_yolo
 
@@ -25,6 +26,7 @@ __all__ = [
     "DetectionDataset",
     "ImageRecord",
     "ProblemReport",
+    "build_transforms",
     "coco_image_ids",
     "collate_detection",
     "detect_format",

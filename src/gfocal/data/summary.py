@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 
 from gfocal.data.atomic import atomic_write_bytes
+from gfocal.data.loader import load_dataset
 from gfocal.data.records import DatasetRecords
 
-__all__ = ["DatasetSummary", "summarize", "plot_summary", "SIZE_RANGES"]
+__all__ = ["DatasetSummary", "summarize", "summarize_dataset", "plot_summary", "SIZE_RANGES"]
 
 #: COCO area ranges, square pixels: (name, lower bound inclusive, upper bound exclusive).
 SIZE_RANGES = (("small", 0.0, 32.0**2), ("medium", 32.0**2, 96.0**2), ("large", 96.0**2, float("inf")))
@@ -133,3 +134,14 @@ def plot_summary(summary: DatasetSummary, png_path: str | os.PathLike[str]) -> P
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return atomic_write_bytes(png_path, buffer.getvalue())
+
+
+def summarize_dataset(path: str | os.PathLike[str], png_path: str | os.PathLike[str] | None = None, **load_kwargs: Any) -> DatasetSummary:
+    """``gfocal data summary PATH``: load (without warnings; problems go in the summary), summarise, optionally plot.
+
+    ``load_kwargs`` go to :func:`gfocal.data.load_dataset` (``images_dir``, ``split``, ``strict``...).
+    """
+    summary = summarize(load_dataset(path, warn=False, **load_kwargs))
+    if png_path is not None:
+        plot_summary(summary, png_path)
+    return summary
