@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from gfocal import __version__
-from gfocal.data.atomic import atomic_write_json
+from gfocal.fileio import atomic_write_json
 from gfocal.data.image_io import ImageCheck
 from gfocal.data.problems import DatasetError, ProblemReport
 from gfocal.data.records import DatasetRecords

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from gfocal.data.atomic import atomic_write_bytes, atomic_write_json
+from gfocal.fileio import atomic_write_bytes, atomic_write_json
 from gfocal.data.render import BACKGROUNDS, EDGES, SHAPES, background, blur_edges, class_colour, shape_mask, texture
 
 __all__ = ["SyntheticConfig", "PRESETS", "make_synthetic_dataset", "make_synthetic_splits", "render_image"]

@@ -6,8 +6,6 @@ Everything read with ``torch.load`` uses ``weights_only=True``; nothing here unp
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,34 +14,19 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import Tensor
 
+from gfocal.fileio import atomic_write
 from gfocal.models.config import ModelConfig
 
 if TYPE_CHECKING:
     from gfocal.models.detector import GFLDetector
 
-__all__ = ["WeightsError", "save_weights", "read_state_dict", "read_config", "load_state_into", "atomic_write"]
+__all__ = ["WeightsError", "save_weights", "read_state_dict", "read_config", "load_state_into"]
 
 _FORMAT = "gfocal-weights-1"
 
 
 class WeightsError(ValueError):
     """A weights file is unreadable, truncated, or does not fit the model."""
-
-
-def atomic_write(path: str | Path, write: callable) -> None:
-    """Call ``write(temporary_path)`` then rename over ``path``: a crash never leaves a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        write(temporary)
-        with open(temporary, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def save_weights(model: GFLDetector, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
