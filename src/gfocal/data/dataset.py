@@ -1,0 +1,83 @@
+"""``torch.utils.data.Dataset`` over :class:`DatasetRecords`, in the torchvision detection convention."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+
+from gfocal.data.image_io import decode_image
+from gfocal.data.records import DatasetRecords
+from gfocal.data.transforms import to_tv_target
+
+__all__ = ["DetectionDataset", "collate_detection"]
+
+Target = dict[str, Any]
+
+
+class DetectionDataset(Dataset):
+    """Images and targets of a validated dataset.
+
+    ``dataset[i]`` is ``(image, target)``:
+
+    - ``image``: uint8 Tensor [3, H, W], RGB, after ``transforms``;
+    - ``target["boxes"]``: float32 [M, 4] xyxy absolute pixels in the transformed image;
+    - ``target["labels"]``: int64 [M] in 0..C-1;
+    - ``target["ignore_boxes"]``: float32 [K, 4] crowd/difficult boxes, moved with the
+      image (eval); always empty with ``train=True``, where those boxes are removed
+      as in the reference implementations;
+    - ``target["image_id"]``: int, index into ``records.images``;
+    - ``target["orig_size"]``: ``(h, w)`` of the decoded file (EXIF orientation applied);
+    - ``target["scale"]``: float, resize factor applied (output width / file width);
+      ``target["scale_xy"]``: ``(sx, sy)`` exact per-axis factors.
+
+    Args:
+        records: from :func:`gfocal.data.load_dataset`.
+        transforms: a v2 pipeline such as :func:`gfocal.data.transforms.build_transforms`,
+            or None for the image as decoded.
+        train: drop crowd/difficult boxes entirely.
+    """
+
+    def __init__(self, records: DatasetRecords, transforms: Callable[..., Any] | None = None, train: bool = False) -> None:
+        self.records = records
+        self.transforms = transforms
+        self.train = train
+
+    def __len__(self) -> int:
+        return len(self.records.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, Target]:
+        record = self.records.images[index]
+        image = decode_image(record.path)  # [3, H, W]
+        height, width = image.shape[-2:]
+        boxes = torch.as_tensor(record.boxes()).reshape(-1, 4)  # [M, 4]
+        if (height, width) != (record.height, record.width):  # size taken on trust (check_images="none")
+            boxes = boxes * torch.tensor([width / record.width, height / record.height] * 2)
+        labels = torch.as_tensor(record.labels())  # [M]
+        ignore = torch.as_tensor(record.ignore_mask())  # [M]
+        if self.train:
+            boxes, labels, ignore = boxes[~ignore], labels[~ignore], ignore[~ignore]
+        out_image, target = tv_tensors.Image(image), to_tv_target(boxes, labels, ignore, height, width)
+        if self.transforms is not None:
+            out_image, target = self.transforms(out_image, target)
+        keep = ~target["ignore"]
+        out_boxes = target["boxes"].as_subclass(torch.Tensor).to(torch.float32)
+        sx, sy = out_image.shape[-1] / width, out_image.shape[-2] / height
+        return out_image.as_subclass(torch.Tensor), {
+            "boxes": out_boxes[keep],
+            "labels": target["labels"][keep],
+            "ignore_boxes": out_boxes[~keep],
+            "image_id": index,
+            "orig_size": (int(height), int(width)),
+            "scale": float(sx),
+            "scale_xy": (float(sx), float(sy)),
+        }
+
+
+def collate_detection(batch: list[tuple[torch.Tensor, Target]]) -> tuple[list[torch.Tensor], list[Target]]:
+    """Batch of ``(image, target)`` pairs → ``(images, targets)`` lists; images keep their own sizes."""
+    images, targets = zip(*batch) if batch else ((), ())
+    return list(images), list(targets)

@@ -1,0 +1,97 @@
+"""ResNet body + FPN (P3-P7) from torchvision parts.
+
+The extra levels P6 and P7 come from the P5 *output* (mmdetection's
+``add_extra_convs="on_output"``), which is torchvision's ``LastLevelP6P7`` when
+its in and out channels are equal.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torchvision.models import resnet
+from torchvision.ops import FeaturePyramidNetwork, FrozenBatchNorm2d
+from torchvision.ops.feature_pyramid_network import LastLevelP6P7
+
+from gfocal.models.config import ModelConfig
+
+__all__ = ["ResNetFPN", "load_backbone_weights"]
+
+_STAGES = ("layer1", "layer2", "layer3", "layer4")
+
+
+class ResNetFPN(nn.Module):
+    """ResNet C3-C5 features through an FPN, giving len(strides) levels of ``fpn_channels``.
+
+    Input: Tensor[N, 3, H, W] normalised images (H, W divisible by the largest stride
+    for exact level sizes). Output: list of Tensor[N, fpn_channels, H/s, W/s], s in strides.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        if tuple(config.strides) != (8, 16, 32, 64, 128):
+            raise ValueError(f"ResNetFPN builds levels P3-P7 (strides 8..128), got strides={config.strides}")
+        norm_layer = FrozenBatchNorm2d if config.backbone_norm == "frozen_bn" else nn.BatchNorm2d
+        body = getattr(resnet, config.backbone)(weights=None, norm_layer=norm_layer)
+        del body.fc, body.avgpool
+        self.body = body
+        self._freeze(config.trainable_backbone_layers)
+        stage_channels = [body.layer2[-1], body.layer3[-1], body.layer4[-1]]
+        in_channels = [_block_out_channels(block) for block in stage_channels]
+        self.fpn = FeaturePyramidNetwork(
+            in_channels, config.fpn_channels, extra_blocks=LastLevelP6P7(config.fpn_channels, config.fpn_channels)
+        )
+
+    def _freeze(self, trainable_layers: int) -> None:
+        if not 0 <= trainable_layers <= 5:
+            raise ValueError(f"trainable_backbone_layers must be in [0, 5], got {trainable_layers}")
+        trainable = ["layer4", "layer3", "layer2", "layer1", "conv1"][:trainable_layers]
+        if trainable_layers == 5:
+            trainable.append("bn1")
+        for name, parameter in self.body.named_parameters():
+            if not any(name.startswith(prefix) for prefix in trainable):
+                parameter.requires_grad_(False)
+
+    def forward(self, images: Tensor) -> list[Tensor]:
+        body = self.body
+        x = body.maxpool(body.relu(body.bn1(body.conv1(images))))
+        c2 = body.layer1(x)
+        c3 = body.layer2(c2)
+        c4 = body.layer3(c3)
+        c5 = body.layer4(c4)
+        features = self.fpn(OrderedDict((("c3", c3), ("c4", c4), ("c5", c5))))
+        return list(features.values())
+
+
+def _block_out_channels(block: nn.Module) -> int:
+    last_bn = block.bn3 if hasattr(block, "bn3") else block.bn2
+    return last_bn.weight.shape[0]
+
+
+def load_backbone_weights(backbone: ResNetFPN, path: str | Path) -> None:
+    """Load ImageNet (or other) ResNet weights from a local file into the body.
+
+    Accepts torchvision ``resnet*.pth`` state dicts and safetensors files; the
+    classifier (``fc.*``) is ignored. Any other missing or unexpected key is an error.
+    """
+    from gfocal.models.weights import read_state_dict
+
+    state = read_state_dict(path)
+    state = {k.removeprefix("module.").removeprefix("backbone.").removeprefix("body."): v for k, v in state.items()}
+    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    expected = backbone.body.state_dict()
+    missing = sorted(k for k in expected if k not in state and not k.endswith("num_batches_tracked"))
+    unexpected = sorted(k for k in state if k not in expected)
+    mis_shaped = sorted(k for k in state if k in expected and state[k].shape != expected[k].shape)
+    if missing or unexpected or mis_shaped:
+        raise ValueError(
+            f"backbone weights {path} do not fit {type(backbone.body).__name__}: "
+            f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+            f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}, "
+            f"mis-shaped {mis_shaped[:5]}"
+        )
+    with torch.no_grad():
+        backbone.body.load_state_dict(state, strict=False)

@@ -1,0 +1,143 @@
+"""The detector's configuration: one frozen dataclass, plain data, strict on unknown keys.
+
+Variants of the method are a few fields, so an ablation changes one thing at a time:
+
+=====================  ==============  ===========  =============  ======
+variant                classification  box          quality_label  dgqp
+=====================  ==============  ===========  =============  ======
+GFL (default)          ``"qfl"``       ``"dfl"``    ``"iou"``      False
+GFLv2                  ``"qfl"``       ``"dfl"``    ``"iou"``      True
+GFL, centerness label  ``"qfl"``       ``"dfl"``    ``"centerness"``  False
+QFL only               ``"qfl"``       ``"dirac"``  ``"iou"``      False
+DFL only               ``"focal"``     ``"dfl"``    —              False
+ATSS baseline          ``"focal"``     ``"dirac"``  —              False
+=====================  ==============  ===========  =============  ======
+
+``classification="focal"`` is the ATSS baseline's sigmoid Focal Loss with a
+separate centerness branch (BCE), multiplied into the score at test time;
+``"qfl"`` is the joint classification-quality score trained with QFL.
+``box="dfl"`` predicts a general distribution over ``reg_max + 1`` bins per
+edge (Integral + GIoU + DFL); ``"dirac"`` regresses each edge directly (GIoU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["ModelConfig"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to build a detector; saved inside every weights file.
+
+    ``num_classes`` excludes background: labels are 0..num_classes-1.
+    Image mean/std are in [0, 1] units of RGB images.
+    """
+
+    num_classes: int
+    class_names: tuple[str, ...] | None = None
+    # Backbone and neck.
+    backbone: Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"] = "resnet50"
+    backbone_norm: Literal["bn", "frozen_bn"] = "bn"
+    trainable_backbone_layers: int = 5
+    fpn_channels: int = 256
+    strides: tuple[int, ...] = (8, 16, 32, 64, 128)
+    # Head.
+    stacked_convs: int = 4
+    feat_channels: int = 256
+    norm_groups: int = 32
+    reg_max: int = 16
+    classification: Literal["qfl", "focal"] = "qfl"
+    box: Literal["dfl", "dirac"] = "dfl"
+    quality_label: Literal["iou", "centerness"] = "iou"
+    dgqp: bool = False
+    dgqp_topk: int = 4
+    dgqp_channels: int = 64
+    prior_prob: float = 0.01
+    # ATSS assignment.
+    atss_topk: int = 9
+    anchor_scale: float = 8.0
+    point_offset: float = 0.0
+    # Losses.
+    qfl_beta: float = 2.0
+    loss_cls_weight: float = 1.0
+    loss_bbox_weight: float = 2.0
+    loss_dfl_weight: float = 0.25
+    loss_centerness_weight: float = 1.0
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    # Input transform.
+    min_size: int = 800
+    max_size: int = 1333
+    size_divisible: int = 32
+    image_mean: tuple[float, float, float] = IMAGENET_MEAN
+    image_std: tuple[float, float, float] = IMAGENET_STD
+    # Inference.
+    score_threshold: float = 0.05
+    pre_nms_top_k: int = 1000
+    nms_iou_threshold: float = 0.6
+    max_detections: int = 100
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1 (background excluded), got {self.num_classes}")
+        if self.class_names is not None and len(self.class_names) != self.num_classes:
+            raise ValueError(f"{len(self.class_names)} class_names given for num_classes={self.num_classes}")
+        if self.reg_max < 1 and self.box == "dfl":
+            raise ValueError(f"reg_max must be >= 1 for box='dfl' (reg_max + 1 bins per edge), got {self.reg_max}")
+        if self.dgqp and (self.classification != "qfl" or self.box != "dfl"):
+            raise ValueError("dgqp needs classification='qfl' and box='dfl' (it reads the edge distributions)")
+        if self.dgqp and self.dgqp_topk > self.reg_max + 1:
+            raise ValueError(f"dgqp_topk={self.dgqp_topk} exceeds the {self.reg_max + 1} bins per edge")
+        for name, allowed in (
+            ("classification", ("qfl", "focal")),
+            ("box", ("dfl", "dirac")),
+            ("quality_label", ("iou", "centerness")),
+            ("backbone_norm", ("bn", "frozen_bn")),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        for name in ("feat_channels", "fpn_channels"):
+            if getattr(self, name) % self.norm_groups:
+                raise ValueError(f"{name}={getattr(self, name)} is not divisible by norm_groups={self.norm_groups}")
+
+    @property
+    def bins(self) -> int:
+        """Outputs per edge: reg_max + 1 bins for a distribution, 1 for a Dirac box."""
+        return self.reg_max + 1 if self.box == "dfl" else 1
+
+    def replace(self, **overrides: Any) -> ModelConfig:
+        """A copy with some fields changed; unknown names are an error."""
+        _check_names(overrides)
+        return dataclasses.replace(self, **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
+        _check_names(values)
+        tuple_fields = {"class_names", "strides", "image_mean", "image_std"}
+        converted = {k: tuple(v) if k in tuple_fields and v is not None else v for k, v in values.items()}
+        return cls(**converted)
+
+
+def _check_names(values: dict[str, Any]) -> None:
+    known = {f.name for f in dataclasses.fields(ModelConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        hints = {name: difflib.get_close_matches(name, known, n=1) for name in unknown}
+        described = ", ".join(f"{n!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for n, h in hints.items())
+        raise ValueError(f"unknown model option(s): {described}")
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value

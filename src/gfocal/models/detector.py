@@ -1,0 +1,151 @@
+"""The GFL detector: transform -> ResNet+FPN -> GFL head -> (losses | detections).
+
+Follows torchvision's detection contract: in training mode
+``model(images, targets)`` returns a dict of losses to be summed; in eval mode
+``model(images)`` returns one ``{"boxes", "scores", "labels"}`` dict per image in
+that image's original pixel coordinates. Every path (training, inference,
+export, analysis) runs through :meth:`GFLDetector.head_outputs`.
+
+Shape letters: N images, A locations over all levels, C classes.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from gfocal.models.assigner import LocationGrid, location_grid
+from gfocal.models.backbone import ResNetFPN
+from gfocal.models.config import ModelConfig
+from gfocal.models.criterion import GFLCriterion
+from gfocal.models.head import GFLHead, HeadOutputs, joint_score_logits
+from gfocal.models.postprocess import postprocess_image
+from gfocal.models.transform import DetectionTransform
+
+__all__ = ["GFLDetector", "ScoredOutputs"]
+
+
+class ScoredOutputs(NamedTuple):
+    """What inference needs per location, for a batch.
+
+    scores (Tensor[N, A, C]): class scores in [0, 1] (the joint score for QFL variants, DGQP included).
+    score_factors (Tensor[N, A] | None): centerness to multiply in after thresholding (ATSS baseline).
+    box_outputs (Tensor[N, A, 4*B]): edge distribution logits or stride-unit distances.
+    grid: the locations.
+    """
+
+    scores: Tensor
+    score_factors: Tensor | None
+    box_outputs: Tensor
+    grid: LocationGrid
+
+
+class GFLDetector(nn.Module):
+    """A GFL (or ATSS-baseline, or GFLv2) detector built from a :class:`ModelConfig`."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.transform = DetectionTransform(config)
+        self.backbone = ResNetFPN(config)
+        self.head = GFLHead(config, config.fpn_channels, len(config.strides))
+        self.criterion = GFLCriterion(config)
+        self.last_stats: dict[str, float] = {}
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.config.class_names or tuple(str(i) for i in range(self.config.num_classes))
+
+    def head_outputs(self, batch: Tensor) -> tuple[HeadOutputs, LocationGrid]:
+        """The one forward path of the network.
+
+        Args:
+            batch (Tensor[N, 3, H, W]): normalised, padded images.
+
+        Returns:
+            (HeadOutputs in float32, the locations' grid).
+        """
+        features = self.backbone(batch)
+        outputs = self.head(features)
+        grid = location_grid(
+            [tuple(f.shape[-2:]) for f in features], self.config.strides, self.config.point_offset, batch.device
+        )
+        return outputs, grid
+
+    def scored_outputs(self, batch: Tensor) -> ScoredOutputs:
+        """Head outputs turned into per-location scores (sigmoid, DGQP folded in); used by inference and export."""
+        outputs, grid = self.head_outputs(batch)
+        score_factors = None
+        if self.config.classification == "focal":
+            scores = outputs.cls_logits.sigmoid()
+            score_factors = outputs.quality_logits.squeeze(-1).sigmoid()
+        elif outputs.quality_logits is not None:
+            scores = joint_score_logits(outputs.cls_logits, outputs.quality_logits).sigmoid()
+        else:
+            scores = outputs.cls_logits.sigmoid()
+        return ScoredOutputs(scores, score_factors, outputs.box_outputs, grid)
+
+    def forward(
+        self,
+        images: list[Tensor],
+        targets: list[dict[str, Tensor]] | None = None,
+        return_distributions: bool = False,
+    ) -> dict[str, Tensor] | list[dict[str, Tensor]]:
+        """Losses in training mode, detections in eval mode.
+
+        Args:
+            images: list of Tensor[3, H, W], RGB, uint8 in [0, 255] or float in [0, 1], any sizes.
+            targets: in training, one dict per image with ``boxes`` (Tensor[M, 4] float, xyxy pixels)
+                and ``labels`` (Tensor[M] int64 in [0, num_classes)).
+            return_distributions: in eval, also return per-box edge distributions and their spread
+                (see :func:`gfocal.models.postprocess.postprocess_image`).
+        """
+        if self.training:
+            if targets is None:
+                raise ValueError("targets are required in training mode (call model.eval() for inference)")
+            _check_targets(targets, len(images), self.config.num_classes)
+            batch, targets = self.transform(images, targets)
+            outputs, grid = self.head_outputs(batch.tensors)
+            losses, self.last_stats = self.criterion(outputs, grid, targets)
+            return losses
+        batch, _ = self.transform(images)
+        scored = self.scored_outputs(batch.tensors)
+        detections = [
+            postprocess_image(
+                self.config,
+                scored.scores[i],
+                None if scored.score_factors is None else scored.score_factors[i],
+                scored.box_outputs[i],
+                scored.grid,
+                batch.image_sizes[i],
+                return_distributions,
+            )
+            for i in range(len(images))
+        ]
+        return self.transform.postprocess(detections, batch.scales)
+
+
+def _check_targets(targets: list[dict[str, Tensor]], num_images: int, num_classes: int) -> None:
+    if len(targets) != num_images:
+        raise ValueError(f"got {num_images} images but {len(targets)} targets")
+    for index, target in enumerate(targets):
+        boxes, labels = target.get("boxes"), target.get("labels")
+        if boxes is None or labels is None:
+            raise ValueError(f"targets[{index}] needs 'boxes' and 'labels', has {sorted(target)}")
+        if boxes.dim() != 2 or boxes.shape[-1] != 4:
+            raise ValueError(f"targets[{index}]['boxes'] has shape {tuple(boxes.shape)}; expected [M, 4] xyxy")
+        if labels.shape != boxes.shape[:1]:
+            raise ValueError(f"targets[{index}]: {len(labels)} labels for {len(boxes)} boxes")
+        if len(boxes) == 0:
+            continue
+        if not torch.isfinite(boxes).all():
+            raise ValueError(f"targets[{index}]['boxes'] contains NaN or infinite values")
+        if (boxes[:, 2:] <= boxes[:, :2]).any():
+            raise ValueError(f"targets[{index}]['boxes'] has boxes with x2 <= x1 or y2 <= y1 (expected xyxy)")
+        if labels.dtype.is_floating_point or labels.min() < 0 or labels.max() >= num_classes:
+            raise ValueError(
+                f"targets[{index}]['labels'] must be integers in [0, {num_classes - 1}] "
+                f"(num_classes={num_classes}, background excluded); got {labels.tolist()[:10]}"
+            )

@@ -1,0 +1,73 @@
+"""Named configurations as plain factory functions, and loading a model from a weights file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gfocal.models.backbone import load_backbone_weights
+from gfocal.models.config import ModelConfig
+from gfocal.models.detector import GFLDetector
+from gfocal.models.weights import load_state_into, read_config, read_state_dict
+
+__all__ = ["build_detector", "load_model", "gfl_resnet50_fpn", "gfl_resnet18_fpn", "gfl_small", "MODELS"]
+
+
+def build_detector(
+    config: ModelConfig, weights: str | Path | None = None, backbone_weights: str | Path | None = None
+) -> GFLDetector:
+    """Build a detector; optionally load full weights, or only the backbone's (e.g. ImageNet) from a local file."""
+    model = GFLDetector(config)
+    if weights is not None:
+        load_state_into(model, read_state_dict(weights), weights)
+    elif backbone_weights is not None:
+        load_backbone_weights(model.backbone, backbone_weights)
+    return model
+
+
+def load_model(path: str | Path, **overrides: Any) -> GFLDetector:
+    """Rebuild a detector from a gfocal weights file alone; ``overrides`` change inference options (e.g. score_threshold)."""
+    config = read_config(path)
+    return build_detector(config.replace(**overrides) if overrides else config, weights=path)
+
+
+def _named(defaults: dict[str, Any]) -> Callable[..., GFLDetector]:
+    def factory(
+        num_classes: int,
+        weights: str | Path | None = None,
+        backbone_weights: str | Path | None = None,
+        **overrides: Any,
+    ) -> GFLDetector:
+        options = {**defaults, **overrides}
+        # A pretrained body keeps its BatchNorm statistics and stem frozen, as the reference does;
+        # from scratch everything trains.
+        if backbone_weights is not None:
+            options.setdefault("backbone_norm", "frozen_bn")
+            options.setdefault("trainable_backbone_layers", 3)
+        return build_detector(ModelConfig(num_classes=num_classes, **options), weights, backbone_weights)
+
+    return factory
+
+
+gfl_resnet50_fpn = _named({"backbone": "resnet50"})
+gfl_resnet50_fpn.__doc__ = """The paper's GFL: ResNet-50 FPN P3-P7, 256 channels, 4-conv towers, reg_max 16, 1333x800."""
+gfl_resnet18_fpn = _named({"backbone": "resnet18"})
+gfl_resnet18_fpn.__doc__ = """GFL with a ResNet-18 body, otherwise the paper's settings."""
+gfl_small = _named(
+    {
+        "backbone": "resnet18",
+        "fpn_channels": 96,
+        "feat_channels": 96,
+        "stacked_convs": 2,
+        "min_size": 320,
+        "max_size": 320,
+    }
+)
+gfl_small.__doc__ = """A CPU-friendly GFL: ResNet-18, 96-channel FPN and head, 2-conv towers, images up to 320 px."""
+
+MODELS: dict[str, Callable[..., GFLDetector]] = {
+    "gfl_small": gfl_small,
+    "gfl_resnet18_fpn": gfl_resnet18_fpn,
+    "gfl_resnet50_fpn": gfl_resnet50_fpn,
+}

@@ -1,0 +1,88 @@
+"""From per-location outputs to detections: per-level top-k, decode, class-aware NMS.
+
+Shape letters:
+    A  locations of one image      C  classes      K  detections kept
+    B  outputs per edge (reg_max + 1 bins, or 1 for a Dirac box)
+
+Reference: PAPER.md "Training recipe", Inference.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torchvision.ops import batched_nms
+
+from gfocal.models.assigner import LocationGrid
+from gfocal.models.config import ModelConfig
+from gfocal.models.criterion import decode_boxes
+from gfocal.ops import distribution_std
+
+__all__ = ["postprocess_image"]
+
+
+def postprocess_image(
+    config: ModelConfig,
+    cls_scores: Tensor,
+    score_factors: Tensor | None,
+    box_outputs: Tensor,
+    grid: LocationGrid,
+    image_size: tuple[int, int],
+    return_distributions: bool = False,
+) -> dict[str, Tensor]:
+    """Detections of one image, in the coordinates of the (resized) network input.
+
+    Args:
+        cls_scores (Tensor[A, C]): class (or joint) scores in [0, 1].
+        score_factors (Tensor[A] | None): centerness multiplied in after thresholding (ATSS baseline).
+        box_outputs (Tensor[A, 4*B]): edge distribution logits or stride-unit distances.
+        grid: the locations' points, strides and level sizes.
+        image_size: (height, width) of the image before padding; boxes are clipped to it.
+        return_distributions: also return ``box_distributions`` (Tensor[K, 4, B], probabilities
+            over bins, edges left, top, right, bottom), ``edge_std`` (Tensor[K, 4], standard deviation
+            of each edge in pixels) and ``bin_size`` (Tensor[K, 4], pixels per bin along each edge).
+
+    Returns:
+        {"boxes" [K, 4], "scores" [K], "labels" int64 [K]} (+ the optional keys), sorted by score.
+    """
+    candidate_scores, candidate_locations, candidate_labels = [], [], []
+    start = 0
+    for size in grid.level_sizes:
+        level_scores = cls_scores[start : start + size].reshape(-1)  # [A_l * C]
+        top = level_scores.topk(min(config.pre_nms_top_k, level_scores.numel()))
+        keep = top.values > config.score_threshold
+        indices = top.indices[keep]
+        candidate_scores.append(top.values[keep])
+        candidate_locations.append(indices // config.num_classes + start)
+        candidate_labels.append(indices % config.num_classes)
+        start += size
+    scores = torch.cat(candidate_scores)
+    locations = torch.cat(candidate_locations)
+    labels = torch.cat(candidate_labels)
+    if score_factors is not None:
+        scores = scores * score_factors[locations]
+
+    selected_outputs = box_outputs[locations]  # [K', 4*B]
+    boxes = decode_boxes(selected_outputs, grid.points[locations], grid.strides[locations], config.box)
+    height, width = image_size
+    boxes = torch.stack(
+        (boxes[:, 0].clamp(0, width), boxes[:, 1].clamp(0, height), boxes[:, 2].clamp(0, width), boxes[:, 3].clamp(0, height)),
+        dim=-1,
+    )
+    keep = batched_nms(boxes, scores, labels, config.nms_iou_threshold)[: config.max_detections]
+    result = {"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep]}
+    if return_distributions:
+        result.update(_distribution_outputs(config, selected_outputs[keep], grid.strides[locations[keep]]))
+    return result
+
+
+def _distribution_outputs(config: ModelConfig, box_outputs: Tensor, strides: Tensor) -> dict[str, Tensor]:
+    """Edge distributions [K, 4, B], their standard deviations and bin sizes in pixels [K, 4]."""
+    if config.box != "dfl":
+        raise ValueError("return_distributions needs a distribution head (box='dfl'); this model regresses Dirac boxes")
+    probs = box_outputs.reshape(-1, 4, config.reg_max + 1).softmax(-1)
+    return {
+        "box_distributions": probs,
+        "edge_std": distribution_std(probs) * strides.unsqueeze(-1),
+        "bin_size": strides.unsqueeze(-1).expand(-1, 4).clone(),
+    }

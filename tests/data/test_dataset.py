@@ -1,0 +1,37 @@
+"""DetectionDataset and collate_detection give the documented shapes and dtypes."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader
+
+from gfocal.data import DetectionDataset, collate_detection, load_dataset
+from gfocal.data.transforms import build_transforms
+
+
+def test_item_shapes_dtypes_and_scale(coco_dir):
+    records = load_dataset(coco_dir / "ann.json")
+    dataset = DetectionDataset(records, build_transforms(train=False, max_size=32))
+    image, target = dataset[0]
+    assert type(image) is torch.Tensor and image.dtype == torch.uint8 and image.shape == (3, 24, 32)
+    assert target["boxes"].dtype == torch.float32 and target["boxes"].shape == (1, 4)
+    assert target["labels"].dtype == torch.int64 and target["labels"].tolist() == [1]
+    assert target["boxes"].tolist() == [[2.0, 2.5, 7.0, 12.5]]  # (4, 5, 14, 25) at scale 0.5
+    assert target["ignore_boxes"].tolist() == [[10.0, 5.0, 25.0, 20.0]]  # the crowd box, in eval
+    assert target["image_id"] == 0 and target["orig_size"] == (48, 64) and target["scale"] == 0.5
+
+
+def test_train_removes_crowd_boxes_and_keeps_negatives(coco_dir):
+    dataset = DetectionDataset(load_dataset(coco_dir / "ann.json"), train=True)
+    _, target = dataset[0]
+    assert target["labels"].tolist() == [1] and target["ignore_boxes"].shape == (0, 4)
+    image, negative = dataset[2]
+    assert image.shape == (3, 48, 64) and negative["boxes"].shape == (0, 4) and negative["labels"].shape == (0,)
+
+
+def test_collate_through_a_dataloader(coco_dir):
+    dataset = DetectionDataset(load_dataset(coco_dir / "ann.json"), build_transforms(train=True, max_size=40), train=True)
+    images, targets = next(iter(DataLoader(dataset, batch_size=3, collate_fn=collate_detection)))
+    assert isinstance(images, list) and len(images) == 3 and all(im.shape[0] == 3 for im in images)
+    assert [t["image_id"] for t in targets] == [0, 1, 2]
+    assert collate_detection([]) == ([], [])

@@ -1,0 +1,104 @@
+"""ATSS assignment against a straightforward per-ground-truth reference written here."""
+
+import math
+
+import pytest
+import torch
+
+from gfocal.models.assigner import atss_assign, location_grid
+
+STRIDES = (8, 16, 32, 64, 128)
+
+
+def reference_atss(points, strides, level_sizes, gt_boxes, topk=9, anchor_scale=8.0):
+    """One ground truth at a time, with plain Python lists: the textbook ATSS."""
+    num_locations = len(points)
+    anchors = []
+    for (x, y), stride in zip(points.tolist(), strides.tolist()):
+        half = stride * anchor_scale / 2
+        anchors.append((x - half, y - half, x + half, y + half))
+
+    def iou(a, b):
+        w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+        h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+        inter = w * h
+        union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+        return inter / union if union > 0 else 0.0
+
+    best = [(-math.inf, -1)] * num_locations
+    for g, box in enumerate(gt_boxes.tolist()):
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        candidates = []
+        start = 0
+        for size in level_sizes:
+            level = range(start, start + size)
+            dist = sorted(level, key=lambda i: math.hypot(points[i, 0].item() - cx, points[i, 1].item() - cy))
+            candidates += dist[: min(topk, size)]
+            start += size
+        ious = [iou(anchors[i], box) for i in candidates]
+        mean = sum(ious) / len(ious)
+        std = math.sqrt(sum((v - mean) ** 2 for v in ious) / (len(ious) - 1)) if len(ious) > 1 else 0.0
+        for i, value in zip(candidates, ious):
+            x, y = points[i].tolist()
+            inside = min(x - box[0], y - box[1], box[2] - x, box[3] - y) > 0.01
+            if value >= mean + std and inside and value > best[i][0]:
+                best[i] = (value, g)
+    return torch.tensor([g for _, g in best])
+
+
+def random_boxes(generator, count, size):
+    centers = torch.rand(count, 2, generator=generator) * size
+    extents = torch.exp(torch.rand(count, 2, generator=generator) * math.log(size / 2)) + 1
+    boxes = torch.cat((centers - extents / 2, centers + extents / 2), dim=1)
+    return boxes.clamp(0, size)
+
+
+def grid_for(size):
+    shapes = [(math.ceil(size / s), math.ceil(size / s)) for s in STRIDES]
+    return location_grid(shapes, STRIDES, 0.0, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_vectorised_atss_equals_the_per_gt_reference(seed):
+    generator = torch.Generator().manual_seed(seed)
+    size = 256
+    grid = grid_for(size)
+    counts = [int(torch.randint(1, 12, (1,), generator=generator)) for _ in range(3)]
+    per_image = [random_boxes(generator, c, size) for c in counts]
+    padded = torch.zeros(3, max(counts), 4)
+    valid = torch.zeros(3, max(counts), dtype=torch.bool)
+    for i, boxes in enumerate(per_image):
+        padded[i, : len(boxes)] = boxes
+        valid[i, : len(boxes)] = True
+    assignment = atss_assign(grid, padded, valid)
+    for i, boxes in enumerate(per_image):
+        expected = reference_atss(grid.points, grid.strides, grid.level_sizes, boxes)
+        assert torch.equal(assignment.gt_index[i], expected), f"image {i} differs"
+    assert torch.equal(assignment.positive, assignment.gt_index >= 0)
+
+
+def test_images_without_boxes_are_all_negative():
+    grid = grid_for(128)
+    assignment = atss_assign(grid, torch.zeros(2, 0, 4), torch.zeros(2, 0, dtype=torch.bool))
+    assert assignment.gt_index.shape == (2, grid.points.shape[0]) and not assignment.positive.any()
+    # A padded slot next to a real box in another image gets nothing either.
+    boxes = torch.tensor([[[20.0, 20.0, 60.0, 70.0]], [[0.0, 0.0, 0.0, 0.0]]])
+    assignment = atss_assign(grid, boxes, torch.tensor([[True], [False]]))
+    assert assignment.positive[0].any() and not assignment.positive[1].any()
+
+
+def test_a_box_smaller_than_the_stride_still_gets_a_positive_when_it_covers_a_point():
+    grid = grid_for(128)
+    tiny = torch.tensor([[[38.0, 38.0, 42.0, 42.5]]])  # 4x4.5 px around the point (40, 40) of stride 8
+    assignment = atss_assign(grid, tiny, torch.ones(1, 1, dtype=torch.bool))
+    positives = assignment.positive[0].nonzero()[:, 0]
+    assert len(positives) == 1 and grid.points[positives[0]].tolist() == [40.0, 40.0]
+
+
+def test_a_thousand_boxes_in_one_image():
+    generator = torch.Generator().manual_seed(0)
+    grid = grid_for(512)
+    boxes = random_boxes(generator, 1000, 512)[None]
+    assignment = atss_assign(grid, boxes, torch.ones(1, 1000, dtype=torch.bool))
+    matched = assignment.gt_index[assignment.positive]
+    assert matched.min() >= 0 and matched.max() < 1000 and len(matched.unique()) > 300

@@ -1,0 +1,224 @@
+"""The detector's contract, variants, edge cases, determinism and weights round trip."""
+
+import pytest
+import torch
+from torchvision.ops import box_iou
+
+from gfocal.models import WeightsError, gfl_small, load_model, save_weights
+from gfocal.models.head import joint_score_logits
+
+SIZE = 96
+VARIANTS = {
+    "gfl": {},
+    "gflv2": {"dgqp": True},
+    "centerness_label": {"quality_label": "centerness"},
+    "qfl_only": {"box": "dirac"},
+    "dfl_only": {"classification": "focal"},
+    "atss_baseline": {"classification": "focal", "box": "dirac"},
+}
+
+
+def tiny_model(num_classes=3, **overrides):
+    torch.manual_seed(0)
+    return gfl_small(num_classes, **{"min_size": SIZE, "max_size": SIZE, **overrides})
+
+
+def target(boxes, labels):
+    return {"boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), "labels": torch.tensor(labels, dtype=torch.long)}
+
+
+def sample_batch():
+    images = [torch.rand(3, SIZE, SIZE), torch.randint(0, 256, (3, 64, SIZE), dtype=torch.uint8)]
+    targets = [target([[10, 12, 50, 60], [60, 20, 90, 80]], [0, 2]), target([[5, 5, 40, 30]], [1])]
+    return images, targets
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_every_variant_trains_and_predicts(name):
+    model = tiny_model(**VARIANTS[name])
+    images, targets = sample_batch()
+    losses = model(images, targets)
+    assert all(v.dim() == 0 and torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.head.parameters())
+    model.eval()
+    with torch.no_grad():
+        detections = model(images)
+    assert len(detections) == 2
+    for detection, image in zip(detections, images):
+        assert set(detection) == {"boxes", "scores", "labels"}
+        assert detection["boxes"].dtype == torch.float32 and detection["labels"].dtype == torch.int64
+        assert (detection["boxes"][:, 2] <= image.shape[2] + 1e-4).all()
+
+
+def test_loss_names_follow_the_variant():
+    images, targets = sample_batch()
+    assert set(tiny_model()(images, targets)) == {"loss_qfl", "loss_bbox", "loss_dfl"}
+    assert set(tiny_model(classification="focal", box="dirac")(images, targets)) == {
+        "loss_focal",
+        "loss_centerness",
+        "loss_bbox",
+    }
+
+
+def test_images_without_boxes_give_finite_losses_with_zero_but_differentiable_box_terms():
+    model = tiny_model()
+    empty = target([], [])
+    losses = model([torch.rand(3, SIZE, SIZE)] * 2, [empty, empty])
+    assert losses["loss_bbox"].item() == 0 and losses["loss_dfl"].item() == 0 and losses["loss_qfl"] > 0
+    sum(losses.values()).backward()
+    assert torch.isfinite(model.head.cls_out.weight.grad).all()
+
+
+def test_a_thousand_boxes_in_one_image_train():
+    model = tiny_model()
+    generator = torch.Generator().manual_seed(0)
+    corners = torch.rand(1000, 2, generator=generator) * 80
+    boxes = torch.cat((corners, corners + 4 + torch.rand(1000, 2, generator=generator) * 12), 1)
+    losses = model([torch.rand(3, SIZE, SIZE)], [{"boxes": boxes, "labels": torch.zeros(1000, dtype=torch.long)}])
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_uint8_and_float_inputs_agree_and_detections_map_back_to_the_original_size():
+    model = tiny_model().eval()
+    image = torch.randint(0, 256, (3, 48, 64), dtype=torch.uint8)  # resized x1.5 inside the model
+    with torch.no_grad():
+        from_uint8 = model.scored_outputs(model.transform([image])[0].tensors).scores
+        from_float = model.scored_outputs(model.transform([image.float() / 255])[0].tensors).scores
+    torch.testing.assert_close(from_uint8, from_float)
+    batch, _ = model.transform([image])
+    assert batch.image_sizes == [(72, 96)] and batch.scales == [(1.5, 1.5)]
+    detections = model.transform.postprocess([{"boxes": torch.tensor([[15.0, 30.0, 60.0, 72.0]])}], batch.scales)
+    torch.testing.assert_close(detections[0]["boxes"], torch.tensor([[10.0, 20.0, 40.0, 48.0]]))
+
+
+def test_batched_inference_equals_one_by_one():
+    images = [torch.rand(3, SIZE, SIZE) for _ in range(3)]
+    model = tiny_model(score_threshold=0.0).eval()
+    with torch.no_grad():
+        batched = model(images)
+        single = [model([image])[0] for image in images]
+    for a, b in zip(batched, single):
+        torch.testing.assert_close(a["boxes"], b["boxes"])
+        torch.testing.assert_close(a["scores"], b["scores"])
+
+
+def test_inputs_are_not_mutated():
+    model = tiny_model()
+    images, targets = sample_batch()
+    copies = [i.clone() for i in images], [{k: v.clone() for k, v in t.items()} for t in targets]
+    model(images, targets)
+    model.eval()
+    model(images)
+    assert all(torch.equal(a, b) for a, b in zip(images, copies[0]))
+    assert all(torch.equal(a["boxes"], b["boxes"]) for a, b in zip(targets, copies[1]))
+
+
+def test_seeded_training_is_deterministic():
+    def one_step():
+        model = tiny_model()
+        images, targets = sample_batch()
+        torch.manual_seed(1)
+        sum(model(images, targets).values()).backward()
+        return model.head.cls_out.weight.grad.clone()
+
+    assert torch.equal(one_step(), one_step())
+
+
+def test_distributions_are_returned_on_request():
+    model = tiny_model(score_threshold=0.0).eval()
+    with torch.no_grad():
+        detection = model([torch.rand(3, 48, 64)], return_distributions=True)[0]
+    count = len(detection["boxes"])
+    assert count > 0
+    assert detection["box_distributions"].shape == (count, 4, 17)
+    torch.testing.assert_close(detection["box_distributions"].sum(-1), torch.ones(count, 4))
+    assert detection["edge_std"].shape == (count, 4) and (detection["edge_std"] >= 0).all()
+    # The image was upscaled 1.5x inside the model: pixel quantities come back in original pixels.
+    allowed = torch.tensor([8.0, 16, 32, 64, 128]) / 1.5
+    assert ((detection["bin_size"].reshape(-1, 1) - allowed).abs().amin(1) < 1e-4).all()
+    with pytest.raises(ValueError, match="Dirac"):
+        tiny_model(box="dirac").eval()([torch.rand(3, 48, 64)], return_distributions=True)
+
+
+def test_joint_score_logits_is_the_logit_of_the_product():
+    a, b = torch.randn(50, 3) * 5, torch.randn(50, 1) * 5
+    torch.testing.assert_close(joint_score_logits(a, b).sigmoid(), a.sigmoid() * b.sigmoid())
+    assert torch.isfinite(joint_score_logits(torch.full((1, 1), 1e4), torch.full((1, 1), 1e4))).all()
+
+
+def test_head_uses_the_reference_initialisation():
+    model = tiny_model()
+    torch.testing.assert_close(model.head.cls_out.bias, torch.full((3,), -4.59512), atol=1e-4, rtol=0)
+    assert abs(model.head.box_out.weight.std().item() - 0.01) < 2e-3
+
+
+def test_weights_file_alone_rebuilds_the_model(tmp_path):
+    model = tiny_model(class_names=("cat", "dog", "bird")).eval()
+    path = save_weights(model, tmp_path / "model.safetensors")
+    loaded = load_model(path).eval()
+    assert loaded.config == model.config and loaded.class_names == ("cat", "dog", "bird")
+    image = torch.rand(3, SIZE, SIZE)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.scored_outputs(loaded.transform([image])[0].tensors).scores,
+                                   model.scored_outputs(model.transform([image])[0].tensors).scores)
+
+
+def test_weights_for_another_num_classes_or_reg_max_give_one_clear_error(tmp_path):
+    path = save_weights(tiny_model(num_classes=3), tmp_path / "three.safetensors")
+    with pytest.raises(WeightsError, match=r"mis-shaped.*head.cls_out.weight"):
+        gfl_small(5, min_size=SIZE, max_size=SIZE, weights=path)
+    with pytest.raises(WeightsError, match="head.box_out"):
+        gfl_small(3, min_size=SIZE, max_size=SIZE, reg_max=8, weights=path)
+
+
+def test_truncated_weights_file_gives_a_clear_error(tmp_path):
+    path = save_weights(tiny_model(), tmp_path / "model.safetensors")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(WeightsError, match="model.safetensors"):
+        load_model(path)
+
+
+@pytest.mark.parametrize(
+    "images, targets, error, message",
+    [
+        ([torch.rand(1, 32, 32)], None, ValueError, r"shape \(1, 32, 32\).*\[3, H, W\]"),
+        ([torch.rand(32, 32)], None, ValueError, r"\[3, H, W\]"),
+        ([torch.randint(0, 9, (3, 32, 32))], None, TypeError, "dtype torch.int64"),
+        ([torch.full((3, 32, 32), float("nan"))], None, ValueError, "NaN"),
+        ([torch.rand(3, 32, 32)], [target([[1, 1, 5, 5]], [3])], ValueError, r"labels.*\[0, 2\]"),
+        ([torch.rand(3, 32, 32)], [target([[5, 5, 1, 1]], [0])], ValueError, "x2 <= x1"),
+        ([torch.rand(3, 32, 32)], [target([[1, 1, float("nan"), 5]], [0])], ValueError, "NaN"),
+        ([torch.rand(3, 32, 32)], [], ValueError, "1 images but 0 targets"),
+    ],
+)
+def test_bad_inputs_name_what_is_wrong(images, targets, error, message):
+    model = tiny_model()
+    if targets is None:
+        model.eval()
+    with pytest.raises(error, match=message):
+        model(images, targets)
+
+
+def test_overfits_one_image_and_finds_every_box():
+    model = tiny_model(num_classes=2, min_size=128, max_size=128)
+    image = torch.full((3, 128, 128), 0.2)
+    boxes = torch.tensor([[10.0, 12, 50, 60], [70, 20, 120, 90], [30, 80, 60, 110]])
+    labels = torch.tensor([0, 1, 0])
+    for (x1, y1, x2, y2), label in zip(boxes.long().tolist(), labels.tolist()):
+        image[:, y1:y2, x1:x2] = torch.tensor([0.9, 0.1, 0.1] if label == 0 else [0.1, 0.8, 0.3])[:, None, None]
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
+    first = None
+    for _ in range(60):
+        loss = sum(model([image], [{"boxes": boxes, "labels": labels}]).values())
+        first = first if first is not None else loss.item()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.5 * first
+    model.eval()
+    with torch.no_grad():
+        detection = model([image])[0]
+    iou = box_iou(boxes, detection["boxes"]) * (labels[:, None] == detection["labels"][None])
+    assert (iou.amax(1) > 0.7).all(), iou.amax(1)
