@@ -23,8 +23,9 @@ def test_failed_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "last.pt"
     save_checkpoint(path, {"model": {"w": torch.zeros(3)}, "iteration": 1})
 
-    def full_disk(obj, handle):
-        handle.write(b"partial")
+    def full_disk(obj, temporary):
+        with open(temporary, "wb") as handle:
+            handle.write(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(checkpoint.torch, "save", full_disk)

@@ -3,26 +3,24 @@
 A checkpoint is a plain dict of tensors and Python data (model, optimizer,
 schedule, EMA, scaler, iteration, sampler and RNG states, the resolved config),
 saved with ``torch.save`` and read back with ``torch.load(weights_only=True)``, so
-loading never runs pickled code. Writes go to a temporary file in the target
-folder, are fsync'ed, then ``os.replace``'d over the target: a crash or a full
-disk leaves the previous checkpoint intact.
+loading never runs pickled code. Writes are atomic (``gfocal.fileio``): a crash
+or a full disk leaves the previous checkpoint intact.
 """
 
 from __future__ import annotations
 
 import os
 import random
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import torch
 
+from gfocal.fileio import atomic_write
+
 __all__ = [
     "CheckpointError",
-    "atomic_write",
     "save_checkpoint",
     "load_checkpoint",
     "capture_rng_state",
@@ -34,31 +32,10 @@ class CheckpointError(RuntimeError):
     """A checkpoint could not be written or read; the message names the file."""
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(handle)`` on a temporary file beside ``path``, fsync it, then move it onto ``path``.
-
-    On any failure the temporary file is removed and ``path`` keeps its previous content.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
 def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
     """Write ``state`` atomically to ``path``; raises :class:`CheckpointError` naming the file on failure."""
     try:
-        return atomic_write(path, lambda handle: torch.save(state, handle))
+        return atomic_write(path, lambda temporary: torch.save(state, temporary))
     except OSError as error:
         raise CheckpointError(
             f"could not write checkpoint {path}: {error.strerror or error}; the previous file is unchanged"
@@ -103,15 +80,3 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 def _as_tuple(value: Any) -> Any:
     return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable; some platforms (Windows) cannot open folders, which is harmless."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

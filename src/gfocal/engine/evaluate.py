@@ -27,8 +27,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from gfocal.engine.checkpoint import atomic_write
 from gfocal.engine.distributed import all_gather_objects, broadcast_object, rank_and_world
+from gfocal.fileio import atomic_write_bytes
 
 __all__ = [
     "coco_ground_truth",
@@ -126,16 +126,19 @@ def _mean_valid(values: np.ndarray) -> float:
     return float(valid.mean()) if valid.size else -1.0
 
 
-def to_original_coordinates(prediction: Mapping[str, torch.Tensor], scale: float, orig_size: tuple[int, int]) -> dict[str, np.ndarray]:
+def to_original_coordinates(
+    prediction: Mapping[str, torch.Tensor], scale: float | tuple[float, float], orig_size: tuple[int, int]
+) -> dict[str, np.ndarray]:
     """Map one image's detections from the transformed image to the original one.
 
     Args:
         prediction: {"boxes" [K,4] xyxy in transformed pixels, "scores" [K], "labels" [K]}.
-        scale: transformed size / original size (the dataset target's ``scale``).
+        scale: transformed size / original size, one factor or ``(sx, sy)`` (the target's ``scale_xy``).
         orig_size: original (height, width) in pixels.
     """
     h, w = orig_size
-    boxes = prediction["boxes"].detach().float().cpu() / scale  # [K, 4]
+    sx, sy = scale if isinstance(scale, (tuple, list)) else (scale, scale)
+    boxes = prediction["boxes"].detach().float().cpu() / torch.tensor([sx, sy, sx, sy])  # [K, 4]
     boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
     boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
     return {"boxes": boxes.numpy(), "scores": prediction["scores"].detach().float().cpu().numpy(),
@@ -158,7 +161,8 @@ def predict(
             outputs = model([image.to(device, non_blocking=True) for image in images])
         for output, target in zip(outputs, targets):
             orig_size = tuple(int(v) for v in target["orig_size"])
-            detections[int(target["image_id"])] = to_original_coordinates(output, float(target.get("scale", 1.0)), orig_size)
+            scale = target.get("scale_xy", target.get("scale", 1.0))
+            detections[int(target["image_id"])] = to_original_coordinates(output, scale, orig_size)
     model.train(was_training)
     return detections
 
@@ -187,8 +191,7 @@ def evaluate_model(
 
 def save_results(path: str | os.PathLike[str], results: Mapping[str, Any]) -> None:
     """Write ``results`` as indented JSON, atomically."""
-    payload = json.dumps(results, indent=2).encode("utf-8")
-    atomic_write(path, lambda handle: handle.write(payload))
+    atomic_write_bytes(path, json.dumps(results, indent=2).encode("utf-8"))
 
 
 def format_results(results: Mapping[str, Any]) -> str:

@@ -25,8 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
 from gfocal import __version__
-from gfocal.engine.checkpoint import (atomic_write, capture_rng_state, load_checkpoint, restore_rng_state,
-                                      save_checkpoint)
+from gfocal.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from gfocal.engine.config import TrainConfig
 from gfocal.engine.distributed import DistInfo, all_gather_objects
 from gfocal.engine.ema import ModelEMA
@@ -34,6 +33,7 @@ from gfocal.engine.loader import ResumableSampler, build_train_loader
 from gfocal.engine.metrics import MetricsLog
 from gfocal.engine.precision import autocast_factory, make_grad_scaler, resolve_precision
 from gfocal.engine.schedule import LRSchedule
+from gfocal.fileio import atomic_write_bytes
 
 __all__ = ["TrainData", "TrainingDiverged", "Run", "prepare_run", "save_training_state"]
 
@@ -152,8 +152,7 @@ def prepare_run(config: TrainConfig, info: DistInfo, device: torch.device,
     elif info.is_main and run.log.path.exists():
         run.log.path.unlink()  # a fresh run in an old folder starts a fresh log
     if info.is_main:
-        payload = config.to_yaml().encode("utf-8")
-        atomic_write(out_dir / "config.yaml", lambda handle: handle.write(payload))
+        atomic_write_bytes(out_dir / "config.yaml", config.to_yaml().encode("utf-8"))
     return run
 
 
