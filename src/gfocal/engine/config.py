@@ -34,8 +34,11 @@ class TrainConfig:
         model_overrides: keyword arguments passed to that factory.
         train_data, val_data: dataset paths for ``gfocal.data.load_dataset``; ``val_data``
             may be empty (no evaluation). ``train_images``/``val_images``: optional image folders.
-        max_size, min_size: resize limits in pixels (longer side <= max_size, shorter side -> min_size).
+        max_size, min_size: resize limits in pixels (longer side <= max_size, shorter side -> min_size);
+            None takes the model's (``model.config.max_size``/``min_size``, 1333/800 for the paper's model).
+        multiscale: ``(lo, hi)`` range of the shorter side for multi-scale training; None for a single scale.
         hflip: probability of a random horizontal flip during training.
+        photometric: random brightness/contrast/saturation jitter during training.
         epochs: number of passes over the training set.
         batch_size: images per optimiser step, summed over all processes.
         lr: learning rate for a total batch of 16 images; scaled linearly with ``batch_size``.
@@ -65,9 +68,11 @@ class TrainConfig:
     train_images: str = ""
     val_data: str = ""
     val_images: str = ""
-    max_size: int = 1333
-    min_size: int = 800
+    max_size: int | None = None
+    min_size: int | None = None
+    multiscale: tuple[int, ...] | None = None
     hflip: float = 0.5
+    photometric: bool = False
     epochs: int = 12
     batch_size: int = 16
     lr: float = 0.01
@@ -116,6 +121,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.step_epochs must be increasing epochs in 1..{self.epochs}, got {self.step_epochs}")
         if self.time_budget_minutes is not None and self.time_budget_minutes <= 0:
             raise ValueError(f"TrainConfig.time_budget_minutes must be > 0 or None, got {self.time_budget_minutes}")
+        if self.multiscale is not None and len(self.multiscale) != 2:
+            raise ValueError(f"TrainConfig.multiscale must be (lo, hi) or None, got {self.multiscale}")
         if self.clip_grad_norm is not None and self.clip_grad_norm <= 0:
             raise ValueError(f"TrainConfig.clip_grad_norm must be > 0 or None, got {self.clip_grad_norm}")
 

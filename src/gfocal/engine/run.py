@@ -10,6 +10,7 @@ unwrapped model), ``optimizer``, ``schedule`` (the possibly compressed
 
 from __future__ import annotations
 
+import copy
 import difflib
 import random
 import time
@@ -35,7 +36,7 @@ from gfocal.engine.precision import autocast_factory, make_grad_scaler, resolve_
 from gfocal.engine.schedule import LRSchedule
 from gfocal.fileio import atomic_write_bytes
 
-__all__ = ["TrainData", "TrainingDiverged", "Run", "prepare_run", "save_training_state"]
+__all__ = ["TrainData", "TrainingDiverged", "Run", "prepare_run", "save_training_state", "export_weights"]
 
 # Settings that may change when resuming; any other difference from the checkpoint's config is an error.
 RESUMABLE_CHANGES = frozenset({"resume", "out_dir", "device", "workers", "eval_interval", "checkpoint_interval",
@@ -125,8 +126,8 @@ def prepare_run(config: TrainConfig, info: DistInfo, device: torch.device,
                 model: nn.Module | None, data: TrainData | None) -> Run:
     """Build data, model, optimiser, schedule, EMA and loader; restore a checkpoint when resuming."""
     _seed_everything(config.seed)
-    data = data if data is not None else build_data(config)
-    module = (model if model is not None else build_model(config, data)).to(device)
+    module, data = _model_and_data(config, model, data)
+    module = module.to(device)
     if config.channels_last:
         module = module.to(memory_format=torch.channels_last)
     loader, sampler = build_train_loader(data.train, data.collate, config.batch_size, config.seed, config.workers,
@@ -156,33 +157,51 @@ def prepare_run(config: TrainConfig, info: DistInfo, device: torch.device,
     return run
 
 
-def build_data(config: TrainConfig) -> TrainData:
-    """Datasets from ``config.train_data``/``val_data`` with the configured transforms."""
-    from gfocal.data import DetectionDataset, collate_detection, load_dataset
-    from gfocal.data.transforms import build_transforms
-
-    if not config.train_data:
-        raise ValueError("TrainConfig.train_data is required (a dataset path for gfocal.data.load_dataset)")
-    train_records = load_dataset(config.train_data, images_dir=config.train_images or None)
-    train = DetectionDataset(train_records, build_transforms(True, config.max_size, config.min_size, hflip=config.hflip),
-                             train=True)
-    if not config.val_data:
-        return TrainData(train, collate_detection)
-    val_records = load_dataset(config.val_data, images_dir=config.val_images or None)
-    val = DetectionDataset(val_records, build_transforms(False, config.max_size, config.min_size), train=False)
-    return TrainData(train, collate_detection, val, val_records)
-
-
-def build_model(config: TrainConfig, data: TrainData) -> nn.Module:
-    """The detector named by ``config.model``, sized for the training set's classes."""
+def build_model(config: TrainConfig, class_names: list[str]) -> nn.Module:
+    """The detector named by ``config.model`` for ``class_names`` (label i is ``class_names[i]``)."""
     from gfocal.models import MODELS
 
     if config.model not in MODELS:
         close = difflib.get_close_matches(config.model, list(MODELS), n=3)
         raise ValueError(f"unknown model {config.model!r}; available: {', '.join(MODELS)}"
                          + (f" (did you mean {', '.join(close)}?)" if close else ""))
-    class_names = list(data.train.records.class_names)  # type: ignore[attr-defined]
-    return MODELS[config.model](num_classes=len(class_names), **config.model_overrides)
+    return MODELS[config.model](num_classes=len(class_names), class_names=tuple(class_names), **config.model_overrides)
+
+
+def build_data(config: TrainConfig, train_records: Any, model: nn.Module) -> TrainData:
+    """Datasets for ``train_records`` and ``config.val_data``, resized to the model's sizes unless the config sets them."""
+    from gfocal.data import DetectionDataset, collate_detection, load_dataset
+    from gfocal.data.transforms import build_transforms
+
+    model_config = getattr(model, "config", None)
+    max_size = config.max_size or model_config.max_size
+    min_size = config.min_size or model_config.min_size
+    train_transforms = build_transforms(True, max_size, min_size, multiscale=config.multiscale, hflip=config.hflip,
+                                        photometric=config.photometric)
+    train = DetectionDataset(train_records, train_transforms, train=True)
+    if not config.val_data:
+        return TrainData(train, collate_detection)
+    val_records = load_dataset(config.val_data, images_dir=config.val_images or None)
+    if list(val_records.class_names) != list(train_records.class_names):
+        raise ValueError(f"{config.val_data}: classes {val_records.class_names} differ from the training set's "
+                         f"{train_records.class_names}")
+    val = DetectionDataset(val_records, build_transforms(False, max_size, min_size), train=False)
+    return TrainData(train, collate_detection, val, val_records)
+
+
+def _model_and_data(config: TrainConfig, model: nn.Module | None, data: TrainData | None) -> tuple[nn.Module, TrainData]:
+    """Use what the caller gave; build the rest from the config (the model needs the class names first)."""
+    if data is not None and model is not None:
+        return model, data
+    if data is not None:
+        return build_model(config, list(data.train.records.class_names)), data  # type: ignore[attr-defined]
+    if not config.train_data:
+        raise ValueError("TrainConfig.train_data is required (a dataset path for gfocal.data.load_dataset)")
+    from gfocal.data import load_dataset
+
+    train_records = load_dataset(config.train_data, images_dir=config.train_images or None)
+    model = model if model is not None else build_model(config, list(train_records.class_names))
+    return model, build_data(config, train_records, model)
 
 
 def save_training_state(run: Run, best: bool) -> None:
@@ -217,6 +236,22 @@ def save_training_state(run: Run, best: bool) -> None:
     for name in ("last.pt", "best.pt") if best else ("last.pt",):
         save_checkpoint(run.out_dir / name, state)
     run.last_saved = (run.out_dir / "last.pt", run.iteration)
+
+
+def export_weights(run: Run) -> Path | None:
+    """Write ``model.safetensors`` (loadable with ``gfocal.models.load_model``) from ``best.pt``, else ``last.pt``.
+
+    The EMA weights are exported when EMA is on. Only for ``gfocal.models`` detectors; None otherwise.
+    """
+    from gfocal.models import GFLDetector, save_weights
+
+    if not (run.info.is_main and isinstance(run.module, GFLDetector)):
+        return None
+    source = run.out_dir / "best.pt" if (run.out_dir / "best.pt").is_file() else run.out_dir / "last.pt"
+    state = load_checkpoint(source)
+    model = copy.deepcopy(run.module).cpu()
+    model.load_state_dict(state["ema"]["module"] if state["ema"] else state["model"])
+    return save_weights(model, run.out_dir / "model.safetensors")
 
 
 def _resume_path(config: TrainConfig) -> Path | None:

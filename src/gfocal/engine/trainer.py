@@ -25,7 +25,7 @@ from gfocal.engine.config import TrainConfig
 from gfocal.engine.distributed import all_reduce_mean, broadcast_object, cleanup_distributed, setup_distributed
 from gfocal.engine.evaluate import evaluate_model, format_results, save_results
 from gfocal.engine.metrics import plot_metrics
-from gfocal.engine.run import Run, TrainData, TrainingDiverged, prepare_run, save_training_state
+from gfocal.engine.run import Run, TrainData, TrainingDiverged, export_weights, prepare_run, save_training_state
 from gfocal.engine.schedule import fit_to_budget
 
 __all__ = ["train", "TrainResult"]
@@ -43,6 +43,8 @@ class TrainResult:
         out_dir: the run folder (checkpoints, ``config.yaml``, ``metrics.jsonl``, ``eval/``, plots).
         last_checkpoint: ``out_dir/last.pt``, the state after the last step.
         best_checkpoint: ``out_dir/best.pt``, the state with the best evaluation AP (None without evaluation).
+        weights: ``out_dir/model.safetensors``, the best (else last) weights for ``gfocal.models.load_model``;
+            None for models other than ``gfocal.models`` detectors.
         iterations: optimiser steps taken in total.
         epochs: epochs completed (fractional when a time budget cut the last one short).
         final_metrics: the last evaluation's results (see ``evaluate_detections``), None without evaluation.
@@ -53,6 +55,7 @@ class TrainResult:
     out_dir: Path
     last_checkpoint: Path
     best_checkpoint: Path | None
+    weights: Path | None
     iterations: int
     epochs: float
     final_metrics: dict[str, Any] | None
@@ -214,6 +217,7 @@ def _finish(run: Run) -> TrainResult:
         out_dir=run.out_dir,
         last_checkpoint=run.out_dir / "last.pt",
         best_checkpoint=best if best.is_file() else None,
+        weights=export_weights(run),
         iterations=run.iteration,
         epochs=run.epoch_progress,
         final_metrics=run.final_metrics,
