@@ -127,6 +127,8 @@ def prepare_run(config: TrainConfig, info: DistInfo, device: torch.device,
     """Build data, model, optimiser, schedule, EMA and loader; restore a checkpoint when resuming."""
     _seed_everything(config.seed)
     module, data = _model_and_data(config, model, data)
+    if data.val is not None and data.val_records is None:
+        raise ValueError("TrainData.val_records is required with a validation set (the ground truth for evaluation)")
     module = module.to(device)
     if config.channels_last:
         module = module.to(memory_format=torch.channels_last)
