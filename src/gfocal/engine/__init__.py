@@ -1,0 +1,1 @@
+"""Training, evaluation and prediction: the loops that run models over data."""
