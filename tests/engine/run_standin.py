@@ -32,4 +32,4 @@ def ddp_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    train(config(out_dir).replace(device="cpu", ema=False), model=TinyDetector(), data=data())
+    train(config(out_dir).replace(device="cpu", ema=False, precision="fp32"), model=TinyDetector(), data=data())

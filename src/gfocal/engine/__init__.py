@@ -1,4 +1,8 @@
-"""Training and evaluation: the loop, schedules, EMA, checkpoints, distributed set-up, COCO evaluation.
+"""Training, evaluation and prediction: the loops that run models over data.
+
+Training (``train``) with its schedules, EMA, checkpoints and distributed set-up;
+COCO evaluation (``evaluate_detections``, ``evaluate_model``); prediction on image
+files in :mod:`gfocal.engine.predict`.
 
 Typical use::
 

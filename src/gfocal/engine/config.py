@@ -55,7 +55,8 @@ class TrainConfig:
         seed: seeds the model initialisation, the data order and the augmentations.
         workers: data-loading worker processes per training process.
         device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
-        precision: autocast dtype; "auto" is bf16/fp16 on CUDA and fp32 on CPU.
+        precision: autocast dtype (see ``gfocal.models.precision``): "auto" is bf16 (fp16 with loss
+            scaling where bf16 is missing) on CUDA, bf16 on CPUs with native bf16, else fp32.
         channels_last: store convolution weights and activations channels-last.
         time_budget_minutes: stop within this wall-clock budget, compressing the LR schedule to fit.
         out_dir: folder for checkpoints, ``config.yaml``, ``metrics.jsonl``, evaluation JSON and plots.

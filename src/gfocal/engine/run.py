@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import random
 import time
 from collections.abc import Callable
@@ -32,9 +33,9 @@ from gfocal.engine.distributed import DistInfo, all_gather_objects
 from gfocal.engine.ema import ModelEMA
 from gfocal.engine.loader import ResumableSampler, build_train_loader
 from gfocal.engine.metrics import MetricsLog
-from gfocal.engine.precision import autocast_factory, make_grad_scaler, resolve_precision
 from gfocal.engine.schedule import LRSchedule
 from gfocal.fileio import atomic_write_bytes
+from gfocal.models.precision import autocast, resolve_precision
 
 __all__ = ["TrainData", "TrainingDiverged", "Run", "prepare_run", "save_training_state", "export_weights"]
 
@@ -146,8 +147,9 @@ def prepare_run(config: TrainConfig, info: DistInfo, device: torch.device,
         wrapped = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
     out_dir = Path(config.out_dir)
     run = Run(config, info, device, data, wrapped, module, optimizer, base_lr, planned, planned,
-              ModelEMA(module, config.ema_decay) if config.ema else None, make_grad_scaler(precision, device),
-              autocast_factory(precision, device), loader, sampler, out_dir,
+              ModelEMA(module, config.ema_decay) if config.ema else None,
+              torch.amp.GradScaler(device.type) if precision.name == "fp16" else None,  # fp16 gradients underflow
+              functools.partial(autocast, precision), loader, sampler, out_dir,
               MetricsLog(out_dir / "metrics.jsonl", enabled=info.is_main), Clock(0.0))
     resume = _resume_path(config)
     if resume is not None:
