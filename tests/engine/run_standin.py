@@ -10,7 +10,8 @@ from standin import RandomDetections, TinyDetector, collate, records_for
 
 def config(out_dir: str, resume: str = "") -> TrainConfig:
     return TrainConfig(model="standin", epochs=3, batch_size=2, warmup_iters=3, step_epochs=(2,), ema=True,
-                       checkpoint_interval=3, log_interval=1, workers=0, seed=0, out_dir=out_dir, resume=resume)
+                       checkpoint_interval=3, log_interval=1, workers=0, seed=0, precision="fp32", out_dir=out_dir,
+                       resume=resume)
 
 
 def data() -> TrainData:
@@ -32,4 +33,4 @@ def ddp_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    train(config(out_dir).replace(device="cpu", ema=False, precision="fp32"), model=TinyDetector(), data=data())
+    train(config(out_dir).replace(device="cpu", ema=False), model=TinyDetector(), data=data())

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from gfocal.engine import TrainConfig, TrainData, TrainingDiverged, load_checkpoint, train
+import run_standin
 from standin import RandomDetections, TinyDetector, collate, records_for
 
 HERE = Path(__file__).parent
@@ -72,29 +73,31 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 
 def test_time_budget_stops_early_compresses_schedule_and_still_evaluates(tmp_path):
     torch.manual_seed(0)
-    budget_s = 1.5
+    budget_s = 3.0
     started = time.perf_counter()
     result = train(tiny_config(tmp_path, epochs=100, step_epochs=(80,), time_budget_minutes=budget_s / 60,
-                               log_interval=10),
+                               log_interval=10, precision="fp32"),
                    model=TinyDetector(sleep_s=0.03), data=tiny_data())
     elapsed = time.perf_counter() - started
     assert result.stopped_by_time_budget and 10 < result.iterations < 400
-    assert elapsed < budget_s + 1.0
-    assert result.final_metrics is not None and (result.out_dir / "last.pt").is_file()
-    schedule = load_checkpoint(result.out_dir / "last.pt")["schedule"]
+    state = load_checkpoint(result.out_dir / "last.pt")
+    assert state["elapsed_s"] < budget_s + 0.5 and elapsed < budget_s + 5.0  # the rest: set-up, final eval, plots
+    assert result.final_metrics is not None
+    schedule = state["schedule"]
     assert schedule["total_iters"] == result.iterations
     assert schedule["milestones"] == [round(80 * 4 * result.iterations / 400)]
 
 
-def run_standin(out_dir, resume, sleep_s):
+def launch_standin(out_dir, resume, sleep_s):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(HERE)])}
     return subprocess.Popen([sys.executable, str(HERE / "run_standin.py"), str(out_dir), resume, str(sleep_s)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
-    reference = run_standin(tmp_path / "reference", "", 0.0)
-    killed = run_standin(tmp_path / "killed", "", 0.1)
+    killed = launch_standin(tmp_path / "killed", "", 0.1)
+    torch.manual_seed(0)  # the reference runs here, while the subprocess starts
+    train(run_standin.config(str(tmp_path / "reference")), model=TinyDetector(), data=run_standin.data())
     last = tmp_path / "killed" / "last.pt"
     deadline = time.time() + 60
     while not (last.is_file() and load_checkpoint(last)["iteration"] >= 6):
@@ -104,9 +107,8 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     killed.wait()
     interrupted_at = load_checkpoint(last)["iteration"]
     assert 6 <= interrupted_at < 24
-    resumed = run_standin(tmp_path / "killed", "auto", 0.0)
+    resumed = launch_standin(tmp_path / "killed", "auto", 0.0)
     assert resumed.wait(timeout=60) == 0, resumed.stderr.read().decode()
-    assert reference.wait(timeout=60) == 0, reference.stderr.read().decode()
 
     expected, actual = (load_checkpoint(tmp_path / run / "last.pt") for run in ("reference", "killed"))
     assert actual["iteration"] == expected["iteration"] == 24
