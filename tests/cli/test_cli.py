@@ -1,5 +1,6 @@
 """The command line: help, version, and one-line errors for user mistakes."""
 
+import json
 import subprocess
 import sys
 
@@ -19,7 +20,7 @@ def test_version_and_help(capsys):
     assert "predict" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", ["predict", "data"])
+@pytest.mark.parametrize("command", ["demo", "train", "eval", "predict", "data"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
@@ -64,3 +65,32 @@ def test_weights_that_are_not_a_model_give_one_line_error(tmp_path, capsys):
     (tmp_path / "w.safetensors").write_bytes(b"garbage")
     assert main(["predict", str(tmp_path / "img.png"), "--weights", str(tmp_path / "w.safetensors"), "--out", str(tmp_path / "o")]) == 2
     assert "w.safetensors" in capsys.readouterr().err
+
+
+def test_train_then_eval_then_refuse_to_overwrite(tmp_path, capsys):
+    assert main(["data", "synthetic", str(tmp_path / "syn"), "--num-train", "4", "--num-val", "2"]) == 0
+    out = tmp_path / "run"
+    train_args = [
+        "train", "--data", str(tmp_path / "syn" / "train.json"), "--val-data", str(tmp_path / "syn" / "val.json"),
+        "--out", str(out), "--model", "gfl_small", "--epochs", "1", "--batch-size", "2", "--workers", "0",
+        "--precision", "fp32", "--set", "model_overrides.min_size=64", "--set", "model_overrides.max_size=64",
+        "--set", "warmup_iters=1",
+    ]
+    assert main(train_args) == 0
+    printed = capsys.readouterr().out
+    assert "trained 2 iterations" in printed and (out / "model.safetensors").exists()
+    assert "max_size: 64" in (out / "config.yaml").read_text()
+    assert main(["eval", "--weights", str(out / "model.safetensors"), "--data", str(tmp_path / "syn" / "val.json"),
+                 "--workers", "0", "--precision", "fp32", "--out", str(tmp_path / "eval.json")]) == 0
+    assert "AP50" in capsys.readouterr().out
+    assert json.loads((tmp_path / "eval.json").read_text())["AP"] >= 0
+    # The same folder again, without --resume or --overwrite, is refused: the earlier run is kept.
+    assert main(train_args) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_unknown_config_key_names_close_matches(tmp_path, capsys):
+    assert main(["data", "synthetic", str(tmp_path / "syn"), "--num-train", "1", "--num-val", "1"]) == 0
+    argv = ["train", "--data", str(tmp_path / "syn" / "train.json"), "--out", str(tmp_path / "r"), "--set", "epoch=3"]
+    assert main(argv) == 2
+    assert "did you mean epochs" in capsys.readouterr().err

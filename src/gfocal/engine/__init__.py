@@ -13,7 +13,7 @@ Typical use::
 from gfocal.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from gfocal.engine.config import TrainConfig, load_config, parse_overrides
 from gfocal.engine.ema import ModelEMA
-from gfocal.engine.evaluate import coco_ground_truth, evaluate_detections, evaluate_model, format_results, predict
+from gfocal.engine.evaluate import coco_ground_truth, evaluate_detections, evaluate_model, format_results, predict_dataset
 from gfocal.engine.run import TrainData, TrainingDiverged
 from gfocal.engine.schedule import LRSchedule, fit_to_budget
 from gfocal.engine.trainer import TrainResult, train
@@ -34,7 +34,7 @@ __all__ = [
     "load_checkpoint",
     "load_config",
     "parse_overrides",
-    "predict",
+    "predict_dataset",
     "save_checkpoint",
     "train",
 ]

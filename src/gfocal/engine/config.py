@@ -34,6 +34,8 @@ class TrainConfig:
         model_overrides: keyword arguments passed to that factory.
         train_data, val_data: dataset paths for ``gfocal.data.load_dataset``; ``val_data``
             may be empty (no evaluation). ``train_images``/``val_images``: optional image folders.
+            ``train_split``/``val_split``: the split to read from a YOLO data yaml or a VOC folder's
+            ImageSets (empty: the reader's default).
         max_size, min_size: resize limits in pixels (longer side <= max_size, shorter side -> min_size);
             None takes the model's (``model.config.max_size``/``min_size``, 1333/800 for the paper's model).
         multiscale: ``(lo, hi)`` range of the shorter side for multi-scale training; None for a single scale.
@@ -45,7 +47,8 @@ class TrainConfig:
         momentum, weight_decay: SGD parameters.
         warmup_iters, warmup_ratio: linear warm-up from ``warmup_ratio * lr`` to ``lr``.
         schedule: "step" (x ``step_gamma`` at each epoch in ``step_epochs``) or "cosine"
-            (to ``min_lr_ratio * lr`` at the end).
+            (to ``min_lr_ratio * lr`` at the end). ``step_epochs`` left as None is the paper's
+            recipe scaled to ``epochs``: steps after 8/12 and 11/12 of them ((8, 11) for 12 epochs).
         clip_grad_norm: maximum L2 norm of all gradients; ``None`` disables clipping.
         ema, ema_decay: keep an exponential moving average of the weights (evaluated and
             saved as the "best" model when on).
@@ -69,6 +72,8 @@ class TrainConfig:
     train_images: str = ""
     val_data: str = ""
     val_images: str = ""
+    train_split: str = ""
+    val_split: str = ""
     max_size: int | None = None
     min_size: int | None = None
     multiscale: tuple[int, ...] | None = None
@@ -82,7 +87,7 @@ class TrainConfig:
     warmup_iters: int = 500
     warmup_ratio: float = 0.001
     schedule: Schedule = "step"
-    step_epochs: tuple[int, ...] = (8, 11)
+    step_epochs: tuple[int, ...] | None = None
     step_gamma: float = 0.1
     min_lr_ratio: float = 0.01
     clip_grad_norm: float | None = 35.0
@@ -118,6 +123,9 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.warmup_ratio must be in (0, 1], got {self.warmup_ratio}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"TrainConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.step_epochs is None:
+            scaled = sorted({max(1, round(self.epochs * 8 / 12)), max(1, round(self.epochs * 11 / 12))})
+            object.__setattr__(self, "step_epochs", tuple(scaled))
         if list(self.step_epochs) != sorted(self.step_epochs) or any(not 0 < e <= self.epochs for e in self.step_epochs):
             raise ValueError(f"TrainConfig.step_epochs must be increasing epochs in 1..{self.epochs}, got {self.step_epochs}")
         if self.time_budget_minutes is not None and self.time_budget_minutes <= 0:

@@ -34,7 +34,7 @@ __all__ = [
     "coco_ground_truth",
     "evaluate_detections",
     "to_original_coordinates",
-    "predict",
+    "predict_dataset",
     "evaluate_model",
     "save_results",
     "format_results",
@@ -146,7 +146,7 @@ def to_original_coordinates(
 
 
 @torch.no_grad()
-def predict(
+def predict_dataset(
     model: nn.Module,
     loader: DataLoader,
     device: torch.device,
@@ -184,7 +184,7 @@ def evaluate_model(
     rank, world_size = rank_and_world()
     shard = Subset(dataset, range(rank, len(dataset), world_size))  # type: ignore[arg-type]
     loader = DataLoader(shard, batch_size=batch_size, num_workers=workers, collate_fn=collate)
-    gathered = all_gather_objects(predict(model, loader, device, autocast))
+    gathered = all_gather_objects(predict_dataset(model, loader, device, autocast))
     results = evaluate_detections(records, {k: v for part in gathered for k, v in part.items()}) if rank == 0 else None
     return broadcast_object(results)
 

@@ -185,7 +185,7 @@ def build_data(config: TrainConfig, train_records: Any, model: nn.Module) -> Tra
     train = DetectionDataset(train_records, train_transforms, train=True)
     if not config.val_data:
         return TrainData(train, collate_detection)
-    val_records = load_dataset(config.val_data, images_dir=config.val_images or None)
+    val_records = load_dataset(config.val_data, images_dir=config.val_images or None, split=config.val_split or None)
     if list(val_records.class_names) != list(train_records.class_names):
         raise ValueError(f"{config.val_data}: classes {val_records.class_names} differ from the training set's "
                          f"{train_records.class_names}")
@@ -203,7 +203,9 @@ def _model_and_data(config: TrainConfig, model: nn.Module | None, data: TrainDat
         raise ValueError("TrainConfig.train_data is required (a dataset path for gfocal.data.load_dataset)")
     from gfocal.data import load_dataset
 
-    train_records = load_dataset(config.train_data, images_dir=config.train_images or None)
+    train_records = load_dataset(
+        config.train_data, images_dir=config.train_images or None, split=config.train_split or None
+    )
     model = model if model is not None else build_model(config, list(train_records.class_names))
     return model, build_data(config, train_records, model)
 
