@@ -49,6 +49,9 @@ class ModelConfig:
     trainable_backbone_layers: int = 5
     fpn_channels: int = 256
     strides: tuple[int, ...] = (8, 16, 32, 64, 128)
+    # P7 = conv(relu(P6)) as in torchvision's LastLevelP6P7; False gives mmdetection's GFL
+    # (``relu_before_extra_convs=False``): P7 = conv(P6).
+    relu_before_extra_convs: bool = True
     # Head.
     stacked_convs: int = 4
     feat_channels: int = 256
