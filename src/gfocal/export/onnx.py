@@ -124,12 +124,12 @@ def _nms_per_image_and_class(
     image = torch.arange(n, device=boxes.device).unsqueeze(1).expand(n, k)  # [N, K]
     groups = (image * num_classes + labels).reshape(-1)  # [N*K]
     flat_boxes, flat_scores, flat_valid = boxes.reshape(-1, 4), scores.reshape(-1), valid.reshape(-1)
-    # Invalid candidates get score -1: NMS visits them last, so they never suppress a valid one.
-    flat_scores = torch.where(flat_valid, flat_scores, torch.full_like(flat_scores, -1.0))
+    # Only candidates above the threshold enter NMS (its cost grows with the square of their number).
+    candidates = flat_valid.nonzero().squeeze(1)
     # torchvision's coordinate trick: shift each (image, class) group apart so one NMS call is per group.
-    offsets = groups.to(flat_boxes.dtype) * (flat_boxes.max() + 1)
-    keep = nms(flat_boxes + offsets.unsqueeze(1), flat_scores, iou_threshold)  # sorted by score
-    keep = keep[flat_valid[keep]]
+    offsets = groups[candidates].to(flat_boxes.dtype) * (flat_boxes.max() + 1)
+    shifted = flat_boxes[candidates] + offsets.unsqueeze(1)
+    keep = candidates[nms(shifted, flat_scores[candidates], iou_threshold)]  # sorted by score
     owner = keep // k  # image of each kept box
     one_hot = (owner.unsqueeze(1) == torch.arange(n, device=boxes.device)).long()  # [K', N]
     rank = (one_hot.cumsum(0) * one_hot).sum(1) - 1  # position within its image, in score order
