@@ -2,7 +2,9 @@
 
 The extra levels P6 and P7 come from the P5 *output* (mmdetection's
 ``add_extra_convs="on_output"``), which is torchvision's ``LastLevelP6P7`` when
-its in and out channels are equal.
+its in and out channels are equal. torchvision applies a ReLU between P6 and the
+P7 conv, mmdetection's GFL does not (``relu_before_extra_convs=False``); the
+config's ``relu_before_extra_convs`` picks one.
 """
 
 from __future__ import annotations
@@ -41,8 +43,9 @@ class ResNetFPN(nn.Module):
         self._freeze(config.trainable_backbone_layers)
         stage_channels = [body.layer2[-1], body.layer3[-1], body.layer4[-1]]
         in_channels = [_block_out_channels(block) for block in stage_channels]
+        extra = LastLevelP6P7 if config.relu_before_extra_convs else _LastLevelP6P7NoReLU
         self.fpn = FeaturePyramidNetwork(
-            in_channels, config.fpn_channels, extra_blocks=LastLevelP6P7(config.fpn_channels, config.fpn_channels)
+            in_channels, config.fpn_channels, extra_blocks=extra(config.fpn_channels, config.fpn_channels)
         )
 
     def _freeze(self, trainable_layers: int) -> None:
@@ -64,6 +67,15 @@ class ResNetFPN(nn.Module):
         c5 = body.layer4(c4)
         features = self.fpn(OrderedDict((("c3", c3), ("c4", c4), ("c5", c5))))
         return list(features.values())
+
+
+class _LastLevelP6P7NoReLU(LastLevelP6P7):
+    """P6 = conv(P5), P7 = conv(P6): mmdetection's FPN with ``relu_before_extra_convs=False``."""
+
+    def forward(self, p: list[Tensor], c: list[Tensor], names: list[str]) -> tuple[list[Tensor], list[str]]:
+        p6 = self.p6(p[-1] if self.use_P5 else c[-1])
+        p7 = self.p7(p6)
+        return [*p, p6, p7], [*names, "p6", "p7"]
 
 
 def _block_out_channels(block: nn.Module) -> int:
