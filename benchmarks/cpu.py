@@ -5,14 +5,17 @@
 For each config, at its benchmark size: inference per image (eval mode, BatchNorm
 folded, inference_mode) and a training step (forward + loss + backward + SGD
 step) at batch 2, in each mode. ``--compile`` adds ``torch.compile`` for
-inference and reports the first-call compile time. Ratios are against fp32 in
-the same run. Prints JSON with the CPU's bf16 capability.
+inference and reports the first-call compile time. When mmdetection is
+importable (see tests/interop/test_mmdet_parity.py for an install recipe), its
+GFL with the same architecture is timed too, in float32 as it runs on CPUs.
+Ratios are against fp32 in the same run. Prints JSON with the CPU's bf16 capability.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import time
 
 import torch
@@ -23,6 +26,8 @@ from gfocal.models.precision import Precision, autocast, cpu_has_native_bf16, pr
 from model import synthetic_batch
 
 CONFIGS = {"small": (gfl_small, (320, 320)), "r50": (gfl_resnet50_fpn, (800, 1216))}
+# The same architectures in mmdetection: (depth, channels, stacked_convs).
+MMDET_ARCHITECTURES = {"small": (18, 96, 2), "r50": (50, 256, 4)}
 MODES = {
     "fp32": ("fp32", False),
     "fp32_channels_last": ("fp32", True),
@@ -61,6 +66,51 @@ def train_time(model, images, targets, precision: Precision, channels_last: bool
     return time_call(step, warmup=1, repeats=repeats)["median_ms"]
 
 
+def mmdet_times(name: str, images, targets, repeats: int) -> dict:
+    """mmdetection's GFL: inference per image and a training step at batch 2, float32."""
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+
+    from gfocal.interop.mmdet_reference import build_mmdet_gfl
+
+    depth, channels, stacked = MMDET_ARCHITECTURES[name]
+    model = build_mmdet_gfl(80, depth, channels, stacked)
+    height, width = images[0].shape[-2:]
+    pad = (-height % 32, -width % 32)
+    # mmdetection's data preprocessor (normalise in 0-255 units, pad) is part of its measured time.
+    raw = torch.stack(images) * 255
+
+    def samples(with_targets: bool):
+        out = []
+        for target in targets:
+            sample = DetDataSample(metainfo=dict(img_shape=(height, width), ori_shape=(height, width), scale_factor=(1.0, 1.0),
+                                                 pad_shape=(height + pad[0], width + pad[1]), batch_input_shape=(height + pad[0], width + pad[1])))
+            if with_targets:
+                sample.gt_instances = InstanceData(bboxes=target["boxes"], labels=target["labels"])
+            out.append(sample)
+        return out
+
+    def preprocess(batch):
+        mean = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
+        std = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
+        return torch.nn.functional.pad((batch - mean) / std, (0, pad[1], 0, pad[0]))
+
+    with torch.no_grad():
+        inference = time_call(lambda: model.predict(preprocess(raw[:1]), samples(False)[:1]), warmup=1, repeats=repeats)
+    model.train()
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-4, momentum=0.9)
+    train_samples = samples(True)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        loss, _ = model.parse_losses(model.loss(preprocess(raw), train_samples))
+        loss.backward()
+        optimizer.step()
+
+    train = time_call(step, warmup=1, repeats=repeats)
+    return {"inference_ms": inference["median_ms"], "train_step_batch2_ms": train["median_ms"]}
+
+
 def benchmark(name: str, repeats: int, compile_: bool) -> dict:
     factory, size = CONFIGS[name]
     torch.manual_seed(0)
@@ -82,6 +132,16 @@ def benchmark(name: str, repeats: int, compile_: bool) -> dict:
     for mode in MODES:
         results[mode]["inference_speedup"] = base["inference_ms"] / results[mode]["inference_ms"]
         results[mode]["train_speedup"] = base["train_step_batch2_ms"] / results[mode]["train_step_batch2_ms"]
+    if importlib.util.find_spec("mmdet") is not None:
+        mmdet = mmdet_times(name, images, targets, repeats)
+        results["mmdet_fp32"] = mmdet
+        results["vs_mmdet"] = {
+            mode: {
+                "inference_time_ratio": results[mode]["inference_ms"] / mmdet["inference_ms"],
+                "train_throughput_ratio": mmdet["train_step_batch2_ms"] / results[mode]["train_step_batch2_ms"],
+            }
+            for mode in MODES
+        }
     return results
 
 

@@ -9,65 +9,22 @@ mmdetection is not a dependency. To run this test, install it outside the projec
         terminaltables shapely scipy   # mmdet's import-time dependencies (not numpy: keep the venv's)
     PYTHONPATH=/opt/mmdet-site pytest tests/interop/test_mmdet_parity.py
 
-``mmcv-lite`` has no compiled ``mmcv.ops``; :mod:`mmcv_ops_standin` provides the ``nms`` and
+``mmcv-lite`` has no compiled ``mmcv.ops``; :mod:`gfocal.interop.mmcv_ops_standin` provides the ``nms`` and
 ``batched_nms`` GFL inference calls, on top of torchvision.
 """
 
 import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
 if importlib.util.find_spec("mmdet") is None:
     pytest.skip("mmdetection is not installed (optional; see this module's docstring to run it)", allow_module_level=True)
 
-sys.path.insert(0, str(Path(__file__).parent))
-import mmcv_ops_standin  # noqa: E402
-
-mmcv_ops_standin.install()
-
 from gfocal.interop import from_mmdet  # noqa: E402
+from gfocal.interop.mmdet_reference import build_mmdet_gfl  # noqa: E402
 from gfocal.models.postprocess import postprocess_image  # noqa: E402
 
 NUM_CLASSES = 3
-
-
-def mmdet_gfl(depth=18, channels=64, stacked_convs=2, reg_max=16):
-    """mmdetection's gfl_r50_fpn_1x_coco model section, made small."""
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-    from mmengine.config import ConfigDict
-
-    register_all_modules()
-    stage_channels = [64, 128, 256, 512] if depth < 50 else [256, 512, 1024, 2048]
-    config = dict(
-        type="GFL",
-        data_preprocessor=dict(type="DetDataPreprocessor", mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_size_divisor=32),
-        backbone=dict(type="ResNet", depth=depth, num_stages=4, out_indices=(0, 1, 2, 3), frozen_stages=1, norm_cfg=dict(type="BN", requires_grad=True), norm_eval=True, style="pytorch"),
-        neck=dict(type="FPN", in_channels=stage_channels, out_channels=channels, start_level=1, add_extra_convs="on_output", num_outs=5),
-        bbox_head=dict(
-            type="GFLHead", num_classes=NUM_CLASSES, in_channels=channels, stacked_convs=stacked_convs, feat_channels=channels, reg_max=reg_max,
-            anchor_generator=dict(type="AnchorGenerator", ratios=[1.0], octave_base_scale=8, scales_per_octave=1, strides=[8, 16, 32, 64, 128]),
-            loss_cls=dict(type="QualityFocalLoss", use_sigmoid=True, beta=2.0, loss_weight=1.0),
-            loss_dfl=dict(type="DistributionFocalLoss", loss_weight=0.25),
-            loss_bbox=dict(type="GIoULoss", loss_weight=2.0),
-        ),
-        train_cfg=dict(assigner=dict(type="ATSSAssigner", topk=9), allowed_border=-1, pos_weight=-1, debug=False),
-        test_cfg=dict(nms_pre=1000, min_bbox_size=0, score_thr=0.05, nms=dict(type="nms", iou_threshold=0.6), max_per_img=100),
-    )
-    torch.manual_seed(0)
-    model = MODELS.build(ConfigDict(config))
-    with torch.no_grad():  # random, non-trivial weights everywhere (BN statistics and Scales included)
-        for name, tensor in model.state_dict().items():
-            if not tensor.is_floating_point() or name.endswith("integral.project"):
-                continue
-            if "running_var" in name or name.endswith(".scale"):
-                tensor.copy_(torch.rand_like(tensor) * 0.5 + 0.75)
-            else:
-                tensor.copy_(torch.randn_like(tensor) * (0.1 if tensor.dim() > 1 else 0.3))
-    return model.eval()
 
 
 def mmdet_detections(model, batch, image_size):
@@ -82,7 +39,7 @@ def mmdet_detections(model, batch, image_size):
 
 @pytest.mark.parametrize("depth, stacked_convs, reg_max", [(18, 2, 16), (50, 1, 8)])
 def test_detections_equal_mmdetection(depth, stacked_convs, reg_max):
-    reference = mmdet_gfl(depth, 64, stacked_convs, reg_max)
+    reference = build_mmdet_gfl(NUM_CLASSES, depth, 64, stacked_convs, reg_max, random_weights=True)
     ours = from_mmdet(reference.state_dict())
     assert ours.config.backbone == f"resnet{depth}" and ours.config.reg_max == reg_max
     torch.manual_seed(1)

@@ -22,6 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, default=2, help="image-decoding processes (default: 2)")
     parser.add_argument("--no-draw", action="store_true", help="do not write images with boxes drawn")
     parser.add_argument(
+        "--draw-threshold", type=float, default=0.3, help="draw boxes scoring at least this (JSON keeps all; default 0.3)"
+    )
+    parser.add_argument(
         "--uncertainty", action="store_true", help="add each box's per-edge standard deviation in pixels (edge_std)"
     )
     parser.add_argument("--overwrite", action="store_true", help="write into an existing non-empty folder")
@@ -41,6 +44,6 @@ def run(args: argparse.Namespace) -> int:
     predictions = predict_files(
         model, paths, args.batch_size, args.workers, args.precision, args.device, return_distributions=args.uncertainty
     )
-    counts = write_predictions(predictions, out, model.class_names, draw=not args.no_draw)
+    counts = write_predictions(predictions, out, model.class_names, draw=not args.no_draw, draw_threshold=args.draw_threshold)
     print(f"{counts['detections']} detections in {counts['images']} images -> {out}")
     return 0

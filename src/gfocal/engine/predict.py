@@ -123,8 +123,12 @@ def write_predictions(
     out_dir: Path,
     class_names: Sequence[str],
     draw: bool = True,
+    draw_threshold: float = 0.3,
 ) -> dict[str, int]:
-    """Write results.json, predictions.json and (if ``draw``) drawn images; returns counts."""
+    """Write results.json, predictions.json and (if ``draw``) drawn images; returns counts.
+
+    The JSON files hold every detection; drawn images only those scoring at least ``draw_threshold``.
+    """
     images, annotations, results = [], [], []
     drawn: set[str] = set()
     for image_id, prediction in enumerate(predictions, start=1):
@@ -139,8 +143,13 @@ def write_predictions(
             annotations.append({"id": len(annotations) + 1, "area": (x2 - x1) * (y2 - y1), "iscrowd": 0, **entry, **extra})
         if draw:
             name = _safe_name(prediction.path, drawn)
+            shown = detections["scores"] >= draw_threshold
             canvas = draw_detections(
-                decode_image(prediction.path), detections["boxes"], detections["labels"], detections["scores"], class_names
+                decode_image(prediction.path),
+                detections["boxes"][shown],
+                detections["labels"][shown],
+                detections["scores"][shown],
+                class_names,
             )
             atomic_write(out_dir / "images" / name, lambda temporary: canvas.save(temporary, format="JPEG", quality=90))
     categories = [{"id": i + 1, "name": name} for i, name in enumerate(class_names)]

@@ -3,7 +3,7 @@
 mmdetection imports ``mmcv.ops`` in many modules; GFL inference only calls ``nms`` and
 ``batched_nms``, which this module provides on top of ``torchvision.ops`` with mmcv's return
 conventions. Any other name resolves to a placeholder that fails loudly if it is ever used.
-Install with :func:`install` before importing ``mmdet``; test-only, never a dependency.
+Install with :func:`install` before importing ``mmdet``; for comparisons only, never a dependency.
 """
 
 from __future__ import annotations
