@@ -20,7 +20,7 @@ def test_version_and_help(capsys):
     assert "predict" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", ["demo", "train", "eval", "predict", "data"])
+@pytest.mark.parametrize("command", ["demo", "train", "eval", "predict", "data", "export", "convert", "bench"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
@@ -94,3 +94,15 @@ def test_unknown_config_key_names_close_matches(tmp_path, capsys):
     argv = ["train", "--data", str(tmp_path / "syn" / "train.json"), "--out", str(tmp_path / "r"), "--set", "epoch=3"]
     assert main(argv) == 2
     assert "did you mean epochs" in capsys.readouterr().err
+
+
+def test_ablation_smoke_writes_a_table(tmp_path, capsys):
+    out = tmp_path / "ablation"
+    assert main(["bench", "ablation", "--smoke", "--out", str(out), "--workers", "0", "--precision", "fp32",
+                 "--markdown", str(tmp_path / "table.md")]) == 0
+    results = json.loads((out / "ablation.json").read_text())["results"]
+    assert len(results) == 2
+    for entry in results.values():
+        summary = entry["summary"]
+        assert 0 <= summary["AP"]["mean"] <= 1 and summary["train_s_per_iter"]["mean"] > 0
+    assert "| ATSS baseline" in (tmp_path / "table.md").read_text()

@@ -61,3 +61,17 @@ def test_bf16_detections_match_fp32():
         assert matched.float().mean() >= 0.95
         best = iou.argmax(1)[matched]
         assert (a["scores"][top][matched] - b["scores"][best]).abs().max() < 0.02
+
+
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no native bf16 (AVX512-BF16/AMX)")
+@pytest.mark.parametrize("variant", [{}, {"classification": "focal", "box": "dirac"}, {"box": "dirac"}])
+def test_bf16_training_gradients_are_finite_on_small_images(variant):
+    # 64 px images make P6 and P7 1x1, where oneDNN's bf16 stride-2 conv gives garbage weight gradients.
+    torch.manual_seed(0)
+    model = gfl_small(3, min_size=64, max_size=64, **variant).to(memory_format=torch.channels_last)
+    images = [torch.rand(3, 64, 64) for _ in range(4)]
+    targets = [{"boxes": torch.tensor([[8.0, 8.0, 30.0, 40.0]]), "labels": torch.tensor([1])}] * 4
+    with autocast(resolve_precision("bf16", "cpu")):
+        losses = model(images, targets)
+    sum(losses.values()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

@@ -22,9 +22,6 @@ from gfocal.models.config import ModelConfig
 
 __all__ = ["ResNetFPN", "load_backbone_weights"]
 
-_STAGES = ("layer1", "layer2", "layer3", "layer4")
-
-
 class ResNetFPN(nn.Module):
     """ResNet C3-C5 features through an FPN, giving len(strides) levels of ``fpn_channels``.
 
@@ -43,9 +40,8 @@ class ResNetFPN(nn.Module):
         self._freeze(config.trainable_backbone_layers)
         stage_channels = [body.layer2[-1], body.layer3[-1], body.layer4[-1]]
         in_channels = [_block_out_channels(block) for block in stage_channels]
-        extra = LastLevelP6P7 if config.relu_before_extra_convs else _LastLevelP6P7NoReLU
         self.fpn = FeaturePyramidNetwork(
-            in_channels, config.fpn_channels, extra_blocks=extra(config.fpn_channels, config.fpn_channels)
+            in_channels, config.fpn_channels, extra_blocks=_ExtraLevels(config.fpn_channels, config.relu_before_extra_convs)
         )
 
     def _freeze(self, trainable_layers: int) -> None:
@@ -69,12 +65,22 @@ class ResNetFPN(nn.Module):
         return list(features.values())
 
 
-class _LastLevelP6P7NoReLU(LastLevelP6P7):
-    """P6 = conv(P5), P7 = conv(P6): mmdetection's FPN with ``relu_before_extra_convs=False``."""
+class _ExtraLevels(LastLevelP6P7):
+    """P6 = conv(P5 output), P7 = conv(P6), with a ReLU before the P7 conv if ``relu``; always float32.
+
+    These maps are a few pixels wide, so float32 costs nothing here, and it sidesteps a
+    oneDNN bug: under CPU bf16 autocast the weight gradient of a stride-2 conv on a 1x1
+    input comes back as garbage (~1e26), which small images (P6 of 1x1) hit.
+    """
+
+    def __init__(self, channels: int, relu: bool) -> None:
+        super().__init__(channels, channels)
+        self.relu = relu
 
     def forward(self, p: list[Tensor], c: list[Tensor], names: list[str]) -> tuple[list[Tensor], list[str]]:
-        p6 = self.p6(p[-1] if self.use_P5 else c[-1])
-        p7 = self.p7(p6)
+        with torch.autocast(p[-1].device.type, enabled=False):
+            p6 = self.p6(p[-1].float())
+            p7 = self.p7(p6.relu() if self.relu else p6)
         return [*p, p6, p7], [*names, "p6", "p7"]
 
 
