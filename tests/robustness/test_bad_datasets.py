@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from robust_files import box, coco, image, jpeg_claiming, png_header_only
 from gfocal.data import DatasetError, DetectionDataset, load_dataset
@@ -84,6 +84,14 @@ def coco_with_image(t: Path, make: Callable[[Path], Path], **entry) -> Path:
     return coco(t / "ann.json", images=[{"id": 1, "file_name": name, **entry}], annotations=[box([1, 1, 4, 4])])
 
 
+def rotated_png(path: Path) -> Path:
+    im = Image.new("RGB", (32, 24))
+    exif = im.getexif()
+    exif[0x0112] = 6  # displayed rotated by 90 degrees
+    im.save(path.with_suffix(".png"), exif=exif)
+    return path.with_suffix(".png")
+
+
 def many_boxes(t: Path) -> Path:
     anns = [box([i % 50, i // 50 * 0.5, 5, 5], ann_id=i) for i in range(3000)]  # all distinct, all inside
     image(t / "big.png", (64, 48))
@@ -148,6 +156,8 @@ CASES = [
     pytest.param(lambda t: coco_with_image(t, lambda p: image(p.with_suffix(".png"), (1, 1))),
                  Loads(lambda r: (r.images[0].width, r.images[0].height) == (1, 1) and r.problems.count("outside_box") == 1),
                  id="one-pixel-image"),
+    pytest.param(lambda t: coco_with_image(t, rotated_png), Loads(lambda r: (r.images[0].width, r.images[0].height) == (24, 32)
+                                                             and r.problems.count("exif_rotated") == 1), id="png-exif-rotated"),
     pytest.param(lambda t: coco_with_image(t, lambda p: image(p.parent / "données é" / "画像 ü.png")),
                  Loads(lambda r: r.images[0].path.name == "画像 ü.png"), id="non-ascii-path"),
     # --- Pascal VOC -----------------------------------------------------------------------------------------------
@@ -237,3 +247,16 @@ def test_one_pixel_and_non_ascii_images_go_through_the_training_pipeline(tmp_pat
         item, target = DetectionDataset(load_dataset(path), build_transforms(True, 64), train=True)[0]
     assert item.dtype.is_floating_point is False and item.shape[0] == 3 and min(item.shape[1:]) >= 1
     assert target["boxes"].shape == (1, 4) and (target["boxes"][:, 2:] > target["boxes"][:, :2]).all()
+
+
+def test_the_fast_probe_reads_headers_only(tmp_path, monkeypatch):
+    """Validation of a large dataset must not decode every image (PNG's getexif() did, to find a late eXIf chunk)."""
+    names = [image(tmp_path / f"{i}.{ext}", (300, 200)).name for i, ext in enumerate(["png", "jpg", "bmp", "webp"])]
+    path = coco(tmp_path / "ann.json", images=[{"id": i, "file_name": n} for i, n in enumerate(names)])
+
+    def no_decoding(self):
+        raise AssertionError(f"{self.filename} was decoded")
+
+    monkeypatch.setattr(Image.Image, "load", no_decoding)
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    assert len(load_dataset(path, warn=False)) == 4

@@ -74,7 +74,13 @@ def probe_image(path: str | os.PathLike[str], check: ImageCheck = "fast") -> Ima
     try:
         with Image.open(path) as im:
             fmt, mode, (w, h) = im.format, im.mode, im.size
-            orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+            if _too_large(w, h):
+                raise ImageProblem("oversized_image", f"image too large to decode: {path} is {w}x{h} = {w * h} "
+                                   f"pixels, over PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS}")
+            # PNG's getexif() decodes every pixel to look for an eXIf chunk after the image data; read only
+            # one stored before it (in the header), so the fast probe stays a header read.
+            has_exif = fmt != "PNG" or "exif" in im.info
+            orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1) if has_exif else 1
             if check == "full":
                 im.load()
     except UnidentifiedImageError as exc:
@@ -83,9 +89,6 @@ def probe_image(path: str | os.PathLike[str], check: ImageCheck = "fast") -> Ima
         raise ImageProblem("oversized_image", f"image too large to decode: {path} ({exc})") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageProblem("truncated_image", f"corrupt or truncated image: {path} ({exc})") from exc
-    if _too_large(w, h):
-        raise ImageProblem("oversized_image", f"image too large to decode: {path} is {w}x{h} = {w * h} pixels, "
-                           f"over PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS}")
     if check == "fast":
         end = {"JPEG": _JPEG_END, "PNG": _PNG_END}.get(fmt or "")
         if end is not None and end not in _tail(path):
