@@ -158,6 +158,8 @@ def prepare_run(config: TrainConfig, info: DistInfo, device: torch.device,
               torch.amp.GradScaler(device.type) if precision.name == "fp16" else None,  # fp16 gradients underflow
               functools.partial(autocast, precision), loader, sampler, out_dir,
               MetricsLog(out_dir / "metrics.jsonl", enabled=info.is_main), Clock(0.0))
+    if info.is_main:
+        _remove_interrupted_writes(out_dir)
     resume = _resume_path(config)
     if resume is not None:
         _restore(run, resume)
@@ -277,6 +279,13 @@ def _resume_path(config: TrainConfig) -> Path | None:
         last = Path(config.out_dir) / "last.pt"
         return last if last.is_file() else None
     return Path(config.resume)
+
+
+def _remove_interrupted_writes(out_dir: Path) -> None:
+    """Delete the temporary files of checkpoint writes a crash cut short (``gfocal.fileio`` names them ``.NAME.*.tmp``)."""
+    for name in ("last.pt", "best.pt", "model.safetensors"):
+        for stale in out_dir.glob(f".{name}.*.tmp"):
+            stale.unlink(missing_ok=True)
 
 
 def _restore(run: Run, path: Path) -> None:
