@@ -282,9 +282,9 @@ def _resume_path(config: TrainConfig) -> Path | None:
 
 
 def _remove_interrupted_writes(out_dir: Path) -> None:
-    """Delete the temporary files of checkpoint writes a crash cut short (``gfocal.fileio`` names them ``.NAME.*.tmp``)."""
-    for name in ("last.pt", "best.pt", "model.safetensors"):
-        for stale in out_dir.glob(f".{name}.*.tmp"):
+    """Delete the temporaries of writes a crash cut short in the run folder (``gfocal.fileio`` names them ``.NAME.*.tmp``)."""
+    for folder in (out_dir, out_dir / "eval"):
+        for stale in folder.glob(".*.*.tmp"):
             stale.unlink(missing_ok=True)
 
 
