@@ -12,22 +12,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from gfocal.export import ExportedDetector, export_onnx  # noqa: E402
 from gfocal.export.reference_decode import decode, decode_settings  # noqa: E402
-from gfocal.models import gfl_small  # noqa: E402
-
-# (batch, height, width): sizes the model keeps as they are (min_size 96, max_size 160),
-# including ones that are not multiples of 32 (padded inside the graph).
-SIZES = [(1, 96, 96), (3, 96, 150), (2, 90, 160)]
-
-
-def busy_model(**overrides):
-    torch.manual_seed(0)
-    model = gfl_small(3, min_size=96, max_size=160, score_threshold=0.3, **overrides).eval()
-    with torch.no_grad():
-        model.head.cls_out.bias.zero_()
-        model.head.cls_out.weight.normal_(0, 0.1)
-        model.head.box_out.weight.normal_(0, 0.05)
-    return model
-
+from busy_models import SIZES, busy_model, images  # noqa: E402
 
 @pytest.fixture(scope="module")
 def model():
@@ -39,9 +24,6 @@ def raw_session(model, tmp_path_factory):
     path = export_onnx(model, tmp_path_factory.mktemp("onnx") / "raw.onnx", form="raw", optimize=False)
     return onnx.load(str(path)), ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
-
-def images(batch, height, width, seed=0):
-    return torch.randint(0, 256, (batch, 3, height, width), generator=torch.Generator().manual_seed(seed)).float()
 
 
 def test_graph_is_dynamic_opset_17_plus_and_carries_the_config(raw_session, model):
