@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from gfocal import __version__
+from gfocal.cli import analyze
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,7 +16,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Generalized Focal Loss (GFL) object detectors: train, evaluate, predict, analyse, export.",
     )
     parser.add_argument("--version", action="version", version=f"gfocal {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    analyze.register(subparsers)
     return parser
 
 
