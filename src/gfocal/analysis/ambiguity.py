@@ -16,6 +16,7 @@ by ``disagreement``; images by their most ambiguous annotation.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -92,7 +93,8 @@ def analyze_ambiguity(
 
     Args:
         model: a trained detector with a distribution head; its device is used.
-        records: from :func:`gfocal.data.load_dataset` (COCO, VOC or YOLO); crowd regions are skipped.
+        records: from :func:`gfocal.data.load_dataset` (COCO, VOC or YOLO); crowd regions are skipped;
+            annotations without an id of their own (YOLO) are named ``"<file name>#<index in the image>"``.
         batch_size: images per forward pass.
         iou_threshold: least IoU for a detection to match an annotation of its class.
         max_images: analyse only the first images (None: all).
@@ -130,7 +132,12 @@ def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 def _load(record: ImageRecord, device: torch.device) -> tuple[Tensor, dict[str, Tensor], list[Any]]:
     image = decode_image(record.path)  # [3, H, W]
-    annotations = [a for a in record.annotations if not a.iscrowd]
+    # A format without annotation ids (YOLO) gets "<file name>#<index in the image>".
+    annotations = [
+        a if a.id is not None else dataclasses.replace(a, id=f"{record.file_name}#{k}")
+        for k, a in enumerate(record.annotations)
+        if not a.iscrowd
+    ]
     boxes = torch.tensor([a.box for a in annotations], dtype=torch.float32).reshape(-1, 4)
     height, width = image.shape[-2:]
     if (height, width) != (record.height, record.width):  # size taken on trust by the reader
