@@ -64,13 +64,14 @@ def train_briefly(
     seed: int = 0,
     callback: Callable[[int, GFLDetector], None] | None = None,
     every: int = 100,
+    model_options: dict[str, Any] | None = None,
 ) -> GFLDetector:
     """A compact training loop (not the engine's): SGD 0.01, momentum 0.9, wd 1e-4, 50-iteration warm-up, flips.
 
     ``callback(iteration, model)`` runs every ``every`` iterations (model in eval mode meanwhile).
     """
     torch.manual_seed(seed)
-    model = gfl_small(records.num_classes, min_size=size, max_size=size, **MODEL_OPTIONS)
+    model = gfl_small(records.num_classes, min_size=size, max_size=size, **{**MODEL_OPTIONS, **(model_options or {})})
     model.train()
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9, weight_decay=1e-4)
     loader = torch.utils.data.DataLoader(
@@ -135,6 +136,13 @@ def auroc_table(stats: dict[str, np.ndarray], records: DatasetRecords) -> dict[s
         table[f"{name}: box mean"] = auroc(value.mean(1), box_labels)
         table[f"{name}: per edge"] = auroc(value.reshape(-1), edge_labels.reshape(-1))
     table["bimodal (modes>=2): box any"] = auroc((stats["num_modes"] >= 2).any(1), box_labels)
+    # By kind: objects with that kind of ambiguity (and no other) against clean ones.
+    kinds = np.array([[e.get("ambiguous_edges", {}).get(edge) for edge in ("left", "top", "right", "bottom")] for e in extras], dtype=object)
+    for kind in ("blur", "occluded"):
+        only = (kinds == kind).any(1) & ~((kinds != kind) & (kinds != None)).any(1)  # noqa: E711
+        subset = only | ~box_labels
+        table[f"ambiguity (box score), {kind} only vs clean"] = auroc(stats["ambiguity"][subset], only[subset])
+        table[f"annotated_nll: box max, {kind} only vs clean"] = auroc(stats["annotated_nll"].max(1)[subset], only[subset])
     return {"auroc": table, "annotations": len(box_labels), "ambiguous": int(box_labels.sum())}
 
 
@@ -146,6 +154,7 @@ def main() -> None:
     parser.add_argument("--val", type=int, default=100)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--trainable-layers", type=int, default=MODEL_OPTIONS["trainable_backbone_layers"])
     parser.add_argument("--out", type=Path, default=None, help="keep the data and weights here")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -158,7 +167,10 @@ def main() -> None:
         result.update(auroc_table(probe_statistics(model, val), val))
         print(json.dumps(result, default=str), flush=True)
 
-    model = train_briefly(train, args.size, args.iterations, seed=args.seed, callback=report, every=args.every)
+    model = train_briefly(
+        train, args.size, args.iterations, seed=args.seed, callback=report, every=args.every,
+        model_options={"trainable_backbone_layers": args.trainable_layers},
+    )
     report(args.iterations, model)
     print(json.dumps({"args": vars(args) | {"out": str(root)}}, default=str))
     if args.out is not None:

@@ -29,8 +29,8 @@ from tqdm import tqdm
 
 from gfocal.analysis.distributions import annotation_statistics, bin_positions, distribution_statistics, to_records
 from gfocal.analysis.matching import match_detections
-from gfocal.analysis.probe import PROBE_KINDS, probe_and_detect
-from gfocal.data import DatasetRecords, ImageRecord
+from gfocal.analysis.probe import PROBE_KINDS, AnnotationProbe, probe_and_detect
+from gfocal.data import Annotation, DatasetRecords, ImageRecord
 from gfocal.data.image_io import decode_image
 from gfocal.models import GFLDetector
 
@@ -130,7 +130,8 @@ def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def _load(record: ImageRecord, device: torch.device) -> tuple[Tensor, dict[str, Tensor], list[Any]]:
+def _load(record: ImageRecord, device: torch.device) -> tuple[Tensor, dict[str, Tensor], list[Annotation]]:
+    """The image (uint8 [3, H, W]), its non-crowd boxes in decoded pixels and labels, and those annotations."""
     image = decode_image(record.path)  # [3, H, W]
     # A format without annotation ids (YOLO) gets "<file name>#<index in the image>".
     annotations = [
@@ -146,8 +147,17 @@ def _load(record: ImageRecord, device: torch.device) -> tuple[Tensor, dict[str, 
     return image.to(device), {"boxes": boxes.to(device), "labels": labels.to(device)}, annotations
 
 
-def _image_rows(index, record, annotations, probe, detection, target, records, iou_threshold):
-    """Rows and drawings of one image's annotations."""
+def _image_rows(
+    index: int,
+    record: ImageRecord,
+    annotations: list[Annotation],
+    probe: AnnotationProbe,
+    detection: dict[str, Tensor],
+    target: dict[str, Tensor],
+    records: DatasetRecords,
+    iou_threshold: float,
+) -> tuple[list[dict[str, Any]], list[AnnotationDistributions]]:
+    """Rows and drawings of one image's M annotations (``target`` and ``probe`` in the same order)."""
     stats = distribution_statistics(probe.probs, probe.boxes, probe.bin_size)
     stats.update(annotation_statistics(probe.probs, probe.annotated_bins, target["boxes"], probe.boxes))
     stats["bimodal_edges"] = (stats["num_modes"] >= 2).sum(-1)
