@@ -42,10 +42,10 @@ MODEL_OPTIONS: dict[str, Any] = {"fpn_channels": 64, "feat_channels": 64, "stack
 # Objects big enough that a few-pixel blur is a real, visible ambiguity; half of them ambiguous.
 DATA_OPTIONS: dict[str, Any] = {
     "objects_per_image": (1, 4),
-    "size_range": (16, 56),
+    "size_range": (20, 56),
     "blur_fraction": 0.3,
     "occlusion_fraction": 0.3,
-    "blur_sigma": (2.0, 4.0),
+    "blur_sigma": (4.0, 8.0),
     "classes": ("rectangle", "ellipse"),
     "clutter": 4,
 }

@@ -63,7 +63,7 @@ def test_existing_output_is_refused_without_overwrite(tiny_coco, untrained_weigh
 def test_ambiguity_on_voc_and_yolo(fixture, request, tiny_coco, untrained_weights, tmp_path):
     data = request.getfixturevalue(fixture)
     out = tmp_path / fixture
-    assert run_ambiguity(untrained_weights, data, out) == 0
+    assert run_ambiguity(untrained_weights, data, out, "--top-k", "1") == 0
     rows = read_csv(out / "annotations.csv")
     assert len(rows) == len(json.loads(tiny_coco.read_text())["annotations"])
     assert all(r["annotation_id"] and r["file_name"] for r in rows)
@@ -75,7 +75,8 @@ def test_hostile_file_names_cannot_escape(tmp_path, untrained_weights, tiny_coco
     data = tiny_coco.parent / "hostile.json"
     data.write_text(json.dumps(coco))
     out = tmp_path / "out"
-    assert run_ambiguity(untrained_weights, data, out, "--top-k", "50") == 0
+    assert run_ambiguity(untrained_weights, data, out, "--top-k", "50", "--max-images", "1") == 0
+    assert any("escape" in p.name for p in (out / "figures").iterdir())
     written = {p.resolve() for p in tmp_path.rglob("*") if p.is_file()}
     assert all(out.resolve() in p.parents for p in written)
     assert not (tmp_path / "escape.png").exists()
