@@ -10,7 +10,7 @@ from gfocal.cli.main import main
 
 
 def run_ambiguity(weights: Path, data: Path, out: Path, *extra: str) -> int:
-    return main(["analyze", "ambiguity", "--weights", str(weights), "--data", str(data), "--out", str(out), "--quiet", "--top-k", "3", *extra])
+    return main(["-q", "analyze", "ambiguity", "--weights", str(weights), "--data", str(data), "--out", str(out), "--top-k", "3", *extra])
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -84,7 +84,7 @@ def test_hostile_file_names_cannot_escape(tmp_path, untrained_weights, tiny_coco
 
 def test_labels_report(tiny_coco, tmp_path, capsys):
     out = tmp_path / "labels"
-    assert main(["analyze", "labels", "--data", str(tiny_coco), "--out", str(out), "--image-size", "64", "--quiet"]) == 0
+    assert main(["-q", "analyze", "labels", "--data", str(tiny_coco), "--out", str(out), "--image-size", "64"]) == 0
     stats = json.loads((out / "labels.json").read_text())
     assert set(stats["levels"]) == {"P3", "P4", "P5", "P6", "P7"}
     positives = sum(level["positives"] for level in stats["levels"].values())

@@ -1,13 +1,17 @@
 """``gfocal analyze``: ambiguity mining (``ambiguity``) and quality-label statistics (``labels``).
 
-Parsing and printing only; the work is in :mod:`gfocal.analysis.pipeline`.
+Parsing and printing only; the work is in :mod:`gfocal.analysis.pipeline`. The global ``-q``
+hides the progress bars.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
+
+from gfocal.cli.common import CommandError, user_errors
 
 __all__ = ["register"]
 
@@ -50,9 +54,24 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images-dir", type=Path, default=None, help="image folder (COCO, VOC) when not guessed")
     parser.add_argument("--max-images", type=int, default=None, help="analyse only the first N images")
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--overwrite", action="store_true", help="replace files in an existing output folder")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
+    """The library's input errors, and a model without distributions, as one-line CommandErrors."""
+    with user_errors():
+        try:
+            yield
+        except ValueError as error:
+            raise CommandError(str(error)) from error
+
+
+def _device(args: argparse.Namespace) -> str:
+    import torch
+
+    return args.device or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _load(args: argparse.Namespace):
@@ -62,20 +81,16 @@ def _load(args: argparse.Namespace):
 
 
 def _run_ambiguity(args: argparse.Namespace) -> int:
-    from gfocal.analysis.output import OutputExistsError
     from gfocal.analysis.pipeline import ambiguity_report
     from gfocal.models import load_model
 
-    try:
+    with _errors():
         records = _load(args)
-        model = load_model(args.weights).to(args.device)
+        model = load_model(args.weights).to(_device(args))
         analysis = ambiguity_report(
             model, records, args.out, top_k=args.top_k, overwrite=args.overwrite, batch_size=args.batch_size,
             iou_threshold=args.iou, max_images=args.max_images, progress=not args.quiet,
         )  # fmt: skip
-    except (OutputExistsError, ValueError, OSError) as error:
-        print(f"gfocal analyze ambiguity: {error}", file=sys.stderr)
-        return 2
     print(f"{len(analysis.rows)} annotations in {analysis.settings['num_images']} images -> {args.out}/report.html")
     for row in analysis.rows[:5]:
         if row["ambiguity"] is not None:
@@ -84,11 +99,10 @@ def _run_ambiguity(args: argparse.Namespace) -> int:
 
 
 def _run_labels(args: argparse.Namespace) -> int:
-    from gfocal.analysis.output import OutputExistsError
     from gfocal.analysis.pipeline import label_report
     from gfocal.models import gfl_small, load_model
 
-    try:
+    with _errors():
         records = _load(args)
         if args.weights is not None:
             model = load_model(args.weights)
@@ -96,12 +110,9 @@ def _run_labels(args: argparse.Namespace) -> int:
             size = {} if args.image_size is None else {"min_size": args.image_size, "max_size": args.image_size}
             model = gfl_small(records.num_classes, **size)
         statistics = label_report(
-            model.to(args.device), records, args.out, overwrite=args.overwrite, batch_size=args.batch_size,
+            model.to(_device(args)), records, args.out, overwrite=args.overwrite, batch_size=args.batch_size,
             max_images=args.max_images, progress=not args.quiet,
         )  # fmt: skip
-    except (OutputExistsError, ValueError, OSError) as error:
-        print(f"gfocal analyze labels: {error}", file=sys.stderr)
-        return 2
     print(f"{'level':<6}{'positives':>10}{'IoU<0.1':>10}{'ctr<0.1':>10}{'mean IoU':>10}{'mean ctr':>10}")
     for name, level in statistics["levels"].items():
         iou, ctr = level["iou"], level["centerness"]

@@ -2,7 +2,9 @@
 
 The extra levels P6 and P7 come from the P5 *output* (mmdetection's
 ``add_extra_convs="on_output"``), which is torchvision's ``LastLevelP6P7`` when
-its in and out channels are equal.
+its in and out channels are equal. torchvision applies a ReLU between P6 and the
+P7 conv, mmdetection's GFL does not (``relu_before_extra_convs=False``); the
+config's ``relu_before_extra_convs`` picks one.
 """
 
 from __future__ import annotations
@@ -19,9 +21,6 @@ from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 from gfocal.models.config import ModelConfig
 
 __all__ = ["ResNetFPN", "load_backbone_weights"]
-
-_STAGES = ("layer1", "layer2", "layer3", "layer4")
-
 
 class ResNetFPN(nn.Module):
     """ResNet C3-C5 features through an FPN, giving len(strides) levels of ``fpn_channels``.
@@ -42,7 +41,7 @@ class ResNetFPN(nn.Module):
         stage_channels = [body.layer2[-1], body.layer3[-1], body.layer4[-1]]
         in_channels = [_block_out_channels(block) for block in stage_channels]
         self.fpn = FeaturePyramidNetwork(
-            in_channels, config.fpn_channels, extra_blocks=LastLevelP6P7(config.fpn_channels, config.fpn_channels)
+            in_channels, config.fpn_channels, extra_blocks=_ExtraLevels(config.fpn_channels, config.relu_before_extra_convs)
         )
 
     def _freeze(self, trainable_layers: int) -> None:
@@ -64,6 +63,25 @@ class ResNetFPN(nn.Module):
         c5 = body.layer4(c4)
         features = self.fpn(OrderedDict((("c3", c3), ("c4", c4), ("c5", c5))))
         return list(features.values())
+
+
+class _ExtraLevels(LastLevelP6P7):
+    """P6 = conv(P5 output), P7 = conv(P6), with a ReLU before the P7 conv if ``relu``; always float32.
+
+    These maps are a few pixels wide, so float32 costs nothing here, and it sidesteps a
+    oneDNN bug: under CPU bf16 autocast the weight gradient of a stride-2 conv on a 1x1
+    input comes back as garbage (~1e26), which small images (P6 of 1x1) hit.
+    """
+
+    def __init__(self, channels: int, relu: bool) -> None:
+        super().__init__(channels, channels)
+        self.relu = relu
+
+    def forward(self, p: list[Tensor], c: list[Tensor], names: list[str]) -> tuple[list[Tensor], list[str]]:
+        with torch.autocast(p[-1].device.type, enabled=False):
+            p6 = self.p6(p[-1].float())
+            p7 = self.p7(p6.relu() if self.relu else p6)
+        return [*p, p6, p7], [*names, "p6", "p7"]
 
 
 def _block_out_channels(block: nn.Module) -> int:

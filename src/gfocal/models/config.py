@@ -49,6 +49,8 @@ class ModelConfig:
     trainable_backbone_layers: int = 5
     fpn_channels: int = 256
     strides: tuple[int, ...] = (8, 16, 32, 64, 128)
+    # False (the reference GFL's FPN): P7 = conv(P6); True: P7 = conv(relu(P6)), torchvision's LastLevelP6P7.
+    relu_before_extra_convs: bool = False
     # Head.
     stacked_convs: int = 4
     feat_channels: int = 256

@@ -1,0 +1,159 @@
+"""The CPU fast path: inference and training-step time in fp32, fp32 + channels_last and bf16.
+
+    python benchmarks/cpu.py [--configs small r50] [--repeats 3] [--compile]
+
+For each config, at its benchmark size: inference per image (eval mode, BatchNorm
+folded, inference_mode) and a training step (forward + loss + backward + SGD
+step) at batch 2, in each mode. ``--compile`` adds ``torch.compile`` for
+inference and reports the first-call compile time. When mmdetection is
+importable (see tests/interop/test_mmdet_parity.py for an install recipe), its
+GFL with the same architecture is timed too, in float32 as it runs on CPUs.
+Ratios are against fp32 in the same run. Prints JSON with the CPU's bf16 capability.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.util
+import time
+
+import torch
+
+from common import report, time_call
+from gfocal.models import gfl_resnet50_fpn, gfl_small
+from gfocal.models.precision import Precision, autocast, cpu_has_native_bf16, prepare_for_inference
+from model import synthetic_batch
+
+CONFIGS = {"small": (gfl_small, (320, 320)), "r50": (gfl_resnet50_fpn, (800, 1216))}
+# The same architectures in mmdetection: (depth, channels, stacked_convs).
+MMDET_ARCHITECTURES = {"small": (18, 96, 2), "r50": (50, 256, 4)}
+MODES = {
+    "fp32": ("fp32", False),
+    "fp32_channels_last": ("fp32", True),
+    "bf16": ("bf16", False),
+    "bf16_channels_last": ("bf16", True),
+}
+
+
+def inference_time(model, image, precision: Precision, channels_last: bool, repeats: int, compiled: bool = False):
+    model = prepare_for_inference(copy.deepcopy(model), channels_last=channels_last)
+    batch = model.transform([image])[0].tensors
+    if channels_last:
+        batch = batch.contiguous(memory_format=torch.channels_last)
+    forward = torch.compile(model.scored_outputs) if compiled else model.scored_outputs
+    with torch.inference_mode(), autocast(precision):
+        start = time.perf_counter()
+        forward(batch)
+        first_call_s = time.perf_counter() - start
+        timing = time_call(lambda: model([image]) if not compiled else forward(batch), warmup=1, repeats=repeats)
+    return timing["median_ms"], first_call_s
+
+
+def train_time(model, images, targets, precision: Precision, channels_last: bool, repeats: int):
+    model = copy.deepcopy(model).train()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-4, momentum=0.9)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(precision):
+            loss = sum(model(images, targets).values())
+        loss.backward()
+        optimizer.step()
+
+    return time_call(step, warmup=1, repeats=repeats)["median_ms"]
+
+
+def mmdet_times(name: str, images, targets, repeats: int) -> dict:
+    """mmdetection's GFL: inference per image and a training step at batch 2, float32."""
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+
+    from gfocal.interop.mmdet_reference import build_mmdet_gfl
+
+    depth, channels, stacked = MMDET_ARCHITECTURES[name]
+    model = build_mmdet_gfl(80, depth, channels, stacked)
+    height, width = images[0].shape[-2:]
+    pad = (-height % 32, -width % 32)
+    # mmdetection's data preprocessor (normalise in 0-255 units, pad) is part of its measured time.
+    raw = torch.stack(images) * 255
+
+    def samples(with_targets: bool):
+        out = []
+        for target in targets:
+            sample = DetDataSample(metainfo=dict(img_shape=(height, width), ori_shape=(height, width), scale_factor=(1.0, 1.0),
+                                                 pad_shape=(height + pad[0], width + pad[1]), batch_input_shape=(height + pad[0], width + pad[1])))
+            if with_targets:
+                sample.gt_instances = InstanceData(bboxes=target["boxes"], labels=target["labels"])
+            out.append(sample)
+        return out
+
+    def preprocess(batch):
+        mean = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
+        std = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
+        return torch.nn.functional.pad((batch - mean) / std, (0, pad[1], 0, pad[0]))
+
+    with torch.no_grad():
+        inference = time_call(lambda: model.predict(preprocess(raw[:1]), samples(False)[:1]), warmup=1, repeats=repeats)
+    model.train()
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-4, momentum=0.9)
+    train_samples = samples(True)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        loss, _ = model.parse_losses(model.loss(preprocess(raw), train_samples))
+        loss.backward()
+        optimizer.step()
+
+    train = time_call(step, warmup=1, repeats=repeats)
+    return {"inference_ms": inference["median_ms"], "train_step_batch2_ms": train["median_ms"]}
+
+
+def benchmark(name: str, repeats: int, compile_: bool) -> dict:
+    factory, size = CONFIGS[name]
+    torch.manual_seed(0)
+    model = factory(80, min_size=min(size), max_size=max(size))
+    images, targets = synthetic_batch(size, 2, 20, torch.device("cpu"))
+    results: dict = {"image_size": list(size)}
+    for mode, (precision_name, channels_last) in MODES.items():
+        precision = Precision(precision_name, "cpu", "benchmark")
+        infer_ms, _ = inference_time(model, images[0], precision, channels_last, repeats)
+        results[mode] = {
+            "inference_ms": infer_ms,
+            "train_step_batch2_ms": train_time(model, images, targets, precision, channels_last, repeats),
+        }
+    if compile_:
+        precision = Precision("bf16", "cpu", "benchmark")
+        compiled_ms, first_s = inference_time(model, images[0], precision, True, repeats, compiled=True)
+        results["bf16_channels_last_compiled"] = {"network_only_inference_ms": compiled_ms, "first_call_s": first_s}
+    base = results["fp32"]
+    for mode in MODES:
+        results[mode]["inference_speedup"] = base["inference_ms"] / results[mode]["inference_ms"]
+        results[mode]["train_speedup"] = base["train_step_batch2_ms"] / results[mode]["train_step_batch2_ms"]
+    if importlib.util.find_spec("mmdet") is not None:
+        mmdet = mmdet_times(name, images, targets, repeats)
+        results["mmdet_fp32"] = mmdet
+        results["vs_mmdet"] = {
+            mode: {
+                "inference_time_ratio": results[mode]["inference_ms"] / mmdet["inference_ms"],
+                "train_throughput_ratio": mmdet["train_step_batch2_ms"] / results[mode]["train_step_batch2_ms"],
+            }
+            for mode in MODES
+        }
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", nargs="+", default=["small", "r50"], choices=sorted(CONFIGS))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile'd bf16 inference")
+    args = parser.parse_args()
+    results = {name: benchmark(name, args.repeats, args.compile) for name in args.configs}
+    report({"native_bf16": cpu_has_native_bf16(), **results})
+
+
+if __name__ == "__main__":
+    main()

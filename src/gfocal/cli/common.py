@@ -1,0 +1,36 @@
+"""Helpers shared by the subcommands: user-facing errors and common options."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import Iterator
+
+from gfocal.data import DatasetError
+from gfocal.models import WeightsError
+
+__all__ = ["CommandError", "user_errors", "add_precision_option"]
+
+
+class CommandError(Exception):
+    """An error caused by the user's input: printed as one line, exit status 2."""
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the library's input errors into CommandError (no traceback for user mistakes)."""
+    try:
+        yield
+    except (DatasetError, WeightsError, FileNotFoundError, FileExistsError, NotADirectoryError) as error:
+        raise CommandError(str(error)) from error
+
+
+def add_precision_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        default="auto",
+        help="numeric precision of the network: auto = bf16 on CPUs with native bf16 (AMX/AVX512-BF16) "
+        "and on bf16-capable GPUs, fp32 otherwise (default: auto)",
+    )
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")

@@ -1,0 +1,101 @@
+"""``gfocal train``: train a detector on a COCO, VOC or YOLO dataset."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gfocal.cli.common import CommandError, add_precision_option, user_errors
+
+# CLI flags that map one-to-one onto TrainConfig fields.
+_FIELDS = {
+    "data": "train_data",
+    "val_data": "val_data",
+    "images": "train_images",
+    "val_images": "val_images",
+    "out": "out_dir",
+    "model": "model",
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "lr": "lr",
+    "time_budget": "time_budget_minutes",
+    "workers": "workers",
+    "precision": "precision",
+    "device": "device",
+    "seed": "seed",
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a detector on your dataset",
+        description="Train a GFL detector. DATA is a COCO .json (images next to it unless --images), a Pascal "
+        "VOC folder, or a YOLO data .yaml (its val split is used for evaluation unless --val-data). Every "
+        "field of the training config can be set with --set key=value (model options: "
+        "--set model_overrides.reg_max=8); the resolved config is saved as OUT/config.yaml.",
+    )
+    parser.add_argument("--data", required=True, help="training dataset (COCO json, VOC folder or YOLO yaml)")
+    parser.add_argument("--val-data", default=None, help="validation dataset, evaluated after each epoch")
+    parser.add_argument("--images", default=None, help="images folder of the training set (COCO/VOC)")
+    parser.add_argument("--val-images", default=None, help="images folder of the validation set")
+    parser.add_argument("--out", required=True, help="run folder: checkpoints, weights, metrics, plots")
+    parser.add_argument("--model", default=None, help="gfl_small, gfl_resnet18_fpn or gfl_resnet50_fpn (default)")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=None, help="total images per step (lr scales with it)")
+    parser.add_argument("--lr", type=float, default=None, help="learning rate for a batch of 16 (default 0.01)")
+    parser.add_argument(
+        "--time-budget", type=float, default=None, metavar="MINUTES",
+        help="stop within this many minutes, compressing the schedule to fit, then evaluate and save",
+    )
+    parser.add_argument("--workers", type=int, default=None, help="data-loading processes (default 2)")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--config", default=None, help="a YAML training config; flags and --set override it")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any training config field (repeatable)")
+    parser.add_argument("--resume", nargs="?", const="auto", default="", metavar="CHECKPOINT",
+                        help="continue a run exactly: OUT/last.pt, or the checkpoint given")
+    parser.add_argument("--overwrite", action="store_true", help="start afresh in a folder holding an earlier run")
+    add_precision_option(parser)
+    parser.set_defaults(run=run)
+
+
+def training_config(args: argparse.Namespace):
+    """The TrainConfig named by the flags: YAML file, then flags, then --set."""
+    from gfocal.data import detect_format
+    from gfocal.engine import load_config
+
+    flags = [f"{field}={value}" for flag, field in _FIELDS.items() if (value := getattr(args, flag, None)) is not None]
+    if args.val_data is None and detect_format(args.data) == "yolo":
+        flags.append(f"val_data={args.data}")
+        flags.append("val_split=val")
+    if args.resume:
+        flags.append(f"resume={args.resume}")
+    try:
+        return load_config(args.config, [*flags, *args.overrides])
+    except ValueError as error:
+        raise CommandError(str(error)) from error
+
+
+def check_run_folder(out: Path, resume: str, overwrite: bool) -> None:
+    """An earlier run is never overwritten by accident."""
+    if (out / "last.pt").exists() and not resume and not overwrite:
+        raise CommandError(f"{out} holds an earlier run (last.pt); pass --resume to continue it or --overwrite to start afresh")
+
+
+def run(args: argparse.Namespace) -> int:
+    from gfocal.engine import TrainingDiverged, format_results, train
+
+    with user_errors():
+        config = training_config(args)
+        check_run_folder(Path(config.out_dir), config.resume, args.overwrite)
+        try:
+            result = train(config)
+        except TrainingDiverged as error:
+            raise CommandError(str(error)) from error
+    if result.final_metrics is not None:
+        print(format_results(result.final_metrics))
+    budget = " (time budget reached)" if result.stopped_by_time_budget else ""
+    print(f"trained {result.iterations} iterations, {result.epochs:g} epochs{budget}")
+    print(f"weights: {result.weights}\nrun folder: {result.out_dir}")
+    return 0

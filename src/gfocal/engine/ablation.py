@@ -1,0 +1,150 @@
+"""The paper's ablation at an equal budget: variants x seeds, trained and evaluated alike.
+
+Every run uses the same data, recipe, number of iterations and seed set; only
+the model options of the variant differ (see ``gfocal.models.config``). The
+result per variant is the mean and standard deviation over seeds of AP, AP50,
+AP75 and AP_small, plus training time per iteration and inference time per image.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gfocal.engine.config import TrainConfig
+from gfocal.engine.trainer import train
+
+__all__ = ["VARIANTS", "SWEEPS", "AblationSettings", "run_ablation", "markdown_table"]
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "ATSS baseline (FL + centerness, Dirac box)": {"classification": "focal", "box": "dirac"},
+    "QFL only (Dirac box)": {"classification": "qfl", "box": "dirac"},
+    "DFL only (FL + centerness)": {"classification": "focal", "box": "dfl"},
+    "GFL = QFL + DFL": {},
+    "GFL, centerness as quality label": {"quality_label": "centerness"},
+    "GFLv2 (DGQP)": {"dgqp": True},
+}
+SWEEPS: dict[str, dict[str, Any]] = {
+    "GFL reg_max=4": {"reg_max": 4},
+    "GFL reg_max=8": {"reg_max": 8},
+    "GFL beta=1": {"qfl_beta": 1.0},
+}
+METRICS = ("AP", "AP50", "AP75", "APs")
+
+
+@dataclass(frozen=True)
+class AblationSettings:
+    """One budget for every run: data, recipe, iterations (via epochs) and seeds."""
+
+    train_data: str
+    val_data: str
+    out_dir: str
+    model: str = "gfl_small"
+    min_size: int | None = 256  # None: the model's own sizes
+    max_size: int | None = 256
+    epochs: int = 6
+    batch_size: int = 8
+    lr: float = 0.02
+    warmup_iters: int = 100
+    seeds: tuple[int, ...] = (0, 1, 2)
+    workers: int = 2
+    precision: str = "auto"
+    variants: dict[str, dict[str, Any]] = field(default_factory=lambda: {**VARIANTS, **SWEEPS})
+
+
+def _train_config(settings: AblationSettings, overrides: dict[str, Any], seed: int, out: Path) -> TrainConfig:
+    return TrainConfig(
+        model=settings.model,
+        model_overrides={**_sizes(settings), **overrides},
+        train_data=settings.train_data,
+        val_data=settings.val_data,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        lr=settings.lr,
+        warmup_iters=settings.warmup_iters,
+        schedule="cosine",
+        eval_interval=0,
+        seed=seed,
+        workers=settings.workers,
+        precision=settings.precision,
+        channels_last=True,
+        log_interval=1,  # a row per iteration, for the time per iteration
+        out_dir=str(out),
+    )
+
+
+def _sizes(settings: AblationSettings) -> dict[str, int]:
+    return {k: v for k, v in (("min_size", settings.min_size), ("max_size", settings.max_size)) if v is not None}
+
+
+def _inference_ms(weights: Path, images: list[torch.Tensor]) -> float:
+    from gfocal.models import load_model
+    from gfocal.models.precision import prepare_for_inference
+
+    model = prepare_for_inference(load_model(weights))
+    with torch.inference_mode():
+        model(images[:1])  # warm-up
+        samples = []
+        for image in images:
+            start = time.perf_counter()
+            model([image])
+            samples.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(samples)
+
+
+def _iteration_seconds(run_dir: Path) -> float:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    times = [row["iter_time"] for row in rows if row.get("kind") == "train"]
+    return statistics.median(times[3:] or times)  # the first iterations include allocator warm-up
+
+
+def run_ablation(settings: AblationSettings, images: list[torch.Tensor], log: Callable[[str], None] = print) -> dict:
+    """Train and evaluate every variant with every seed; returns per-run numbers and per-variant summaries."""
+    results: dict[str, Any] = {}
+    for index, (name, overrides) in enumerate(settings.variants.items()):
+        runs = []
+        for seed in settings.seeds:
+            out = Path(settings.out_dir) / f"variant{index}_seed{seed}"
+            log(f"{name}, seed {seed} -> {out}")
+            result = train(_train_config(settings, overrides, seed, out))
+            runs.append(
+                {
+                    "seed": seed,
+                    **{m: result.final_metrics[m] for m in METRICS},
+                    "iterations": result.iterations,
+                    "train_s_per_iter": _iteration_seconds(out),
+                    "inference_ms_per_image": _inference_ms(result.weights, images),
+                }
+            )
+        results[name] = {"model_overrides": overrides, "runs": runs, "summary": _summarise(runs)}
+    return results
+
+
+def _summarise(runs: list[dict]) -> dict[str, dict[str, float]]:
+    keys = (*METRICS, "train_s_per_iter", "inference_ms_per_image")
+    return {
+        key: {
+            "mean": statistics.mean(r[key] for r in runs),
+            "std": statistics.stdev([r[key] for r in runs]) if len(runs) > 1 else 0.0,
+        }
+        for key in keys
+    }
+
+
+def markdown_table(results: dict) -> str:
+    """One row per variant: mean ± std over seeds (AP in percent)."""
+    header = "| variant | AP | AP50 | AP75 | AP_small | train s/iter | inference ms/image |\n|---|---|---|---|---|---|---|"
+    rows = []
+    for name, entry in results.items():
+        summary = entry["summary"]
+        cells = [f"{100 * summary[m]['mean']:.1f} ± {100 * summary[m]['std']:.1f}" for m in METRICS]
+        cells += [f"{summary['train_s_per_iter']['mean']:.3f}", f"{summary['inference_ms_per_image']['mean']:.1f}"]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join([header, *rows])

@@ -1,0 +1,204 @@
+"""COCO-style evaluation (AP, AP50, AP75, AP small/medium/large, per-class AP) of any dataset in our records.
+
+The ground truth is converted in memory to a COCO dict; crowd and "difficult"
+boxes become ``iscrowd=1``, so matching them is neither rewarded nor penalised.
+Areas are box areas (w x h) for ground truth and detections alike.
+
+Coordinates: the model sees transformed (resized) images; its detections are
+mapped back to the *original* image by dividing by the target's ``scale`` and
+clipping to the original size, so results compare with the untouched
+annotations and do not depend on the evaluation image size.
+
+Metrics where COCO has nothing to measure (e.g. AP small with no small objects,
+the AP of a class without ground truth) are -1.0, as pycocotools prints them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from collections.abc import Callable, Mapping
+from typing import Any, ContextManager
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from gfocal.engine.distributed import all_gather_objects, broadcast_object, rank_and_world
+from gfocal.fileio import atomic_write_bytes
+
+__all__ = [
+    "coco_ground_truth",
+    "evaluate_detections",
+    "to_original_coordinates",
+    "predict_dataset",
+    "evaluate_model",
+    "save_results",
+    "format_results",
+]
+
+METRIC_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+
+Detections = Mapping[int, Mapping[str, Any]]  # image index -> {"boxes" [K,4] xyxy, "scores" [K], "labels" [K]}
+
+
+def coco_ground_truth(records: Any) -> dict[str, Any]:
+    """A COCO ground-truth dict for ``records`` (``DatasetRecords``); image ids are indices into ``records.images``.
+
+    Annotation ids start at 1 (pycocotools treats id 0 as "unmatched").
+    """
+    images, annotations = [], []
+    for index, image in enumerate(records.images):
+        images.append({"id": index, "width": int(image.width), "height": int(image.height)})
+        for ann in image.annotations:
+            x1, y1, x2, y2 = (float(v) for v in ann.box)
+            annotations.append({
+                "id": len(annotations) + 1,
+                "image_id": index,
+                "category_id": int(ann.label),
+                "bbox": [x1, y1, x2 - x1, y2 - y1],
+                "area": (x2 - x1) * (y2 - y1),
+                "iscrowd": int(bool(ann.iscrowd or ann.difficult)),
+            })
+    categories = [{"id": k, "name": name} for k, name in enumerate(records.class_names)]
+    return {"images": images, "annotations": annotations, "categories": categories}
+
+
+def _detections_to_coco(detections: Detections) -> list[dict[str, Any]]:
+    results = []
+    for image_id, det in detections.items():
+        boxes = np.asarray(det["boxes"], dtype=np.float64).reshape(-1, 4)  # [K, 4] xyxy
+        wh = boxes[:, 2:] - boxes[:, :2]
+        for (x1, y1), (w, h), score, label in zip(boxes[:, :2], wh, np.asarray(det["scores"]), np.asarray(det["labels"])):
+            results.append({
+                "id": len(results) + 1, "image_id": int(image_id), "category_id": int(label),
+                "bbox": [float(x1), float(y1), float(w), float(h)], "area": float(w * h),
+                "score": float(score), "iscrowd": 0,
+            })
+    return results
+
+
+def evaluate_detections(records: Any, detections: Detections) -> dict[str, Any]:
+    """COCO metrics of ``detections`` (in original image pixels) against ``records``.
+
+    Args:
+        records: ``DatasetRecords`` (images with annotations, ``class_names``).
+        detections: image index -> {"boxes" [K,4] xyxy pixels, "scores" [K], "labels" [K] in 0..C-1};
+            missing images have no detections. May be empty (every AP is then 0).
+
+    Returns:
+        ``{"AP": ..., "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"``
+        (floats in [0, 1], or -1.0), ``"per_class": [{"class", "label", "num_gt", "AP", "AP50"}, ...]}``.
+    """
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    gt_dict = coco_ground_truth(records)
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+        gt, dt = COCO(), COCO()
+        gt.dataset = gt_dict
+        gt.createIndex()
+        # Built directly rather than with gt.loadRes, which rejects an empty result list.
+        dt.dataset = {"images": gt_dict["images"], "categories": gt_dict["categories"],
+                      "annotations": _detections_to_coco(detections)}
+        dt.createIndex()
+        coco_eval = COCOeval(gt, dt, iouType="bbox")
+        coco_eval.evaluate()
+        coco_eval.accumulate()
+        coco_eval.summarize()
+    results: dict[str, Any] = {name: float(v) for name, v in zip(METRIC_NAMES, coco_eval.stats)}
+    precision = coco_eval.eval["precision"]  # [T IoU thresholds, R recall points, K classes, A areas, M max dets]
+    num_gt = np.bincount([a["category_id"] for a in gt_dict["annotations"] if not a["iscrowd"]],
+                         minlength=len(records.class_names))
+    results["per_class"] = [
+        {"class": name, "label": k, "num_gt": int(num_gt[k]),
+         "AP": _mean_valid(precision[:, :, k, 0, -1]), "AP50": _mean_valid(precision[0, :, k, 0, -1])}
+        for k, name in enumerate(records.class_names)
+    ]
+    return results
+
+
+def _mean_valid(values: np.ndarray) -> float:
+    valid = values[values > -1]
+    return float(valid.mean()) if valid.size else -1.0
+
+
+def to_original_coordinates(
+    prediction: Mapping[str, torch.Tensor], scale: float | tuple[float, float], orig_size: tuple[int, int]
+) -> dict[str, np.ndarray]:
+    """Map one image's detections from the transformed image to the original one.
+
+    Args:
+        prediction: {"boxes" [K,4] xyxy in transformed pixels, "scores" [K], "labels" [K]}.
+        scale: transformed size / original size, one factor or ``(sx, sy)`` (the target's ``scale_xy``).
+        orig_size: original (height, width) in pixels.
+    """
+    h, w = orig_size
+    sx, sy = scale if isinstance(scale, (tuple, list)) else (scale, scale)
+    boxes = prediction["boxes"].detach().float().cpu() / torch.tensor([sx, sy, sx, sy])  # [K, 4]
+    boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
+    boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
+    return {"boxes": boxes.numpy(), "scores": prediction["scores"].detach().float().cpu().numpy(),
+            "labels": prediction["labels"].detach().cpu().numpy()}
+
+
+@torch.no_grad()
+def predict_dataset(
+    model: nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    autocast: Callable[[], ContextManager[None]] = contextlib.nullcontext,
+) -> dict[int, dict[str, np.ndarray]]:
+    """Run ``model`` in eval mode over ``loader``; detections per image index, in original pixels."""
+    was_training = model.training
+    model.eval()
+    detections = {}
+    for images, targets in loader:
+        with autocast():
+            outputs = model([image.to(device, non_blocking=True) for image in images])
+        for output, target in zip(outputs, targets):
+            orig_size = tuple(int(v) for v in target["orig_size"])
+            scale = target.get("scale_xy", target.get("scale", 1.0))
+            detections[int(target["image_id"])] = to_original_coordinates(output, scale, orig_size)
+    model.train(was_training)
+    return detections
+
+
+def evaluate_model(
+    model: nn.Module,
+    dataset: Dataset,
+    records: Any,
+    collate: Callable[[list[Any]], Any],
+    device: torch.device,
+    batch_size: int = 8,
+    workers: int = 0,
+    autocast: Callable[[], ContextManager[None]] = contextlib.nullcontext,
+) -> dict[str, Any]:
+    """Predict on ``dataset`` (shared between processes when distributed) and compute COCO metrics.
+
+    Every process must call this; all receive the same results, computed on rank 0.
+    """
+    rank, world_size = rank_and_world()
+    shard = Subset(dataset, range(rank, len(dataset), world_size))  # type: ignore[arg-type]
+    loader = DataLoader(shard, batch_size=batch_size, num_workers=workers, collate_fn=collate)
+    gathered = all_gather_objects(predict_dataset(model, loader, device, autocast))
+    results = evaluate_detections(records, {k: v for part in gathered for k, v in part.items()}) if rank == 0 else None
+    return broadcast_object(results)
+
+
+def save_results(path: str | os.PathLike[str], results: Mapping[str, Any]) -> None:
+    """Write ``results`` as indented JSON, atomically."""
+    atomic_write_bytes(path, json.dumps(results, indent=2).encode("utf-8"))
+
+
+def format_results(results: Mapping[str, Any]) -> str:
+    """The summary metrics on one line, then a per-class AP table."""
+    lines = ["  ".join(f"{name} {results[name]:.3f}" for name in METRIC_NAMES[:6])]
+    width = max([len("class")] + [len(row["class"]) for row in results["per_class"]])
+    lines.append(f"{'class':<{width}}  {'num_gt':>6}  {'AP':>6}  {'AP50':>6}")
+    for row in results["per_class"]:
+        lines.append(f"{row['class']:<{width}}  {row['num_gt']:>6}  {row['AP']:>6.3f}  {row['AP50']:>6.3f}")
+    return "\n".join(lines)

@@ -1,0 +1,168 @@
+"""Running a trained detector over image files and writing what it found.
+
+``predict_files`` yields detections per image; ``write_predictions`` writes a
+COCO results list (``results.json``, for pycocotools' ``loadRes``), a COCO-style
+``predictions.json`` (images, categories, and annotations with scores) and, on
+request, the images with their boxes drawn. Nothing is written outside the
+output folder, and an existing non-empty folder is only reused with ``overwrite``.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from gfocal.data.image_io import decode_image
+from gfocal.fileio import atomic_write, atomic_write_json
+from gfocal.models import GFLDetector
+from gfocal.models.precision import PrecisionName, autocast, prepare_for_inference, resolve_precision
+from gfocal.visualize import draw_detections
+
+__all__ = ["IMAGE_SUFFIXES", "find_images", "Prediction", "predict_files", "write_predictions", "prepare_output_dir"]
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def find_images(source: str | Path) -> list[Path]:
+    """Image files named by ``source``: one file, a folder (searched recursively), or a glob pattern."""
+    path = Path(source)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    else:
+        files = sorted(Path(p) for p in glob.glob(str(source), recursive=True) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"no images found at {source} (looked for {', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def prepare_output_dir(out_dir: str | Path, overwrite: bool) -> Path:
+    """Create ``out_dir``; refuse a non-empty existing one unless ``overwrite`` (nothing is deleted either way)."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out} already exists and is not empty; choose another folder or pass --overwrite")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+@dataclass
+class Prediction:
+    """Detections of one image, in its original pixels (boxes xyxy)."""
+
+    path: Path
+    width: int
+    height: int
+    detections: dict[str, Tensor]
+
+
+class _ImageFiles(Dataset):
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self.paths = list(paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[int, Tensor]:
+        return index, decode_image(self.paths[index])
+
+
+def _collate(batch: list[tuple[int, Tensor]]) -> tuple[list[int], list[Tensor]]:
+    return [i for i, _ in batch], [image for _, image in batch]
+
+
+def predict_files(
+    model: GFLDetector,
+    paths: Sequence[Path],
+    batch_size: int = 4,
+    workers: int = 0,
+    precision: PrecisionName = "auto",
+    device: str | torch.device | None = None,
+    return_distributions: bool = False,
+    progress: bool = True,
+) -> Iterator[Prediction]:
+    """Run the model over image files; decoding happens in ``workers`` background processes.
+
+    The model is prepared for inference in place (eval mode, BatchNorm folded,
+    channels_last): use a fresh model if it is to be trained further.
+    """
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = prepare_for_inference(model.to(device))
+    chosen = resolve_precision(precision, device)
+    loader = DataLoader(_ImageFiles(paths), batch_size=batch_size, num_workers=workers, collate_fn=_collate)
+    with torch.inference_mode(), autocast(chosen):
+        for indices, images in tqdm(loader, desc="predict", unit="batch", disable=not progress):
+            outputs = model([image.to(device) for image in images], return_distributions=return_distributions)
+            for index, image, detections in zip(indices, images, outputs):
+                detections = {k: v.cpu() for k, v in detections.items()}
+                yield Prediction(paths[index], image.shape[2], image.shape[1], detections)
+
+
+def _safe_name(path: Path, taken: set[str]) -> str:
+    """A file name for a drawn image: the source's stem, sanitised, made unique; never a path."""
+    stem = re.sub(r"[^\w.-]", "_", path.stem)[:100] or "image"
+    name, counter = f"{stem}.jpg", 1
+    while name in taken:
+        name, counter = f"{stem}_{counter}.jpg", counter + 1
+    taken.add(name)
+    return name
+
+
+def write_predictions(
+    predictions: Iterator[Prediction],
+    out_dir: Path,
+    class_names: Sequence[str],
+    draw: bool = True,
+    draw_threshold: float = 0.3,
+) -> dict[str, int]:
+    """Write results.json, predictions.json and (if ``draw``) drawn images; returns counts.
+
+    The JSON files hold every detection; drawn images only those scoring at least ``draw_threshold``.
+    """
+    images, annotations, results = [], [], []
+    drawn: set[str] = set()
+    for image_id, prediction in enumerate(predictions, start=1):
+        detections = prediction.detections
+        images.append({"id": image_id, "file_name": str(prediction.path), "width": prediction.width, "height": prediction.height})
+        for box, score, label, extra in zip(
+            detections["boxes"].tolist(), detections["scores"].tolist(), detections["labels"].tolist(), _extras(detections)
+        ):
+            x1, y1, x2, y2 = box
+            entry = {"image_id": image_id, "category_id": label + 1, "bbox": [x1, y1, x2 - x1, y2 - y1], "score": score}
+            results.append(entry)
+            annotations.append({"id": len(annotations) + 1, "area": (x2 - x1) * (y2 - y1), "iscrowd": 0, **entry, **extra})
+        if draw:
+            name = _safe_name(prediction.path, drawn)
+            shown = detections["scores"] >= draw_threshold
+            canvas = draw_detections(
+                decode_image(prediction.path),
+                detections["boxes"][shown],
+                detections["labels"][shown],
+                detections["scores"][shown],
+                class_names,
+            )
+            atomic_write(out_dir / "images" / name, lambda temporary: canvas.save(temporary, format="JPEG", quality=90))
+    categories = [{"id": i + 1, "name": name} for i, name in enumerate(class_names)]
+    atomic_write_json(out_dir / "results.json", results)
+    atomic_write_json(out_dir / "predictions.json", {"images": images, "categories": categories, "annotations": annotations})
+    return {"images": len(images), "detections": len(results)}
+
+
+def _extras(detections: dict[str, Tensor]) -> Iterator[dict[str, list[float]]]:
+    """Per-box uncertainty fields when the model returned distributions."""
+    count = len(detections["boxes"])
+    if "edge_std" not in detections:
+        yield from ({} for _ in range(count))
+        return
+    for std in detections["edge_std"].tolist():
+        yield {"edge_std": std}

@@ -1,0 +1,302 @@
+"""A training run's state: building it from a config, saving it to checkpoints and restoring it on resume.
+
+A checkpoint (``last.pt``, ``best.pt``) holds: ``model`` (state dict of the
+unwrapped model), ``optimizer``, ``schedule`` (the possibly compressed
+:class:`LRSchedule`), ``ema``, ``scaler``, ``iteration``, ``epoch``, ``sampler``,
+``rng`` (one entry per process), ``config`` (the resolved :class:`TrainConfig`),
+``model_config`` (``model.config.to_dict()`` when the model has one),
+``best_ap``, ``elapsed_s`` (training seconds so far) and ``gfocal_version``.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import functools
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ContextManager
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
+
+from gfocal import __version__
+from gfocal.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from gfocal.engine.config import TrainConfig
+from gfocal.engine.distributed import DistInfo, all_gather_objects
+from gfocal.engine.ema import ModelEMA
+from gfocal.engine.loader import ResumableSampler, build_train_loader
+from gfocal.engine.metrics import MetricsLog
+from gfocal.engine.schedule import LRSchedule
+from gfocal.fileio import atomic_write_bytes
+from gfocal.models.precision import autocast, resolve_precision
+
+__all__ = ["TrainData", "TrainingDiverged", "Run", "prepare_run", "save_training_state", "export_weights"]
+
+# Settings that may change when resuming; any other difference from the checkpoint's config is an error.
+RESUMABLE_CHANGES = frozenset({"resume", "out_dir", "device", "workers", "eval_interval", "checkpoint_interval",
+                               "log_interval", "time_budget_minutes"})
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss or gradient became NaN or infinite; ``iteration`` is the 1-based step that failed."""
+
+    def __init__(self, message: str, iteration: int) -> None:
+        super().__init__(message)
+        self.iteration = iteration
+
+
+@dataclass
+class TrainData:
+    """The datasets of a run.
+
+    Attributes:
+        train: yields ``(uint8 image [3,H,W], {"boxes" float32 [M,4] xyxy, "labels" int64 [M], ...})``.
+        collate: turns a list of samples into ``(list[Tensor], list[dict])``.
+        val: like ``train``, targets also holding ``image_id`` (index into ``val_records.images``),
+            ``orig_size`` (h, w) and ``scale``; None disables evaluation.
+        val_records: the ``DatasetRecords`` behind ``val`` (the ground truth for COCO evaluation).
+    """
+
+    train: Dataset
+    collate: Callable[[list[Any]], Any]
+    val: Dataset | None = None
+    val_records: Any = None
+
+
+class Clock:
+    """Training seconds over all sessions of a run, and the time per step since a mark."""
+
+    def __init__(self, prior_s: float) -> None:
+        self.prior_s, self.started = prior_s, time.perf_counter()
+        self.session_steps, self.mark_iter, self.mark_time = 0, 0, self.started
+
+    def elapsed(self) -> float:
+        return self.prior_s + time.perf_counter() - self.started
+
+    def mark(self, iteration: int) -> None:
+        self.mark_iter, self.mark_time = iteration, time.perf_counter()
+
+    def seconds_per_step(self, iteration: int) -> float:
+        return (time.perf_counter() - self.mark_time) / max(iteration - self.mark_iter, 1)
+
+
+@dataclass
+class Run:
+    """Everything the loop reads and updates; ``model`` may be the DDP wrapper, ``module`` never is."""
+
+    config: TrainConfig
+    info: DistInfo
+    device: torch.device
+    data: TrainData
+    model: nn.Module
+    module: nn.Module
+    optimizer: torch.optim.Optimizer
+    base_lr: float
+    planned: LRSchedule
+    schedule: LRSchedule
+    ema: ModelEMA | None
+    scaler: torch.amp.GradScaler | None
+    autocast: Callable[[], ContextManager[None]]
+    loader: DataLoader
+    sampler: ResumableSampler
+    out_dir: Path
+    log: MetricsLog
+    clock: Clock
+    iteration: int = 0
+    best_ap: float = -1.0
+    last_eval_s: float = 0.0
+    final_metrics: dict[str, Any] | None = None
+    last_saved: tuple[Path, int] | None = None
+    stopped_by_time_budget: bool = False
+    window: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def epoch_progress(self) -> float:
+        """Epochs completed, fractional mid-epoch."""
+        return round(self.iteration / self.sampler.batches_per_epoch, 4)
+
+
+def prepare_run(config: TrainConfig, info: DistInfo, device: torch.device,
+                model: nn.Module | None, data: TrainData | None) -> Run:
+    """Build data, model, optimiser, schedule, EMA and loader; restore a checkpoint when resuming."""
+    _seed_everything(config.seed)
+    module, data = _model_and_data(config, model, data)
+    if data.val is not None and data.val_records is None:
+        raise ValueError("TrainData.val_records is required with a validation set (the ground truth for evaluation)")
+    module = module.to(device)
+    if config.channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    loader, sampler = build_train_loader(data.train, data.collate, config.batch_size, config.seed, config.workers,
+                                         info.rank, info.world_size)
+    planned = LRSchedule.from_epochs(
+        config.epochs, sampler.batches_per_epoch, config.schedule, config.step_epochs, gamma=config.step_gamma,
+        min_ratio=config.min_lr_ratio, warmup_iters=config.warmup_iters, warmup_ratio=config.warmup_ratio)
+    base_lr = config.lr * config.batch_size / 16
+    optimizer = torch.optim.SGD([p for p in module.parameters() if p.requires_grad], lr=base_lr,
+                                momentum=config.momentum, weight_decay=config.weight_decay)
+    precision = resolve_precision(config.precision, device)
+    wrapped = module
+    if info.world_size > 1:
+        wrapped = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+    out_dir = Path(config.out_dir)
+    run = Run(config, info, device, data, wrapped, module, optimizer, base_lr, planned, planned,
+              ModelEMA(module, config.ema_decay) if config.ema else None,
+              torch.amp.GradScaler(device.type) if precision.name == "fp16" else None,  # fp16 gradients underflow
+              functools.partial(autocast, precision), loader, sampler, out_dir,
+              MetricsLog(out_dir / "metrics.jsonl", enabled=info.is_main), Clock(0.0))
+    resume = _resume_path(config)
+    if resume is not None:
+        _restore(run, resume)
+    elif info.is_main and run.log.path.exists():
+        run.log.path.unlink()  # a fresh run in an old folder starts a fresh log
+    if info.is_main:
+        atomic_write_bytes(out_dir / "config.yaml", config.to_yaml().encode("utf-8"))
+    return run
+
+
+def build_model(config: TrainConfig, class_names: list[str]) -> nn.Module:
+    """The detector named by ``config.model`` for ``class_names`` (label i is ``class_names[i]``)."""
+    from gfocal.models import MODELS
+
+    if config.model not in MODELS:
+        close = difflib.get_close_matches(config.model, list(MODELS), n=3)
+        raise ValueError(f"unknown model {config.model!r}; available: {', '.join(MODELS)}"
+                         + (f" (did you mean {', '.join(close)}?)" if close else ""))
+    return MODELS[config.model](num_classes=len(class_names), class_names=tuple(class_names), **config.model_overrides)
+
+
+def build_data(config: TrainConfig, train_records: Any, model: nn.Module) -> TrainData:
+    """Datasets for ``train_records`` and ``config.val_data``, resized to the model's sizes unless the config sets them."""
+    from gfocal.data import DetectionDataset, collate_detection, load_dataset
+    from gfocal.data.transforms import build_transforms
+
+    model_config = getattr(model, "config", None)
+    max_size = config.max_size or model_config.max_size
+    min_size = config.min_size or model_config.min_size
+    train_transforms = build_transforms(True, max_size, min_size, multiscale=config.multiscale, hflip=config.hflip,
+                                        photometric=config.photometric)
+    train = DetectionDataset(train_records, train_transforms, train=True)
+    if not config.val_data:
+        return TrainData(train, collate_detection)
+    val_records = load_dataset(config.val_data, images_dir=config.val_images or None, split=config.val_split or None)
+    if list(val_records.class_names) != list(train_records.class_names):
+        raise ValueError(f"{config.val_data}: classes {val_records.class_names} differ from the training set's "
+                         f"{train_records.class_names}")
+    val = DetectionDataset(val_records, build_transforms(False, max_size, min_size), train=False)
+    return TrainData(train, collate_detection, val, val_records)
+
+
+def _model_and_data(config: TrainConfig, model: nn.Module | None, data: TrainData | None) -> tuple[nn.Module, TrainData]:
+    """Use what the caller gave; build the rest from the config (the model needs the class names first)."""
+    if data is not None and model is not None:
+        return model, data
+    if data is not None:
+        return build_model(config, list(data.train.records.class_names)), data  # type: ignore[attr-defined]
+    if not config.train_data:
+        raise ValueError("TrainConfig.train_data is required (a dataset path for gfocal.data.load_dataset)")
+    from gfocal.data import load_dataset
+
+    train_records = load_dataset(
+        config.train_data, images_dir=config.train_images or None, split=config.train_split or None
+    )
+    model = model if model is not None else build_model(config, list(train_records.class_names))
+    return model, build_data(config, train_records, model)
+
+
+def save_training_state(run: Run, best: bool) -> None:
+    """Write ``last.pt`` (and ``best.pt``): every rank contributes its RNG state, rank 0 writes.
+
+    Refuses (raising :class:`TrainingDiverged`) to save non-finite weights.
+    """
+    rng = all_gather_objects(capture_rng_state())
+    if not run.info.is_main:
+        return
+    if not all(torch.isfinite(p).all() for p in run.module.parameters()):
+        raise TrainingDiverged(f"training diverged: non-finite weights at iteration {run.iteration}; "
+                               f"not saving over the last good checkpoint {run.last_saved}", iteration=run.iteration)
+    epoch, start_batch = divmod(run.iteration, run.sampler.batches_per_epoch)
+    model_config = getattr(run.module, "config", None)
+    state = {
+        "model": run.module.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "schedule": run.schedule.to_dict(),
+        "ema": run.ema.state_dict() if run.ema else None,
+        "scaler": run.scaler.state_dict() if run.scaler else None,
+        "iteration": run.iteration,
+        "epoch": epoch,
+        "sampler": {**run.sampler.state_dict(), "epoch": epoch, "start_batch": start_batch},
+        "rng": rng,
+        "config": run.config.to_dict(),
+        "model_config": model_config.to_dict() if hasattr(model_config, "to_dict") else None,
+        "best_ap": run.best_ap,
+        "elapsed_s": run.clock.elapsed(),
+        "gfocal_version": __version__,
+    }
+    for name in ("last.pt", "best.pt") if best else ("last.pt",):
+        save_checkpoint(run.out_dir / name, state)
+    run.last_saved = (run.out_dir / "last.pt", run.iteration)
+
+
+def export_weights(run: Run) -> Path | None:
+    """Write ``model.safetensors`` (loadable with ``gfocal.models.load_model``) from ``best.pt``, else ``last.pt``.
+
+    The EMA weights are exported when EMA is on. Only for ``gfocal.models`` detectors; None otherwise.
+    """
+    from gfocal.models import GFLDetector, save_weights
+
+    if not (run.info.is_main and isinstance(run.module, GFLDetector)):
+        return None
+    source = run.out_dir / "best.pt" if (run.out_dir / "best.pt").is_file() else run.out_dir / "last.pt"
+    state = load_checkpoint(source)
+    model = copy.deepcopy(run.module).cpu()
+    model.load_state_dict(state["ema"]["module"] if state["ema"] else state["model"])
+    return save_weights(model, run.out_dir / "model.safetensors")
+
+
+def _resume_path(config: TrainConfig) -> Path | None:
+    if not config.resume:
+        return None
+    if config.resume == "auto":
+        last = Path(config.out_dir) / "last.pt"
+        return last if last.is_file() else None
+    return Path(config.resume)
+
+
+def _restore(run: Run, path: Path) -> None:
+    state = load_checkpoint(path)  # CPU: RNG states must stay CPU tensors; load_state_dict moves the rest
+    saved = TrainConfig.from_dict(state["config"]).to_dict()
+    changed = [k for k, v in run.config.to_dict().items() if k not in RESUMABLE_CHANGES and saved.get(k) != v]
+    if changed:
+        diffs = ", ".join(f"{k}: {saved.get(k)!r} -> {getattr(run.config, k)!r}" for k in changed)
+        raise ValueError(f"cannot resume from {path}: the config differs from the checkpoint's in {diffs}; "
+                         "use the checkpoint's values or start a new run")
+    sampler = state["sampler"]
+    if (sampler["seed"], sampler["batch_size"]) != (run.sampler.seed, run.sampler.batch_size):
+        raise ValueError(f"cannot resume from {path}: its data order (seed, batch size) differs from this run's")
+    run.module.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.schedule = LRSchedule.from_dict(state["schedule"])
+    if run.ema is not None:
+        run.ema.load_state_dict(state["ema"])
+    if run.scaler is not None and state["scaler"] is not None:
+        run.scaler.load_state_dict(state["scaler"])
+    run.iteration, run.best_ap = int(state["iteration"]), float(state["best_ap"])
+    run.clock = Clock(float(state["elapsed_s"]))
+    run.stopped_by_time_budget = run.schedule.total_iters < run.planned.total_iters
+    run.last_saved = (path, run.iteration)
+    run.log.truncate_after(run.iteration)
+    rng = state["rng"]
+    restore_rng_state(rng[run.info.rank] if run.info.rank < len(rng) else rng[0])
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

@@ -1,0 +1,227 @@
+"""The training loop: ``train(config) -> TrainResult``.
+
+One optimiser step: set the scheduled learning rate, forward in autocast, check
+the loss is finite (averaged over processes, so every rank takes the same
+decision), backward, clip, step, update the EMA. Around it: logging, periodic
+checkpoints, the time budget, evaluation at epoch ends. Set-up, checkpoint
+state and resume live in :mod:`gfocal.engine.run`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from gfocal.engine.config import TrainConfig
+from gfocal.engine.distributed import all_reduce_mean, broadcast_object, cleanup_distributed, setup_distributed
+from gfocal.engine.evaluate import evaluate_model, format_results, save_results
+from gfocal.engine.metrics import plot_metrics
+from gfocal.engine.run import Run, TrainData, TrainingDiverged, export_weights, prepare_run, save_training_state
+from gfocal.engine.schedule import fit_to_budget
+
+__all__ = ["train", "TrainResult"]
+
+logger = logging.getLogger(__name__)
+
+_WARM_STEPS = 3  # steps excluded from the time-per-step estimate (allocator and kernel warm-up)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a run produced.
+
+    Attributes:
+        out_dir: the run folder (checkpoints, ``config.yaml``, ``metrics.jsonl``, ``eval/``, plots).
+        last_checkpoint: ``out_dir/last.pt``, the state after the last step.
+        best_checkpoint: ``out_dir/best.pt``, the state with the best evaluation AP (None without evaluation).
+        weights: ``out_dir/model.safetensors``, the best (else last) weights for ``gfocal.models.load_model``;
+            None for models other than ``gfocal.models`` detectors.
+        iterations: optimiser steps taken in total.
+        epochs: epochs completed (fractional when a time budget cut the last one short).
+        final_metrics: the last evaluation's results (see ``evaluate_detections``), None without evaluation.
+        best_ap: the best evaluation AP, None without evaluation.
+        stopped_by_time_budget: the schedule was compressed to fit ``time_budget_minutes``.
+    """
+
+    out_dir: Path
+    last_checkpoint: Path
+    best_checkpoint: Path | None
+    weights: Path | None
+    iterations: int
+    epochs: float
+    final_metrics: dict[str, Any] | None
+    best_ap: float | None
+    stopped_by_time_budget: bool
+
+
+def train(config: TrainConfig, *, model: nn.Module | None = None, data: TrainData | None = None) -> TrainResult:
+    """Train (or resume, per ``config.resume``) and return where the results are.
+
+    Args:
+        config: the run's configuration.
+        model: a detector obeying the ``gfocal.models`` contract; built from ``config.model`` when None.
+        data: datasets and collate function; built from ``config.train_data``/``val_data`` when None.
+
+    Raises:
+        TrainingDiverged: a loss or gradient became NaN/inf; the last good checkpoint is kept.
+    """
+    info, device = setup_distributed(config.device)
+    try:
+        run = prepare_run(config, info, device, model, data)
+        return _fit(run)
+    finally:
+        cleanup_distributed(info)
+
+
+def _fit(run: Run) -> TrainResult:
+    while run.iteration < run.schedule.total_iters:
+        epoch, start = divmod(run.iteration, run.sampler.batches_per_epoch)
+        run.sampler.set_epoch(epoch, start)
+        bar = tqdm(total=run.sampler.batches_per_epoch, initial=start, desc=f"epoch {epoch + 1}/{run.schedule.epochs}",
+                   disable=not (run.info.is_main and sys.stderr.isatty()), dynamic_ncols=True, leave=False)
+        tick = time.perf_counter()
+        for images, targets in run.loader:
+            data_time = time.perf_counter() - tick
+            values = _step(run, images, targets)
+            run.iteration += 1
+            _after_step(run, values, data_time, time.perf_counter() - tick, bar)
+            if run.iteration >= run.schedule.total_iters:
+                break
+            tick = time.perf_counter()
+        bar.close()
+        _end_epoch(run, epoch)
+    return _finish(run)
+
+
+def _step(run: Run, images: list[torch.Tensor], targets: list[dict[str, Any]]) -> dict[str, float]:
+    """One optimiser step; returns the loss terms (averaged over processes), ``loss``, ``lr`` and ``grad_norm``."""
+    lr = run.base_lr * run.schedule.factor(run.iteration)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    images = [image.to(run.device, non_blocking=True) for image in images]
+    targets = [{k: v.to(run.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in t.items()} for t in targets]
+    with run.autocast():
+        loss_dict = run.model(images, targets)
+    loss = sum(loss_dict.values())
+    terms = all_reduce_mean(torch.stack([loss.detach().float(), *(v.detach().float() for v in loss_dict.values())]))
+    values = dict(zip(["loss", *loss_dict], terms.tolist()))
+    if not math.isfinite(values["loss"]):
+        raise _diverged(run, "loss", values)
+    run.optimizer.zero_grad(set_to_none=True)
+    scaler = run.scaler
+    (scaler.scale(loss) if scaler else loss).backward()
+    if scaler:
+        scaler.unscale_(run.optimizer)
+    if run.config.clip_grad_norm is not None:
+        norm = nn.utils.clip_grad_norm_(run.module.parameters(), run.config.clip_grad_norm).item()
+        if not math.isfinite(norm) and scaler is None:  # with fp16 loss scaling, inf gradients just skip the step
+            raise _diverged(run, "gradient norm", {**values, "grad_norm": norm})
+        values["grad_norm"] = norm
+    if scaler:
+        scaler.step(run.optimizer)
+        scaler.update()
+    else:
+        run.optimizer.step()
+    if run.ema is not None:
+        run.ema.update(run.module)
+    return {**values, "lr": lr}
+
+
+def _diverged(run: Run, what: str, values: dict[str, float]) -> TrainingDiverged:
+    epoch = run.iteration // run.sampler.batches_per_epoch + 1
+    terms = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
+    kept = (f"the last good checkpoint is kept at {run.last_saved[0]} (iteration {run.last_saved[1]})"
+            if run.last_saved else "no checkpoint had been written yet")
+    return TrainingDiverged(
+        f"training diverged: non-finite {what} at iteration {run.iteration + 1} (epoch {epoch}): {terms}; {kept}. "
+        f"Try a lower lr (now {run.config.lr} per 16 images), a clip_grad_norm, a longer warm-up, or check the data.",
+        iteration=run.iteration + 1,
+    )
+
+
+def _after_step(run: Run, values: dict[str, float], data_time: float, iter_time: float, bar: tqdm) -> None:
+    """Progress, the metrics log, periodic checkpoints and the time budget."""
+    stats = getattr(run.module, "last_stats", None) or {}
+    run.window.append({**values, **stats, "iter_time": iter_time, "data_time": data_time})
+    bar.update(1)
+    bar.set_postfix(loss=f"{values['loss']:.4f}", lr=f"{values['lr']:.2e}", refresh=False)
+    config = run.config
+    if run.iteration % config.log_interval == 0:
+        keys = run.window[-1].keys()
+        means = {k: sum(row.get(k, 0.0) for row in run.window) / len(run.window) for k in keys}
+        run.log.write({"kind": "train", "epoch": run.epoch_progress, "iteration": run.iteration, **means, "lr": values["lr"]})
+        run.window.clear()
+    if config.checkpoint_interval and run.iteration % config.checkpoint_interval == 0:
+        save_training_state(run, best=False)
+    if config.time_budget_minutes is not None:
+        _fit_time_budget(run)
+
+
+def _fit_time_budget(run: Run) -> None:
+    """Compress the schedule so training ends within the budget (rank 0 decides, everyone follows)."""
+    clock = run.clock
+    if clock.session_steps < _WARM_STEPS:
+        clock.session_steps += 1
+        clock.mark(run.iteration)
+        return
+    schedule = None
+    if run.info.is_main:
+        schedule = fit_to_budget(run.planned, run.iteration, clock.elapsed(), clock.seconds_per_step(run.iteration),
+                                 run.config.time_budget_minutes * 60, reserve_s=run.last_eval_s)
+    schedule = broadcast_object(schedule)
+    if schedule.total_iters != run.schedule.total_iters:
+        run.schedule = schedule
+        run.stopped_by_time_budget = schedule.total_iters < run.planned.total_iters
+
+
+def _end_epoch(run: Run, epoch: int) -> None:
+    """Evaluate when due (and always at the end), then save ``last.pt`` (and ``best.pt`` on a new best AP)."""
+    final = run.iteration >= run.schedule.total_iters
+    interval = run.config.eval_interval
+    due = final or (interval > 0 and (epoch + 1) % interval == 0)
+    improved = False
+    if due and run.data.val is not None:
+        started = time.perf_counter()
+        metrics = evaluate_model(run.ema.module if run.ema else run.module, run.data.val, run.data.val_records,
+                                 run.data.collate, run.device, batch_size=max(run.config.batch_size // run.info.world_size, 1),
+                                 workers=run.config.workers, autocast=run.autocast)
+        run.last_eval_s = time.perf_counter() - started
+        run.final_metrics = metrics
+        improved = metrics["AP"] > run.best_ap
+        run.best_ap = max(run.best_ap, metrics["AP"])
+        run.log.write({"kind": "eval", "epoch": run.epoch_progress, "iteration": run.iteration,
+                       **{k: v for k, v in metrics.items() if k != "per_class"}})
+        if run.info.is_main:
+            save_results(run.out_dir / "eval" / f"epoch_{math.ceil(run.epoch_progress):03d}.json", metrics)
+            logger.info("evaluation after epoch %d:\n%s", epoch + 1, format_results(metrics))
+    save_training_state(run, best=improved)
+    if run.info.is_main:
+        logger.info("epoch %d/%d done: iteration %d/%d", epoch + 1, run.schedule.epochs, run.iteration,
+                    run.schedule.total_iters)
+
+
+def _finish(run: Run) -> TrainResult:
+    if run.info.is_main:
+        plot_metrics(run.log.rows(), run.out_dir)
+    best = run.out_dir / "best.pt"
+    return TrainResult(
+        out_dir=run.out_dir,
+        last_checkpoint=run.out_dir / "last.pt",
+        best_checkpoint=best if best.is_file() else None,
+        weights=export_weights(run),
+        iterations=run.iteration,
+        epochs=run.epoch_progress,
+        final_metrics=run.final_metrics,
+        best_ap=run.best_ap if run.final_metrics is not None else None,
+        stopped_by_time_budget=run.stopped_by_time_budget,
+    )
+

@@ -1,0 +1,184 @@
+"""ONNX export: the whole detector, dynamic batch and image size, in two forms.
+
+The exported graph takes ``images``: float32 [N, 3, H, W], **RGB in 0-255**, already resized by
+the caller (keep-ratio, as :func:`gfocal.export.reference_decode.preprocess` shows); the graph
+divides by 255, normalises with the model's mean/std and zero-pads H and W up to a multiple of
+``size_divisible``, exactly as :class:`gfocal.models.transform.DetectionTransform` does.
+
+Forms (``form=``):
+
+``"raw"``: per-location outputs, to be decoded by the caller (see ``reference_decode.py``)
+    scores [N, A, C]        class scores in [0, 1]; the joint score for GFL, DGQP folded in for GFLv2
+    box_outputs [N, A, 4B]  edge distribution logits (B = reg_max+1 bins, ``box="dfl"``) or
+                            stride-unit distances (B = 1, ``box="dirac"``), edges left, top, right, bottom
+    points [A, 2]           (x, y) of every location in input pixels
+    strides [A]             the stride of every location's level (levels are contiguous runs)
+    score_factors [N, A]    centerness, multiplied in *after* thresholding (ATSS-baseline
+                            variants, ``classification="focal"``, only)
+``"decoded"``: the same post-processing as ``model.eval()(images)`` inside the graph
+    boxes [N, D, 4]         xyxy in input pixels, clipped to (H, W); D = ``max_detections``
+    scores [N, D], labels [N, D] int64 (-1 in empty slots), num_detections [N] int64
+
+Shape letters: N images, A locations over all levels, C classes, K candidates, D max detections.
+
+The exporter is ``torch.onnx.export(..., dynamo=True)`` (torch.export + onnxscript): it keeps the
+batch and image size symbolic through the padding, the location grid and NMS. It traces with a
+batch of 2 and an image large enough that every level is wider than 1 px, because torch.export
+specialises sizes it sees equal to 1.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.ops import nms
+
+from gfocal.models import GFLDetector
+from gfocal.models.criterion import decode_boxes
+from gfocal.models.detector import ScoredOutputs
+
+__all__ = ["RAW_OUTPUTS", "DECODED_OUTPUTS", "ExportedDetector", "batched_detections", "export_onnx"]
+
+RAW_OUTPUTS = ("scores", "box_outputs", "points", "strides")
+DECODED_OUTPUTS = ("boxes", "scores", "labels", "num_detections")
+Form = Literal["raw", "decoded"]
+
+
+class ExportedDetector(nn.Module):
+    """A GFLDetector as an export-friendly module: 0-255 RGB batch in, raw or decoded outputs out.
+
+    It runs the detector's one forward path (:meth:`GFLDetector.scored_outputs`); only the input
+    handling (normalise, pad) and the batched post-processing are written for a static graph.
+    """
+
+    def __init__(self, model: GFLDetector, form: Form = "raw") -> None:
+        super().__init__()
+        if form not in ("raw", "decoded"):
+            raise ValueError(f"form must be 'raw' or 'decoded', got {form!r}")
+        self.model, self.form = model.eval(), form
+        self.register_buffer("mean", model.transform.mean.clone(), persistent=False)
+        self.register_buffer("std", model.transform.std.clone(), persistent=False)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        if self.form == "decoded":
+            return DECODED_OUTPUTS
+        return RAW_OUTPUTS + (("score_factors",) if self.model.config.classification == "focal" else ())
+
+    def forward(self, images: Tensor) -> tuple[Tensor, ...]:
+        """images (Tensor[N, 3, H, W]): float RGB in [0, 255], resized by the caller."""
+        height, width = images.shape[-2:]
+        divisor = self.model.config.size_divisible
+        batch = (images / 255 - self.mean) / self.std
+        batch = F.pad(batch, (0, (-width) % divisor, 0, (-height) % divisor))  # zero padding after normalising
+        scored = self.model.scored_outputs(batch)
+        if self.form == "decoded":
+            return batched_detections(self.model, scored, height, width)
+        raw = (scored.scores, scored.box_outputs, scored.grid.points, scored.grid.strides)
+        return raw + ((scored.score_factors,) if scored.score_factors is not None else ())
+
+
+def batched_detections(model: GFLDetector, scored: ScoredOutputs, height: int, width: int) -> tuple[Tensor, ...]:
+    """:func:`gfocal.models.postprocess.postprocess_image` for a whole batch of one image size,
+    written with fixed-rank tensors so that it exports: per-level top-k, threshold, decode,
+    class-aware NMS (per image and class), at most ``max_detections`` per image.
+
+    Returns:
+        boxes [N, D, 4], scores [N, D], labels [N, D] int64 (-1 when empty), num_detections [N] int64.
+    """
+    config = model.config
+    scores, box_outputs, grid = scored.scores, scored.box_outputs, scored.grid
+    n, _, num_classes = scores.shape
+    candidate_scores, candidate_locations = [], []
+    start = 0
+    for size in grid.level_sizes:
+        level = scores[:, start : start + size].reshape(n, -1)  # [N, A_l*C]
+        top = level.topk(torch.sym_min(config.pre_nms_top_k, level.shape[1]), dim=1)
+        candidate_scores.append(top.values)
+        candidate_locations.append(top.indices + start * num_classes)
+        start = start + size
+    flat_index = torch.cat(candidate_locations, dim=1)  # [N, K] into the [A*C] scores of one image
+    candidate = torch.cat(candidate_scores, dim=1)  # [N, K]
+    locations, labels = flat_index // num_classes, flat_index % num_classes
+    valid = candidate > config.score_threshold
+    if scored.score_factors is not None:
+        candidate = candidate * scored.score_factors.gather(1, locations)
+    selected = box_outputs.gather(1, locations.unsqueeze(-1).expand(-1, -1, box_outputs.shape[-1]))  # [N, K, 4B]
+    boxes = decode_boxes(selected, grid.points[locations], grid.strides[locations], config.box)  # [N, K, 4]
+    boxes = torch.stack(
+        (boxes[..., 0].clamp(0, width), boxes[..., 1].clamp(0, height), boxes[..., 2].clamp(0, width), boxes[..., 3].clamp(0, height)),
+        dim=-1,
+    )
+    return _nms_per_image_and_class(boxes, candidate, labels, valid, config.nms_iou_threshold, config.max_detections, num_classes)
+
+
+def _nms_per_image_and_class(
+    boxes: Tensor, scores: Tensor, labels: Tensor, valid: Tensor, iou_threshold: float, max_detections: int, num_classes: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    n, k = scores.shape
+    image = torch.arange(n, device=boxes.device).unsqueeze(1).expand(n, k)  # [N, K]
+    groups = (image * num_classes + labels).reshape(-1)  # [N*K]
+    flat_boxes, flat_scores, flat_valid = boxes.reshape(-1, 4), scores.reshape(-1), valid.reshape(-1)
+    # Only candidates above the threshold enter NMS (its cost grows with the square of their number).
+    candidates = flat_valid.nonzero().squeeze(1)
+    # torchvision's coordinate trick: shift each (image, class) group apart so one NMS call is per group.
+    offsets = groups[candidates].to(flat_boxes.dtype) * (flat_boxes.max() + 1)
+    shifted = flat_boxes[candidates] + offsets.unsqueeze(1)
+    keep = candidates[nms(shifted, flat_scores[candidates], iou_threshold)]  # sorted by score
+    owner = keep // k  # image of each kept box
+    one_hot = (owner.unsqueeze(1) == torch.arange(n, device=boxes.device)).long()  # [K', N]
+    rank = (one_hot.cumsum(0) * one_hot).sum(1) - 1  # position within its image, in score order
+    fits = rank < max_detections
+    keep, owner, rank = keep[fits], owner[fits], rank[fits]
+    slot = owner * max_detections + rank  # [K''] into [N*D]
+    out_boxes = boxes.new_zeros(n * max_detections, 4).index_put((slot,), flat_boxes[keep])
+    out_scores = scores.new_zeros(n * max_detections).index_put((slot,), flat_scores[keep])
+    out_labels = labels.new_full((n * max_detections,), -1).index_put((slot,), labels.reshape(-1)[keep])
+    counts = one_hot[fits].sum(0)  # [N]
+    return (
+        out_boxes.reshape(n, max_detections, 4),
+        out_scores.reshape(n, max_detections),
+        out_labels.reshape(n, max_detections),
+        counts,
+    )
+
+
+def export_onnx(
+    model: GFLDetector, path: str | Path, form: Form = "raw", opset: int = 18, example_size: tuple[int, int] = (320, 352),
+    optimize: bool = True,
+) -> Path:
+    """Export ``model`` to ONNX with dynamic batch, height and width; returns the path.
+
+    The file's metadata holds ``gfocal_config`` (the ModelConfig as JSON), ``gfocal_form`` and
+    ``gfocal_input`` (a description of the expected input), so a deployment can read the
+    thresholds, reg_max and class names from the file.
+    """
+    import onnx
+
+    if opset < 17:
+        raise ValueError(f"opset must be >= 17, got {opset}")
+    wrapper = ExportedDetector(model, form)
+    height, width = example_size
+    example = torch.rand(2, 3, height, width) * 255
+    dynamic = {"images": {0: torch.export.Dim("batch", min=1, max=1024), 2: torch.export.Dim("height", min=1, max=8192), 3: torch.export.Dim("width", min=1, max=8192)}}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        program = torch.onnx.export(
+            wrapper, (example,), input_names=["images"], output_names=list(wrapper.output_names),
+            dynamic_shapes=dynamic, opset_version=opset, dynamo=True, external_data=False, verbose=False, optimize=optimize,
+        )
+    proto = program.model_proto
+    for key, value in (
+        ("gfocal_config", json.dumps(model.config.to_dict())),
+        ("gfocal_form", form),
+        ("gfocal_input", "images: float32 [N, 3, H, W], RGB, 0-255, resized by the caller; normalised and padded inside"),
+    ):
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(path))
+    return path

@@ -1,0 +1,196 @@
+"""Reference pre-processing and decoding for gfocal's raw ONNX outputs, in numpy only.
+
+Copy this file to deploy a gfocal model with any runtime: it needs numpy and nothing else,
+and it is tested to give the same detections as ``model.eval()(images)`` in PyTorch.
+
+    image (H0, W0, 3) uint8 RGB
+      -> preprocess: keep-ratio resize (optionally pad with the mean colour)  (float32 0-255, [1, 3, H, W])
+      -> the ONNX graph (form "raw"): normalise and pad to a multiple of 32 inside, network
+            scores [N, A, C], box_outputs [N, A, 4*B], points [A, 2], strides [A] (+ score_factors [N, A])
+      -> decode: per level top-k above the score threshold, softmax -> Integral -> distances x stride
+         -> boxes, class-aware NMS, rescale to the original image
+
+Shape letters: A locations over all levels, C classes, B bins per edge (reg_max + 1, or 1 for a
+Dirac box), K candidates, D detections. The settings (thresholds, ``reg_max``, ``box``) are in
+the ONNX file's ``gfocal_config`` metadata; :func:`decode_settings` reads them from that JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["DecodeSettings", "decode_settings", "resize_keep_ratio", "preprocess", "decode", "nms"]
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """What decoding needs from the model's config (ModelConfig field names)."""
+
+    num_classes: int
+    box: str = "dfl"  # "dfl": edge distribution logits; "dirac": stride-unit distances
+    score_threshold: float = 0.05
+    pre_nms_top_k: int = 1000  # per level
+    nms_iou_threshold: float = 0.6
+    max_detections: int = 100
+    min_size: int = 800
+    max_size: int = 1333
+    size_divisible: int = 32
+    image_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # RGB, [0, 1] units
+
+
+def decode_settings(config_json: str) -> DecodeSettings:
+    """Settings from the ``gfocal_config`` metadata string of an exported ONNX file."""
+    config = json.loads(config_json)
+    values = {name: config[name] for name in DecodeSettings.__dataclass_fields__}
+    return DecodeSettings(**{**values, "image_mean": tuple(values["image_mean"])})
+
+
+def resize_keep_ratio(image: np.ndarray, min_size: int, max_size: int) -> tuple[np.ndarray, float, float]:
+    """Bilinear keep-ratio resize: shorter side to ``min_size``, longer side at most ``max_size``.
+
+    Matches PyTorch's ``F.interpolate(mode="bilinear", align_corners=False)`` (no antialiasing),
+    which is what the gfocal model uses. Returns (float32 image [H, W, 3], scale_x, scale_y).
+    """
+    height, width = image.shape[:2]
+    scale = min(min_size / min(height, width), max_size / max(height, width))
+    new_height, new_width = max(1, round(height * scale)), max(1, round(width * scale))
+    image = image.astype(np.float32)
+    if (new_height, new_width) == (height, width):
+        return image, 1.0, 1.0
+    rows, row_weight = _bilinear_taps(height, new_height)
+    cols, col_weight = _bilinear_taps(width, new_width)
+    top = image[rows[0]] * (1 - row_weight)[:, None, None] + image[rows[1]] * row_weight[:, None, None]
+    resized = top[:, cols[0]] * (1 - col_weight)[None, :, None] + top[:, cols[1]] * col_weight[None, :, None]
+    return resized.astype(np.float32), new_width / width, new_height / height
+
+
+def _bilinear_taps(size_in: int, size_out: int) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    # Half-pixel centres (align_corners=False), source coordinates clamped at 0.
+    source = np.maximum((np.arange(size_out) + 0.5) * (size_in / size_out) - 0.5, 0)
+    low = np.minimum(np.floor(source).astype(np.int64), size_in - 1)
+    high = np.minimum(low + 1, size_in - 1)
+    return (low, high), (source - low).astype(np.float32)
+
+
+def preprocess(image: np.ndarray, settings: DecodeSettings, pad: bool = False) -> tuple[np.ndarray, tuple[int, int], tuple[float, float]]:
+    """One RGB image [H0, W0, 3] (uint8 or float, 0-255) to the graph's input [1, 3, H, W] float32 0-255.
+
+    The graph normalises and pads to a multiple of ``size_divisible`` itself, so by default the
+    resized image goes in unpadded. ``pad=True`` pads here (bottom and right) to that multiple,
+    for runtimes that want it, filling with the model's mean colour: the graph's normalisation
+    maps it to exactly 0, the value PyTorch pads with, so the detections are the same. Padding to
+    a *larger* canvas adds locations and changes detections slightly, as batching images of
+    different sizes does in PyTorch.
+
+    Returns:
+        (input [1, 3, H, W], (height, width) of the resized image inside any padding,
+        (scale_x, scale_y) resized pixels per original pixel).
+    """
+    resized, scale_x, scale_y = resize_keep_ratio(image, settings.min_size, settings.max_size)
+    height, width = resized.shape[:2]
+    if pad:
+        divisor = settings.size_divisible
+        canvas = np.empty((-(-height // divisor) * divisor, -(-width // divisor) * divisor, 3), np.float32)
+        canvas[...] = np.asarray(settings.image_mean, np.float32) * 255
+        canvas[:height, :width] = resized
+        resized = canvas
+    return resized.transpose(2, 0, 1)[None].copy(), (height, width), (scale_x, scale_y)
+
+
+def decode(
+    scores: np.ndarray,
+    box_outputs: np.ndarray,
+    points: np.ndarray,
+    strides: np.ndarray,
+    settings: DecodeSettings,
+    image_size: tuple[int, int],
+    scale: tuple[float, float] = (1.0, 1.0),
+    score_factors: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Detections of ONE image from the raw outputs (take ``[i]`` of the batched ones).
+
+    Args:
+        scores [A, C]: class scores in [0, 1]. box_outputs [A, 4*B]. points [A, 2]. strides [A].
+        image_size: (height, width) of the resized image inside the padding; boxes are clipped to it.
+        scale: (scale_x, scale_y) from :func:`preprocess`; boxes are divided by it.
+        score_factors [A] | None: centerness of the ATSS-baseline variants, multiplied in after
+            thresholding.
+
+    Returns:
+        {"boxes" float32 [D, 4] xyxy in original pixels, "scores" [D], "labels" int64 [D]}, best first.
+    """
+    num_classes = settings.num_classes
+    # 1. Per level (levels are contiguous runs of equal stride): top-k scores, then the threshold.
+    candidates = []
+    level_starts = np.flatnonzero(np.r_[True, strides[1:] != strides[:-1]])
+    for start, end in zip(level_starts, np.r_[level_starts[1:], len(strides)]):
+        flat = scores[start:end].reshape(-1)  # [A_l * C], location-major
+        k = min(settings.pre_nms_top_k, flat.size)
+        top = np.argsort(-flat, kind="stable")[:k]
+        top = top[flat[top] > settings.score_threshold]
+        candidates.append(top + start * num_classes)
+    flat_index = np.concatenate(candidates)
+    locations, labels = flat_index // num_classes, flat_index % num_classes
+    kept_scores = scores.reshape(-1)[flat_index]
+    if score_factors is not None:
+        kept_scores = kept_scores * score_factors[locations]
+
+    # 2. Box outputs -> distances in stride units -> pixels -> xyxy boxes, clipped to the image.
+    outputs = box_outputs[locations]  # [K, 4*B]
+    if settings.box == "dfl":
+        logits = outputs.reshape(len(outputs), 4, box_outputs.shape[-1] // 4)  # [K, 4, B]
+        probs = np.exp(logits - logits.max(-1, keepdims=True))
+        probs /= probs.sum(-1, keepdims=True)  # softmax per edge
+        distances = probs @ np.arange(probs.shape[-1], dtype=np.float32)  # the Integral, [K, 4]
+    else:
+        distances = outputs
+    distances = distances * strides[locations, None]
+    x, y = points[locations, 0], points[locations, 1]
+    height, width = image_size
+    boxes = np.stack(
+        (
+            np.clip(x - distances[:, 0], 0, width),
+            np.clip(y - distances[:, 1], 0, height),
+            np.clip(x + distances[:, 2], 0, width),
+            np.clip(y + distances[:, 3], 0, height),
+        ),
+        axis=-1,
+    ).astype(np.float32)
+
+    # 3. Class-aware NMS, at most max_detections, then back to original pixels.
+    keep = _class_aware_nms(boxes, kept_scores, labels, settings.nms_iou_threshold)[: settings.max_detections]
+    scale_x, scale_y = scale
+    return {
+        "boxes": boxes[keep] / np.array([scale_x, scale_y, scale_x, scale_y], dtype=np.float32),
+        "scores": kept_scores[keep].astype(np.float32),
+        "labels": labels[keep].astype(np.int64),
+    }
+
+
+def _class_aware_nms(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """NMS within each class; indices of the kept boxes, by decreasing score."""
+    keep = np.concatenate([np.flatnonzero(labels == c)[nms(boxes[labels == c], scores[labels == c], iou_threshold)] for c in np.unique(labels)] or [np.zeros(0, np.int64)])
+    return keep[np.argsort(-scores[keep], kind="stable")]
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Greedy non-maximum suppression: indices of the kept boxes [K, 4] xyxy, by decreasing score.
+
+    A box is dropped when its IoU with an already kept, higher-scoring box exceeds the threshold.
+    """
+    order = np.argsort(-scores, kind="stable")
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    keep = []
+    while order.size:
+        best, rest = order[0], order[1:]
+        keep.append(best)
+        width = np.clip(np.minimum(boxes[best, 2], boxes[rest, 2]) - np.maximum(boxes[best, 0], boxes[rest, 0]), 0, None)
+        height = np.clip(np.minimum(boxes[best, 3], boxes[rest, 3]) - np.maximum(boxes[best, 1], boxes[rest, 1]), 0, None)
+        intersection = width * height
+        with np.errstate(invalid="ignore", divide="ignore"):
+            iou = intersection / (areas[best] + areas[rest] - intersection)
+        order = rest[~(iou > iou_threshold)]  # as torchvision: a NaN IoU (two empty boxes) suppresses nothing
+    return np.array(keep, dtype=np.int64)

@@ -1,0 +1,180 @@
+"""Import mmdetection ``GFL`` checkpoints: infer the architecture from the state dict, map the keys.
+
+mmdetection's GFL is ResNet (``style="pytorch"``) + FPN (``start_level=1``,
+``add_extra_convs="on_output"``, no ReLU before the extra convs) + ``GFLHead``
+(two towers of ``stacked_convs`` x [3x3 conv, GroupNorm, ReLU], ``gfl_cls``,
+``gfl_reg``, one ``Scale`` per level). Key mapping, mmdetection -> gfocal:
+
+=========================================  =============================================
+``backbone.<resnet key>``                  ``backbone.body.<resnet key>`` (same names)
+``neck.lateral_convs.i.conv.*``            ``backbone.fpn.inner_blocks.i.0.*``
+``neck.fpn_convs.i.conv.*`` (i < 3)        ``backbone.fpn.layer_blocks.i.0.*``
+``neck.fpn_convs.3.conv.*`` / ``4``        ``backbone.fpn.extra_blocks.p6.*`` / ``p7``
+``bbox_head.cls_convs.i.conv.weight``      ``head.cls_tower.{3i}.weight``
+``bbox_head.cls_convs.i.gn.*``             ``head.cls_tower.{3i+1}.*`` (reg likewise)
+``bbox_head.gfl_cls.*`` / ``gfl_reg.*``    ``head.cls_out.*`` / ``head.box_out.*``
+``bbox_head.scales.i.scale``               ``head.scales.i.scale``
+=========================================  =============================================
+
+``bbox_head.integral.project`` (the bins 0..reg_max) and BatchNorm ``num_batches_tracked``
+counters carry no weights and are checked or dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gfocal.models import GFLDetector, ModelConfig, WeightsError
+from gfocal.models.weights import read_state_dict
+
+__all__ = ["MMDET_PREPROCESSING", "from_mmdet", "mmdet_config_from_state", "mmdet_to_gfocal_state"]
+
+# mmdetection's GFL data_preprocessor (0-255 RGB units after bgr_to_rgb) in our [0, 1] units,
+# its 1333x800 keep-ratio test resize, and its test_cfg.
+MMDET_PREPROCESSING: dict[str, Any] = {
+    "image_mean": tuple(v / 255 for v in (123.675, 116.28, 103.53)),
+    "image_std": tuple(v / 255 for v in (58.395, 57.12, 57.375)),
+    "min_size": 800,
+    "max_size": 1333,
+    "size_divisible": 32,
+    "score_threshold": 0.05,
+    "pre_nms_top_k": 1000,
+    "nms_iou_threshold": 0.6,
+    "max_detections": 100,
+    "point_offset": 0.0,
+    "relu_before_extra_convs": False,
+}
+
+_DEPTHS = {(2, 2, 2, 2, False): 18, (3, 4, 6, 3, False): 34, (3, 4, 6, 3, True): 50, (3, 4, 23, 3, True): 101, (3, 8, 36, 3, True): 152}
+_STAGES = ("layer1", "layer2", "layer3", "layer4")
+
+
+def from_mmdet(checkpoint: str | Path | Mapping[str, Tensor], **overrides: Any) -> GFLDetector:
+    """Build a gfocal detector holding the weights of an mmdetection ``GFL`` checkpoint.
+
+    Args:
+        checkpoint: a ``.pth`` file (read with ``weights_only=True``; a ``state_dict`` entry is
+            used when present) or a state dict with mmdetection's key names.
+        overrides: ModelConfig fields replacing the inferred ones, e.g. ``class_names``,
+            ``score_threshold``, or ``norm_groups`` when the head's GroupNorm did not use 32 groups
+            (group count is not visible in the weights).
+
+    Returns:
+        A GFLDetector in eval mode, with mmdetection's preprocessing (mean/std, 1333x800 resize)
+        and test settings. Images go in as RGB, like every gfocal model.
+
+    Raises:
+        WeightsError: the state dict is not an mmdetection GFL detector, or some keys are left
+            unmatched or have other shapes than the inferred model; one message lists them all.
+    """
+    source = str(checkpoint) if isinstance(checkpoint, (str, Path)) else "mmdetection state dict"
+    state = read_state_dict(checkpoint) if isinstance(checkpoint, (str, Path)) else dict(checkpoint)
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    config = mmdet_config_from_state(state, source)
+    if overrides:
+        config = config.replace(**overrides)
+    model = GFLDetector(config)
+    mapped = mmdet_to_gfocal_state(state, config.reg_max, source)
+    _load_exactly(model, mapped, {mmdet_key_to_gfocal(k): k for k in state}, source)
+    return model.eval()
+
+
+def mmdet_config_from_state(state: Mapping[str, Tensor], source: str = "checkpoint") -> ModelConfig:
+    """Infer the ModelConfig of an mmdetection GFL state dict from its key names and shapes."""
+    for prefix in ("backbone.conv1.weight", "neck.lateral_convs.0.conv.weight", "bbox_head.gfl_cls.weight", "bbox_head.gfl_reg.weight"):
+        if prefix not in state:
+            raise WeightsError(f"{source}: not an mmdetection GFL (ResNet + FPN + GFLHead) state dict; no {prefix!r}")
+    blocks = tuple(_count(state, rf"backbone\.{stage}\.(\d+)\.") for stage in _STAGES)
+    bottleneck = "backbone.layer1.0.conv3.weight" in state
+    depth = _DEPTHS.get((*blocks, bottleneck))
+    if depth is None:
+        raise WeightsError(f"{source}: ResNet with blocks per stage {blocks} (bottleneck={bottleneck}) is not a known depth")
+    fpn_channels = state["neck.lateral_convs.0.conv.weight"].shape[0]
+    laterals, outputs = _count(state, r"neck\.lateral_convs\.(\d+)\."), _count(state, r"neck\.fpn_convs\.(\d+)\.")
+    if (laterals, outputs) != (3, 5) or state["neck.fpn_convs.3.conv.weight"].shape[1] != fpn_channels:
+        raise WeightsError(
+            f"{source}: FPN with {laterals} lateral and {outputs} output convs; gfocal imports "
+            "start_level=1, num_outs=5, add_extra_convs='on_output' (P3-P7)"
+        )
+    cls_weight, reg_weight = state["bbox_head.gfl_cls.weight"], state["bbox_head.gfl_reg.weight"]
+    if reg_weight.shape[0] % 4:
+        raise WeightsError(f"{source}: gfl_reg has {reg_weight.shape[0]} outputs, not 4 x (reg_max + 1)")
+    return ModelConfig(
+        num_classes=cls_weight.shape[0],
+        backbone=f"resnet{depth}",
+        backbone_norm="frozen_bn",  # mmdetection's GFL: norm_eval=True, frozen_stages=1
+        trainable_backbone_layers=3,
+        fpn_channels=fpn_channels,
+        stacked_convs=_count(state, r"bbox_head\.cls_convs\.(\d+)\."),
+        feat_channels=cls_weight.shape[1],
+        reg_max=reg_weight.shape[0] // 4 - 1,
+        **MMDET_PREPROCESSING,
+    )
+
+
+def mmdet_to_gfocal_state(state: Mapping[str, Tensor], reg_max: int, source: str = "checkpoint") -> dict[str, Tensor]:
+    """Rename mmdetection GFL keys to gfocal's; keys it does not know are kept under their own name
+    (so that loading reports them as unexpected)."""
+    mapped: dict[str, Tensor] = {}
+    for key, value in state.items():
+        if key.endswith("num_batches_tracked"):
+            continue
+        if key == "bbox_head.integral.project":
+            expected = torch.linspace(0, reg_max, reg_max + 1)
+            if value.shape != expected.shape or not torch.allclose(value.float(), expected):
+                raise WeightsError(f"{source}: bbox_head.integral.project is not the bins 0..{reg_max}")
+            continue
+        mapped[mmdet_key_to_gfocal(key)] = value
+    return mapped
+
+
+_RULES = (
+    (r"backbone\.(.*)", r"backbone.body.\1"),
+    (r"neck\.lateral_convs\.(\d+)\.conv\.(weight|bias)", r"backbone.fpn.inner_blocks.\1.0.\2"),
+    (r"neck\.fpn_convs\.([0-2])\.conv\.(weight|bias)", r"backbone.fpn.layer_blocks.\1.0.\2"),
+    (r"neck\.fpn_convs\.3\.conv\.(weight|bias)", r"backbone.fpn.extra_blocks.p6.\1"),
+    (r"neck\.fpn_convs\.4\.conv\.(weight|bias)", r"backbone.fpn.extra_blocks.p7.\1"),
+    (r"bbox_head\.gfl_cls\.(weight|bias)", r"head.cls_out.\1"),
+    (r"bbox_head\.gfl_reg\.(weight|bias)", r"head.box_out.\1"),
+    (r"bbox_head\.scales\.(\d+)\.scale", r"head.scales.\1.scale"),
+)
+_TOWER = re.compile(r"bbox_head\.(cls|reg)_convs\.(\d+)\.(conv|gn)\.(weight|bias)")
+
+
+def mmdet_key_to_gfocal(key: str) -> str:
+    """One mmdetection GFL key as the gfocal key holding the same tensor (unknown keys unchanged)."""
+    tower = _TOWER.fullmatch(key)
+    if tower:
+        branch, index, layer, kind = tower.groups()
+        # Each tower conv is [conv, GroupNorm, ReLU] in one nn.Sequential: 3 slots per conv.
+        return f"head.{branch}_tower.{3 * int(index) + (layer == 'gn')}.{kind}"
+    for pattern, replacement in _RULES:
+        if re.fullmatch(pattern, key):
+            return re.sub(pattern, replacement, key)
+    return key
+
+
+def _count(state: Mapping[str, Tensor], pattern: str) -> int:
+    indices = {int(m.group(1)) for key in state if (m := re.match(pattern, key))}
+    return max(indices) + 1 if indices else 0
+
+
+def _load_exactly(model: GFLDetector, state: dict[str, Tensor], origin: dict[str, str], source: str) -> None:
+    expected = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    missing = sorted(k for k in expected if k not in state)
+    unmatched = sorted(origin.get(k, k) for k in state if k not in expected)
+    mis_shaped = [f"{origin.get(k, k)} -> {k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}" for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unmatched or mis_shaped:
+        lines = [f"{source}: does not map onto a gfocal GFL detector ({model.config.backbone}, {model.config.num_classes} classes, reg_max={model.config.reg_max})"]
+        for title, keys in (("unmatched checkpoint keys", unmatched), ("model keys left empty", missing), ("mis-shaped", mis_shaped)):
+            if keys:
+                lines.append(f"  {title} ({len(keys)}): " + ", ".join(keys))
+        raise WeightsError("\n".join(lines))
+    with torch.no_grad():
+        model.load_state_dict(state, strict=False)

@@ -1,0 +1,108 @@
+"""The command line: help, version, and one-line errors for user mistakes."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from gfocal import __version__
+from gfocal.cli.main import main
+from gfocal.models import gfl_small, save_weights
+
+
+def test_version_and_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert __version__ in capsys.readouterr().out
+    assert main([]) == 0
+    assert "predict" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["demo", "train", "eval", "predict", "data", "export", "convert", "bench"])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0 and "usage" in capsys.readouterr().out
+
+
+def test_console_script_runs():
+    result = subprocess.run([sys.executable, "-m", "gfocal", "--version"], capture_output=True, text=True, check=True)
+    assert __version__ in result.stdout
+
+
+def test_synthetic_summary_and_predict_end_to_end(tmp_path, capsys):
+    assert main(["data", "synthetic", str(tmp_path / "syn"), "--num-train", "2", "--num-val", "2"]) == 0
+    assert main(["data", "summary", str(tmp_path / "syn" / "train.json"), "--png", str(tmp_path / "s.png")]) == 0
+    assert "boxes by size" in capsys.readouterr().out and (tmp_path / "s.png").stat().st_size > 0
+    torch.manual_seed(0)
+    weights = save_weights(gfl_small(4, min_size=64, max_size=64), tmp_path / "w.safetensors")
+    args = ["predict", str(tmp_path / "syn" / "val"), "--weights", str(weights), "--out", str(tmp_path / "p")]
+    assert main([*args, "--workers", "0", "--precision", "fp32"]) == 0
+    assert (tmp_path / "p" / "results.json").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["predict", "nowhere/*.jpg", "--weights", "w.safetensors", "--out", "o"], "no images found"),
+        (["data", "summary", "missing.json"], "missing.json"),
+    ],
+)
+def test_user_mistakes_give_one_line_errors(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert message in error and "Traceback" not in error
+
+
+def test_weights_that_are_not_a_model_give_one_line_error(tmp_path, capsys):
+    (tmp_path / "img.png").write_bytes(b"")
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "img.png")
+    (tmp_path / "w.safetensors").write_bytes(b"garbage")
+    assert main(["predict", str(tmp_path / "img.png"), "--weights", str(tmp_path / "w.safetensors"), "--out", str(tmp_path / "o")]) == 2
+    assert "w.safetensors" in capsys.readouterr().err
+
+
+def test_train_then_eval_then_refuse_to_overwrite(tmp_path, capsys):
+    assert main(["data", "synthetic", str(tmp_path / "syn"), "--num-train", "4", "--num-val", "2"]) == 0
+    out = tmp_path / "run"
+    train_args = [
+        "train", "--data", str(tmp_path / "syn" / "train.json"), "--val-data", str(tmp_path / "syn" / "val.json"),
+        "--out", str(out), "--model", "gfl_small", "--epochs", "1", "--batch-size", "2", "--workers", "0",
+        "--precision", "fp32", "--set", "model_overrides.min_size=64", "--set", "model_overrides.max_size=64",
+        "--set", "warmup_iters=1",
+    ]
+    assert main(train_args) == 0
+    printed = capsys.readouterr().out
+    assert "trained 2 iterations" in printed and (out / "model.safetensors").exists()
+    assert "max_size: 64" in (out / "config.yaml").read_text()
+    assert main(["eval", "--weights", str(out / "model.safetensors"), "--data", str(tmp_path / "syn" / "val.json"),
+                 "--workers", "0", "--precision", "fp32", "--out", str(tmp_path / "eval.json")]) == 0
+    assert "AP50" in capsys.readouterr().out
+    assert json.loads((tmp_path / "eval.json").read_text())["AP"] >= 0
+    # The same folder again, without --resume or --overwrite, is refused: the earlier run is kept.
+    assert main(train_args) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_unknown_config_key_names_close_matches(tmp_path, capsys):
+    assert main(["data", "synthetic", str(tmp_path / "syn"), "--num-train", "1", "--num-val", "1"]) == 0
+    argv = ["train", "--data", str(tmp_path / "syn" / "train.json"), "--out", str(tmp_path / "r"), "--set", "epoch=3"]
+    assert main(argv) == 2
+    assert "did you mean epochs" in capsys.readouterr().err
+
+
+def test_ablation_smoke_writes_a_table(tmp_path, capsys):
+    out = tmp_path / "ablation"
+    assert main(["bench", "ablation", "--smoke", "--out", str(out), "--workers", "0", "--precision", "fp32",
+                 "--markdown", str(tmp_path / "table.md")]) == 0
+    results = json.loads((out / "ablation.json").read_text())["results"]
+    assert len(results) == 2
+    for entry in results.values():
+        summary = entry["summary"]
+        assert 0 <= summary["AP"]["mean"] <= 1 and summary["train_s_per_iter"]["mean"] > 0
+    assert "| ATSS baseline" in (tmp_path / "table.md").read_text()

@@ -1,0 +1,46 @@
+import pytest
+
+from gfocal.engine.config import TrainConfig, load_config, parse_overrides
+
+
+def test_defaults_are_the_paper_recipe():
+    c = TrainConfig()
+    assert (c.lr, c.batch_size, c.momentum, c.weight_decay, c.warmup_iters) == (0.01, 16, 0.9, 1e-4, 500)
+    assert (c.epochs, c.step_epochs, c.schedule) == (12, (8, 11), "step")
+
+
+def test_overrides_convert_to_field_types(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("epochs: 24\nstep_epochs: [16, 22]\nmodel_overrides: {reg_max: 16}\n")
+    c = load_config(path, ["batch_size=8", "lr=0.02", "ema=true", "clip_grad_norm=null", "step_epochs=20,23",
+                           "time_budget_minutes=1.5", "model_overrides.depth=18", "precision=bf16"])
+    assert (c.epochs, c.batch_size, c.lr, c.ema, c.clip_grad_norm) == (24, 8, 0.02, True, None)
+    assert c.step_epochs == (20, 23) and c.time_budget_minutes == 1.5 and c.precision == "bf16"
+    assert c.model_overrides == {"reg_max": 16, "depth": 18}
+
+
+def test_round_trip_through_dict_and_yaml(tmp_path):
+    c = TrainConfig(epochs=5, step_epochs=(3, 4), model_overrides={"a": 1})
+    assert TrainConfig.from_dict(c.to_dict()) == c
+    (tmp_path / "c.yaml").write_text(c.to_yaml())
+    assert load_config(tmp_path / "c.yaml") == c
+
+
+def test_unknown_key_names_close_matches():
+    with pytest.raises(ValueError, match="'bach_size'.*batch_size"):
+        parse_overrides(["bach_size=4"])
+    with pytest.raises(ValueError, match="unknown training config key 'lr_rate'"):
+        TrainConfig.from_dict({"lr_rate": 0.1})
+
+
+@pytest.mark.parametrize("override, message", [
+    ("epochs=1.5", "epochs must be int"),
+    ("ema=maybe", "ema must be true or false"),
+    ("schedule=linear", "schedule must be one of"),
+    ("batch_size=0", "batch_size must be > 0"),
+    ("step_epochs=13", "step_epochs must be increasing"),
+    ("epochs", "key=value"),
+])
+def test_bad_values_are_named(override, message):
+    with pytest.raises(ValueError, match=message):
+        load_config(None, [override])

@@ -1,0 +1,56 @@
+"""Prediction over files: sources, output files, safety of the output folder."""
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from gfocal.engine.predict import find_images, predict_files, prepare_output_dir, write_predictions
+from gfocal.models import gfl_small
+
+
+@pytest.fixture()
+def images(tmp_path):
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    Image.new("RGB", (80, 60), (200, 30, 30)).save(folder / "a.png")
+    Image.new("L", (64, 64), 128).save(folder / "sub" / "a.jpg")  # same stem, other folder, grayscale
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def test_sources_file_folder_and_glob(images):
+    assert find_images(images / "a.png") == [images / "a.png"]
+    assert find_images(images) == [images / "a.png", images / "sub" / "a.jpg"]
+    assert find_images(str(images / "**" / "*.jpg")) == [images / "sub" / "a.jpg"]
+    with pytest.raises(FileNotFoundError, match="no images found"):
+        find_images(images / "missing")
+
+
+def test_output_folder_is_never_reused_silently(tmp_path):
+    out = prepare_output_dir(tmp_path / "out", overwrite=False)
+    (out / "keep.txt").write_text("user data")
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        prepare_output_dir(out, overwrite=False)
+    assert prepare_output_dir(out, overwrite=True) == out and (out / "keep.txt").read_text() == "user data"
+
+
+def test_predictions_are_written_in_original_pixels_as_coco(images, tmp_path):
+    torch.manual_seed(0)
+    model = gfl_small(2, class_names=("red", "grey"), min_size=64, max_size=64, score_threshold=0.0)
+    paths = find_images(images)
+    out = prepare_output_dir(tmp_path / "out", overwrite=False)
+    predictions = predict_files(model, paths, batch_size=2, precision="fp32", return_distributions=True, progress=False)
+    counts = write_predictions(predictions, out, model.class_names)
+    results = json.loads((out / "results.json").read_text())
+    coco = json.loads((out / "predictions.json").read_text())
+    assert counts == {"images": 2, "detections": len(results)} and {r["image_id"] for r in results} == {1, 2}
+    assert [i["width"] for i in coco["images"]] == [80, 64] and coco["categories"][1]["name"] == "grey"
+    for entry in coco["annotations"]:
+        x, y, w, h = entry["bbox"]
+        image = coco["images"][entry["image_id"] - 1]
+        assert 0 <= x and x + w <= image["width"] + 1e-3 and y + h <= image["height"] + 1e-3
+        assert len(entry["edge_std"]) == 4
+    # Two sources share the stem "a": both drawings are kept, under distinct safe names.
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["a.jpg", "a_1.jpg"]

@@ -1,0 +1,123 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from gfocal.engine import TrainConfig, TrainData, TrainingDiverged, load_checkpoint, train
+import run_standin
+from standin import RandomDetections, TinyDetector, collate, records_for
+
+HERE = Path(__file__).parent
+SRC = HERE.parents[1] / "src"
+
+
+def tiny_config(tmp_path, **changes):
+    values = dict(model="standin", epochs=2, batch_size=4, warmup_iters=2, step_epochs=(1,), workers=0,
+                  log_interval=1, out_dir=str(tmp_path / "run"))
+    return TrainConfig(**{**values, **changes})
+
+
+def tiny_data(n=16):
+    val = RandomDetections(4, seed=1)
+    return TrainData(RandomDetections(n), collate, val, records_for(val))
+
+
+def test_short_run_writes_checkpoints_logs_plots_and_evaluation(tmp_path):
+    torch.manual_seed(0)
+    result = train(tiny_config(tmp_path, ema=True), model=TinyDetector(), data=tiny_data())
+    out = result.out_dir
+    assert result.iterations == 8 and result.epochs == 2.0 and not result.stopped_by_time_budget
+    assert result.best_checkpoint == out / "best.pt" and result.final_metrics["AP"] >= 0
+    for name in ("last.pt", "config.yaml", "metrics.jsonl", "loss.png", "ap.png", "eval/epoch_002.json"):
+        assert (out / name).is_file(), name
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    train_rows = [r for r in rows if r["kind"] == "train"]
+    assert [r["iteration"] for r in train_rows] == list(range(1, 9))
+    assert {"loss", "loss_box", "loss_cls", "lr", "iter_time", "data_time", "num_pos"} <= set(train_rows[0])
+    assert [r["epoch"] for r in rows if r["kind"] == "eval"] == [1.0, 2.0]
+    state = load_checkpoint(out / "last.pt")
+    assert state["iteration"] == 8 and state["config"] == result_config(out)
+    assert set(state) >= {"model", "optimizer", "schedule", "ema", "sampler", "rng", "elapsed_s"}
+    # lr scaled by batch_size / 16, x0.1 after epoch 1
+    assert train_rows[-1]["lr"] == pytest.approx(0.01 * 4 / 16 * 0.1)
+
+
+def result_config(out):
+    import yaml
+    return yaml.safe_load((out / "config.yaml").read_text())
+
+
+def test_resume_refuses_a_changed_recipe(tmp_path):
+    torch.manual_seed(0)
+    train(tiny_config(tmp_path, epochs=1, step_epochs=()), model=TinyDetector(), data=tiny_data())
+    with pytest.raises(ValueError, match=r"differs from the checkpoint's in lr: 0.01 -> 0.02"):
+        train(tiny_config(tmp_path, epochs=1, step_epochs=(), lr=0.02, resume="auto"), model=TinyDetector(),
+              data=tiny_data())
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    with pytest.raises(TrainingDiverged, match=r"non-finite loss at iteration 5 \(epoch 2\).*last\.pt \(iteration 4\)") as err:
+        train(tiny_config(tmp_path, checkpoint_interval=2), model=TinyDetector(nan_at=5), data=tiny_data())
+    assert err.value.iteration == 5
+    state = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert state["iteration"] == 4
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_time_budget_stops_early_compresses_schedule_and_still_evaluates(tmp_path):
+    torch.manual_seed(0)
+    budget_s = 3.0
+    started = time.perf_counter()
+    result = train(tiny_config(tmp_path, epochs=100, step_epochs=(80,), time_budget_minutes=budget_s / 60,
+                               log_interval=10, precision="fp32"),
+                   model=TinyDetector(sleep_s=0.03), data=tiny_data())
+    elapsed = time.perf_counter() - started
+    assert result.stopped_by_time_budget and 10 < result.iterations < 400
+    state = load_checkpoint(result.out_dir / "last.pt")
+    assert state["elapsed_s"] < budget_s + 0.5 and elapsed < budget_s + 5.0  # the rest: set-up, final eval, plots
+    assert result.final_metrics is not None
+    schedule = state["schedule"]
+    assert schedule["total_iters"] == result.iterations
+    assert schedule["milestones"] == [round(80 * 4 * result.iterations / 400)]
+
+
+def launch_standin(out_dir, resume, sleep_s):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(HERE)])}
+    return subprocess.Popen([sys.executable, str(HERE / "run_standin.py"), str(out_dir), resume, str(sleep_s)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
+    killed = launch_standin(tmp_path / "killed", "", 0.1)
+    torch.manual_seed(0)  # the reference runs here, while the subprocess starts
+    train(run_standin.config(str(tmp_path / "reference")), model=TinyDetector(), data=run_standin.data())
+    last = tmp_path / "killed" / "last.pt"
+    deadline = time.time() + 60
+    while not (last.is_file() and load_checkpoint(last)["iteration"] >= 6):
+        assert killed.poll() is None and time.time() < deadline, "training ended before it could be killed"
+        time.sleep(0.05)
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait()
+    interrupted_at = load_checkpoint(last)["iteration"]
+    assert 6 <= interrupted_at < 24
+    resumed = launch_standin(tmp_path / "killed", "auto", 0.0)
+    assert resumed.wait(timeout=60) == 0, resumed.stderr.read().decode()
+
+    expected, actual = (load_checkpoint(tmp_path / run / "last.pt") for run in ("reference", "killed"))
+    assert actual["iteration"] == expected["iteration"] == 24
+    for part in ("model", "ema"):
+        flat_expected = expected[part]["module"] if part == "ema" else expected[part]
+        flat_actual = actual[part]["module"] if part == "ema" else actual[part]
+        for name, tensor in flat_expected.items():
+            torch.testing.assert_close(flat_actual[name], tensor, rtol=0, atol=1e-6)
+    momentum = zip(expected["optimizer"]["state"].values(), actual["optimizer"]["state"].values())
+    assert all(torch.allclose(a["momentum_buffer"], b["momentum_buffer"], rtol=0, atol=1e-6) for a, b in momentum)
+    rows = [json.loads(line) for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in rows if r["kind"] == "train"] == list(range(1, 25))

@@ -1,0 +1,19 @@
+import warnings
+
+import torch
+
+from gfocal.engine import TrainConfig, TrainData, train
+from standin import RandomDetections, TinyDetector, collate
+
+
+def test_bf16_channels_last_training_runs_and_keeps_float32_weights(tmp_path):
+    torch.manual_seed(0)
+    config = TrainConfig(model="standin", epochs=1, batch_size=4, warmup_iters=1, step_epochs=(), workers=0,
+                         precision="bf16", channels_last=True, out_dir=str(tmp_path))
+    model = TinyDetector()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "bf16 on a CPU without native bf16" on older CPUs
+        result = train(config, model=model, data=TrainData(RandomDetections(8), collate))
+    assert result.iterations == 2 and result.final_metrics is None and result.best_checkpoint is None
+    assert model.conv.weight.dtype == torch.float32
+    assert model.conv.weight.is_contiguous(memory_format=torch.channels_last)

@@ -1,0 +1,56 @@
+"""ONNX export, decoded form (NMS in the graph): the same detections as ``model.eval()(images)``."""
+
+import numpy as np
+import pytest
+import torch
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from gfocal.export import export_onnx  # noqa: E402
+from gfocal.models import gfl_small  # noqa: E402
+
+# (batch, height, width): sizes the model keeps as they are (min_size 96, max_size 160),
+# including ones that are not multiples of 32 (padded inside the graph).
+SIZES = [(1, 96, 96), (3, 96, 150), (2, 90, 160)]
+
+
+def busy_model(**overrides):
+    torch.manual_seed(0)
+    model = gfl_small(3, min_size=96, max_size=160, score_threshold=0.3, **overrides).eval()
+    with torch.no_grad():
+        model.head.cls_out.bias.zero_()
+        model.head.cls_out.weight.normal_(0, 0.1)
+        model.head.box_out.weight.normal_(0, 0.05)
+    return model
+
+
+@pytest.fixture(scope="module")
+def model():
+    return busy_model()
+
+
+@pytest.fixture(scope="module")
+def decoded_session(model, tmp_path_factory):
+    path = export_onnx(model, tmp_path_factory.mktemp("onnx") / "decoded.onnx", form="decoded", optimize=False)
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def images(batch, height, width, seed=0):
+    return torch.randint(0, 256, (batch, 3, height, width), generator=torch.Generator().manual_seed(seed)).float()
+
+
+@pytest.mark.parametrize("batch, height, width", SIZES)
+def test_decoded_graph_gives_the_detections_of_model_eval(decoded_session, model, batch, height, width):
+    x = images(batch, height, width, seed=1)
+    boxes, scores, labels, counts = decoded_session.run(None, {"images": x.numpy()})
+    with torch.no_grad():
+        # model.eval()(images) one image at a time, from 0-1 floats as its contract says
+        expected = [model([image / 255])[0] for image in x]
+    for i, wanted in enumerate(expected):
+        count = int(counts[i])
+        assert count == len(wanted["boxes"]) > 3
+        np.testing.assert_array_equal(labels[i, :count], wanted["labels"].numpy())
+        np.testing.assert_allclose(boxes[i, :count], wanted["boxes"].numpy(), atol=1e-3, rtol=0)
+        np.testing.assert_allclose(scores[i, :count], wanted["scores"].numpy(), atol=1e-5)
+        assert (labels[i, count:] == -1).all() and (scores[i, count:] == 0).all()

@@ -1,0 +1,99 @@
+"""The numpy reference decode gives the detections of ``model.eval()(images)``, for every variant."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torchvision.ops import nms as torchvision_nms
+
+from gfocal.export import ExportedDetector
+from gfocal.export.reference_decode import DecodeSettings, decode, decode_settings, nms, preprocess, resize_keep_ratio
+from gfocal.models import gfl_small
+
+VARIANTS = {
+    "gfl": {},
+    "gflv2": {"dgqp": True},
+    "dirac_box": {"box": "dirac"},
+    "atss_baseline": {"classification": "focal", "box": "dirac"},
+    "dfl_only": {"classification": "focal"},
+}
+
+
+def busy_model(**overrides):
+    """A small model whose random head gives many overlapping detections."""
+    torch.manual_seed(0)
+    model = gfl_small(3, min_size=96, max_size=128, score_threshold=0.3, **overrides).eval()
+    with torch.no_grad():
+        model.head.cls_out.bias.zero_()
+        model.head.cls_out.weight.normal_(0, 0.1)
+        model.head.box_out.weight.normal_(0, 0.05)
+    return model
+
+
+def settings_of(model):
+    return decode_settings(json.dumps(model.config.to_dict()))
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_reference_decode_equals_pytorch_inference(name):
+    model = busy_model(**VARIANTS[name])
+    settings = settings_of(model)
+    generator = np.random.default_rng(0)
+    images = [generator.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in ((64, 80), (150, 100), (96, 128))]
+    with torch.no_grad():
+        # one image at a time: a batch pads every image to the largest, which changes the outputs
+        expected = [model([torch.from_numpy(image).permute(2, 0, 1)])[0] for image in images]
+        for image, wanted in zip(images, expected):
+            graph_input, image_size, scale = preprocess(image, settings)
+            raw = [o.numpy() for o in ExportedDetector(model, "raw")(torch.from_numpy(graph_input))]
+            scores, box_outputs, points, strides = raw[:4]
+            factors = raw[4][0] if len(raw) > 4 else None
+            got = decode(scores[0], box_outputs[0], points, strides, settings, image_size, scale, factors)
+            assert len(wanted["boxes"]) > 3
+            np.testing.assert_array_equal(got["labels"], wanted["labels"].numpy())
+            np.testing.assert_allclose(got["boxes"], wanted["boxes"].numpy(), atol=1e-3, rtol=0)
+            np.testing.assert_allclose(got["scores"], wanted["scores"].numpy(), atol=1e-5, rtol=1e-5)
+
+
+def test_resize_matches_torch_bilinear():
+    image = np.random.default_rng(1).integers(0, 256, (37, 50, 3), dtype=np.uint8)
+    resized, scale_x, scale_y = resize_keep_ratio(image, 96, 128)
+    assert resized.shape == (95, 128, 3)  # shorter side 96 would make the longer 130 > 128
+    expected = F.interpolate(torch.from_numpy(image).permute(2, 0, 1)[None].float(), size=resized.shape[:2], mode="bilinear", align_corners=False)
+    np.testing.assert_allclose(resized, expected[0].permute(1, 2, 0).numpy(), atol=1e-3)
+    assert (scale_x, scale_y) == (resized.shape[1] / 50, resized.shape[0] / 37)
+
+
+def test_padding_with_the_mean_colour_does_not_change_detections():
+    model = busy_model()
+    settings = settings_of(model)
+    image = np.random.default_rng(2).integers(0, 256, (72, 100, 3), dtype=np.uint8)
+    unpadded, size, scale = preprocess(image, settings)
+    padded, _, _ = preprocess(image, settings, pad=True)
+    assert unpadded.shape == (1, 3, 92, 128) and padded.shape == (1, 3, 96, 128)
+    with torch.no_grad():
+        wrapper = ExportedDetector(model, "raw")
+        a = [o.numpy() for o in wrapper(torch.from_numpy(unpadded))]
+        b = [o.numpy() for o in wrapper(torch.from_numpy(padded))]
+    got_a = decode(a[0][0], a[1][0], a[2], a[3], settings, size, scale)
+    got_b = decode(b[0][0], b[1][0], b[2], b[3], settings, size, scale)
+    np.testing.assert_array_equal(got_a["labels"], got_b["labels"])
+    np.testing.assert_allclose(got_a["boxes"], got_b["boxes"], atol=1e-3)
+
+
+def test_numpy_nms_equals_torchvision():
+    generator = torch.Generator().manual_seed(3)
+    corners = torch.rand(300, 2, generator=generator) * 100
+    boxes = torch.cat((corners, corners + 5 + torch.rand(300, 2, generator=generator) * 40), 1)
+    scores = torch.rand(300, generator=generator)
+    for threshold in (0.3, 0.6):
+        np.testing.assert_array_equal(nms(boxes.numpy(), scores.numpy(), threshold), torchvision_nms(boxes, scores, threshold).numpy())
+
+
+def test_no_detections_gives_empty_arrays():
+    settings = DecodeSettings(num_classes=2, score_threshold=0.9)
+    points = np.zeros((5, 2), np.float32)
+    got = decode(np.zeros((5, 2), np.float32), np.zeros((5, 68), np.float32), points, np.full(5, 8.0, np.float32), settings, (32, 32))
+    assert got["boxes"].shape == (0, 4) and got["labels"].shape == (0,)

@@ -1,0 +1,77 @@
+"""Precision resolution, BN folding and the bf16 fast path's parity with float32."""
+
+import pytest
+import torch
+
+from gfocal.models import gfl_small
+from gfocal.models.precision import autocast, cpu_has_native_bf16, prepare_for_inference, resolve_precision
+
+
+def trained_like_model():
+    torch.manual_seed(0)
+    model = gfl_small(3, min_size=128, max_size=128)
+    # Non-trivial BN statistics and a confident head, so parity is checked on real detections.
+    with torch.no_grad():
+        for module in model.backbone.body.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+        model.head.cls_out.bias.fill_(0.0)
+    return model.eval()
+
+
+def test_auto_resolves_by_hardware_and_explicit_names_are_kept():
+    auto = resolve_precision("auto", "cpu")
+    assert auto.name == ("bf16" if cpu_has_native_bf16() else "fp32") and auto.reason
+    assert resolve_precision("fp32", "cpu").dtype is None
+    assert resolve_precision("bf16", "cpu").dtype is torch.bfloat16
+    with pytest.raises(ValueError, match="fp16 autocast is for CUDA"):
+        resolve_precision("fp16", "cpu")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        resolve_precision("half", "cpu")
+
+
+def test_folding_batchnorm_and_channels_last_keep_the_outputs():
+    model = trained_like_model()
+    image = torch.rand(3, 128, 128)
+    with torch.no_grad():
+        reference = model.scored_outputs(model.transform([image])[0].tensors)
+        prepare_for_inference(model)
+        fast = model.scored_outputs(model.transform([image])[0].tensors.contiguous(memory_format=torch.channels_last))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.backbone.body.modules())
+    torch.testing.assert_close(fast.scores, reference.scores, atol=1e-4, rtol=1e-3)
+    torch.testing.assert_close(fast.box_outputs, reference.box_outputs, atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no native bf16 (AVX512-BF16/AMX)")
+def test_bf16_detections_match_fp32():
+    model = prepare_for_inference(trained_like_model())
+    images = [torch.rand(3, 128, 128) for _ in range(2)]
+    with torch.inference_mode():
+        fp32 = model(images)
+        with autocast(resolve_precision("bf16", "cpu")):
+            bf16 = model(images)
+    for a, b in zip(fp32, bf16):
+        assert b["boxes"].dtype == torch.float32 and b["scores"].dtype == torch.float32
+        top = a["scores"].argsort(descending=True)[:20]
+        from torchvision.ops import box_iou
+
+        iou = box_iou(a["boxes"][top], b["boxes"]) * (a["labels"][top, None] == b["labels"][None])
+        matched = iou.amax(1) > 0.9
+        assert matched.float().mean() >= 0.95
+        best = iou.argmax(1)[matched]
+        assert (a["scores"][top][matched] - b["scores"][best]).abs().max() < 0.02
+
+
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no native bf16 (AVX512-BF16/AMX)")
+@pytest.mark.parametrize("variant", [{}, {"classification": "focal", "box": "dirac"}, {"box": "dirac"}])
+def test_bf16_training_gradients_are_finite_on_small_images(variant):
+    # 64 px images make P6 and P7 1x1, where oneDNN's bf16 stride-2 conv gives garbage weight gradients.
+    torch.manual_seed(0)
+    model = gfl_small(3, min_size=64, max_size=64, **variant).to(memory_format=torch.channels_last)
+    images = [torch.rand(3, 64, 64) for _ in range(4)]
+    targets = [{"boxes": torch.tensor([[8.0, 8.0, 30.0, 40.0]]), "labels": torch.tensor([1])}] * 4
+    with autocast(resolve_precision("bf16", "cpu")):
+        losses = model(images, targets)
+    sum(losses.values()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
