@@ -13,6 +13,11 @@ short version of this with a floor.
 
 from __future__ import annotations
 
+import os
+
+# Before torch loads: spinning OpenMP threads slow everything down on a shared, busy CPU.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import json
 import tempfile
