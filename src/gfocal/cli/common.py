@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from gfocal.data import DatasetError
 from gfocal.models import WeightsError
 
-__all__ = ["CommandError", "user_errors", "add_precision_option"]
+__all__ = ["CommandError", "user_errors", "add_precision_option", "positive_int"]
 
 
 class CommandError(Exception):
@@ -23,6 +23,17 @@ def user_errors() -> Iterator[None]:
         yield
     except (DatasetError, WeightsError, FileNotFoundError, FileExistsError, NotADirectoryError) as error:
         raise CommandError(str(error)) from error
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def add_precision_option(parser: argparse.ArgumentParser) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gfocal.cli.common import add_precision_option, user_errors
+from gfocal.cli.common import CommandError, add_precision_option, positive_int, user_errors
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--images", default=None, help="images folder (COCO/VOC)")
     parser.add_argument("--split", default=None, help="YOLO yaml / VOC split (default: val for YOLO)")
     parser.add_argument("--out", default=None, help="results JSON (default: next to the weights, eval_<data>.json)")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=positive_int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     add_precision_option(parser)
     parser.set_defaults(run=run)
@@ -42,6 +42,11 @@ def run(args: argparse.Namespace) -> int:
         model = load_model(args.weights)
         split = args.split or ("val" if detect_format(args.data) == "yolo" else None)
         records = load_dataset(args.data, images_dir=args.images, split=split)
+    named = model.config.class_names
+    if (list(named) if named else model.config.num_classes) != (list(records.class_names) if named else records.num_classes):
+        # Label k of the model would be scored as class k of the data: a wrong AP, not an error.
+        raise CommandError(f"{args.data}: classes {records.class_names} do not match the model's "
+                           f"{list(model.class_names)} ({args.weights})")
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     prepare_for_inference(model.to(device))
     precision = resolve_precision(args.precision, device)

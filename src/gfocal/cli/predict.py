@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from gfocal.cli.common import add_precision_option, user_errors
+from gfocal.cli.common import add_precision_option, positive_int, user_errors
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--weights", required=True, help="a .safetensors weights file written by 'gfocal train'")
     parser.add_argument("--out", required=True, help="output folder (must be new or empty unless --overwrite)")
     parser.add_argument("--score-threshold", type=float, default=None, help="keep detections scoring at least this")
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--batch-size", type=positive_int, default=4)
     parser.add_argument("--workers", type=int, default=2, help="image-decoding processes (default: 2)")
     parser.add_argument("--no-draw", action="store_true", help="do not write images with boxes drawn")
     parser.add_argument(
@@ -45,5 +45,7 @@ def run(args: argparse.Namespace) -> int:
         model, paths, args.batch_size, args.workers, args.precision, args.device, return_distributions=args.uncertainty
     )
     counts = write_predictions(predictions, out, model.class_names, draw=not args.no_draw, draw_threshold=args.draw_threshold)
-    print(f"{counts['detections']} detections in {counts['images']} images -> {out}")
+    skipped = len(paths) - counts["images"]
+    note = f" ({skipped} unreadable images skipped; see the warnings)" if skipped else ""
+    print(f"{counts['detections']} detections in {counts['images']} images{note} -> {out}")
     return 0

@@ -84,14 +84,15 @@ def check_run_folder(out: Path, resume: str, overwrite: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gfocal.engine import TrainingDiverged, format_results, train
+    from gfocal.engine import CheckpointError, TrainingDiverged, TrainSetupError, format_results, train
 
     with user_errors():
         config = training_config(args)
         check_run_folder(Path(config.out_dir), config.resume, args.overwrite)
         try:
             result = train(config)
-        except TrainingDiverged as error:
+        except (TrainingDiverged, TrainSetupError, CheckpointError) as error:
+            # A diverged run, a config that does not fit, a damaged checkpoint or a full disk: say which, stop.
             raise CommandError(str(error)) from error
     if result.final_metrics is not None:
         print(format_results(result.final_metrics))

@@ -54,7 +54,7 @@ def _image_dir_candidates(json_path: Path) -> list[Path]:
 
 def _resolve_images_dir(json_path: Path, images: list[dict[str, Any]]) -> Path:
     """The first candidate folder that holds the first listed image; the json's folder otherwise."""
-    names = [img.get("file_name") for img in images[:1] if isinstance(img.get("file_name"), str)]
+    names = [img["file_name"] for img in images[:1] if isinstance(img, dict) and isinstance(img.get("file_name"), str)]
     for folder in _image_dir_candidates(json_path):
         if names and (folder / names[0]).is_file():
             return folder
@@ -64,7 +64,7 @@ def _resolve_images_dir(json_path: Path, images: list[dict[str, Any]]) -> Path:
 def _categories(path: Path, categories: list[Any]) -> tuple[list[int], list[str]]:
     try:
         cats = sorted((int(c["id"]), str(c.get("name", c["id"]))) for c in categories)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise DatasetError(f"{path}: malformed 'categories' entry ({exc!r})") from exc
     ids = [c for c, _ in cats]
     if len(set(ids)) != len(ids):
@@ -76,10 +76,13 @@ def _parse_annotation(ann: Any, label_of: dict[int, int], path: Path, report: Pr
     """``(image_id, xyxy, label)``, or None when malformed (reported)."""
     where = f"{path}, annotation id={ann.get('id') if isinstance(ann, dict) else '?'}"
     try:
+        if not isinstance(ann["bbox"], (list, tuple)):  # float() of each character of "1234" would "work"
+            raise TypeError(f"bbox is a {type(ann['bbox']).__name__}, expected [x, y, w, h]")
         x, y, w, h = (float(v) for v in ann["bbox"])
         category = int(ann["category_id"])
         image_id = ann["image_id"]
-    except (KeyError, TypeError, ValueError) as exc:
+        hash(image_id)
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         report.add("malformed_annotation", f"{where}: missing or malformed bbox/category_id/image_id ({exc!r})")
         return None
     if category not in label_of:
@@ -99,17 +102,24 @@ def read_coco(
     folder = Path(images_dir) if images_dir is not None else _resolve_images_dir(path, data["images"])
     raws: dict[Any, RawImage] = {}
     for img in data["images"]:
-        if not isinstance(img, dict) or "id" not in img or not isinstance(img.get("file_name"), str):
-            report.add("malformed_annotation", f"{path}, image entry {str(img)[:80]}: needs 'id' and 'file_name'")
+        if not isinstance(img, dict) or not isinstance(img.get("id"), (int, str)) or not isinstance(img.get("file_name"), str):
+            report.add("malformed_annotation", f"{path}, image entry {str(img)[:80]}: needs an int or str 'id' and a 'file_name'")
             continue
         where = f"{path}, image id={img['id']} ({img['file_name']})"
         if img["id"] in raws:
             report.add("duplicate_image", f"{where}: image id listed twice")
             continue
-        size = (int(img["width"]), int(img["height"])) if "width" in img and "height" in img else None
+        try:
+            size = (int(img["width"]), int(img["height"])) if "width" in img and "height" in img else None
+        except (TypeError, ValueError, OverflowError):
+            report.add("malformed_annotation", f"{where}: width/height {img['width']!r}x{img['height']!r} are not numbers")
+            continue
         raws[img["id"]] = RawImage(folder / img["file_name"], img["file_name"], img["id"], where, size)
+    annotations = data.get("annotations", [])
+    if not isinstance(annotations, list):
+        raise DatasetError(f"{path}: 'annotations' must be a list, got {type(annotations).__name__}")
     per_image: dict[Any, list[tuple[dict[str, Any], list[float], int]]] = {}
-    for ann in data.get("annotations", []):
+    for ann in annotations:
         parsed = _parse_annotation(ann, label_of, path, report)
         if parsed is None:
             continue

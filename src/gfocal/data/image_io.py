@@ -1,5 +1,10 @@
 """Image files: a cheap integrity probe for validation, and decoding to RGB uint8.
 
+Images over ``PIL.Image.MAX_IMAGE_PIXELS`` (PIL's decompression-bomb limit,
+about 89 Mpx; PIL refuses twice that at open) are refused before any pixel is
+allocated: the probe reports them as ``oversized_image``, decoding raises
+:class:`DatasetError`. Raise ``PIL.Image.MAX_IMAGE_PIXELS`` to accept larger images.
+
 Decoding applies the EXIF orientation (``PIL.ImageOps.exif_transpose``) and
 converts every PIL mode to 8-bit RGB: grayscale is replicated, alpha and
 palette transparency are dropped, CMYK is converted, and 16/32-bit integer and
@@ -16,6 +21,8 @@ from typing import Literal
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from gfocal.data.problems import DatasetError
 
 __all__ = ["ImageCheck", "ImageInfo", "ImageProblem", "probe_image", "decode_image", "to_rgb"]
 
@@ -67,11 +74,19 @@ def probe_image(path: str | os.PathLike[str], check: ImageCheck = "fast") -> Ima
     try:
         with Image.open(path) as im:
             fmt, mode, (w, h) = im.format, im.mode, im.size
-            orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+            if _too_large(w, h):
+                raise ImageProblem("oversized_image", f"image too large to decode: {path} is {w}x{h} = {w * h} "
+                                   f"pixels, over PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS}")
+            # PNG's getexif() decodes every pixel to look for an eXIf chunk after the image data; read only
+            # one stored before it (in the header), so the fast probe stays a header read.
+            has_exif = fmt != "PNG" or "exif" in im.info
+            orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1) if has_exif else 1
             if check == "full":
                 im.load()
     except UnidentifiedImageError as exc:
         raise ImageProblem("unreadable_image", f"not a readable image: {path} ({exc})") from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageProblem("oversized_image", f"image too large to decode: {path} ({exc})") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageProblem("truncated_image", f"corrupt or truncated image: {path} ({exc})") from exc
     if check == "fast":
@@ -80,6 +95,10 @@ def probe_image(path: str | os.PathLike[str], check: ImageCheck = "fast") -> Ima
             raise ImageProblem("truncated_image", f"truncated {fmt} file (no end marker): {path}")
     swap = orientation in _TRANSPOSING_ORIENTATIONS
     return ImageInfo(h if swap else w, w if swap else h, w, h, mode, orientation)
+
+
+def _too_large(width: int, height: int) -> bool:
+    return Image.MAX_IMAGE_PIXELS is not None and width * height > Image.MAX_IMAGE_PIXELS
 
 
 def _scale_to_uint8(array: np.ndarray) -> np.ndarray:
@@ -112,10 +131,25 @@ def decode_image(path: str | os.PathLike[str], draft_size: tuple[int, int] | Non
             (PIL ``draft``); speeds up decoding of large JPEGs that will be
             resized anyway. The result is then smaller than the file: callers
             must rescale boxes by the returned size.
+
+    Raises:
+        DatasetError: the file is missing, not an image, truncated, or over
+            ``PIL.Image.MAX_IMAGE_PIXELS`` (checked from the header, before decoding).
     """
-    with Image.open(path) as im:
-        if draft_size is not None and im.format == "JPEG":
-            im.draft("RGB", draft_size)
-        im = to_rgb(ImageOps.exif_transpose(im))
-        array = np.array(im, dtype=np.uint8)  # [H, W, 3], writable
+    try:
+        with Image.open(path) as im:
+            if _too_large(*im.size):
+                raise DatasetError(f"{path}: image is {im.width}x{im.height} = {im.width * im.height} pixels, over "
+                                   f"PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS}; refusing to decode it")
+            if draft_size is not None and im.format == "JPEG":
+                im.draft("RGB", draft_size)
+            im = to_rgb(ImageOps.exif_transpose(im))
+            array = np.array(im, dtype=np.uint8)  # [H, W, 3], writable
+    except Image.DecompressionBombError as exc:  # PIL refuses twice the limit when opening
+        raise DatasetError(f"{path}: image over twice PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS}, "
+                           f"refusing to decode it ({exc})") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        if isinstance(exc, DatasetError):
+            raise
+        raise DatasetError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from exc
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()  # [3, H, W]

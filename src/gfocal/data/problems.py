@@ -31,6 +31,7 @@ WARNING_KINDS: dict[str, str] = {
     "missing_image": "image files missing (records skipped)",
     "unreadable_image": "image files unreadable or not an image (records skipped)",
     "truncated_image": "image files truncated or corrupt (records skipped)",
+    "oversized_image": "images larger than the decoding limit PIL.Image.MAX_IMAGE_PIXELS (records skipped)",
     "size_mismatch": "images whose declared size differs from the file (file size used)",
     "clipped_box": "boxes partly outside the image (clipped to it)",
     "outside_box": "boxes entirely outside the image (dropped)",

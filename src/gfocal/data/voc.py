@@ -33,7 +33,11 @@ def read_class_file(folder: Path) -> list[str] | None:
     """Class names, one per line, from the first class file found in ``folder``; None if none."""
     for name in _CLASS_FILES:
         if (folder / name).is_file():
-            return [line.strip() for line in (folder / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+            try:
+                text = (folder / name).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise DatasetError(f"{folder / name}: cannot read the class names ({exc})") from exc
+            return [line.strip() for line in text.splitlines() if line.strip()]
     return None
 
 
@@ -79,24 +83,35 @@ def _parse_xml(xml_path: Path, images_dir: Path, report: ProblemReport) -> tuple
     file_name = _text(tree, "filename")
     path, file_name = _find_image(images_dir, file_name, xml_path.stem)
     size = tree.find("size")
+    where = f"{xml_path} ({file_name})"
     declared = None
     if size is not None and _text(size, "width") and _text(size, "height"):
-        declared = (int(float(_number(size, "width"))), int(float(_number(size, "height"))))
-    raw = RawImage(path, file_name, xml_path.stem, f"{xml_path} ({file_name})", declared)
-    objects = tree.findall("object")
-    names, boxes, difficult, extras = [], [], [], []
-    for obj in objects:
-        names.append(_text(obj, "name") or "")
-        bnd = obj.find("bndbox")
-        boxes.append([_number(bnd, "xmin") - 1.0, _number(bnd, "ymin") - 1.0, _number(bnd, "xmax"), _number(bnd, "ymax")])
+        try:
+            declared = (int(_number(size, "width")), int(_number(size, "height")))
+        except (ValueError, OverflowError):
+            report.add("malformed_annotation", f"{where}: <size> {_text(size, 'width')!r}x{_text(size, 'height')!r} is not a number")
+            return None
+    raw = RawImage(path, file_name, xml_path.stem, where, declared)
+    names, boxes, difficult, extras, ann_ids, box_names = [], [], [], [], [], []
+    for i, obj in enumerate(tree.findall("object")):
+        name, bnd = _text(obj, "name") or "", obj.find("bndbox")
+        try:
+            box = [_number(bnd, "xmin") - 1.0, _number(bnd, "ymin") - 1.0, _number(bnd, "xmax"), _number(bnd, "ymax")]
+        except ValueError as exc:
+            report.add("malformed_annotation", f"{where}, object #{i} ({name!r}): <bndbox> is not numbers ({exc})")
+            continue
+        names.append(name)
+        boxes.append(box)
         difficult.append(_text(obj, "difficult") in ("1", "true", "True"))
         extras.append({t: _text(obj, t) for t in _EXTRA_TAGS if _text(obj, t) is not None})
+        ann_ids.append(f"{xml_path.name}#{i}")
+        box_names.append(f"{where}, object #{i} ({name!r})")
     raw.boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     raw.difficult = np.asarray(difficult, dtype=bool)
-    raw.iscrowd = np.zeros(len(objects), dtype=bool)
+    raw.iscrowd = np.zeros(len(names), dtype=bool)
     raw.extras = extras
-    raw.ann_ids = [f"{xml_path.name}#{i}" for i in range(len(objects))]
-    raw.box_names = [f"{raw.where}, object #{i} ({n!r})" for i, n in enumerate(names)]
+    raw.ann_ids = ann_ids
+    raw.box_names = box_names
     return raw, names
 
 

@@ -47,10 +47,17 @@ def read_yolo_yaml(path: Path) -> dict[str, Any]:
         raise DatasetError(f"{path}: a YOLO data yaml needs 'names' (a list or a {{id: name}} mapping)")
     names = data["names"]
     if isinstance(names, dict):
-        if sorted(int(k) for k in names) != list(range(len(names))):
-            raise DatasetError(f"{path}: 'names' ids must be 0..{len(names) - 1}, got {sorted(names)}")
-        names = [str(names[k]) for k in sorted(names, key=int)]
+        names = {int(k) if isinstance(k, str) and k.isdigit() else k: v for k, v in names.items()}
+        if not all(isinstance(k, int) for k in names) or sorted(names) != list(range(len(names))):
+            raise DatasetError(f"{path}: 'names' ids must be the integers 0..{len(names) - 1}, got {list(names)}")
+        names = [names[k] for k in sorted(names)]
+    if not isinstance(names, list) or not names:
+        raise DatasetError(f"{path}: 'names' must be a non-empty list or {{id: name}} mapping, got {names!r}")
     data["names"] = [str(n) for n in names]
+    for key in ("path", "train", "val", "test"):
+        entries = data.get(key) if isinstance(data.get(key), list) and key != "path" else [data.get(key)]
+        if not all(entry is None or isinstance(entry, str) for entry in entries):
+            raise DatasetError(f"{path}: '{key}' must be a path or a list of paths, got {data[key]!r}")
     root = Path(data.get("path") or ".")
     data["path"] = root if root.is_absolute() else (path.parent / root)
     return data
@@ -65,10 +72,10 @@ def _list_images(entry: Path) -> list[Path]:
     raise DatasetError(f"{entry}: split entry is neither a folder of images nor a .txt list of images")
 
 
-def _parse_labels(txt: Path, num_classes: int, report: ProblemReport, where: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _parse_labels(txt: Path, text: str, num_classes: int, report: ProblemReport, where: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """``(boxes float64 [M, 4] normalised xyxy, labels int64 [M], names)`` from one label file."""
     boxes, labels, names = [], [], []
-    for lineno, line in enumerate(txt.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(text.splitlines(), start=1):
         parts = line.split()
         if not parts:
             continue
@@ -78,7 +85,7 @@ def _parse_labels(txt: Path, num_classes: int, report: ProblemReport, where: str
         except ValueError:
             report.add("malformed_annotation", f"{name}: not numbers: {line.strip()!r}")
             continue
-        if cls_float != int(cls_float) or len(values) < 4 or (len(values) > 4 and len(values) % 2):
+        if not cls_float.is_integer() or len(values) < 4 or (len(values) > 4 and len(values) % 2):
             report.add("malformed_annotation", f"{name}: expected 'class cx cy w h' or a polygon, got {line.strip()!r}")
             continue
         if not 0 <= int(cls_float) < num_classes:
@@ -102,7 +109,13 @@ def _raw_images(images: list[Path], root: Path, num_classes: int, report: Proble
         raw = RawImage(image, file_name, image.stem, f"{image}", normalized=True)
         txt = label_path(image)
         if txt.is_file():
-            raw.boxes, raw.labels, raw.box_names = _parse_labels(txt, num_classes, report, image.name)
+            try:
+                text = txt.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                # Training on the image without its boxes would teach "background": skip it.
+                report.add("unreadable_annotation", f"{txt} ({image.name}): {exc}")
+                continue
+            raw.boxes, raw.labels, raw.box_names = _parse_labels(txt, text, num_classes, report, image.name)
         elif image.is_file():
             report.add("missing_label_file", f"{image}: no label file {txt}")
         raw.iscrowd = np.zeros(len(raw.labels), dtype=bool)

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from gfocal.fileio import atomic_write_bytes
+
 __all__ = ["MetricsLog", "plot_metrics"]
 
 
@@ -46,7 +48,8 @@ class MetricsLog:
         if not self.enabled or not self.path.is_file():
             return
         kept = [row for row in self.rows() if row.get("iteration", 0) <= iteration]
-        self.path.write_text("".join(json.dumps(row) + "\n" for row in kept), encoding="utf-8")
+        # Atomic: a crash while resuming must not lose the history of the steps kept.
+        atomic_write_bytes(self.path, "".join(json.dumps(row) + "\n" for row in kept).encode("utf-8"))
 
 
 def plot_metrics(rows: list[dict[str, Any]], out_dir: str | os.PathLike[str]) -> list[Path]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import re
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from gfocal.data import DatasetError, DatasetWarning
 from gfocal.data.image_io import decode_image
 from gfocal.fileio import atomic_write, atomic_write_json
 from gfocal.models import GFLDetector
@@ -73,11 +75,14 @@ class _ImageFiles(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> tuple[int, Tensor]:
-        return index, decode_image(self.paths[index])
+    def __getitem__(self, index: int) -> tuple[int, Tensor | str]:
+        try:
+            return index, decode_image(self.paths[index])
+        except DatasetError as error:  # one bad file must not end a long unattended run
+            return index, str(error)
 
 
-def _collate(batch: list[tuple[int, Tensor]]) -> tuple[list[int], list[Tensor]]:
+def _collate(batch: list[tuple[int, Tensor | str]]) -> tuple[list[int], list[Tensor | str]]:
     return [i for i, _ in batch], [image for _, image in batch]
 
 
@@ -94,14 +99,24 @@ def predict_files(
     """Run the model over image files; decoding happens in ``workers`` background processes.
 
     The model is prepared for inference in place (eval mode, BatchNorm folded,
-    channels_last): use a fresh model if it is to be trained further.
+    channels_last): use a fresh model if it is to be trained further. Files that
+    cannot be decoded (corrupt, not an image, over ``PIL.Image.MAX_IMAGE_PIXELS``)
+    are skipped with a :class:`~gfocal.data.DatasetWarning` naming each; they
+    yield no :class:`Prediction`.
     """
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = prepare_for_inference(model.to(device))
     chosen = resolve_precision(precision, device)
     loader = DataLoader(_ImageFiles(paths), batch_size=batch_size, num_workers=workers, collate_fn=_collate)
     with torch.inference_mode(), autocast(chosen):
-        for indices, images in tqdm(loader, desc="predict", unit="batch", disable=not progress):
+        for indices, decoded in tqdm(loader, desc="predict", unit="batch", disable=not progress):
+            for item in decoded:
+                if isinstance(item, str):
+                    warnings.warn(f"skipped: {item}", DatasetWarning, stacklevel=2)
+            indices = [i for i, item in zip(indices, decoded) if not isinstance(item, str)]
+            images = [item for item in decoded if not isinstance(item, str)]
+            if not images:
+                continue
             outputs = model([image.to(device) for image in images], return_distributions=return_distributions)
             for index, image, detections in zip(indices, images, outputs):
                 detections = {k: v.cpu() for k, v in detections.items()}

@@ -37,7 +37,7 @@ from gfocal.engine.schedule import LRSchedule
 from gfocal.fileio import atomic_write_bytes
 from gfocal.models.precision import autocast, resolve_precision
 
-__all__ = ["TrainData", "TrainingDiverged", "Run", "prepare_run", "save_training_state", "export_weights"]
+__all__ = ["TrainData", "TrainingDiverged", "TrainSetupError", "Run", "prepare_run", "save_training_state", "export_weights"]
 
 # Settings that may change when resuming; any other difference from the checkpoint's config is an error.
 RESUMABLE_CHANGES = frozenset({"resume", "out_dir", "device", "workers", "eval_interval", "checkpoint_interval",
@@ -50,6 +50,10 @@ class TrainingDiverged(RuntimeError):
     def __init__(self, message: str, iteration: int) -> None:
         super().__init__(message)
         self.iteration = iteration
+
+
+class TrainSetupError(ValueError):
+    """The run cannot start as configured: the config does not fit the data, the model or the checkpoint to resume."""
 
 
 @dataclass
@@ -130,6 +134,9 @@ def prepare_run(config: TrainConfig, info: DistInfo, device: torch.device,
     module, data = _model_and_data(config, model, data)
     if data.val is not None and data.val_records is None:
         raise ValueError("TrainData.val_records is required with a validation set (the ground truth for evaluation)")
+    if len(data.train) < config.batch_size:  # type: ignore[arg-type]
+        raise TrainSetupError(f"{config.train_data or 'the training set'}: {len(data.train)} usable images, "  # type: ignore[arg-type]
+                              f"fewer than batch_size {config.batch_size} (see the dataset warnings for skipped images)")
     module = module.to(device)
     if config.channels_last:
         module = module.to(memory_format=torch.channels_last)
@@ -151,6 +158,8 @@ def prepare_run(config: TrainConfig, info: DistInfo, device: torch.device,
               torch.amp.GradScaler(device.type) if precision.name == "fp16" else None,  # fp16 gradients underflow
               functools.partial(autocast, precision), loader, sampler, out_dir,
               MetricsLog(out_dir / "metrics.jsonl", enabled=info.is_main), Clock(0.0))
+    if info.is_main:
+        _remove_interrupted_writes(out_dir)
     resume = _resume_path(config)
     if resume is not None:
         _restore(run, resume)
@@ -167,9 +176,12 @@ def build_model(config: TrainConfig, class_names: list[str]) -> nn.Module:
 
     if config.model not in MODELS:
         close = difflib.get_close_matches(config.model, list(MODELS), n=3)
-        raise ValueError(f"unknown model {config.model!r}; available: {', '.join(MODELS)}"
-                         + (f" (did you mean {', '.join(close)}?)" if close else ""))
-    return MODELS[config.model](num_classes=len(class_names), class_names=tuple(class_names), **config.model_overrides)
+        raise TrainSetupError(f"unknown model {config.model!r}; available: {', '.join(MODELS)}"
+                              + (f" (did you mean {', '.join(close)}?)" if close else ""))
+    try:
+        return MODELS[config.model](num_classes=len(class_names), class_names=tuple(class_names), **config.model_overrides)
+    except ValueError as error:  # ModelConfig's checks of model_overrides
+        raise TrainSetupError(f"model {config.model} with model_overrides {config.model_overrides}: {error}") from error
 
 
 def build_data(config: TrainConfig, train_records: Any, model: nn.Module) -> TrainData:
@@ -187,7 +199,7 @@ def build_data(config: TrainConfig, train_records: Any, model: nn.Module) -> Tra
         return TrainData(train, collate_detection)
     val_records = load_dataset(config.val_data, images_dir=config.val_images or None, split=config.val_split or None)
     if list(val_records.class_names) != list(train_records.class_names):
-        raise ValueError(f"{config.val_data}: classes {val_records.class_names} differ from the training set's "
+        raise TrainSetupError(f"{config.val_data}: classes {val_records.class_names} differ from the training set's "
                          f"{train_records.class_names}")
     val = DetectionDataset(val_records, build_transforms(False, max_size, min_size), train=False)
     return TrainData(train, collate_detection, val, val_records)
@@ -200,7 +212,7 @@ def _model_and_data(config: TrainConfig, model: nn.Module | None, data: TrainDat
     if data is not None:
         return build_model(config, list(data.train.records.class_names)), data  # type: ignore[attr-defined]
     if not config.train_data:
-        raise ValueError("TrainConfig.train_data is required (a dataset path for gfocal.data.load_dataset)")
+        raise TrainSetupError("TrainConfig.train_data is required (a dataset path for gfocal.data.load_dataset)")
     from gfocal.data import load_dataset
 
     train_records = load_dataset(
@@ -269,17 +281,24 @@ def _resume_path(config: TrainConfig) -> Path | None:
     return Path(config.resume)
 
 
+def _remove_interrupted_writes(out_dir: Path) -> None:
+    """Delete the temporaries of writes a crash cut short in the run folder (``gfocal.fileio`` names them ``.NAME.*.tmp``)."""
+    for folder in (out_dir, out_dir / "eval"):
+        for stale in folder.glob(".*.*.tmp"):
+            stale.unlink(missing_ok=True)
+
+
 def _restore(run: Run, path: Path) -> None:
     state = load_checkpoint(path)  # CPU: RNG states must stay CPU tensors; load_state_dict moves the rest
     saved = TrainConfig.from_dict(state["config"]).to_dict()
     changed = [k for k, v in run.config.to_dict().items() if k not in RESUMABLE_CHANGES and saved.get(k) != v]
     if changed:
         diffs = ", ".join(f"{k}: {saved.get(k)!r} -> {getattr(run.config, k)!r}" for k in changed)
-        raise ValueError(f"cannot resume from {path}: the config differs from the checkpoint's in {diffs}; "
+        raise TrainSetupError(f"cannot resume from {path}: the config differs from the checkpoint's in {diffs}; "
                          "use the checkpoint's values or start a new run")
     sampler = state["sampler"]
     if (sampler["seed"], sampler["batch_size"]) != (run.sampler.seed, run.sampler.batch_size):
-        raise ValueError(f"cannot resume from {path}: its data order (seed, batch size) differs from this run's")
+        raise TrainSetupError(f"cannot resume from {path}: its data order (seed, batch size) differs from this run's")
     run.module.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
     run.schedule = LRSchedule.from_dict(state["schedule"])

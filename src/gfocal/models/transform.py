@@ -18,6 +18,8 @@ from gfocal.models.config import ModelConfig
 
 __all__ = ["ImageBatch", "DetectionTransform"]
 
+_RANGE_SLACK = 1e-3  # float images may stray this far outside [0, 1] (resampling overshoot)
+
 
 class ImageBatch(NamedTuple):
     """tensors (Tensor[N, 3, H, W]): normalised, zero-padded to a multiple of ``size_divisible``.
@@ -107,5 +109,12 @@ def _check_images(images: list[Tensor]) -> None:
             raise ValueError(f"images[{index}] is empty: shape {tuple(image.shape)}")
         if image.dtype != torch.uint8 and not image.dtype.is_floating_point:
             raise TypeError(f"images[{index}] has dtype {image.dtype}; expected uint8 (0-255) or float (0-1)")
-        if image.dtype.is_floating_point and not torch.isfinite(image).all():
-            raise ValueError(f"images[{index}] contains NaN or infinite pixel values")
+        if image.dtype.is_floating_point:
+            if not torch.isfinite(image).all():
+                raise ValueError(f"images[{index}] contains NaN or infinite pixel values")
+            low, high = image.aminmax()
+            # 0-255 floats or pre-normalised images would be normalised again: wrong results, no error.
+            if low < -_RANGE_SLACK or high > 1 + _RANGE_SLACK:
+                raise ValueError(f"images[{index}] is float with values in [{low.item():.4g}, {high.item():.4g}]; "
+                                 "float images must be in [0, 1] (divide 0-255 values by 255, or pass uint8), "
+                                 "not normalised: the model normalises them itself")

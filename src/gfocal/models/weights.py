@@ -50,7 +50,10 @@ def read_config(path: str | Path) -> ModelConfig:
             f"{path}: no gfocal model config in this file; it holds bare weights "
             "(build the model yourself, or convert it with 'gfocal convert')"
         )
-    return ModelConfig.from_dict(json.loads(metadata["config"]))
+    try:
+        return ModelConfig.from_dict(json.loads(metadata["config"]))
+    except (ValueError, TypeError) as error:  # bad JSON, unknown or invalid options
+        raise WeightsError(f"{path}: the model config stored in this file is invalid ({error})") from error
 
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
@@ -91,4 +94,9 @@ def load_state_into(model: GFLDetector, state: dict[str, Tensor], source: str | 
             if keys:
                 lines.append(f"  {title} ({len(keys)}): " + ", ".join(keys[:8]) + (" ..." if len(keys) > 8 else ""))
         raise WeightsError("\n".join(lines))
+    # NaN weights would load fine and then predict nothing, silently.
+    non_finite = sorted(k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all())
+    if non_finite:
+        raise WeightsError(f"{source}: {len(non_finite)} tensors hold NaN or infinite values "
+                           f"(e.g. {', '.join(non_finite[:3])}); the run that wrote them diverged")
     model.load_state_dict(state)
