@@ -1,0 +1,141 @@
+"""IoU vs centerness as the quality label, measured on the user's data, per FPN level.
+
+For every positive sample that the real ATSS assigner picks on the dataset's
+images, two candidate quality labels are computed, as the paper does:
+
+- **IoU**: IoU of the box the model predicts at that location with its
+  ground truth (GFL's QFL target; with an untrained model this reflects the
+  initial predictions, so pass trained weights for the paper's comparison);
+- **centerness**: FCOS centerness of the location's point in the ground truth box.
+
+Per level: histograms of both, their means, and the fraction of tiny labels
+(< 0.1), which on P3 shows the paper's point: small objects get near-zero
+centerness labels, so well-localised small boxes are ranked last.
+
+Shape letters: N images, A locations, M ground truths per image (padded), P positives.
+
+Reference: PAPER.md "Two observations worth turning into features", 1.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from gfocal.data import DatasetRecords  # noqa: E402
+from gfocal.data.image_io import decode_image  # noqa: E402
+from gfocal.models import GFLDetector  # noqa: E402
+from gfocal.models.assigner import atss_assign  # noqa: E402
+from gfocal.models.criterion import _aligned_iou, centerness, decode_boxes, pad_targets  # noqa: E402
+
+__all__ = ["quality_label_statistics", "label_figure"]
+
+
+@torch.no_grad()
+def _positive_labels(model: GFLDetector, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]]):
+    """IoU label, centerness label and level index of every positive of one batch: three Tensor[P]."""
+    config = model.config
+    batch, scaled = model.transform(images, targets)
+    outputs, grid = model.head_outputs(batch.tensors)
+    gt_boxes, _, gt_valid = pad_targets(scaled, batch.tensors.device)  # [N, M, 4], [N, M]
+    assignment = atss_assign(grid, gt_boxes, gt_valid, config.atss_topk, config.anchor_scale)
+    image_index, location_index = assignment.positive.nonzero(as_tuple=True)  # [P] each
+    pos_gt = gt_boxes[image_index, assignment.gt_index[image_index, location_index]]  # [P, 4]
+    points, strides = grid.points[location_index], grid.strides[location_index]  # [P, 2], [P]
+    predicted = decode_boxes(outputs.box_outputs[image_index, location_index], points, strides, config.box)  # [P, 4]
+    levels = (strides.unsqueeze(-1) == strides.new_tensor(config.strides)).float().argmax(-1)  # [P]
+    return _aligned_iou(predicted, pos_gt), centerness(points, pos_gt), levels
+
+
+def quality_label_statistics(
+    model: GFLDetector,
+    records: DatasetRecords,
+    batch_size: int = 4,
+    max_images: int | None = None,
+    bins: int = 20,
+    tiny: float = 0.1,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Per-level statistics of the IoU and centerness labels of ATSS positives.
+
+    Args:
+        model: the detector whose assigner settings, input size and predicted boxes are used.
+        records: the dataset (crowd and difficult boxes are left out, as in training).
+        batch_size: images per forward pass.
+        max_images: only the first images (None: all).
+        bins: histogram bins over [0, 1].
+        tiny: threshold of a "tiny" label.
+
+    Returns:
+        JSON-ready dict: ``bin_edges`` and per level (``P3``...) ``stride``, ``positives``,
+        ``iou`` / ``centerness`` each with ``histogram`` (counts), ``mean``, ``tiny_fraction``.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    images_used = records.images[:max_images]
+    collected: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for start in tqdm(range(0, len(images_used), batch_size), desc="labels", unit="batch", disable=not progress):
+        chunk = images_used[start : start + batch_size]
+        images = [decode_image(record.path).to(device) for record in chunk]
+        targets = []
+        for record, image in zip(chunk, images):
+            keep = ~record.ignore_mask()
+            boxes = torch.as_tensor(record.boxes()[keep]).reshape(-1, 4)
+            if tuple(image.shape[-2:]) != (record.height, record.width):
+                boxes = boxes * torch.tensor([image.shape[-1] / record.width, image.shape[-2] / record.height] * 2)
+            targets.append({"boxes": boxes.to(device), "labels": torch.as_tensor(record.labels()[keep]).to(device)})
+        iou, centre, levels = _positive_labels(model, images, targets)
+        collected.append((iou.cpu().numpy(), centre.cpu().numpy(), levels.cpu().numpy()))
+    iou, centre, levels = (np.concatenate([c[i] for c in collected]) if collected else np.zeros(0) for i in range(3))
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    result: dict[str, Any] = {"bin_edges": edges.tolist(), "tiny_threshold": tiny, "images": len(images_used), "levels": {}}
+    for level, stride in enumerate(model.config.strides):
+        mask = levels == level
+        result["levels"][f"P{int(round(math.log2(stride)))}"] = {
+            "stride": stride,
+            "positives": int(mask.sum()),
+            "iou": _summary(iou[mask], edges, tiny),
+            "centerness": _summary(centre[mask], edges, tiny),
+        }
+    return result
+
+
+def _summary(values: np.ndarray, edges: np.ndarray, tiny: float) -> dict[str, Any]:
+    histogram = np.histogram(np.clip(values, 0.0, 1.0), bins=edges)[0]
+    empty = len(values) == 0
+    return {
+        "histogram": histogram.tolist(),
+        "mean": None if empty else float(values.mean()),
+        "tiny_fraction": None if empty else float((values < tiny).mean()),
+    }
+
+
+def label_figure(statistics: dict[str, Any], dpi: int = 90) -> bytes:
+    """PNG bytes: per level, the IoU and centerness label histograms (fractions of positives)."""
+    levels = [(name, level) for name, level in statistics["levels"].items() if level["positives"]]
+    edges = np.asarray(statistics["bin_edges"])
+    figure, axes = plt.subplots(max(len(levels), 1), 1, figsize=(5.5, 1.6 * max(len(levels), 1) + 0.4), dpi=dpi, squeeze=False)
+    for axis, (name, level) in zip(axes[:, 0], levels):
+        for key, colour in (("iou", "#1f77b4"), ("centerness", "#ff7f0e")):
+            counts = np.asarray(level[key]["histogram"], dtype=float) / level["positives"]
+            label = f"{key} (mean {level[key]['mean']:.2f}, <{statistics['tiny_threshold']}: {level[key]['tiny_fraction']:.0%})"
+            axis.stairs(counts, edges, fill=True, alpha=0.45, color=colour, label=label)
+        axis.set_title(f"{name} (stride {level['stride']}): {level['positives']} positives", fontsize=8)
+        axis.legend(fontsize=6, frameon=False)
+        axis.tick_params(labelsize=6)
+        axis.set_xlim(0, 1)
+    axes[-1, 0].set_xlabel("quality label of positive samples", fontsize=7)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()

@@ -1,0 +1,122 @@
+"""``gfocal analyze``: ambiguity mining (``ambiguity``) and quality-label statistics (``labels``).
+
+Parsing and printing only; the work is in :mod:`gfocal.analysis.pipeline`. The global ``-q``
+hides the progress bars.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from gfocal.cli.common import CommandError, user_errors
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``analyze`` with its ``ambiguity`` and ``labels`` subcommands."""
+    parser = subparsers.add_parser("analyze", help="mine ambiguous annotations; quality-label statistics")
+    commands = parser.add_subparsers(dest="analysis", metavar="ANALYSIS", required=True)
+
+    ambiguity = commands.add_parser(
+        "ambiguity",
+        help="rank annotations by the ambiguity of the learned edge distributions (CSV, JSON, HTML report)",
+        description="Run a trained GFL model over a labelled dataset (COCO json, VOC folder or YOLO yaml/folder) "
+        "and rank every annotation by how ambiguous its learned edge distributions are, and by how much the "
+        "annotated edges disagree with them. Writes annotations.csv/json, images.csv, figures/ and report.html.",
+    )
+    _common(ambiguity)
+    ambiguity.add_argument("--weights", type=Path, required=True, help="gfocal weights file (.safetensors)")
+    ambiguity.add_argument("--top-k", type=int, default=24, help="annotations drawn in the report (default 24)")
+    ambiguity.add_argument("--iou", type=float, default=0.5, help="IoU to match a detection to an annotation (default 0.5)")
+    ambiguity.set_defaults(run=_run_ambiguity)
+
+    labels = commands.add_parser(
+        "labels",
+        help="IoU vs centerness quality labels of ATSS positives per FPN level (JSON, PNG)",
+        description="Histograms per FPN level of the IoU and centerness labels of the positives that ATSS assigns "
+        "on your data, and the fraction of tiny (< 0.1) labels. Uses the model's predicted boxes for IoU "
+        "(an untrained gfl_small when --weights is not given).",
+    )
+    _common(labels)
+    labels.add_argument("--weights", type=Path, default=None, help="gfocal weights file; default: an untrained model")
+    labels.add_argument("--image-size", type=int, default=None, help="input size of the untrained model (default 320)")
+    labels.set_defaults(run=_run_labels)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, required=True, help="COCO .json, VOC folder, or YOLO .yaml/folder")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (refused if not empty, see --overwrite)")
+    parser.add_argument("--split", default=None, help="YOLO yaml key or VOC ImageSets split (default: the reader's)")
+    parser.add_argument("--images-dir", type=Path, default=None, help="image folder (COCO, VOC) when not guessed")
+    parser.add_argument("--max-images", type=int, default=None, help="analyse only the first N images")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    parser.add_argument("--overwrite", action="store_true", help="replace files in an existing output folder")
+
+
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
+    """The library's input errors, and a model without distributions, as one-line CommandErrors."""
+    with user_errors():
+        try:
+            yield
+        except ValueError as error:
+            raise CommandError(str(error)) from error
+
+
+def _device(args: argparse.Namespace) -> str:
+    import torch
+
+    return args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _load(args: argparse.Namespace):
+    from gfocal.data import load_dataset
+
+    return load_dataset(args.data, images_dir=args.images_dir, split=args.split)
+
+
+def _run_ambiguity(args: argparse.Namespace) -> int:
+    from gfocal.analysis.pipeline import ambiguity_report
+    from gfocal.models import load_model
+
+    with _errors():
+        records = _load(args)
+        model = load_model(args.weights).to(_device(args))
+        analysis = ambiguity_report(
+            model, records, args.out, top_k=args.top_k, overwrite=args.overwrite, batch_size=args.batch_size,
+            iou_threshold=args.iou, max_images=args.max_images, progress=not args.quiet,
+        )  # fmt: skip
+    print(f"{len(analysis.rows)} annotations in {analysis.settings['num_images']} images -> {args.out}/report.html")
+    for row in analysis.rows[:5]:
+        if row["ambiguity"] is not None:
+            print(f"  #{row['rank']}  ambiguity {row['ambiguity']:.3f}  annotation {row['annotation_id']}  {row['file_name']}")
+    return 0
+
+
+def _run_labels(args: argparse.Namespace) -> int:
+    from gfocal.analysis.pipeline import label_report
+    from gfocal.models import gfl_small, load_model
+
+    with _errors():
+        records = _load(args)
+        if args.weights is not None:
+            model = load_model(args.weights)
+        else:
+            size = {} if args.image_size is None else {"min_size": args.image_size, "max_size": args.image_size}
+            model = gfl_small(records.num_classes, **size)
+        statistics = label_report(
+            model.to(_device(args)), records, args.out, overwrite=args.overwrite, batch_size=args.batch_size,
+            max_images=args.max_images, progress=not args.quiet,
+        )  # fmt: skip
+    print(f"{'level':<6}{'positives':>10}{'IoU<0.1':>10}{'ctr<0.1':>10}{'mean IoU':>10}{'mean ctr':>10}")
+    for name, level in statistics["levels"].items():
+        iou, ctr = level["iou"], level["centerness"]
+        if level["positives"]:
+            print(f"{name:<6}{level['positives']:>10}{iou['tiny_fraction']:>10.2f}{ctr['tiny_fraction']:>10.2f}{iou['mean']:>10.2f}{ctr['mean']:>10.2f}")
+    print(f"-> {args.out}/labels.json, {args.out}/labels.png")
+    return 0
