@@ -15,6 +15,10 @@ from typing import Any
 
 __all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_json"]
 
+# mkstemp makes files private (0600); finished files get the mode a plain open() would give.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:
     """Call ``write(temporary_path)``, then move the finished file over ``path``; returns the path."""
@@ -26,6 +30,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> 
         write(temporary)
         with open(temporary, "rb") as handle:
             os.fsync(handle.fileno())
+        os.chmod(temporary, 0o666 & ~_UMASK)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -39,8 +39,11 @@ def test_synthetic_summary_and_predict_end_to_end(tmp_path, capsys):
     torch.manual_seed(0)
     weights = save_weights(gfl_small(4, min_size=64, max_size=64), tmp_path / "w.safetensors")
     args = ["predict", str(tmp_path / "syn" / "val"), "--weights", str(weights), "--out", str(tmp_path / "p")]
-    assert main([*args, "--workers", "0", "--precision", "fp32"]) == 0
+    assert main([*args, "--workers", "0", "--precision", "fp32", "--distributions", "--score-threshold", "0"]) == 0
     assert (tmp_path / "p" / "results.json").exists()
+    box = json.loads((tmp_path / "p" / "predictions.json").read_text())["annotations"][0]
+    assert 0 <= box["ambiguity"] <= 1 and len(box["distributions"]) == 4 and len(box["distributions"][0]) == 17
+    assert {"left_std", "top_entropy", "right_num_modes", "bottom_second_peak_ratio"} <= set(box)
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,9 @@ def test_predictions_are_written_in_original_pixels_as_coco(images, tmp_path):
     paths = find_images(images)
     out = prepare_output_dir(tmp_path / "out", overwrite=False)
     predictions = predict_files(model, paths, batch_size=2, precision="fp32", return_distributions=True, progress=False)
-    counts = write_predictions(predictions, out, model.class_names)
+    counts = write_predictions(
+        predictions, out, model.class_names, box_fields=lambda d: [{"edge_std": s} for s in d["edge_std"].tolist()]
+    )
     results = json.loads((out / "results.json").read_text())
     coco = json.loads((out / "predictions.json").read_text())
     assert counts == {"images": 2, "detections": len(results)} and {r["image_id"] for r in results} == {1, 2}

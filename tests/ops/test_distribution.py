@@ -84,3 +84,11 @@ def test_small_bumps_and_plateaus_are_not_modes():
     assert stats.num_modes.item() == 1
     with pytest.raises(ValueError, match="min_ratio"):
         peak_statistics(probs, min_ratio=0.0)
+
+
+def test_two_equal_peaks_are_reported_at_different_bins():
+    probs = torch.zeros(1, 17)
+    probs[0, 3] = probs[0, 12] = 0.5
+    stats = peak_statistics(probs)
+    assert stats.num_modes.item() == 2 and stats.second_peak_ratio.item() == 1.0
+    assert {stats.peak_position.item(), stats.second_peak_position.item()} == {3.0, 12.0}

@@ -35,7 +35,8 @@ from gfocal.data import DatasetRecords  # noqa: E402
 from gfocal.data.image_io import decode_image  # noqa: E402
 from gfocal.models import GFLDetector  # noqa: E402
 from gfocal.models.assigner import atss_assign  # noqa: E402
-from gfocal.models.criterion import _aligned_iou, centerness, decode_boxes, pad_targets  # noqa: E402
+from gfocal.models.criterion import centerness, decode_boxes, pad_targets  # noqa: E402
+from gfocal.ops import aligned_box_iou  # noqa: E402
 
 __all__ = ["quality_label_statistics", "label_figure"]
 
@@ -53,7 +54,7 @@ def _positive_labels(model: GFLDetector, images: list[torch.Tensor], targets: li
     points, strides = grid.points[location_index], grid.strides[location_index]  # [P, 2], [P]
     predicted = decode_boxes(outputs.box_outputs[image_index, location_index], points, strides, config.box)  # [P, 4]
     levels = (strides.unsqueeze(-1) == strides.new_tensor(config.strides)).float().argmax(-1)  # [P]
-    return _aligned_iou(predicted, pos_gt), centerness(points, pos_gt), levels
+    return aligned_box_iou(predicted, pos_gt), centerness(points, pos_gt), levels
 
 
 def quality_label_statistics(

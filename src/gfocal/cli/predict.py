@@ -25,11 +25,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--draw-threshold", type=float, default=0.3, help="draw boxes scoring at least this (JSON keeps all; default 0.3)"
     )
     parser.add_argument(
-        "--uncertainty", action="store_true", help="add each box's per-edge standard deviation in pixels (edge_std)"
+        "--distributions",
+        action="store_true",
+        help="add to predictions.json, per box and edge (left, top, right, bottom), the learned distribution and its "
+        "statistics (expected position, std in pixels, entropy, modes, second peak) and the box's ambiguity score",
     )
     parser.add_argument("--overwrite", action="store_true", help="write into an existing non-empty folder")
     add_precision_option(parser)
     parser.set_defaults(run=run)
+
+
+def distribution_fields(detections: dict) -> list[dict]:
+    """Per-box edge statistics, ambiguity score and the distributions themselves (4 x (reg_max + 1))."""
+    from gfocal.analysis.distributions import edge_statistics, to_records
+
+    records = to_records(edge_statistics(detections))
+    for record, probs in zip(records, detections["box_distributions"].tolist()):
+        record["distributions"] = [[round(p, 5) for p in edge] for edge in probs]
+    return records
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,9 +55,16 @@ def run(args: argparse.Namespace) -> int:
         model = load_model(args.weights, **overrides)
         out = prepare_output_dir(args.out, args.overwrite)
     predictions = predict_files(
-        model, paths, args.batch_size, args.workers, args.precision, args.device, return_distributions=args.uncertainty
+        model, paths, args.batch_size, args.workers, args.precision, args.device, return_distributions=args.distributions
     )
-    counts = write_predictions(predictions, out, model.class_names, draw=not args.no_draw, draw_threshold=args.draw_threshold)
+    counts = write_predictions(
+        predictions,
+        out,
+        model.class_names,
+        draw=not args.no_draw,
+        draw_threshold=args.draw_threshold,
+        box_fields=distribution_fields if args.distributions else None,
+    )
     skipped = len(paths) - counts["images"]
     note = f" ({skipped} unreadable images skipped; see the warnings)" if skipped else ""
     print(f"{counts['detections']} detections in {counts['images']} images{note} -> {out}")

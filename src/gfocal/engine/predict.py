@@ -12,9 +12,10 @@ from __future__ import annotations
 import glob
 import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -139,10 +140,13 @@ def write_predictions(
     class_names: Sequence[str],
     draw: bool = True,
     draw_threshold: float = 0.3,
+    box_fields: Callable[[dict[str, Tensor]], list[dict[str, Any]]] | None = None,
 ) -> dict[str, int]:
     """Write results.json, predictions.json and (if ``draw``) drawn images; returns counts.
 
     The JSON files hold every detection; drawn images only those scoring at least ``draw_threshold``.
+    ``box_fields(detections)`` may add per-box fields to predictions.json (one dict per box),
+    e.g. the edge-distribution statistics of :mod:`gfocal.analysis.distributions`.
     """
     images, annotations, results = [], [], []
     drawn: set[str] = set()
@@ -150,7 +154,10 @@ def write_predictions(
         detections = prediction.detections
         images.append({"id": image_id, "file_name": str(prediction.path), "width": prediction.width, "height": prediction.height})
         for box, score, label, extra in zip(
-            detections["boxes"].tolist(), detections["scores"].tolist(), detections["labels"].tolist(), _extras(detections)
+            detections["boxes"].tolist(),
+            detections["scores"].tolist(),
+            detections["labels"].tolist(),
+            box_fields(detections) if box_fields else ({} for _ in detections["scores"]),
         ):
             x1, y1, x2, y2 = box
             entry = {"image_id": image_id, "category_id": label + 1, "bbox": [x1, y1, x2 - x1, y2 - y1], "score": score}
@@ -172,12 +179,3 @@ def write_predictions(
     atomic_write_json(out_dir / "predictions.json", {"images": images, "categories": categories, "annotations": annotations})
     return {"images": len(images), "detections": len(results)}
 
-
-def _extras(detections: dict[str, Tensor]) -> Iterator[dict[str, list[float]]]:
-    """Per-box uncertainty fields when the model returned distributions."""
-    count = len(detections["boxes"])
-    if "edge_std" not in detections:
-        yield from ({} for _ in range(count))
-        return
-    for std in detections["edge_std"].tolist():
-        yield {"edge_std": std}

@@ -20,7 +20,14 @@ from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 from gfocal.models.assigner import LocationGrid, atss_assign
 from gfocal.models.config import ModelConfig
 from gfocal.models.head import HeadOutputs, joint_score_logits
-from gfocal.ops import box_to_distance, distance_to_box, distribution_focal_loss, integral, quality_focal_loss
+from gfocal.ops import (
+    aligned_box_iou,
+    box_to_distance,
+    distance_to_box,
+    distribution_focal_loss,
+    integral,
+    quality_focal_loss,
+)
 
 __all__ = ["GFLCriterion", "centerness", "decode_boxes", "pad_targets"]
 
@@ -124,7 +131,7 @@ class GFLCriterion:
         if config.classification == "qfl":
             with torch.no_grad():
                 if config.quality_label == "iou":
-                    quality = _aligned_iou(pos_boxes.detach(), pos_gt_boxes)
+                    quality = aligned_box_iou(pos_boxes.detach(), pos_gt_boxes)
                 else:
                     quality = pos_centerness
             labels = torch.full((cls_logits.shape[0],), num_classes, dtype=torch.long, device=device)
@@ -168,12 +175,3 @@ class GFLCriterion:
         stats = {"num_pos": float(len(image_index)) / max(len(targets), 1)}
         return losses, stats
 
-
-def _aligned_iou(boxes: Tensor, other: Tensor) -> Tensor:
-    """IoU of boxes[i] with other[i]: Tensor[P, 4] x Tensor[P, 4] -> Tensor[P]."""
-    top_left = torch.maximum(boxes[:, :2], other[:, :2])
-    bottom_right = torch.minimum(boxes[:, 2:], other[:, 2:])
-    intersection = (bottom_right - top_left).clamp_min(0).prod(-1)
-    area = (boxes[:, 2:] - boxes[:, :2]).clamp_min(0).prod(-1)
-    area_other = (other[:, 2:] - other[:, :2]).clamp_min(0).prod(-1)
-    return intersection / (area + area_other - intersection).clamp_min(1e-6)

@@ -153,13 +153,11 @@ def peak_statistics(probs: Tensor, min_ratio: float = 0.1) -> PeakStatistics:
     right = torch.cat((probs[..., 1:], pad), dim=-1)
     highest, peak_position = probs.max(dim=-1)
     is_peak = (probs > left) & (probs >= right) & (probs >= min_ratio * highest.unsqueeze(-1))
-    peak_heights = torch.where(is_peak, probs, torch.zeros_like(probs))
-    top2 = peak_heights.topk(min(2, probs.shape[-1]), dim=-1)
     num_modes = is_peak.sum(dim=-1)
+    # The runner-up is the highest peak once the main peak's bin is masked (two equal peaks stay apart).
+    is_main = torch.zeros_like(is_peak).scatter_(-1, peak_position.unsqueeze(-1), True)
+    second_height, second_index = torch.where(is_peak & ~is_main, probs, torch.zeros_like(probs)).max(dim=-1)
     has_second = num_modes >= 2
-    second_height = top2.values[..., -1]
     second_ratio = torch.where(has_second, second_height / highest.clamp_min(torch.finfo(probs.dtype).tiny), 0.0)
-    second_position = torch.where(
-        has_second, top2.indices[..., -1].to(probs.dtype), torch.full_like(highest, float("nan"))
-    )
+    second_position = torch.where(has_second, second_index.to(probs.dtype), torch.full_like(highest, float("nan")))
     return PeakStatistics(num_modes, second_ratio, second_position, peak_position.to(probs.dtype))

@@ -1,0 +1,27 @@
+"""Box geometry the method needs and torchvision lacks: IoU of paired boxes.
+
+Shape letters: P pairs of boxes.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+__all__ = ["aligned_box_iou"]
+
+
+def aligned_box_iou(boxes: Tensor, other: Tensor, eps: float = 1e-6) -> Tensor:
+    """IoU of ``boxes[i]`` with ``other[i]`` (torchvision's ``box_iou`` gives all pairs instead).
+
+    Args:
+        boxes (Tensor[P, 4]), other (Tensor[P, 4]): xyxy boxes; degenerate boxes have area 0.
+
+    Returns:
+        Tensor[P] in [0, 1]: the QFL quality target of GFL when ``boxes`` are the predictions.
+    """
+    top_left = boxes[:, :2].maximum(other[:, :2])
+    bottom_right = boxes[:, 2:].minimum(other[:, 2:])
+    intersection = (bottom_right - top_left).clamp_min(0).prod(-1)
+    area = (boxes[:, 2:] - boxes[:, :2]).clamp_min(0).prod(-1)
+    area_other = (other[:, 2:] - other[:, :2]).clamp_min(0).prod(-1)
+    return intersection / (area + area_other - intersection).clamp_min(eps)
