@@ -114,7 +114,9 @@ def mmdet_times(name: str, images, targets, repeats: int) -> dict:
 def benchmark(name: str, repeats: int, compile_: bool) -> dict:
     factory, size = CONFIGS[name]
     torch.manual_seed(0)
-    model = factory(80, min_size=min(size), max_size=max(size))
+    # mmdetection's GFL config freezes the stem and layer1 and keeps BatchNorm in eval mode
+    # (frozen_stages=1, norm_eval=True); ours does the same, so both train the same parameters.
+    model = factory(80, min_size=min(size), max_size=max(size), backbone_norm="frozen_bn", trainable_backbone_layers=3)
     images, targets = synthetic_batch(size, 2, 20, torch.device("cpu"))
     results: dict = {"image_size": list(size)}
     for mode, (precision_name, channels_last) in MODES.items():
