@@ -27,7 +27,6 @@ from gfocal.models import GFLDetector, ModelConfig
 from gfocal.models.assigner import atss_assign
 from gfocal.models.criterion import decode_boxes, pad_targets
 from gfocal.models.detector import ScoredOutputs
-from gfocal.models.postprocess import postprocess_image
 from gfocal.models.transform import ImageBatch
 from gfocal.ops import box_to_distance
 
@@ -97,25 +96,8 @@ def probe_and_detect(
     batch, scaled = model.transform(images, targets)
     scored = model.scored_outputs(batch.tensors)
     model.train(was_training)
-    detections = _detections(model, batch, scored) if detect else []
+    detections = model.detect(batch, scored, return_distributions=True) if detect else []
     return _probes(config, batch, scored, scaled, len(images)), detections
-
-
-def _detections(model: GFLDetector, batch: ImageBatch, scored: ScoredOutputs) -> list[dict[str, Tensor]]:
-    """The eval-mode forward's post-processing, on head outputs already computed."""
-    detections = [
-        postprocess_image(
-            model.config,
-            scored.scores[i],
-            None if scored.score_factors is None else scored.score_factors[i],
-            scored.box_outputs[i],
-            scored.grid,
-            batch.image_sizes[i],
-            return_distributions=True,
-        )
-        for i in range(len(batch.image_sizes))
-    ]
-    return model.transform.postprocess(detections, batch.scales)
 
 
 def _probes(

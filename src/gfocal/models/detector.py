@@ -22,7 +22,7 @@ from gfocal.models.config import ModelConfig
 from gfocal.models.criterion import GFLCriterion
 from gfocal.models.head import GFLHead, HeadOutputs, joint_score_logits
 from gfocal.models.postprocess import postprocess_image
-from gfocal.models.transform import DetectionTransform
+from gfocal.models.transform import DetectionTransform, ImageBatch
 
 __all__ = ["GFLDetector", "ScoredOutputs"]
 
@@ -111,7 +111,12 @@ class GFLDetector(nn.Module):
             losses, self.last_stats = self.criterion(outputs, grid, targets)
             return losses
         batch, _ = self.transform(images)
-        scored = self.scored_outputs(batch.tensors)
+        return self.detect(batch, self.scored_outputs(batch.tensors), return_distributions)
+
+    def detect(
+        self, batch: ImageBatch, scored: ScoredOutputs, return_distributions: bool = False
+    ) -> list[dict[str, Tensor]]:
+        """Post-process scored outputs into detections per image, in original image pixels."""
         detections = [
             postprocess_image(
                 self.config,
@@ -122,7 +127,7 @@ class GFLDetector(nn.Module):
                 batch.image_sizes[i],
                 return_distributions,
             )
-            for i in range(len(images))
+            for i in range(len(batch.image_sizes))
         ]
         return self.transform.postprocess(detections, batch.scales)
 
