@@ -29,7 +29,7 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
 def test_output_loads_cleanly_with_ambiguity_records(tmp_path):
     path = make_synthetic_dataset(tmp_path, preset="hard", blur_fraction=0.5, occlusion_fraction=0.5, **SMALL)
     records = load_dataset(path, strict=True)
-    assert records.class_names == list(SHAPES) and len(records) == 3
+    assert records.class_names == list(PRESETS["hard"].classes) and len(records) == 3
     anns = [a for img in records.images for a in img.annotations]
     assert len(anns) >= 3 and not records.problems.warnings
     kinds = {a.extra["ambiguous_edges"][e] for a in anns for e in EDGES}

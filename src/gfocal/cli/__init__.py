@@ -2,7 +2,10 @@
 
 import os
 
-# OpenMP threads that spin while waiting collapse when anything else wants a core (our own
-# data-loading workers included): on 2 cores a training step ran 7x slower. Passive waiting
-# must be chosen before torch loads its OpenMP runtime; an explicit user setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP threads that spin long while waiting collapse when anything else wants a core (our own
+# data-loading workers included): with one busy core beside it, a training step on 2 cores ran 9x
+# slower with libgomp's default spin. Never spinning (OMP_WAIT_POLICY=PASSIVE) costs 20% on an idle
+# machine; a short spin keeps the idle speed and most of the robustness (measured in
+# docs/performance.md). Must be set before torch loads its OpenMP runtime; a user's setting wins.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "10000")

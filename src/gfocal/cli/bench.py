@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     ablation.add_argument("--out", default="runs/ablation", help="run folder (default: runs/ablation)")
     ablation.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ablation.add_argument("--epochs", type=int, default=None, help="epochs per run (default: 6, --full: 12)")
+    ablation.add_argument("--epochs", type=int, default=None, help="epochs per run (default: 5, --full: 12)")
     ablation.add_argument("--num-train", type=int, default=400, help="synthetic training images (default: 400)")
     ablation.add_argument("--num-val", type=int, default=100, help="synthetic validation images (default: 100)")
     ablation.add_argument("--no-sweeps", action="store_true", help="only the six variants, not reg_max/beta sweeps")
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         counts = (8, 4) if args.smoke else (args.num_train, args.num_val)
         train_json, val_json = make_synthetic_splits(out / "data", "hard", 0, *counts)
-        sizes = {"epochs": 1 if args.smoke else (args.epochs or 6)}
+        sizes = {"epochs": 1 if args.smoke else (args.epochs or 5)}
         if args.smoke:
             sizes.update(min_size=64, max_size=64, batch_size=4, warmup_iters=1)
             variants = dict(list(variants.items())[:2])

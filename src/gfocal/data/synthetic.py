@@ -73,7 +73,7 @@ class SyntheticConfig:
 PRESETS: dict[str, SyntheticConfig] = {
     "demo": SyntheticConfig(),
     "hard": SyntheticConfig(
-        objects_per_image=(8, 24), size_range=(3, 96), blur_fraction=0.35, occlusion_fraction=0.35, blur_sigma=(1.5, 4.0), classes=SHAPES, clutter=24
+        objects_per_image=(8, 20), size_range=(4, 64), blur_fraction=0.3, occlusion_fraction=0.3, blur_sigma=(1.0, 3.0), clutter=12
     ),
 }
 

@@ -49,7 +49,7 @@ class AblationSettings:
     model: str = "gfl_small"
     min_size: int | None = 256  # None: the model's own sizes
     max_size: int | None = 256
-    epochs: int = 6
+    epochs: int = 5
     batch_size: int = 8
     lr: float = 0.02
     warmup_iters: int = 100
@@ -84,17 +84,22 @@ def _sizes(settings: AblationSettings) -> dict[str, int]:
     return {k: v for k, v in (("min_size", settings.min_size), ("max_size", settings.max_size)) if v is not None}
 
 
-def _inference_ms(weights: Path, images: list[torch.Tensor]) -> float:
+def _inference_ms(weights: Path, images: list[torch.Tensor], precision: str) -> float:
+    """Median time per image, on the device the runs trained on, in their precision."""
     from gfocal.models import load_model
-    from gfocal.models.precision import prepare_for_inference
+    from gfocal.models.precision import autocast, prepare_for_inference, resolve_precision
 
-    model = prepare_for_inference(load_model(weights))
-    with torch.inference_mode():
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = prepare_for_inference(load_model(weights).to(device))
+    images = [image.to(device) for image in images]
+    with torch.inference_mode(), autocast(resolve_precision(precision, device)):
         model(images[:1])  # warm-up
         samples = []
         for image in images:
             start = time.perf_counter()
             model([image])
+            if device.type == "cuda":
+                torch.cuda.synchronize()
             samples.append((time.perf_counter() - start) * 1e3)
     return statistics.median(samples)
 
@@ -120,7 +125,7 @@ def run_ablation(settings: AblationSettings, images: list[torch.Tensor], log: Ca
                     **{m: result.final_metrics[m] for m in METRICS},
                     "iterations": result.iterations,
                     "train_s_per_iter": _iteration_seconds(out),
-                    "inference_ms_per_image": _inference_ms(result.weights, images),
+                    "inference_ms_per_image": _inference_ms(result.weights, images, settings.precision),
                 }
             )
         results[name] = {"model_overrides": overrides, "runs": runs, "summary": _summarise(runs)}
