@@ -4,8 +4,9 @@
 
 For each config, at its benchmark size: inference per image (eval mode, BatchNorm
 folded, inference_mode) and a training step (forward + loss + backward + SGD
-step) at batch 2, in each mode. ``--compile`` adds ``torch.compile`` for
-inference and reports the first-call compile time. When mmdetection is
+step) at batch 2, in each mode. ``--compile`` adds bf16 + channels_last with
+the backbone and head under ``torch.compile``, for inference and training, and
+reports the first call's time (which includes compiling). When mmdetection is
 importable (see tests/interop/test_mmdet_parity.py for an install recipe), its
 GFL with the same architecture is timed too, in float32 as it runs on CPUs.
 Ratios are against fp32 in the same run. Prints JSON with the CPU's bf16 capability.
@@ -22,7 +23,7 @@ import torch
 
 from common import report, time_call
 from gfocal.models import gfl_resnet50_fpn, gfl_small
-from gfocal.models.precision import Precision, autocast, cpu_has_native_bf16, prepare_for_inference
+from gfocal.models.precision import Precision, autocast, compile_network, cpu_has_native_bf16, prepare_for_inference
 from model import synthetic_batch
 
 CONFIGS = {"small": (gfl_small, (320, 320)), "r50": (gfl_resnet50_fpn, (800, 1216))}
@@ -37,23 +38,23 @@ MODES = {
 
 
 def inference_time(model, image, precision: Precision, channels_last: bool, repeats: int, compiled: bool = False):
-    model = prepare_for_inference(copy.deepcopy(model), channels_last=channels_last)
-    batch = model.transform([image])[0].tensors
-    if channels_last:
-        batch = batch.contiguous(memory_format=torch.channels_last)
-    forward = torch.compile(model.scored_outputs) if compiled else model.scored_outputs
+    """Median ms per image of the whole inference (pre-processing to NMS), and the first call's seconds."""
+    model = prepare_for_inference(copy.deepcopy(model), channels_last=channels_last, compile=compiled)
     with torch.inference_mode(), autocast(precision):
         start = time.perf_counter()
-        forward(batch)
+        model([image])
         first_call_s = time.perf_counter() - start
-        timing = time_call(lambda: model([image]) if not compiled else forward(batch), warmup=1, repeats=repeats)
+        timing = time_call(lambda: model([image]), warmup=1, repeats=repeats)
     return timing["median_ms"], first_call_s
 
 
-def train_time(model, images, targets, precision: Precision, channels_last: bool, repeats: int):
+def train_time(model, images, targets, precision: Precision, channels_last: bool, repeats: int, compiled: bool = False):
+    """Median ms per training step (forward, losses, backward, SGD step), and the first step's seconds."""
     model = copy.deepcopy(model).train()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if compiled:
+        compile_network(model)
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-4, momentum=0.9)
 
     def step():
@@ -63,7 +64,10 @@ def train_time(model, images, targets, precision: Precision, channels_last: bool
         loss.backward()
         optimizer.step()
 
-    return time_call(step, warmup=1, repeats=repeats)["median_ms"]
+    start = time.perf_counter()
+    step()
+    first_step_s = time.perf_counter() - start
+    return time_call(step, warmup=1, repeats=repeats)["median_ms"], first_step_s
 
 
 def mmdet_times(name: str, images, targets, repeats: int) -> dict:
@@ -121,17 +125,21 @@ def benchmark(name: str, repeats: int, compile_: bool) -> dict:
     results: dict = {"image_size": list(size)}
     for mode, (precision_name, channels_last) in MODES.items():
         precision = Precision(precision_name, "cpu", "benchmark")
-        infer_ms, _ = inference_time(model, images[0], precision, channels_last, repeats)
         results[mode] = {
-            "inference_ms": infer_ms,
-            "train_step_batch2_ms": train_time(model, images, targets, precision, channels_last, repeats),
+            "inference_ms": inference_time(model, images[0], precision, channels_last, repeats)[0],
+            "train_step_batch2_ms": train_time(model, images, targets, precision, channels_last, repeats)[0],
         }
     if compile_:
         precision = Precision("bf16", "cpu", "benchmark")
-        compiled_ms, first_s = inference_time(model, images[0], precision, True, repeats, compiled=True)
-        results["bf16_channels_last_compiled"] = {"network_only_inference_ms": compiled_ms, "first_call_s": first_s}
+        infer_ms, infer_first_s = inference_time(model, images[0], precision, True, repeats, compiled=True)
+        train_ms, train_first_s = train_time(model, images, targets, precision, True, repeats, compiled=True)
+        results["bf16_channels_last_compiled"] = {
+            "inference_ms": infer_ms, "inference_first_call_s": infer_first_s,
+            "train_step_batch2_ms": train_ms, "train_first_step_s": train_first_s,
+        }
     base = results["fp32"]
-    for mode in MODES:
+    timed = [mode for mode in (*MODES, "bf16_channels_last_compiled") if mode in results]
+    for mode in timed:
         results[mode]["inference_speedup"] = base["inference_ms"] / results[mode]["inference_ms"]
         results[mode]["train_speedup"] = base["train_step_batch2_ms"] / results[mode]["train_step_batch2_ms"]
     if importlib.util.find_spec("mmdet") is not None:
@@ -142,7 +150,7 @@ def benchmark(name: str, repeats: int, compile_: bool) -> dict:
                 "inference_time_ratio": results[mode]["inference_ms"] / mmdet["inference_ms"],
                 "train_throughput_ratio": mmdet["train_step_batch2_ms"] / results[mode]["train_step_batch2_ms"],
             }
-            for mode in MODES
+            for mode in timed
         }
     return results
 
@@ -151,7 +159,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", nargs="+", default=["small", "r50"], choices=sorted(CONFIGS))
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile'd bf16 inference")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile'd bf16 inference and training")
     args = parser.parse_args()
     results = {name: benchmark(name, args.repeats, args.compile) for name in args.configs}
     report({"native_bf16": cpu_has_native_bf16(), **results})

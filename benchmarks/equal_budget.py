@@ -11,12 +11,9 @@ seed and recipe, and prints JSON with iterations, AP and AP50 of each.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-from common import report
+from common import report, train_small
 from gfocal.data.synthetic import SHAPES, make_synthetic_splits
 
 
@@ -37,25 +34,6 @@ def make_dataset(root: Path, seed: int) -> tuple[Path, Path]:
     )
 
 
-def train(train_json: Path, val_json: Path, out: Path, precision: str, minutes: float, seed: int) -> dict:
-    command = [
-        sys.executable, "-m", "gfocal", "train", "--data", str(train_json), "--val-data", str(val_json),
-        "--out", str(out), "--model", "gfl_small", "--epochs", "200", "--batch-size", "8",
-        "--time-budget", str(minutes), "--precision", precision, "--seed", str(seed), "--overwrite",
-        "--set", "lr=0.02", "--set", "warmup_iters=100", "--set", "schedule=cosine", "--set", "eval_interval=0",
-        "--set", "channels_last=true",
-    ]
-    subprocess.run(command, check=True)
-    evaluation = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"eval"' in line][-1]
-    return {
-        "command": " ".join(command[1:]),
-        "iterations": evaluation["iteration"],
-        "AP": evaluation["AP"],
-        "AP50": evaluation["AP50"],
-        "APs": evaluation["APs"],
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=20.0)
@@ -65,7 +43,8 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     train_json, val_json = make_dataset(out / "data", args.seed)
-    runs = {p: train(train_json, val_json, out / p, p, args.minutes, args.seed) for p in args.precisions}
+    schedule = ("--epochs", "200", "--time-budget", str(args.minutes))
+    runs = {p: train_small(train_json, val_json, out / p, p, args.seed, *schedule) for p in args.precisions}
     report({"minutes": args.minutes, "dataset": str(train_json.parent), "runs": runs})
 
 

@@ -102,10 +102,17 @@ def test_unknown_config_key_names_close_matches(tmp_path, capsys):
 def test_ablation_smoke_writes_a_table(tmp_path, capsys):
     out = tmp_path / "ablation"
     assert main(["bench", "ablation", "--smoke", "--out", str(out), "--workers", "0", "--precision", "fp32",
-                 "--markdown", str(tmp_path / "table.md")]) == 0
+                 "--variants", "gfl", "atss", "--markdown", str(tmp_path / "table.md")]) == 0
     results = json.loads((out / "ablation.json").read_text())["results"]
-    assert len(results) == 2
+    assert [entry["id"] for entry in results.values()] == ["gfl", "atss"]
+    assert (out / "runs" / "atss_seed0" / "model.safetensors").is_file()
     for entry in results.values():
         summary = entry["summary"]
         assert 0 <= summary["AP"]["mean"] <= 1 and summary["train_s_per_iter"]["mean"] > 0
     assert "| ATSS baseline" in (tmp_path / "table.md").read_text()
+
+
+def test_ablation_rejects_unknown_variant_ids(tmp_path, capsys):
+    assert main(["bench", "ablation", "--smoke", "--out", str(tmp_path), "--variants", "gfl", "fcos"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown variant id(s) fcos" in err and "gfl-centerness" in err

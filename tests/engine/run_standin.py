@@ -1,4 +1,4 @@
-"""Trains the stand-in detector; run as a subprocess by the resume test: ``run_standin.py OUT_DIR RESUME SLEEP_S``."""
+"""Trains the stand-in detector; run as a subprocess by the resume test: ``run_standin.py OUT_DIR RESUME SLEEP_S PRECISION``."""
 
 import sys
 
@@ -8,9 +8,9 @@ from gfocal.engine import TrainConfig, TrainData, train
 from standin import RandomDetections, TinyDetector, collate, records_for
 
 
-def config(out_dir: str, resume: str = "") -> TrainConfig:
+def config(out_dir: str, resume: str = "", precision: str = "fp32") -> TrainConfig:
     return TrainConfig(model="standin", epochs=3, batch_size=2, warmup_iters=3, step_epochs=(2,), ema=True,
-                       checkpoint_interval=3, log_interval=1, workers=0, seed=0, precision="fp32", out_dir=out_dir,
+                       checkpoint_interval=3, log_interval=1, workers=0, seed=0, precision=precision, out_dir=out_dir,
                        resume=resume)
 
 
@@ -20,9 +20,9 @@ def data() -> TrainData:
 
 
 if __name__ == "__main__":
-    out_dir, resume, sleep_s = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    out_dir, resume, sleep_s, precision = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
     torch.manual_seed(0)
-    train(config(out_dir, resume), model=TinyDetector(sleep_s=sleep_s), data=data())
+    train(config(out_dir, resume, precision), model=TinyDetector(sleep_s=sleep_s), data=data())
 
 
 def ddp_worker(rank: int, world_size: int, port: int, out_dir: str) -> None:

@@ -88,16 +88,19 @@ def test_time_budget_stops_early_compresses_schedule_and_still_evaluates(tmp_pat
     assert schedule["milestones"] == [round(80 * 4 * result.iterations / 400)]
 
 
-def launch_standin(out_dir, resume, sleep_s):
+def launch_standin(out_dir, resume, sleep_s, precision):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(HERE)])}
-    return subprocess.Popen([sys.executable, str(HERE / "run_standin.py"), str(out_dir), resume, str(sleep_s)],
+    return subprocess.Popen([sys.executable, str(HERE / "run_standin.py"), str(out_dir), resume, str(sleep_s), precision],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
-    killed = launch_standin(tmp_path / "killed", "", 0.1)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.filterwarnings("ignore:bf16 requested on a CPU without native bf16")
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, precision):
+    killed = launch_standin(tmp_path / "killed", "", 0.1, precision)
     torch.manual_seed(0)  # the reference runs here, while the subprocess starts
-    train(run_standin.config(str(tmp_path / "reference")), model=TinyDetector(), data=run_standin.data())
+    train(run_standin.config(str(tmp_path / "reference"), precision=precision), model=TinyDetector(),
+          data=run_standin.data())
     last = tmp_path / "killed" / "last.pt"
     deadline = time.time() + 60
     while not (last.is_file() and load_checkpoint(last)["iteration"] >= 6):
@@ -107,7 +110,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     killed.wait()
     interrupted_at = load_checkpoint(last)["iteration"]
     assert 6 <= interrupted_at < 24
-    resumed = launch_standin(tmp_path / "killed", "auto", 0.0)
+    resumed = launch_standin(tmp_path / "killed", "auto", 0.0, precision)
     assert resumed.wait(timeout=60) == 0, resumed.stderr.read().decode()
 
     expected, actual = (load_checkpoint(tmp_path / run / "last.pt") for run in ("reference", "killed"))

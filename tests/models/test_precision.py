@@ -75,3 +75,20 @@ def test_bf16_training_gradients_are_finite_on_small_images(variant):
         losses = model(images, targets)
     sum(losses.values()).backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_frozen_batchnorm_keeps_bf16_activations_and_torchvision_values():
+    from torchvision.ops import FrozenBatchNorm2d
+
+    from gfocal.models.backbone import FrozenBatchNorm
+
+    ours, reference = FrozenBatchNorm(6), FrozenBatchNorm2d(6)
+    generator = torch.Generator().manual_seed(0)
+    for name in ("weight", "bias", "running_mean"):
+        getattr(ours, name).copy_(torch.randn(6, generator=generator))
+    ours.running_var.copy_(torch.rand(6, generator=generator) + 0.1)
+    reference.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 6, 5, 7, generator=generator).contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(ours(x), reference(x))
+    assert ours(x.bfloat16()).dtype == torch.bfloat16  # torchvision's promotes to float32
+    torch.testing.assert_close(ours(x.bfloat16()).float(), reference(x), atol=0.05, rtol=0.02)

@@ -26,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ablation.add_argument("--num-train", type=int, default=400, help="synthetic training images (default: 400)")
     ablation.add_argument("--num-val", type=int, default=100, help="synthetic validation images (default: 100)")
     ablation.add_argument("--no-sweeps", action="store_true", help="only the six variants, not reg_max/beta sweeps")
+    ablation.add_argument("--variants", nargs="+", metavar="ID", default=None,
+                          help="only these variants, in this order, by id: atss, qfl, dfl, gfl, gfl-centerness, gflv2, "
+                          "and the sweeps reg_max4, reg_max8, beta1 (default: all)")
     ablation.add_argument("--smoke", action="store_true", help="a seconds-long check that everything runs (CI)")
     ablation.add_argument("--full", action="store_true", help="ResNet-50 FPN at 1333x800, 12 epochs: needs --data")
     ablation.add_argument("--data", default=None, help="with --full: training set (COCO json)")
@@ -44,6 +47,12 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     variants = {**VARIANTS} if args.no_sweeps or args.smoke else {**VARIANTS, **SWEEPS}
+    if args.variants:
+        known = {**VARIANTS, **SWEEPS}
+        unknown = [v for v in args.variants if v not in known]
+        if unknown:
+            raise CommandError(f"unknown variant id(s) {', '.join(unknown)}; choose from {', '.join(known)}")
+        variants = {v: known[v] for v in args.variants}
     if args.full:
         if not (args.data and args.val_data):
             raise CommandError("--full needs --data and --val-data (COCO-format training and validation sets)")

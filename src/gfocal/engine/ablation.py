@@ -21,20 +21,31 @@ import torch
 from gfocal.engine.config import TrainConfig
 from gfocal.engine.trainer import train
 
-__all__ = ["VARIANTS", "SWEEPS", "AblationSettings", "run_ablation", "markdown_table"]
+__all__ = ["Variant", "VARIANTS", "SWEEPS", "AblationSettings", "run_ablation", "markdown_table"]
 
-VARIANTS: dict[str, dict[str, Any]] = {
-    "ATSS baseline (FL + centerness, Dirac box)": {"classification": "focal", "box": "dirac"},
-    "QFL only (Dirac box)": {"classification": "qfl", "box": "dirac"},
-    "DFL only (FL + centerness)": {"classification": "focal", "box": "dfl"},
-    "GFL = QFL + DFL": {},
-    "GFL, centerness as quality label": {"quality_label": "centerness"},
-    "GFLv2 (DGQP)": {"dgqp": True},
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A row of the ablation: its name in tables and the model options that make it."""
+
+    name: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+# Keyed by the short ids the CLI's --variants takes.
+VARIANTS: dict[str, Variant] = {
+    "atss": Variant("ATSS baseline (FL + centerness, Dirac box)", {"classification": "focal", "box": "dirac"}),
+    "qfl": Variant("QFL only (Dirac box)", {"classification": "qfl", "box": "dirac"}),
+    "dfl": Variant("DFL only (FL + centerness)", {"classification": "focal", "box": "dfl"}),
+    "gfl": Variant("GFL = QFL + DFL"),
+    "gfl-centerness": Variant("GFL, centerness as quality label", {"quality_label": "centerness"}),
+    "gflv2": Variant("GFLv2 (DGQP)", {"dgqp": True}),
 }
-SWEEPS: dict[str, dict[str, Any]] = {
-    "GFL reg_max=4": {"reg_max": 4},
-    "GFL reg_max=8": {"reg_max": 8},
-    "GFL beta=1": {"qfl_beta": 1.0},
+SWEEPS: dict[str, Variant] = {
+    "reg_max4": Variant("GFL reg_max=4", {"reg_max": 4}),
+    "reg_max8": Variant("GFL reg_max=8", {"reg_max": 8}),
+    "beta1": Variant("GFL beta=1", {"qfl_beta": 1.0}),
 }
 METRICS = ("AP", "AP50", "AP75", "APs")
 
@@ -56,7 +67,7 @@ class AblationSettings:
     seeds: tuple[int, ...] = (0, 1, 2)
     workers: int = 2
     precision: str = "auto"
-    variants: dict[str, dict[str, Any]] = field(default_factory=lambda: {**VARIANTS, **SWEEPS})
+    variants: dict[str, Variant] = field(default_factory=lambda: {**VARIANTS, **SWEEPS})
 
 
 def _train_config(settings: AblationSettings, overrides: dict[str, Any], seed: int, out: Path) -> TrainConfig:
@@ -111,14 +122,17 @@ def _iteration_seconds(run_dir: Path) -> float:
 
 
 def run_ablation(settings: AblationSettings, images: list[torch.Tensor], log: Callable[[str], None] = print) -> dict:
-    """Train and evaluate every variant with every seed; returns per-run numbers and per-variant summaries."""
+    """Train and evaluate every variant with every seed; returns per-run numbers and per-variant summaries.
+
+    Results are keyed by the variants' table names; run folders are ``out_dir/<id>_seed<seed>``.
+    """
     results: dict[str, Any] = {}
-    for index, (name, overrides) in enumerate(settings.variants.items()):
+    for key, variant in settings.variants.items():
         runs = []
         for seed in settings.seeds:
-            out = Path(settings.out_dir) / f"variant{index}_seed{seed}"
-            log(f"{name}, seed {seed} -> {out}")
-            result = train(_train_config(settings, overrides, seed, out))
+            out = Path(settings.out_dir) / f"{key}_seed{seed}"
+            log(f"{variant.name}, seed {seed} -> {out}")
+            result = train(_train_config(settings, variant.overrides, seed, out))
             runs.append(
                 {
                     "seed": seed,
@@ -128,7 +142,7 @@ def run_ablation(settings: AblationSettings, images: list[torch.Tensor], log: Ca
                     "inference_ms_per_image": _inference_ms(result.weights, images, settings.precision),
                 }
             )
-        results[name] = {"model_overrides": overrides, "runs": runs, "summary": _summarise(runs)}
+        results[variant.name] = {"id": key, "model_overrides": variant.overrides, "runs": runs, "summary": _summarise(runs)}
     return results
 
 

@@ -13,6 +13,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import resnet
 from torchvision.ops import FeaturePyramidNetwork, FrozenBatchNorm2d
@@ -20,7 +21,8 @@ from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from gfocal.models.config import ModelConfig
 
-__all__ = ["ResNetFPN", "load_backbone_weights"]
+__all__ = ["ResNetFPN", "FrozenBatchNorm", "load_backbone_weights"]
+
 
 class ResNetFPN(nn.Module):
     """ResNet C3-C5 features through an FPN, giving len(strides) levels of ``fpn_channels``.
@@ -33,7 +35,7 @@ class ResNetFPN(nn.Module):
         super().__init__()
         if tuple(config.strides) != (8, 16, 32, 64, 128):
             raise ValueError(f"ResNetFPN builds levels P3-P7 (strides 8..128), got strides={config.strides}")
-        norm_layer = FrozenBatchNorm2d if config.backbone_norm == "frozen_bn" else nn.BatchNorm2d
+        norm_layer = FrozenBatchNorm if config.backbone_norm == "frozen_bn" else nn.BatchNorm2d
         body = getattr(resnet, config.backbone)(weights=None, norm_layer=norm_layer)
         del body.fc, body.avgpool
         self.body = body
@@ -63,6 +65,19 @@ class ResNetFPN(nn.Module):
         c5 = body.layer4(c4)
         features = self.fpn(OrderedDict((("c3", c3), ("c4", c4), ("c5", c5))))
         return list(features.values())
+
+
+class FrozenBatchNorm(FrozenBatchNorm2d):
+    """torchvision's FrozenBatchNorm2d (same buffers and state-dict keys) that keeps its input's dtype.
+
+    The stock one multiplies by float32 buffers, which under bf16 autocast promotes
+    every activation of a frozen-BN body to float32 and halves the speed of the
+    convolutions around it. Eval-mode batch norm takes bf16 input with float32
+    statistics and returns bf16.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
 
 
 class _ExtraLevels(LastLevelP6P7):

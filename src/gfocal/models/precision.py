@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torchvision.ops import FrozenBatchNorm2d
 
-__all__ = ["Precision", "resolve_precision", "cpu_has_native_bf16", "autocast", "prepare_for_inference"]
+__all__ = ["Precision", "resolve_precision", "cpu_has_native_bf16", "autocast", "prepare_for_inference", "compile_network"]
 
 PrecisionName = Literal["auto", "fp32", "bf16", "fp16"]
 logger = logging.getLogger("gfocal")
@@ -78,12 +78,13 @@ def autocast(precision: Precision) -> contextlib.AbstractContextManager:
     return torch.autocast(precision.device_type, dtype=precision.dtype)
 
 
-def prepare_for_inference(model: nn.Module, channels_last: bool = True) -> nn.Module:
+def prepare_for_inference(model: nn.Module, channels_last: bool = True, compile: bool = False) -> nn.Module:
     """Eval mode, BatchNorm folded into the preceding convolutions, channels_last; in place, returns the model.
 
     Folding uses the BN running statistics, which is exactly what eval-mode BN
     computes, so outputs are unchanged up to rounding. Only call this for
-    inference: the folded model must not be trained further.
+    inference: the folded model must not be trained further. ``compile``: see
+    :func:`compile_network`.
     """
     model.eval()
     body = getattr(getattr(model, "backbone", None), "body", None)
@@ -91,6 +92,19 @@ def prepare_for_inference(model: nn.Module, channels_last: bool = True) -> nn.Mo
         _fold_batchnorm(body)
     if channels_last:
         model.to(memory_format=torch.channels_last)
+    if compile:
+        compile_network(model)
+    return model
+
+
+def compile_network(model: nn.Module) -> nn.Module:
+    """``torch.compile`` the backbone and the head in place; pre- and post-processing stay eager.
+
+    The first call per input size (and dtype) compiles, which takes seconds to
+    minutes; later calls reuse the code.
+    """
+    model.backbone.compile()
+    model.head.compile()
     return model
 
 
