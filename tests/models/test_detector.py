@@ -153,6 +153,14 @@ def test_head_uses_the_reference_initialisation():
     assert abs(model.head.box_out.weight.std().item() - 0.01) < 2e-3
 
 
+def test_dirac_boxes_start_as_the_atss_anchor():
+    model = tiny_model(box="dirac").eval()
+    outputs, grid = model.head_outputs(torch.randn(1, 3, SIZE, SIZE))
+    distances = outputs.box_outputs[0]  # [A, 4] in strides
+    # anchor_scale 8: 4 strides from the location to each edge, give or take the random weights
+    assert distances.min() > 3 and distances.max() < 5 and abs(distances.mean().item() - 4) < 0.1
+
+
 def test_weights_file_alone_rebuilds_the_model(tmp_path):
     model = tiny_model(class_names=("cat", "dog", "bird")).eval()
     path = save_weights(model, tmp_path / "model.safetensors")
