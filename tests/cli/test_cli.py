@@ -116,3 +116,15 @@ def test_ablation_rejects_unknown_variant_ids(tmp_path, capsys):
     assert main(["bench", "ablation", "--smoke", "--out", str(tmp_path), "--variants", "gfl", "fcos"]) == 2
     err = capsys.readouterr().err
     assert "unknown variant id(s) fcos" in err and "gfl-centerness" in err
+
+
+def test_compile_flag_reaches_the_training_config(tmp_path):
+    from gfocal.cli.main import build_parser
+    from gfocal.cli.train import training_config
+
+    parser = build_parser()
+    (tmp_path / "train.json").write_text("{}")  # only its format is looked at
+    base = ["train", "--data", str(tmp_path / "train.json"), "--out", str(tmp_path / "run")]
+    assert training_config(parser.parse_args([*base, "--compile"])).compile is True
+    assert training_config(parser.parse_args(base)).compile is False
+    assert training_config(parser.parse_args([*base, "--set", "compile=true"])).compile is True

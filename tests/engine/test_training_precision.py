@@ -17,3 +17,15 @@ def test_bf16_channels_last_training_runs_and_keeps_float32_weights(tmp_path):
     assert result.iterations == 2 and result.final_metrics is None and result.best_checkpoint is None
     assert model.conv.weight.dtype == torch.float32
     assert model.conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_compile_applies_to_the_trained_module_not_the_ema_copy(tmp_path, monkeypatch):
+    import gfocal.engine.run as run_module
+
+    compiled = []
+    monkeypatch.setattr(run_module, "compile_network", compiled.append)  # the wiring, without compile's minute
+    config = TrainConfig(model="standin", epochs=1, batch_size=4, warmup_iters=1, step_epochs=(), workers=0, ema=True,
+                         precision="fp32", compile=True, out_dir=str(tmp_path))
+    model = TinyDetector()
+    train(config, model=model, data=TrainData(RandomDetections(8), collate))
+    assert compiled == [model]

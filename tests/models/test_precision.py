@@ -92,3 +92,29 @@ def test_frozen_batchnorm_keeps_bf16_activations_and_torchvision_values():
     torch.testing.assert_close(ours(x), reference(x))
     assert ours(x.bfloat16()).dtype == torch.bfloat16  # torchvision's promotes to float32
     torch.testing.assert_close(ours(x.bfloat16()).float(), reference(x), atol=0.05, rtol=0.02)
+
+
+def _has_cpp_compiler() -> bool:
+    import shutil
+
+    return any(shutil.which(name) for name in ("g++", "c++", "clang++"))
+
+
+def test_compile_needs_a_detector():
+    from gfocal.models.precision import compile_network
+
+    with pytest.raises(ValueError, match="compile needs a gfocal detector"):
+        compile_network(torch.nn.Linear(2, 2))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _has_cpp_compiler(), reason="torch.compile on CPU needs a C++ compiler")
+def test_compiled_inference_matches_eager():
+    torch.manual_seed(0)
+    model = gfl_small(3, min_size=64, max_size=64, fpn_channels=32, feat_channels=32, stacked_convs=1)
+    batch = torch.rand(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        eager, _ = prepare_for_inference(model).head_outputs(batch)
+        compiled, _ = prepare_for_inference(model, compile=True).head_outputs(batch)
+    torch.testing.assert_close(compiled.cls_logits, eager.cls_logits, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(compiled.box_outputs, eager.box_outputs, atol=1e-4, rtol=1e-4)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from gfocal.data import DatasetError
 from gfocal.models import WeightsError
 
-__all__ = ["CommandError", "user_errors", "add_precision_option", "positive_int"]
+__all__ = ["CommandError", "user_errors", "add_precision_option", "add_compile_option", "positive_int"]
 
 
 class CommandError(Exception):
@@ -34,6 +34,14 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
+
+
+def add_compile_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--compile", action="store_true", default=None,
+        help="torch.compile the network: faster after a slow first call (on 2 CPU cores, gfl_small: inference 1.2x "
+        "after 16 s, training 1.14x after about a minute); pays off for long jobs at fixed image sizes",
+    )
 
 
 def add_precision_option(parser: argparse.ArgumentParser) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gfocal.cli.common import CommandError, add_precision_option, positive_int, user_errors
+from gfocal.cli.common import CommandError, add_compile_option, add_precision_option, positive_int, user_errors
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     add_precision_option(parser)
+    add_compile_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.data}: classes {records.class_names} do not match the model's "
                            f"{list(model.class_names)} ({args.weights})")
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    prepare_for_inference(model.to(device))
+    prepare_for_inference(model.to(device), compile=bool(args.compile))
     precision = resolve_precision(args.precision, device)
     dataset = DetectionDataset(records, build_transforms(False, model.config.max_size, model.config.min_size))
     with torch.inference_mode():

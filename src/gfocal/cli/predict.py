@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from gfocal.cli.common import add_precision_option, positive_int, user_errors
+from gfocal.cli.common import add_compile_option, add_precision_option, positive_int, user_errors
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--overwrite", action="store_true", help="write into an existing non-empty folder")
     add_precision_option(parser)
+    add_compile_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -55,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         model = load_model(args.weights, **overrides)
         out = prepare_output_dir(args.out, args.overwrite)
     predictions = predict_files(
-        model, paths, args.batch_size, args.workers, args.precision, args.device, return_distributions=args.distributions
+        model, paths, args.batch_size, args.workers, args.precision, args.device, return_distributions=args.distributions,
+        compile=bool(args.compile),
     )
     counts = write_predictions(
         predictions,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gfocal.cli.common import CommandError, add_precision_option, user_errors
+from gfocal.cli.common import CommandError, add_compile_option, add_precision_option, user_errors
 
 # CLI flags that map one-to-one onto TrainConfig fields.
 _FIELDS = {
@@ -21,6 +21,7 @@ _FIELDS = {
     "time_budget": "time_budget_minutes",
     "workers": "workers",
     "precision": "precision",
+    "compile": "compile",
     "device": "device",
     "seed": "seed",
 }
@@ -57,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="continue a run exactly: OUT/last.pt, or the checkpoint given")
     parser.add_argument("--overwrite", action="store_true", help="start afresh in a folder holding an earlier run")
     add_precision_option(parser)
+    add_compile_option(parser)
     parser.set_defaults(run=run)
 
 

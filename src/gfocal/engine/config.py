@@ -62,6 +62,9 @@ class TrainConfig:
             scaling where bf16 is missing) on CUDA, bf16 on CPUs with native bf16, else fp32.
         channels_last: store convolution weights and activations channels-last (default: with bf16 on
             an AMX CPU it is what makes bf16 fast, 2.3x a float32 R50 training step instead of 1.1x).
+        compile: ``torch.compile`` the backbone and head (``gfocal.models.precision.compile_network``).
+            The first step compiles: about a minute for gfl_small on 2 CPU cores, which then trains
+            12% faster. Worth it for long runs at a fixed input size, not for short ones.
         time_budget_minutes: stop within this wall-clock budget, compressing the LR schedule to fit.
         out_dir: folder for checkpoints, ``config.yaml``, ``metrics.jsonl``, evaluation JSON and plots.
         resume: "" (start fresh), "auto" (``out_dir/last.pt`` if present) or a checkpoint path.
@@ -102,6 +105,7 @@ class TrainConfig:
     device: str = "auto"
     precision: Precision = "auto"
     channels_last: bool = True
+    compile: bool = False
     time_budget_minutes: float | None = None
     out_dir: str = "runs/train"
     resume: str = ""

@@ -96,6 +96,7 @@ def predict_files(
     device: str | torch.device | None = None,
     return_distributions: bool = False,
     progress: bool = True,
+    compile: bool = False,
 ) -> Iterator[Prediction]:
     """Run the model over image files; decoding happens in ``workers`` background processes.
 
@@ -103,10 +104,10 @@ def predict_files(
     channels_last): use a fresh model if it is to be trained further. Files that
     cannot be decoded (corrupt, not an image, over ``PIL.Image.MAX_IMAGE_PIXELS``)
     are skipped with a :class:`~gfocal.data.DatasetWarning` naming each; they
-    yield no :class:`Prediction`.
+    yield no :class:`Prediction`. ``compile``: see :func:`gfocal.models.precision.compile_network`.
     """
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = prepare_for_inference(model.to(device))
+    model = prepare_for_inference(model.to(device), compile=compile)
     chosen = resolve_precision(precision, device)
     loader = DataLoader(_ImageFiles(paths), batch_size=batch_size, num_workers=workers, collate_fn=_collate)
     with torch.inference_mode(), autocast(chosen):

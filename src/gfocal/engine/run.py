@@ -35,7 +35,7 @@ from gfocal.engine.loader import ResumableSampler, build_train_loader
 from gfocal.engine.metrics import MetricsLog
 from gfocal.engine.schedule import LRSchedule
 from gfocal.fileio import atomic_write_bytes
-from gfocal.models.precision import autocast, resolve_precision
+from gfocal.models.precision import autocast, compile_network, resolve_precision
 
 __all__ = ["TrainData", "TrainingDiverged", "TrainSetupError", "Run", "prepare_run", "save_training_state", "export_weights"]
 
@@ -167,6 +167,8 @@ def prepare_run(config: TrainConfig, info: DistInfo, device: torch.device,
         run.log.path.unlink()  # a fresh run in an old folder starts a fresh log
     if info.is_main:
         atomic_write_bytes(out_dir / "config.yaml", config.to_yaml().encode("utf-8"))
+    if config.compile:  # after the EMA copied the eager module: a copy of a compiled one would call the original
+        compile_network(module)
     return run
 
 
