@@ -65,7 +65,7 @@ def train_small(train_json: Path, val_json: Path, out: Path, precision: str, see
         "--set", "lr=0.02", "--set", "warmup_iters=100", "--set", "schedule=cosine", "--set", "eval_interval=0",
         "--set", "channels_last=true",
     ]
-    subprocess.run(command, check=True)
+    subprocess.run(command, check=True, stdout=sys.stderr)  # stdout is for the JSON report
     evaluation = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"eval"' in line][-1]
     return {
         "command": shlex.join(["gfocal", *command[3:]]),

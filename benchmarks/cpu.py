@@ -1,6 +1,6 @@
 """The CPU fast path: inference and training-step time in fp32, fp32 + channels_last and bf16.
 
-    python benchmarks/cpu.py [--configs small r50] [--repeats 3] [--compile]
+    python benchmarks/cpu.py [--configs small r50] [--repeats 3] [--compile] [--inference-only]
 
 For each config, at its benchmark size: inference per image (eval mode, BatchNorm
 folded, inference_mode) and a training step (forward + loss + backward + SGD
@@ -9,7 +9,8 @@ the backbone and head under ``torch.compile``, for inference and training, and
 reports the first call's time (which includes compiling). When mmdetection is
 importable (see tests/interop/test_mmdet_parity.py for an install recipe), its
 GFL with the same architecture is timed too, in float32 as it runs on CPUs.
-Ratios are against fp32 in the same run. Prints JSON with the CPU's bf16 capability.
+Speed-ups are against our fp32 and against mmdetection in the same run (time ratios,
+> 1 means faster: for inference, 1/x is the time ratio). Prints JSON with the CPU's bf16 capability.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def train_time(model, images, targets, precision: Precision, channels_last: bool
     return time_call(step, warmup=1, repeats=repeats)["median_ms"], first_step_s
 
 
-def mmdet_times(name: str, images, targets, repeats: int) -> dict:
+def mmdet_times(name: str, images, targets, repeats: int, training: bool) -> dict:
     """mmdetection's GFL: inference per image and a training step at batch 2, float32."""
     from mmdet.structures import DetDataSample
     from mmengine.structures import InstanceData
@@ -101,6 +102,8 @@ def mmdet_times(name: str, images, targets, repeats: int) -> dict:
 
     with torch.no_grad():
         inference = time_call(lambda: model.predict(preprocess(raw[:1]), samples(False)[:1]), warmup=1, repeats=repeats)
+    if not training:
+        return {"inference_ms": inference["median_ms"]}
     model.train()
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-4, momentum=0.9)
     train_samples = samples(True)
@@ -115,44 +118,41 @@ def mmdet_times(name: str, images, targets, repeats: int) -> dict:
     return {"inference_ms": inference["median_ms"], "train_step_batch2_ms": train["median_ms"]}
 
 
-def benchmark(name: str, repeats: int, compile_: bool) -> dict:
+def benchmark(name: str, repeats: int, compile_: bool, training: bool) -> dict:
     factory, size = CONFIGS[name]
     torch.manual_seed(0)
     # mmdetection's GFL config freezes the stem and layer1 and keeps BatchNorm in eval mode
     # (frozen_stages=1, norm_eval=True); ours does the same, so both train the same parameters.
     model = factory(80, min_size=min(size), max_size=max(size), backbone_norm="frozen_bn", trainable_backbone_layers=3)
     images, targets = synthetic_batch(size, 2, 20, torch.device("cpu"))
+    modes = {**MODES, "bf16_channels_last_compiled": ("bf16", True)} if compile_ else MODES
     results: dict = {"image_size": list(size)}
-    for mode, (precision_name, channels_last) in MODES.items():
+    for mode, (precision_name, channels_last) in modes.items():
         precision = Precision(precision_name, "cpu", "benchmark")
-        results[mode] = {
-            "inference_ms": inference_time(model, images[0], precision, channels_last, repeats)[0],
-            "train_step_batch2_ms": train_time(model, images, targets, precision, channels_last, repeats)[0],
-        }
-    if compile_:
-        precision = Precision("bf16", "cpu", "benchmark")
-        infer_ms, infer_first_s = inference_time(model, images[0], precision, True, repeats, compiled=True)
-        train_ms, train_first_s = train_time(model, images, targets, precision, True, repeats, compiled=True)
-        results["bf16_channels_last_compiled"] = {
-            "inference_ms": infer_ms, "inference_first_call_s": infer_first_s,
-            "train_step_batch2_ms": train_ms, "train_first_step_s": train_first_s,
-        }
-    base = results["fp32"]
-    timed = [mode for mode in (*MODES, "bf16_channels_last_compiled") if mode in results]
-    for mode in timed:
-        results[mode]["inference_speedup"] = base["inference_ms"] / results[mode]["inference_ms"]
-        results[mode]["train_speedup"] = base["train_step_batch2_ms"] / results[mode]["train_step_batch2_ms"]
-    if importlib.util.find_spec("mmdet") is not None:
-        mmdet = mmdet_times(name, images, targets, repeats)
+        compiled = mode.endswith("_compiled")
+        infer_ms, infer_first_s = inference_time(model, images[0], precision, channels_last, repeats, compiled)
+        results[mode] = {"inference_ms": infer_ms}
+        if training:
+            train_ms, train_first_s = train_time(model, images, targets, precision, channels_last, repeats, compiled)
+            results[mode]["train_step_batch2_ms"] = train_ms
+        if compiled:  # the first call includes compiling
+            results[mode]["inference_first_call_s"] = infer_first_s
+            if training:
+                results[mode]["train_first_step_s"] = train_first_s
+    mmdet = mmdet_times(name, images, targets, repeats, training) if importlib.util.find_spec("mmdet") else None
+    if mmdet is not None:
         results["mmdet_fp32"] = mmdet
-        results["vs_mmdet"] = {
-            mode: {
-                "inference_time_ratio": results[mode]["inference_ms"] / mmdet["inference_ms"],
-                "train_throughput_ratio": mmdet["train_step_batch2_ms"] / results[mode]["train_step_batch2_ms"],
-            }
-            for mode in timed
-        }
+    for mode in modes:
+        results[mode]["speedup_vs_fp32"] = _ratios(results["fp32"], results[mode])
+        if mmdet is not None:
+            results[mode]["speedup_vs_mmdet"] = _ratios(mmdet, results[mode])
     return results
+
+
+def _ratios(reference: dict, timed: dict) -> dict:
+    """reference time / our time for each timing both have (> 1: we are faster)."""
+    keys = ("inference_ms", "train_step_batch2_ms")
+    return {key: reference[key] / timed[key] for key in keys if key in reference and key in timed}
 
 
 def main() -> None:
@@ -160,8 +160,9 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=["small", "r50"], choices=sorted(CONFIGS))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compile", action="store_true", help="also time torch.compile'd bf16 inference and training")
+    parser.add_argument("--inference-only", action="store_true", help="skip the training steps (e.g. for more repeats)")
     args = parser.parse_args()
-    results = {name: benchmark(name, args.repeats, args.compile) for name in args.configs}
+    results = {name: benchmark(name, args.repeats, args.compile, not args.inference_only) for name in args.configs}
     report({"native_bf16": cpu_has_native_bf16(), **results})
 
 
