@@ -46,9 +46,9 @@ def run(args: argparse.Namespace) -> int:
     from gfocal.fileio import atomic_write_bytes
 
     out = Path(args.out)
-    variants = {**VARIANTS} if args.no_sweeps or args.smoke else {**VARIANTS, **SWEEPS}
+    known = {**VARIANTS, **SWEEPS}
+    variants = dict(VARIANTS) if args.no_sweeps or args.smoke else known
     if args.variants:
-        known = {**VARIANTS, **SWEEPS}
         unknown = [v for v in args.variants if v not in known]
         if unknown:
             raise CommandError(f"unknown variant id(s) {', '.join(unknown)}; choose from {', '.join(known)}")

@@ -24,7 +24,6 @@ from gfocal.engine.trainer import train
 __all__ = ["Variant", "VARIANTS", "SWEEPS", "AblationSettings", "run_ablation", "markdown_table"]
 
 
-
 @dataclass(frozen=True)
 class Variant:
     """A row of the ablation: its name in tables and the model options that make it."""
