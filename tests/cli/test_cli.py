@@ -128,3 +128,14 @@ def test_compile_flag_reaches_the_training_config(tmp_path):
     assert training_config(parser.parse_args([*base, "--compile"])).compile is True
     assert training_config(parser.parse_args(base)).compile is False
     assert training_config(parser.parse_args([*base, "--set", "compile=true"])).compile is True
+
+
+@pytest.mark.parametrize("user_env, expected", [({}, "10000"), ({"OMP_WAIT_POLICY": "ACTIVE"}, None),
+                                                ({"GOMP_SPINCOUNT": "500"}, "500")])
+def test_cli_sets_a_short_openmp_spin_unless_the_user_chose(user_env, expected):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    probe = "import os, gfocal.cli; print(os.environ.get('GOMP_SPINCOUNT'))"
+    result = subprocess.run([sys.executable, "-c", probe], env={**env, **user_env}, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == str(expected)
