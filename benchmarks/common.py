@@ -60,7 +60,7 @@ def train_small(train_json: Path, val_json: Path, out: Path, precision: str, see
     (e.g. ``--epochs 12``, or ``--epochs 200 --time-budget 20``). Returns the final evaluation."""
     command = [
         sys.executable, "-m", "gfocal", "train", "--data", str(train_json), "--val-data", str(val_json),
-        "--out", str(out), "--model", "gfl_small", "--batch-size", "8", *schedule,
+        "--out", str(out), "--recipe", "paper", "--model", "gfl_small", "--batch-size", "8", *schedule,
         "--precision", precision, "--seed", str(seed), "--overwrite",
         "--set", "lr=0.02", "--set", "warmup_iters=100", "--set", "schedule=cosine", "--set", "eval_interval=0",
         "--set", "channels_last=true",

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from gfocal.data import DetectionDataset, collate_detection, load_dataset
 from gfocal.data.synthetic import make_synthetic_dataset
-from gfocal.data.transforms import build_transforms
+from gfocal.data.transforms import Augmentation, build_transforms
 
 
 def _images_per_second(dataset: DetectionDataset, workers: int, batch_size: int, repeats: int) -> list[float]:
@@ -58,7 +58,7 @@ def main() -> None:
             tmp, args.num_images, args.image_size, seed=0, image_format=args.image_format, size_range=(8, args.image_size // 2)
         )
         records = load_dataset(path)
-        transforms = build_transforms(train=True, max_size=args.max_size, multiscale=(args.max_size * 3 // 4, args.max_size), photometric=args.photometric)
+        transforms = build_transforms(args.max_size, args.max_size, Augmentation(scale_range=(0.5, 1.5), color=args.photometric))
         dataset = DetectionDataset(records, transforms, train=True)
         results = {}
         for workers in args.workers:

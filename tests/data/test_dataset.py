@@ -6,12 +6,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from gfocal.data import DetectionDataset, collate_detection, load_dataset
-from gfocal.data.transforms import build_transforms
+from gfocal.data.transforms import Augmentation, build_transforms
 
 
 def test_item_shapes_dtypes_and_scale(coco_dir):
     records = load_dataset(coco_dir / "ann.json")
-    dataset = DetectionDataset(records, build_transforms(train=False, max_size=32))
+    dataset = DetectionDataset(records, build_transforms(32, 32))
     image, target = dataset[0]
     assert type(image) is torch.Tensor and image.dtype == torch.uint8 and image.shape == (3, 24, 32)
     assert target["boxes"].dtype == torch.float32 and target["boxes"].shape == (1, 4)
@@ -30,7 +30,7 @@ def test_train_removes_crowd_boxes_and_keeps_negatives(coco_dir):
 
 
 def test_collate_through_a_dataloader(coco_dir):
-    dataset = DetectionDataset(load_dataset(coco_dir / "ann.json"), build_transforms(train=True, max_size=40), train=True)
+    dataset = DetectionDataset(load_dataset(coco_dir / "ann.json"), build_transforms(40, 40, Augmentation()), train=True)
     images, targets = next(iter(DataLoader(dataset, batch_size=3, collate_fn=collate_detection)))
     assert isinstance(images, list) and len(images) == 3 and all(im.shape[0] == 3 for im in images)
     assert [t["image_id"] for t in targets] == [0, 1, 2]

@@ -1,4 +1,4 @@
-"""Transforms keep boxes aligned with pixels; resize sizes follow the keep-ratio rules."""
+"""Transforms keep boxes aligned with pixels; resized images have the model's fitted size."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import pytest
 import torch
 from torchvision import tv_tensors
 
-from gfocal.data.transforms import build_transforms, keep_ratio_size, to_tv_target
+from gfocal.data.mosaic import Mosaic
+from gfocal.data.transforms import Augmentation, build_transforms, to_tv_target
+from gfocal.image_geometry import fit_size
 
 
 def _box_from_pixels(image: torch.Tensor) -> list[float]:
@@ -28,8 +30,9 @@ def test_transformed_box_matches_the_drawn_box(seed):
     image[:, y0:y1, x0:x1] = 255
     boxes = torch.tensor([[x0, y0, x1, y1]], dtype=torch.float32)
     target = to_tv_target(boxes, torch.tensor([2]), torch.tensor([False]), height, width)
-    transform = build_transforms(train=True, max_size=120, multiscale=(64, 160), hflip=0.5)
+    transform = build_transforms(120, 120, Augmentation(scale_range=(0.5, 1.5), min_visible=0.0, color=True))
     out, out_target = transform(tv_tensors.Image(image), target)
+    assert tuple(out.shape[-2:]) == fit_size(height, width, 120, 120)
     np.testing.assert_allclose(out_target["boxes"][0].tolist(), _box_from_pixels(out), atol=1.01)
     assert out_target["labels"].tolist() == [2] and out.dtype == torch.uint8
 
@@ -37,7 +40,7 @@ def test_transformed_box_matches_the_drawn_box(seed):
 def test_flip_always_mirrors_boxes():
     image = torch.zeros(3, 10, 20, dtype=torch.uint8)
     target = to_tv_target(torch.tensor([[2.0, 1.0, 6.0, 5.0]]), torch.tensor([0]), torch.tensor([False]), 10, 20)
-    _, out = build_transforms(train=True, max_size=20, hflip=1.0)(tv_tensors.Image(image), target)
+    _, out = build_transforms(20, 20, Augmentation(hflip=1.0))(tv_tensors.Image(image), target)
     assert out["boxes"].tolist() == [[14.0, 1.0, 18.0, 5.0]]
 
 
@@ -45,23 +48,67 @@ def test_degenerate_boxes_are_dropped_with_their_labels():
     image = torch.zeros(3, 100, 100, dtype=torch.uint8)
     boxes = torch.tensor([[0.0, 0.0, 50.0, 50.0], [10.0, 10.0, 11.0, 11.5], [60.0, 60.0, 90.0, 95.0]])
     target = to_tv_target(boxes, torch.tensor([0, 1, 2]), torch.tensor([False, False, True]), 100, 100)
-    out, out_target = build_transforms(train=False, max_size=50)(tv_tensors.Image(image), target)
+    out, out_target = build_transforms(50, 50)(tv_tensors.Image(image), target)
     assert out.shape == (3, 50, 50)
     assert out_target["labels"].tolist() == [0, 2] and out_target["ignore"].tolist() == [False, True]
 
 
-@pytest.mark.parametrize(
-    ("h", "w", "max_size", "min_size", "expected"),
-    [(480, 640, 320, None, (240, 320)), (640, 480, 320, None, (320, 240)), (480, 640, 1333, 800, (800, 1067)), (200, 1000, 1333, 800, (267, 1333))],
-)
-def test_keep_ratio_size(h, w, max_size, min_size, expected):
-    assert keep_ratio_size(h, w, max_size, min_size) == expected
-
-
-def test_multiscale_sizes_stay_in_range():
+def test_a_box_a_crop_leaves_mostly_outside_is_dropped():
     random.seed(0)
-    transform = build_transforms(train=True, max_size=256, multiscale=(128, 256), hflip=0.0)
-    image = tv_tensors.Image(torch.zeros(3, 50, 100, dtype=torch.uint8))
-    target = to_tv_target(torch.zeros(0, 4), torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.bool), 50, 100)
-    widths = {transform(image, target)[0].shape[-1] for _ in range(20)}
-    assert len(widths) > 1 and all(w % 32 == 0 and 128 <= w <= 256 for w in widths)
+    image = torch.zeros(3, 100, 100, dtype=torch.uint8)
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [40.0, 40.0, 60.0, 60.0]])
+    target = to_tv_target(boxes, torch.tensor([0, 1]), torch.tensor([False, False]), 100, 100)
+    kept = []
+    for _ in range(30):  # zoom x2: the crop is a random quarter of the zoomed image
+        _, out = build_transforms(100, 100, Augmentation(scale_range=(2.0, 2.0), hflip=0.0, min_visible=0.5))(
+            tv_tensors.Image(image), target)
+        for box, label in zip(out["boxes"].tolist(), out["labels"].tolist()):
+            width, height = box[2] - box[0], box[3] - box[1]
+            assert width * height >= 0.5 * 40 * 40 - 1e-3, (box, label)  # at least half of the zoomed box
+        kept.append(len(out["labels"]))
+    assert min(kept) < max(kept)  # some crops keep the corner box, some do not
+
+
+def test_zoom_out_pads_and_keeps_the_output_size():
+    random.seed(1)
+    image = torch.full((3, 60, 80), 200, dtype=torch.uint8)
+    target = to_tv_target(torch.tensor([[10.0, 10.0, 30.0, 40.0]]), torch.tensor([0]), torch.tensor([False]), 60, 80)
+    out, out_target = build_transforms(64, 64, Augmentation(scale_range=(0.5, 0.5), hflip=0.0))(tv_tensors.Image(image), target)
+    assert tuple(out.shape[-2:]) == (48, 64)
+    assert (out == 0).any() and (out == 200).any()  # part canvas, part image
+    x0, y0, x1, y1 = out_target["boxes"][0].tolist()
+    assert (x1 - x0, y1 - y0) == pytest.approx((8.0, 12.0), abs=0.01)  # 20 x 30 at 0.8 x 0.5
+
+
+def test_mosaic_boxes_match_the_pixels_and_the_size_is_the_input_size():
+    class Squares(torch.utils.data.Dataset):
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, index):
+            image = torch.zeros(3, 64, 64, dtype=torch.uint8)
+            image[:, 20:40, 10 + index : 30 + index] = 255
+            return image, {"boxes": torch.tensor([[10.0 + index, 20.0, 30.0 + index, 40.0]]), "labels": torch.tensor([index])}
+
+    random.seed(3)
+    mosaic = Mosaic(Squares(), (64, 64), probability=1.0, min_visible=0.0)
+    for index in range(5):
+        image, target = mosaic[index]
+        assert image.shape == (3, 64, 64)
+        bright = image[0] > 127
+        drawn = torch.zeros_like(bright)
+        for x0, y0, x1, y1 in target["boxes"].round().long().tolist():
+            drawn[y0:y1, x0:x1] = True
+        assert torch.equal(bright, drawn)  # every box is exactly its square's visible pixels
+
+
+def test_evaluation_pipeline_gives_the_model_resize_bit_for_bit():
+    from gfocal.models import gfl_small
+
+    model = gfl_small(num_classes=1, min_size=96, max_size=96)
+    image = torch.randint(0, 256, (3, 70, 130), dtype=torch.uint8)
+    target = to_tv_target(torch.zeros(0, 4), torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.bool), 70, 130)
+    piped, _ = build_transforms(96, 96)(tv_tensors.Image(image), target)
+    from_pipeline, _ = model.transform([piped.as_subclass(torch.Tensor)])
+    from_file, _ = model.transform([image])
+    assert torch.equal(from_pipeline.tensors, from_file.tensors)

@@ -3,10 +3,21 @@ import pytest
 from gfocal.engine.config import TrainConfig, load_config, parse_overrides
 
 
-def test_defaults_are_the_paper_recipe():
-    c = TrainConfig()
-    assert (c.lr, c.batch_size, c.momentum, c.weight_decay, c.warmup_iters) == (0.01, 16, 0.9, 1e-4, 500)
+def test_the_paper_recipe_is_one_name_away():
+    c = load_config(recipe="paper")
+    assert (c.model, c.optimizer, c.lr, c.batch_size, c.momentum, c.weight_decay, c.warmup_iters) == (
+        "gfl_resnet50_fpn", "sgd", 0.01, 16, 0.9, 1e-4, 500)
     assert (c.epochs, c.step_epochs, c.schedule) == (12, (8, 11), "step")
+    assert (c.scale_range, c.mosaic, c.photometric, c.ema, c.hflip) == (None, 0.0, False, False, 0.5)
+    assert load_config(recipe="paper", overrides=["lr=0.02"]).lr == 0.02  # a recipe is defaults, not a lock
+    with pytest.raises(ValueError, match="unknown recipe"):
+        load_config(recipe="yolo")
+
+
+def test_a_budget_without_epochs_fills_it_and_epochs_without_a_budget_are_required():
+    assert TrainConfig(epochs=None, time_budget_minutes=5).epochs is None
+    with pytest.raises(ValueError, match="time_budget_minutes"):
+        TrainConfig(epochs=None)
 
 
 def test_overrides_convert_to_field_types(tmp_path):
@@ -38,7 +49,7 @@ def test_unknown_key_names_close_matches():
     ("ema=maybe", "ema must be true or false"),
     ("schedule=linear", "schedule must be one of"),
     ("batch_size=0", "batch_size must be > 0"),
-    ("step_epochs=13", "step_epochs must be increasing"),
+    ("step_epochs=101", "step_epochs must be increasing"),
     ("epochs", "key=value"),
 ])
 def test_bad_values_are_named(override, message):

@@ -29,6 +29,8 @@ def test_gfl_small_trains_evaluates_and_exports(tmp_path, splits):
     assert tuple(state["model_config"]["class_names"]) == ("rectangle", "ellipse", "triangle", "cross")
     model = load_model(result.weights)
     assert model.config.class_names == ("rectangle", "ellipse", "triangle", "cross")
-    expected = load_checkpoint(result.best_checkpoint)["ema"]["module"]
-    for name, tensor in model.state_dict().items():
-        torch.testing.assert_close(tensor, expected[name].to(tensor.dtype))
+    # model.safetensors holds the final weights (the EMA's); model_best.safetensors those of best.pt.
+    for weights, checkpoint in ((result.weights, result.last_checkpoint), (result.best_weights, result.best_checkpoint)):
+        expected = load_checkpoint(checkpoint)["ema"]["module"]
+        for name, tensor in load_model(weights).state_dict().items():
+            torch.testing.assert_close(tensor, expected[name].to(tensor.dtype))

@@ -33,7 +33,7 @@ def test_cosine_from_one_to_min_ratio():
 
 
 def test_compression_scales_milestones_and_caps_warmup():
-    c = paper().compressed(600)
+    c = paper().resized(600)
     assert c.total_iters == 600 and c.milestones == (400, 550) and c.warmup_iters == 120
     assert c.epochs == 6 and c.iters_per_epoch == 100
 
@@ -50,3 +50,12 @@ def test_fit_to_budget():
     assert fitted.total_iters == 100 + 500
     assert fit_to_budget(s, 300, elapsed_s=800.0, seconds_per_iter=1.0, budget_s=700).total_iters == 300
     assert math.isclose(fitted.factor(fitted.milestones[0]), 0.1)
+
+
+def test_filling_a_budget_stretches_as_well_as_squeezes():
+    s = paper()  # 1200 steps, a provisional plan
+    stretched = fit_to_budget(s, 100, elapsed_s=100.0, seconds_per_iter=0.5, budget_s=1500, reserve_s=100, fill=True)
+    assert stretched.total_iters == 100 + 2600 and stretched.milestones == (round(800 * 2700 / 1200), round(1100 * 2700 / 1200))
+    squeezed = fit_to_budget(s, 100, elapsed_s=100.0, seconds_per_iter=1.0, budget_s=700, reserve_s=100, fill=True)
+    assert squeezed.total_iters == 600
+    assert fit_to_budget(s, 300, elapsed_s=800.0, seconds_per_iter=1.0, budget_s=700, fill=True).total_iters == 300

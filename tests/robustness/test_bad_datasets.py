@@ -19,7 +19,7 @@ from PIL import Image, ImageFile
 
 from robust_files import box, coco, image, jpeg_claiming, png_header_only
 from gfocal.data import DatasetError, DetectionDataset, load_dataset
-from gfocal.data.transforms import build_transforms
+from gfocal.data.transforms import Augmentation, build_transforms
 
 
 @dataclass(frozen=True)
@@ -228,12 +228,12 @@ def test_an_oversized_image_taken_on_trust_is_refused_at_decode_with_its_name(tm
     path = coco(tmp_path / "ann.json", images=[{"id": 1, "file_name": "huge.png", "width": 20000, "height": 20000}])
     records = load_dataset(path, check_images="none", warn=False)  # sizes trusted: the file is not opened
     with pytest.raises(DatasetError, match=r"huge\.png: image over twice PIL\.Image\.MAX_IMAGE_PIXELS.*400000000 pixels"):
-        DetectionDataset(records, build_transforms(True, 64))[0]
+        DetectionDataset(records, build_transforms(64, 64, Augmentation()))[0]
 
 
 def test_a_file_corrupted_after_validation_fails_at_decode_with_its_name(tmp_path):
     path = coco(tmp_path / "ann.json", annotations=[box([1, 1, 4, 4])])
-    dataset = DetectionDataset(load_dataset(path, warn=False), build_transforms(True, 64), train=True)
+    dataset = DetectionDataset(load_dataset(path, warn=False), build_transforms(64, 64, Augmentation()), train=True)
     (tmp_path / "a.jpg").write_bytes(b"\xff\xd8 gone \xff\xd9")
     with pytest.raises(DatasetError, match=r"a\.jpg: cannot decode image"):
         dataset[0]
@@ -244,7 +244,7 @@ def test_one_pixel_and_non_ascii_images_go_through_the_training_pipeline(tmp_pat
     path = coco(tmp_path / "ann.json", images=[{"id": 1, "file_name": "ü 画像/1.png"}], annotations=[box([0, 0, 1, 1])])
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no warning either
-        item, target = DetectionDataset(load_dataset(path), build_transforms(True, 64), train=True)[0]
+        item, target = DetectionDataset(load_dataset(path), build_transforms(64, 64, Augmentation()), train=True)[0]
     assert item.dtype.is_floating_point is False and item.shape[0] == 3 and min(item.shape[1:]) >= 1
     assert target["boxes"].shape == (1, 4) and (target["boxes"][:, 2:] > target["boxes"][:, :2]).all()
 

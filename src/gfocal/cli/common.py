@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from gfocal.data import DatasetError
 from gfocal.models import WeightsError
 
-__all__ = ["CommandError", "user_errors", "add_precision_option", "add_compile_option", "positive_int"]
+__all__ = ["CommandError", "user_errors", "add_precision_option", "add_compile_option", "add_image_size_option", "positive_int"]
 
 
 class CommandError(Exception):
@@ -34,6 +34,12 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
+
+
+def add_image_size_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--image-size", type=positive_int, default=None, metavar="PIXELS",
+                        help="longer side of the network input (default: the one stored with the weights, used in "
+                        "training)")
 
 
 def add_compile_option(parser: argparse.ArgumentParser) -> None:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gfocal.cli.common import CommandError, add_compile_option, add_precision_option, positive_int, user_errors
+from gfocal.cli.common import (
+    CommandError,
+    add_compile_option,
+    add_image_size_option,
+    add_precision_option,
+    positive_int,
+    user_errors,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default=None, help="results JSON (default: next to the weights, eval_<data>.json)")
     parser.add_argument("--batch-size", type=positive_int, default=8)
     parser.add_argument("--workers", type=int, default=2)
+    add_image_size_option(parser)
     add_precision_option(parser)
     add_compile_option(parser)
     parser.set_defaults(run=run)
@@ -40,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from gfocal.models.precision import autocast, prepare_for_inference, resolve_precision
 
     with user_errors():
-        model = load_model(args.weights)
+        model = load_model(args.weights, image_size=args.image_size)
         split = args.split or ("val" if detect_format(args.data) == "yolo" else None)
         records = load_dataset(args.data, images_dir=args.images, split=split)
     named = model.config.class_names
@@ -51,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     prepare_for_inference(model.to(device), compile=bool(args.compile))
     precision = resolve_precision(args.precision, device)
-    dataset = DetectionDataset(records, build_transforms(False, model.config.max_size, model.config.min_size))
+    dataset = DetectionDataset(records, build_transforms(model.config.min_size, model.config.max_size))
     with torch.inference_mode():
         results = evaluate_model(
             model, dataset, records, collate_detection, device, args.batch_size, args.workers,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from gfocal.cli.common import add_compile_option, add_precision_option, positive_int, user_errors
+from gfocal.cli.common import add_compile_option, add_image_size_option, add_precision_option, positive_int, user_errors
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "statistics (expected position, std in pixels, entropy, modes, second peak) and the box's ambiguity score",
     )
     parser.add_argument("--overwrite", action="store_true", help="write into an existing non-empty folder")
+    add_image_size_option(parser)
     add_precision_option(parser)
     add_compile_option(parser)
     parser.set_defaults(run=run)
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     with user_errors():
         paths = find_images(args.source)
         overrides = {} if args.score_threshold is None else {"score_threshold": args.score_threshold}
-        model = load_model(args.weights, **overrides)
+        model = load_model(args.weights, image_size=args.image_size, **overrides)
         out = prepare_output_dir(args.out, args.overwrite)
     predictions = predict_files(
         model, paths, args.batch_size, args.workers, args.precision, args.device, return_distributions=args.distributions,

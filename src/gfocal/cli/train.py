@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gfocal.cli.common import CommandError, add_compile_option, add_precision_option, user_errors
+from gfocal.cli.common import CommandError, add_compile_option, add_precision_option, positive_int, user_errors
+from gfocal.engine.config import RECIPES
 
 # CLI flags that map one-to-one onto TrainConfig fields.
 _FIELDS = {
@@ -15,6 +16,7 @@ _FIELDS = {
     "val_images": "val_images",
     "out": "out_dir",
     "model": "model",
+    "image_size": "image_size",
     "epochs": "epochs",
     "batch_size": "batch_size",
     "lr": "lr",
@@ -41,13 +43,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--images", default=None, help="images folder of the training set (COCO/VOC)")
     parser.add_argument("--val-images", default=None, help="images folder of the validation set")
     parser.add_argument("--out", required=True, help="run folder: checkpoints, weights, metrics, plots")
-    parser.add_argument("--model", default=None, help="gfl_small, gfl_resnet18_fpn or gfl_resnet50_fpn (default)")
-    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--model", default=None,
+                        help="gfl_small, gfl_resnet18_fpn, gfl_resnet50_fpn, or auto (default): gfl_small on a CPU, "
+                        "gfl_resnet50_fpn on a GPU")
+    parser.add_argument("--image-size", type=positive_int, default=None, metavar="PIXELS",
+                        help="longer side of the network input (stored with the weights; default: the model's, 320 "
+                        "for gfl_small)")
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="default",
+                        help="default: the small-data recipe (zoom-and-crop, mosaic, colour jitter, AdamW, EMA); "
+                        "paper: the paper's COCO 1x recipe (ResNet-50 at 1333x800, SGD, 12 epochs, flip only)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="passes over the data (default 100); with --time-budget and no --epochs, the run is "
+                        "planned to fill the budget")
     parser.add_argument("--batch-size", type=int, default=None, help="total images per step (lr scales with it)")
     parser.add_argument("--lr", type=float, default=None, help="learning rate for a batch of 16 (default 0.01)")
     parser.add_argument(
         "--time-budget", type=float, default=None, metavar="MINUTES",
-        help="stop within this many minutes, compressing the schedule to fit, then evaluate and save",
+        help="train for this many minutes, final evaluation and save included: the schedule is planned from the "
+        "measured speed to fill them (with --epochs: a cap that squeezes the schedule to fit)",
     )
     parser.add_argument("--workers", type=int, default=None, help="data-loading processes (default 2)")
     parser.add_argument("--seed", type=int, default=None)
@@ -73,10 +86,24 @@ def training_config(args: argparse.Namespace):
         flags.append("val_split=val")
     if args.resume:
         flags.append(f"resume={args.resume}")
+    if args.time_budget is not None and args.epochs is None and not _sets_epochs(args):
+        flags.append("epochs=null")  # a budget without epochs is a target to fill
     try:
-        return load_config(args.config, [*flags, *args.overrides])
+        return load_config(args.config, [*flags, *args.overrides], recipe=args.recipe)
     except ValueError as error:
         raise CommandError(str(error)) from error
+
+
+def _sets_epochs(args: argparse.Namespace) -> bool:
+    """Does the YAML config or a --set name the number of epochs?"""
+    import yaml
+
+    if any(item.partition("=")[0].strip() == "epochs" for item in args.overrides):
+        return True
+    if args.config is None:
+        return False
+    loaded = yaml.safe_load(Path(args.config).read_text(encoding="utf-8"))
+    return isinstance(loaded, dict) and "epochs" in loaded
 
 
 def check_run_folder(out: Path, resume: str, overwrite: bool) -> None:
@@ -100,5 +127,8 @@ def run(args: argparse.Namespace) -> int:
         print(format_results(result.final_metrics))
     budget = " (time budget reached)" if result.stopped_by_time_budget else ""
     print(f"trained {result.iterations} iterations, {result.epochs:g} epochs{budget}")
-    print(f"weights: {result.weights}\nrun folder: {result.out_dir}")
+    print(f"weights: {result.weights} (final)")
+    if result.best_weights is not None:
+        print(f"best on validation: {result.best_weights} (picked on the validation set: report AP on another split)")
+    print(f"run folder: {result.out_dir}")
     return 0

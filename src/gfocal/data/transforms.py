@@ -1,5 +1,8 @@
 """Detection augmentation with ``torchvision.transforms.v2``: boxes move with the image.
 
+Resizing follows the model's rule and resampling (:mod:`gfocal.image_geometry`),
+so the model's own resize of a pipeline output is the identity.
+
 Pipelines take and return ``(image, target)`` where ``image`` is a
 ``tv_tensors.Image`` uint8 [3, H, W] and ``target`` a dict holding
 ``"boxes"``: ``tv_tensors.BoundingBoxes`` [M, 4] XYXY absolute pixels, and
@@ -9,71 +12,126 @@ in step when degenerate boxes are removed.
 
 from __future__ import annotations
 
-import math
 import random
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
+from torchvision.ops import box_area
 from torchvision.transforms.v2 import functional as F
 
-__all__ = ["ResizeKeepRatio", "build_transforms", "keep_ratio_size", "PER_BOX_KEYS"]
+from gfocal.image_geometry import clip_boxes, fit_size
+
+__all__ = ["Augmentation", "ResizeKeepRatio", "ScaleJitterCrop", "build_transforms", "PER_BOX_KEYS"]
 
 #: Target keys holding one entry per box; kept in step with "boxes".
 PER_BOX_KEYS = ("labels", "ignore")
 
 
-def keep_ratio_size(height: int, width: int, max_size: int, min_size: int | None = None) -> tuple[int, int]:
-    """Output ``(h, w)`` of a keep-ratio resize.
+@dataclass(frozen=True)
+class Augmentation:
+    """Random training augmentation; the defaults are no augmentation but the flip.
 
-    Without ``min_size`` the longer side becomes ``max_size``; with it, the
-    shorter side becomes ``min_size`` unless that makes the longer side exceed
-    ``max_size`` (torchvision's ``GeneralizedRCNNTransform`` rule, 800/1333).
+    Attributes:
+        scale_range: ``(lo, hi)``: zoom each image by a factor drawn uniformly from this range
+            (relative to its fitted size), then crop or pad it back to the fitted size, so
+            objects appear at many scales and positions while the network input keeps its size.
+            None: no zoom.
+        min_visible: a box a crop cuts to less than this fraction of its area is dropped
+            (a sliver of an object teaches the wrong box).
+        hflip, vflip: probabilities of a horizontal / vertical flip.
+        color: HSV-style jitter of every image (brightness x[0.6, 1.4], saturation
+            x[0.3, 1.7], hue ±0.015 turns: ultralytics' default strengths).
     """
-    scale = max_size / max(height, width)
-    if min_size is not None:
-        scale = min(min_size / min(height, width), scale)
-    return max(1, round(height * scale)), max(1, round(width * scale))
+
+    scale_range: tuple[float, float] | None = None
+    min_visible: float = 0.2
+    hflip: float = 0.5
+    vflip: float = 0.0
+    color: bool = False
+
+    def __post_init__(self) -> None:
+        if self.scale_range is not None and not 0 < self.scale_range[0] <= self.scale_range[1]:
+            raise ValueError(f"scale_range must be (lo, hi) with 0 < lo <= hi, got {self.scale_range}")
+        for name in ("min_visible", "hflip", "vflip"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 
 
 class ResizeKeepRatio(v2.Transform):
-    """Keep-ratio resize (see :func:`keep_ratio_size`), optionally multi-scale.
+    """The keep-ratio resize of :func:`gfocal.image_geometry.fit_size`, with the model's own resampling.
 
     Args:
-        max_size: cap on the longer side, in pixels.
-        min_size: target shorter side, or None to fit the longer side to ``max_size``.
-        multiscale: ``(lo, hi)``: per call, the size that drives the resize (``min_size``
-            when given, else ``max_size``) is drawn uniformly from ``lo..hi``
-            rounded to a multiple of 32, as in multi-scale training.
+        min_size, max_size: the model's input sizes (``ModelConfig.min_size``/``max_size``).
     """
 
-    def __init__(self, max_size: int, min_size: int | None = None, multiscale: tuple[int, int] | None = None) -> None:
+    def __init__(self, min_size: int, max_size: int) -> None:
         super().__init__()
-        if multiscale is not None and not 0 < multiscale[0] <= multiscale[1]:
-            raise ValueError(f"multiscale must be (lo, hi) with 0 < lo <= hi, got {multiscale}")
-        self.max_size, self.min_size, self.multiscale = max_size, min_size, multiscale
-
-    def _sizes(self) -> tuple[int, int | None]:
-        if self.multiscale is None:
-            return self.max_size, self.min_size
-        lo, hi = self.multiscale
-        drawn = min(max(32 * round(random.uniform(lo, hi) / 32), lo), hi)
-        if self.min_size is None:
-            return drawn, None
-        return max(self.max_size, math.ceil(drawn * self.max_size / self.min_size)), drawn
+        self.min_size, self.max_size = min_size, max_size
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
         height, width = v2.query_size(flat_inputs)
-        max_size, min_size = self._sizes()
-        return {"size": keep_ratio_size(height, width, max_size, min_size)}
+        return {"size": fit_size(height, width, self.min_size, self.max_size)}
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        return self._call_kernel(F.resize, inpt, params["size"], antialias=True)
+        return self._call_kernel(F.resize, inpt, list(params["size"]), antialias=True)
 
     # torchvision < 0.21 names
     _get_params = make_params
     _transform = transform
+
+
+class ScaleJitterCrop(v2.Transform):
+    """Zoom by a random factor, then crop or pad back to the fitted size (scale jitter at a fixed input size).
+
+    The output has the size :func:`~gfocal.image_geometry.fit_size` gives the input, so the
+    model's own resize leaves it alone. Zooming in crops a random window; zooming out places
+    the image at a random position on a black canvas. Boxes move with the pixels; a box the
+    crop leaves less than ``min_visible`` of is made empty, for ``SanitizeBoundingBoxes`` to drop.
+
+    Args:
+        min_size, max_size: the model's input sizes.
+        scale_range: ``(lo, hi)`` zoom factors, drawn uniformly.
+        min_visible: fraction of a box's (zoomed) area that must stay inside the output.
+    """
+
+    def __init__(self, min_size: int, max_size: int, scale_range: tuple[float, float], min_visible: float = 0.2) -> None:
+        super().__init__()
+        self.min_size, self.max_size, self.scale_range, self.min_visible = min_size, max_size, scale_range, min_visible
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        height, width = v2.query_size(flat_inputs)
+        out_h, out_w = fit_size(height, width, self.min_size, self.max_size)
+        zoom = random.uniform(*self.scale_range)
+        zoomed = (max(1, round(out_h * zoom)), max(1, round(out_w * zoom)))
+        # Crop offset: inside the zoomed image when it is larger, negative (padding) when it is smaller.
+        top = random.randint(min(0, zoomed[0] - out_h), max(0, zoomed[0] - out_h))
+        left = random.randint(min(0, zoomed[1] - out_w), max(0, zoomed[1] - out_w))
+        return {"zoomed": zoomed, "top": top, "left": left, "out": (out_h, out_w)}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        out_h, out_w = params["out"]
+        resized = self._call_kernel(F.resize, inpt, list(params["zoomed"]), antialias=True)
+        cropped = self._call_kernel(F.crop, resized, params["top"], params["left"], out_h, out_w)
+        if isinstance(inpt, tv_tensors.BoundingBoxes):
+            cropped = _empty_hidden_boxes(resized, cropped, self.min_visible)
+        return cropped
+
+    _get_params = make_params
+    _transform = transform
+
+
+def _empty_hidden_boxes(before: tv_tensors.BoundingBoxes, after: tv_tensors.BoundingBoxes, min_visible: float):
+    """``after`` (XYXY, shifted by a crop) with boxes whose visible share of ``before``'s area is too small collapsed."""
+    height, width = after.canvas_size
+    full = before.as_subclass(torch.Tensor)  # [M, 4] before cropping
+    shifted = after.as_subclass(torch.Tensor)  # [M, 4] same boxes in the crop's coordinates
+    visible = clip_boxes(shifted, (height, width))
+    hidden = box_area(visible) < min_visible * box_area(full)  # [M]
+    collapsed = torch.where(hidden.unsqueeze(-1), shifted[:, :2].repeat(1, 2), shifted)
+    return tv_tensors.wrap(collapsed, like=after)
 
 
 def per_box_fields(inputs: Any) -> tuple[torch.Tensor, ...]:
@@ -83,27 +141,27 @@ def per_box_fields(inputs: Any) -> tuple[torch.Tensor, ...]:
 
 
 def build_transforms(
-    train: bool,
-    max_size: int,
-    min_size: int | None = None,
-    multiscale: tuple[int, int] | None = None,
-    hflip: float = 0.5,
-    photometric: bool = False,
-    min_box_size: float = 1.0,
+    min_size: int, max_size: int, augmentation: Augmentation | None = None, min_box_size: float = 1.0
 ) -> v2.Compose:
-    """The standard detection pipeline.
+    """The detection pipeline: the model's keep-ratio resize, plus ``augmentation`` when training.
 
-    Train: keep-ratio resize (multi-scale if asked), horizontal flip with
-    probability ``hflip``, optional photometric jitter (brightness, contrast,
-    saturation ±25%, applied with probability 0.8). Eval: the resize only.
-    Both end by clamping boxes to the image and dropping those narrower or
-    shorter than ``min_box_size`` pixels (``SanitizeBoundingBoxes``).
+    Without augmentation (evaluation), the output is exactly what the model's own resize
+    makes of the decoded file. With it: zoom-and-crop (``scale_range``) or the plain resize,
+    flips, colour jitter. Both end by clamping boxes to the image and dropping those
+    narrower or shorter than ``min_box_size`` pixels (``SanitizeBoundingBoxes``).
     """
-    steps: list[v2.Transform] = [ResizeKeepRatio(max_size, min_size, multiscale if train else None)]
-    if train and hflip > 0:
-        steps.append(v2.RandomHorizontalFlip(p=hflip))
-    if train and photometric:
-        steps.append(v2.RandomApply([v2.ColorJitter(brightness=0.25, contrast=0.25, saturation=0.25)], p=0.8))
+    augmentation = augmentation or Augmentation(hflip=0.0)
+    steps: list[v2.Transform] = []
+    if augmentation.scale_range is not None:
+        steps.append(ScaleJitterCrop(min_size, max_size, augmentation.scale_range, augmentation.min_visible))
+    else:
+        steps.append(ResizeKeepRatio(min_size, max_size))
+    if augmentation.hflip > 0:
+        steps.append(v2.RandomHorizontalFlip(p=augmentation.hflip))
+    if augmentation.vflip > 0:
+        steps.append(v2.RandomVerticalFlip(p=augmentation.vflip))
+    if augmentation.color:
+        steps.append(v2.ColorJitter(brightness=0.4, saturation=0.7, hue=0.015))
     steps += [v2.ClampBoundingBoxes(), v2.SanitizeBoundingBoxes(min_size=min_box_size, labels_getter=per_box_fields)]
     return v2.Compose(steps)
 

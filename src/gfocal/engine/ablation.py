@@ -70,7 +70,8 @@ class AblationSettings:
 
 
 def _train_config(settings: AblationSettings, overrides: dict[str, Any], seed: int, out: Path) -> TrainConfig:
-    return TrainConfig(
+    return TrainConfig.from_recipe(
+        "paper",
         model=settings.model,
         model_overrides={**_sizes(settings), **overrides},
         train_data=settings.train_data,

@@ -1,10 +1,13 @@
 """The training configuration: one typed, frozen object, loadable from YAML and ``key=value`` overrides.
 
-Defaults follow PAPER.md "Training recipe" (SGD lr 0.01 per 16 images, momentum
-0.9, weight decay 1e-4, 500 linear warm-up iterations, 12 epochs with the
-learning rate x0.1 at epochs 8 and 11). ``batch_size`` is the *total* batch
-over all processes (as ultralytics' ``batch``); the learning rate actually used
-is ``lr * batch_size / 16``.
+The defaults are the small-data recipe (:data:`RECIPES` ``"default"``), chosen by
+``benchmarks/small_data.py``: a model sized for the device, zoom-and-crop, mosaic,
+colour jitter and flips, AdamW with a cosine schedule, and an EMA of the weights.
+``RECIPES["paper"]`` is PAPER.md's COCO "1x" recipe (ResNet-50 at 1333x800, SGD lr
+0.01 per 16 images, momentum 0.9, weight decay 1e-4, 500 warm-up iterations, 12
+epochs with the rate x0.1 at epochs 8 and 11, flip only). ``batch_size`` is the
+*total* batch over all processes (as ultralytics' ``batch``); the learning rate
+actually used is ``lr * batch_size / 16``.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from typing import Any, Literal
 
 import yaml
 
-__all__ = ["TrainConfig", "load_config", "parse_overrides"]
+__all__ = ["TrainConfig", "RECIPES", "load_config", "parse_overrides"]
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Schedule = Literal["step", "cosine"]
+Optimizer = Literal["sgd", "adamw"]
 
 
 @dataclass(frozen=True)
@@ -30,29 +34,42 @@ class TrainConfig:
     """Everything a training run depends on; saved as ``config.yaml`` beside each checkpoint.
 
     Attributes:
-        model: name of a factory in ``gfocal.models.MODELS`` (e.g. ``"gfl_resnet50_fpn"``).
+        model: name of a factory in ``gfocal.models.MODELS``, or "auto": ``gfl_small`` on a CPU (a
+            model that trains usefully there in minutes), the paper's ``gfl_resnet50_fpn`` on a GPU.
         model_overrides: keyword arguments passed to that factory.
+        image_size: the longer side of the network input in pixels (stored with the weights);
+            for a model whose sizes differ (the paper's 1333 x 800), the shorter side scales
+            with it. None: the model's own.
         train_data, val_data: dataset paths for ``gfocal.data.load_dataset``; ``val_data``
             may be empty (no evaluation). ``train_images``/``val_images``: optional image folders.
             ``train_split``/``val_split``: the split to read from a YOLO data yaml or a VOC folder's
             ImageSets (empty: the reader's default).
-        max_size, min_size: resize limits in pixels (longer side <= max_size, shorter side -> min_size);
-            None takes the model's (``model.config.max_size``/``min_size``, 1333/800 for the paper's model).
-        multiscale: ``(lo, hi)`` range of the shorter side for multi-scale training; None for a single scale.
-        hflip: probability of a random horizontal flip during training.
-        photometric: random brightness/contrast/saturation jitter during training.
-        epochs: number of passes over the training set.
+        multiscale: ``(lo, hi)``: each batch's network input size (longer side) is drawn from this
+            range, in multiples of 32; None keeps the model's size.
+        scale_range: ``(lo, hi)`` zoom factors of the zoom-and-crop augmentation (None: off).
+        mosaic: share of training samples tiled 2 x 2 from four images.
+        min_visible: a box cut by a crop to less than this share of its area is dropped.
+        hflip, vflip: probabilities of a random horizontal / vertical flip during training.
+        photometric: random brightness/saturation/hue jitter during training.
+        epochs: passes over the training set; None (only with a time budget) plans the run to fill
+            the budget.
         batch_size: images per optimiser step, summed over all processes.
+        optimizer: "sgd" (momentum, weight decay on every parameter, as the paper) or "adamw"
+            (no weight decay on normalisation weights and biases).
         lr: learning rate for a total batch of 16 images; scaled linearly with ``batch_size``.
-        momentum, weight_decay: SGD parameters.
-        warmup_iters, warmup_ratio: linear warm-up from ``warmup_ratio * lr`` to ``lr``.
+        momentum, weight_decay: SGD momentum (AdamW's beta1), and weight decay.
+        warmup_iters, warmup_ratio: linear warm-up from ``warmup_ratio * lr`` to ``lr``, at most a
+            fifth of a run planned or squeezed by a time budget.
         schedule: "step" (x ``step_gamma`` at each epoch in ``step_epochs``) or "cosine"
             (to ``min_lr_ratio * lr`` at the end). ``step_epochs`` left as None is the paper's
             recipe scaled to ``epochs``: steps after 8/12 and 11/12 of them ((8, 11) for 12 epochs).
         clip_grad_norm: maximum L2 norm of all gradients; ``None`` disables clipping.
         ema, ema_decay: keep an exponential moving average of the weights (evaluated and
-            saved as the "best" model when on).
-        eval_interval: evaluate every this many epochs (and always after the last one); 0 = only at the end.
+            exported in place of the raw weights when on).
+        eval_interval: evaluate every this many epochs (and always after the last one); 0 = only at
+            the end. In a run that fills a time budget, evaluation is planned by time instead.
+        eval_share: in a run that fills a time budget, the share of the budget that evaluations
+            before the final one may take.
         checkpoint_interval: also save ``last.pt`` every this many iterations; 0 = only at epoch ends.
         log_interval: write a training row to ``metrics.jsonl`` every this many iterations.
         seed: seeds the model initialisation, the data order and the augmentations.
@@ -65,39 +82,46 @@ class TrainConfig:
         compile: ``torch.compile`` the backbone and head (``gfocal.models.precision.compile_network``).
             The first step compiles: about a minute for gfl_small on 2 CPU cores, which then trains
             12% faster. Worth it for long runs at a fixed input size, not for short ones.
-        time_budget_minutes: stop within this wall-clock budget, compressing the LR schedule to fit.
+        time_budget_minutes: wall-clock budget of the run, final evaluation and save included. With
+            ``epochs`` None the run is planned to fill it; with ``epochs`` it is a cap that
+            compresses the schedule when the epochs would not fit.
         out_dir: folder for checkpoints, ``config.yaml``, ``metrics.jsonl``, evaluation JSON and plots.
         resume: "" (start fresh), "auto" (``out_dir/last.pt`` if present) or a checkpoint path.
     """
 
-    model: str = "gfl_resnet50_fpn"
+    model: str = "auto"
     model_overrides: dict[str, Any] = field(default_factory=dict)
+    image_size: int | None = None
     train_data: str = ""
     train_images: str = ""
     val_data: str = ""
     val_images: str = ""
     train_split: str = ""
     val_split: str = ""
-    max_size: int | None = None
-    min_size: int | None = None
     multiscale: tuple[int, ...] | None = None
+    scale_range: tuple[float, ...] | None = (0.5, 1.5)
+    mosaic: float = 0.5
+    min_visible: float = 0.2
     hflip: float = 0.5
-    photometric: bool = False
-    epochs: int = 12
+    vflip: float = 0.0
+    photometric: bool = True
+    epochs: int | None = 100
     batch_size: int = 16
-    lr: float = 0.01
+    optimizer: Optimizer = "adamw"
+    lr: float = 0.002
     momentum: float = 0.9
-    weight_decay: float = 1e-4
-    warmup_iters: int = 500
+    weight_decay: float = 0.05
+    warmup_iters: int = 100
     warmup_ratio: float = 0.001
-    schedule: Schedule = "step"
+    schedule: Schedule = "cosine"
     step_epochs: tuple[int, ...] | None = None
     step_gamma: float = 0.1
     min_lr_ratio: float = 0.01
     clip_grad_norm: float | None = 35.0
-    ema: bool = False
+    ema: bool = True
     ema_decay: float = 0.9998
     eval_interval: int = 1
+    eval_share: float = 0.1
     checkpoint_interval: int = 0
     log_interval: int = 10
     seed: int = 0
@@ -113,7 +137,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name, value in typing.get_type_hints(TrainConfig).items():
             object.__setattr__(self, name, _coerce(getattr(self, name), value, name))
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr, "log_interval": self.log_interval}
+        positive = {"batch_size": self.batch_size, "lr": self.lr, "log_interval": self.log_interval,
+                    "epochs": 1 if self.epochs is None else self.epochs, "image_size": self.image_size or 32}
         non_negative = {
             "warmup_iters": self.warmup_iters, "weight_decay": self.weight_decay, "workers": self.workers,
             "eval_interval": self.eval_interval, "checkpoint_interval": self.checkpoint_interval,
@@ -128,17 +153,35 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.warmup_ratio must be in (0, 1], got {self.warmup_ratio}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"TrainConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.step_epochs is None:
-            scaled = sorted({max(1, round(self.epochs * 8 / 12)), max(1, round(self.epochs * 11 / 12))})
-            object.__setattr__(self, "step_epochs", tuple(scaled))
-        if list(self.step_epochs) != sorted(self.step_epochs) or any(not 0 < e <= self.epochs for e in self.step_epochs):
-            raise ValueError(f"TrainConfig.step_epochs must be increasing epochs in 1..{self.epochs}, got {self.step_epochs}")
         if self.time_budget_minutes is not None and self.time_budget_minutes <= 0:
             raise ValueError(f"TrainConfig.time_budget_minutes must be > 0 or None, got {self.time_budget_minutes}")
-        if self.multiscale is not None and len(self.multiscale) != 2:
-            raise ValueError(f"TrainConfig.multiscale must be (lo, hi) or None, got {self.multiscale}")
+        if self.epochs is None and self.time_budget_minutes is None:
+            raise ValueError("TrainConfig.epochs may only be None (fill the time budget) with a time_budget_minutes")
+        if self.epochs is not None:
+            self._check_step_epochs(self.epochs)
+        for name in ("multiscale", "scale_range"):
+            value = getattr(self, name)
+            if value is not None and (len(value) != 2 or not 0 < value[0] <= value[1]):
+                raise ValueError(f"TrainConfig.{name} must be (lo, hi) with 0 < lo <= hi, or None; got {value}")
+        for name in ("mosaic", "min_visible", "hflip", "vflip", "eval_share"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"TrainConfig.{name} must be in [0, 1], got {getattr(self, name)}")
         if self.clip_grad_norm is not None and self.clip_grad_norm <= 0:
             raise ValueError(f"TrainConfig.clip_grad_norm must be > 0 or None, got {self.clip_grad_norm}")
+
+    def _check_step_epochs(self, epochs: int) -> None:
+        if self.step_epochs is None:
+            scaled = sorted({max(1, round(epochs * 8 / 12)), max(1, round(epochs * 11 / 12))})
+            object.__setattr__(self, "step_epochs", tuple(scaled))
+        if list(self.step_epochs) != sorted(self.step_epochs) or any(not 0 < e <= epochs for e in self.step_epochs):
+            raise ValueError(f"TrainConfig.step_epochs must be increasing epochs in 1..{epochs}, got {self.step_epochs}")
+
+    @classmethod
+    def from_recipe(cls, recipe: str, **values: Any) -> TrainConfig:
+        """The named recipe of :data:`RECIPES` with some fields set (e.g. ``from_recipe("paper", epochs=24)``)."""
+        if recipe not in RECIPES:
+            raise ValueError(f"unknown recipe {recipe!r}; available: {', '.join(RECIPES)}")
+        return cls.from_dict({**RECIPES[recipe], **values})
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -158,6 +201,17 @@ class TrainConfig:
         for key in changes:
             _check_known(key)
         return dataclasses.replace(self, **changes)
+
+
+#: Named recipes: field values applied under the YAML file, the flags and ``--set``.
+#: "default" is the dataclass defaults (the small-data recipe); "paper" is PAPER.md's COCO 1x recipe.
+RECIPES: dict[str, dict[str, Any]] = {
+    "default": {},
+    "paper": {
+        "model": "gfl_resnet50_fpn", "scale_range": None, "mosaic": 0.0, "photometric": False, "epochs": 12,
+        "optimizer": "sgd", "lr": 0.01, "weight_decay": 1e-4, "warmup_iters": 500, "schedule": "step", "ema": False,
+    },
+}
 
 
 def parse_overrides(overrides: typing.Iterable[str]) -> dict[str, Any]:
@@ -183,8 +237,8 @@ def parse_overrides(overrides: typing.Iterable[str]) -> dict[str, Any]:
     return parsed
 
 
-def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] = ()) -> TrainConfig:
-    """Defaults, updated by the YAML file at ``path`` (if any), then by ``key=value`` overrides."""
+def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] = (), recipe: str = "default") -> TrainConfig:
+    """The ``recipe``'s values, updated by the YAML file at ``path`` (if any), then by ``key=value`` overrides."""
     values: dict[str, Any] = {}
     if path is not None:
         loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
@@ -195,7 +249,7 @@ def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] 
     if "model_overrides" in extra:
         extra["model_overrides"] = {**values.get("model_overrides", {}), **extra["model_overrides"]}
     values.update(extra)
-    return TrainConfig.from_dict(values)
+    return TrainConfig.from_recipe(recipe, **values)
 
 
 def _check_known(key: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -38,6 +39,10 @@ from gfocal.fileio import atomic_write_bytes
 from gfocal.models.precision import autocast, compile_network, resolve_precision
 
 __all__ = ["TrainData", "TrainingDiverged", "TrainSetupError", "Run", "prepare_run", "save_training_state", "export_weights"]
+
+PROVISIONAL_ITERS = 100_000
+_CPU_PIXELS = 640 * 640  # network inputs larger than this train slowly on a CPU
+logger = logging.getLogger("gfocal")
 
 # Settings that may change when resuming; any other difference from the checkpoint's config is an error.
 RESUMABLE_CHANGES = frozenset({"resume", "out_dir", "device", "workers", "eval_interval", "checkpoint_interval",
@@ -75,20 +80,27 @@ class TrainData:
 
 
 class Clock:
-    """Training seconds over all sessions of a run, and the time per step since a mark."""
+    """Run seconds over all sessions of a run, and the time per training step since a mark.
+
+    Seconds spent on other things than steps (evaluations, checkpoints) are reported with
+    :meth:`pause` and left out of the time per step.
+    """
 
     def __init__(self, prior_s: float) -> None:
         self.prior_s, self.started = prior_s, time.perf_counter()
-        self.session_steps, self.mark_iter, self.mark_time = 0, 0, self.started
+        self.session_steps, self.mark_iter, self.mark_time, self.paused_s = 0, 0, self.started, 0.0
 
     def elapsed(self) -> float:
         return self.prior_s + time.perf_counter() - self.started
 
     def mark(self, iteration: int) -> None:
-        self.mark_iter, self.mark_time = iteration, time.perf_counter()
+        self.mark_iter, self.mark_time, self.paused_s = iteration, time.perf_counter(), 0.0
+
+    def pause(self, seconds: float) -> None:
+        self.paused_s += seconds
 
     def seconds_per_step(self, iteration: int) -> float:
-        return (time.perf_counter() - self.mark_time) / max(iteration - self.mark_iter, 1)
+        return (time.perf_counter() - self.mark_time - self.paused_s) / max(iteration - self.mark_iter, 1)
 
 
 @dataclass
@@ -115,7 +127,11 @@ class Run:
     clock: Clock
     iteration: int = 0
     best_ap: float = -1.0
-    last_eval_s: float = 0.0
+    best_iteration: int = 0
+    last_eval_s: float | None = None
+    last_eval_end_s: float = 0.0
+    last_save_s: float = 0.0
+    last_progress_log: float = 0.0
     final_metrics: dict[str, Any] | None = None
     last_saved: tuple[Path, int] | None = None
     stopped_by_time_budget: bool = False
@@ -131,23 +147,21 @@ def prepare_run(config: TrainConfig, info: DistInfo, device: torch.device,
                 model: nn.Module | None, data: TrainData | None) -> Run:
     """Build data, model, optimiser, schedule, EMA and loader; restore a checkpoint when resuming."""
     _seed_everything(config.seed)
-    module, data = _model_and_data(config, model, data)
+    module, data = _model_and_data(config, model, data, device)
     if data.val is not None and data.val_records is None:
         raise ValueError("TrainData.val_records is required with a validation set (the ground truth for evaluation)")
     if len(data.train) < config.batch_size:  # type: ignore[arg-type]
         raise TrainSetupError(f"{config.train_data or 'the training set'}: {len(data.train)} usable images, "  # type: ignore[arg-type]
                               f"fewer than batch_size {config.batch_size} (see the dataset warnings for skipped images)")
+    _warn_if_slow_here(module, device)
     module = module.to(device)
     if config.channels_last:
         module = module.to(memory_format=torch.channels_last)
     loader, sampler = build_train_loader(data.train, data.collate, config.batch_size, config.seed, config.workers,
                                          info.rank, info.world_size)
-    planned = LRSchedule.from_epochs(
-        config.epochs, sampler.batches_per_epoch, config.schedule, config.step_epochs, gamma=config.step_gamma,
-        min_ratio=config.min_lr_ratio, warmup_iters=config.warmup_iters, warmup_ratio=config.warmup_ratio)
+    planned = _planned_schedule(config, sampler.batches_per_epoch)
     base_lr = config.lr * config.batch_size / 16
-    optimizer = torch.optim.SGD([p for p in module.parameters() if p.requires_grad], lr=base_lr,
-                                momentum=config.momentum, weight_decay=config.weight_decay)
+    optimizer = build_optimizer(config, module, base_lr)
     precision = resolve_precision(config.precision, device)
     wrapped = module
     if info.world_size > 1:
@@ -167,52 +181,123 @@ def prepare_run(config: TrainConfig, info: DistInfo, device: torch.device,
         run.log.path.unlink()  # a fresh run in an old folder starts a fresh log
     if info.is_main:
         atomic_write_bytes(out_dir / "config.yaml", config.to_yaml().encode("utf-8"))
+    run.last_save_s = _save_estimate_s(module, config)
     if config.compile:  # after the EMA copied the eager module: a copy of a compiled one would call the original
         compile_network(module)
     return run
 
 
-def build_model(config: TrainConfig, class_names: list[str]) -> nn.Module:
-    """The detector named by ``config.model`` for ``class_names`` (label i is ``class_names[i]``)."""
+def _save_estimate_s(module: nn.Module, config: TrainConfig) -> float:
+    """Seconds a checkpoint write takes before one is measured: weights, optimiser state and EMA at ~200 MB/s."""
+    parameters = sum(p.numel() for p in module.parameters())
+    copies = 1 + (2 if config.optimizer == "adamw" else 1) + int(config.ema)
+    return 0.1 + parameters * 4 * copies / 200e6
+
+
+def _warn_if_slow_here(module: nn.Module, device: torch.device) -> None:
+    """A large input on a CPU trains for hours: say so before the first step (the ETA follows after a few)."""
+    model_config = getattr(module, "config", None)
+    if device.type != "cpu" or model_config is None or model_config.min_size * model_config.max_size <= _CPU_PIXELS:
+        return
+    logger.warning("training a %s model at %dx%d on a CPU: each step takes long (the plan and ETA follow after the "
+                   "first steps); on a CPU the default model (gfl_small) or a smaller --image-size trains far faster",
+                   model_config.backbone, model_config.max_size, model_config.min_size)
+
+
+def _planned_schedule(config: TrainConfig, batches_per_epoch: int) -> LRSchedule:
+    """The schedule of ``config.epochs``; without epochs, a provisional one that the time budget re-plans."""
+    options = {"gamma": config.step_gamma, "min_ratio": config.min_lr_ratio, "warmup_iters": config.warmup_iters,
+               "warmup_ratio": config.warmup_ratio}
+    if config.epochs is not None:
+        return LRSchedule.from_epochs(config.epochs, batches_per_epoch, config.schedule, config.step_epochs, **options)
+    # Until the step time is measured (a few steps), a long plan: only the warm-up's start is used.
+    provisional = max(PROVISIONAL_ITERS, config.warmup_iters * 5)
+    milestones = (round(provisional * 8 / 12), round(provisional * 11 / 12))  # the paper's steps, as fractions
+    return LRSchedule(provisional, batches_per_epoch, config.schedule, milestones, **options)
+
+
+def resolve_model_name(name: str, device: torch.device) -> str:
+    """``"auto"`` is ``gfl_small`` on a CPU (trains usefully in minutes) and the paper's ``gfl_resnet50_fpn`` on a GPU."""
+    if name != "auto":
+        return name
+    return "gfl_small" if device.type == "cpu" else "gfl_resnet50_fpn"
+
+
+def build_model(config: TrainConfig, class_names: list[str], device: torch.device | None = None) -> nn.Module:
+    """The detector named by ``config.model`` (resolved for ``device``) for ``class_names`` (label i is ``class_names[i]``)."""
     from gfocal.models import MODELS
 
-    if config.model not in MODELS:
-        close = difflib.get_close_matches(config.model, list(MODELS), n=3)
-        raise TrainSetupError(f"unknown model {config.model!r}; available: {', '.join(MODELS)}"
+    name = resolve_model_name(config.model, device or torch.device("cpu"))
+    if name not in MODELS:
+        close = difflib.get_close_matches(name, list(MODELS), n=3)
+        raise TrainSetupError(f"unknown model {name!r}; available: auto, {', '.join(MODELS)}"
                               + (f" (did you mean {', '.join(close)}?)" if close else ""))
+    overrides = dict(config.model_overrides)
+    if config.image_size is not None:
+        overrides.update(_sizes_for(MODELS[name], config.image_size))
     try:
-        return MODELS[config.model](num_classes=len(class_names), class_names=tuple(class_names), **config.model_overrides)
+        return MODELS[name](num_classes=len(class_names), class_names=tuple(class_names), **overrides)
     except ValueError as error:  # ModelConfig's checks of model_overrides
-        raise TrainSetupError(f"model {config.model} with model_overrides {config.model_overrides}: {error}") from error
+        raise TrainSetupError(f"model {name} with options {overrides}: {error}") from error
+
+
+def _sizes_for(factory: Callable[..., nn.Module], image_size: int) -> dict[str, int]:
+    """``min_size``/``max_size`` for a longer side of ``image_size``, keeping the factory's own ratio of the two."""
+    from gfocal.models.config import ModelConfig, image_size_options
+
+    defaults = {**ModelConfig(num_classes=1).to_dict(), **factory.defaults}  # type: ignore[attr-defined]
+    return image_size_options(defaults["min_size"], defaults["max_size"], image_size)
+
+
+def training_augmentation(config: TrainConfig) -> Any:
+    """The ``gfocal.data.transforms.Augmentation`` a config asks for."""
+    from gfocal.data.transforms import Augmentation
+
+    return Augmentation(scale_range=config.scale_range, min_visible=config.min_visible, hflip=config.hflip,
+                        vflip=config.vflip, color=config.photometric)
 
 
 def build_data(config: TrainConfig, train_records: Any, model: nn.Module) -> TrainData:
-    """Datasets for ``train_records`` and ``config.val_data``, resized to the model's sizes unless the config sets them."""
+    """Datasets for ``train_records`` and ``config.val_data``, resized by the model's own rule (``model.config`` sizes)."""
     from gfocal.data import DetectionDataset, collate_detection, load_dataset
+    from gfocal.data.mosaic import Mosaic
     from gfocal.data.transforms import build_transforms
 
-    model_config = getattr(model, "config", None)
-    max_size = config.max_size or model_config.max_size
-    min_size = config.min_size or model_config.min_size
-    train_transforms = build_transforms(True, max_size, min_size, multiscale=config.multiscale, hflip=config.hflip,
-                                        photometric=config.photometric)
-    train = DetectionDataset(train_records, train_transforms, train=True)
+    sizes = (model.config.min_size, model.config.max_size)  # type: ignore[attr-defined]
+    train: Dataset = DetectionDataset(train_records, build_transforms(*sizes, training_augmentation(config)), train=True)
+    if config.mosaic > 0:
+        side = min(sizes)  # a square the model's rule maps to itself
+        train = Mosaic(train, (side, side), config.mosaic, config.min_visible)
     if not config.val_data:
         return TrainData(train, collate_detection)
     val_records = load_dataset(config.val_data, images_dir=config.val_images or None, split=config.val_split or None)
     if list(val_records.class_names) != list(train_records.class_names):
         raise TrainSetupError(f"{config.val_data}: classes {val_records.class_names} differ from the training set's "
                          f"{train_records.class_names}")
-    val = DetectionDataset(val_records, build_transforms(False, max_size, min_size), train=False)
+    val = DetectionDataset(val_records, build_transforms(*sizes), train=False)
     return TrainData(train, collate_detection, val, val_records)
 
 
-def _model_and_data(config: TrainConfig, model: nn.Module | None, data: TrainData | None) -> tuple[nn.Module, TrainData]:
+def build_optimizer(config: TrainConfig, module: nn.Module, lr: float) -> torch.optim.Optimizer:
+    """SGD over every trainable parameter (the paper's), or AdamW without decay on norms and biases."""
+    trainable = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD([p for _, p in trainable], lr=lr, momentum=config.momentum,
+                               weight_decay=config.weight_decay)
+    # One-dimensional parameters are biases, norm weights and the head's per-level scales.
+    decayed = [p for _, p in trainable if p.ndim > 1]
+    undecayed = [p for _, p in trainable if p.ndim <= 1]
+    groups = [{"params": decayed, "weight_decay": config.weight_decay}, {"params": undecayed, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=(config.momentum, 0.999))
+
+
+def _model_and_data(config: TrainConfig, model: nn.Module | None, data: TrainData | None,
+                    device: torch.device) -> tuple[nn.Module, TrainData]:
     """Use what the caller gave; build the rest from the config (the model needs the class names first)."""
     if data is not None and model is not None:
         return model, data
     if data is not None:
-        return build_model(config, list(data.train.records.class_names)), data  # type: ignore[attr-defined]
+        return build_model(config, list(data.train.records.class_names), device), data  # type: ignore[attr-defined]
     if not config.train_data:
         raise TrainSetupError("TrainConfig.train_data is required (a dataset path for gfocal.data.load_dataset)")
     from gfocal.data import load_dataset
@@ -220,7 +305,7 @@ def _model_and_data(config: TrainConfig, model: nn.Module | None, data: TrainDat
     train_records = load_dataset(
         config.train_data, images_dir=config.train_images or None, split=config.train_split or None
     )
-    model = model if model is not None else build_model(config, list(train_records.class_names))
+    model = model if model is not None else build_model(config, list(train_records.class_names), device)
     return model, build_data(config, train_records, model)
 
 
@@ -250,6 +335,7 @@ def save_training_state(run: Run, best: bool) -> None:
         "config": run.config.to_dict(),
         "model_config": model_config.to_dict() if hasattr(model_config, "to_dict") else None,
         "best_ap": run.best_ap,
+        "best_iteration": run.best_iteration,
         "elapsed_s": run.clock.elapsed(),
         "gfocal_version": __version__,
     }
@@ -258,20 +344,26 @@ def save_training_state(run: Run, best: bool) -> None:
     run.last_saved = (run.out_dir / "last.pt", run.iteration)
 
 
-def export_weights(run: Run) -> Path | None:
-    """Write ``model.safetensors`` (loadable with ``gfocal.models.load_model``) from ``best.pt``, else ``last.pt``.
+def export_weights(run: Run) -> tuple[Path | None, Path | None]:
+    """Write ``model.safetensors`` (the final weights) and ``model_best.safetensors`` (from ``best.pt``, if any).
 
-    The EMA weights are exported when EMA is on. Only for ``gfocal.models`` detectors; None otherwise.
+    Both load with ``gfocal.models.load_model``; the EMA weights are exported when EMA is on.
+    Only for ``gfocal.models`` detectors: (None, None) otherwise.
     """
     from gfocal.models import GFLDetector, save_weights
 
     if not (run.info.is_main and isinstance(run.module, GFLDetector)):
-        return None
-    source = run.out_dir / "best.pt" if (run.out_dir / "best.pt").is_file() else run.out_dir / "last.pt"
-    state = load_checkpoint(source)
+        return None, None
+    best = run.out_dir / "best.pt"
+    final = save_weights(_weights_of(run, run.out_dir / "last.pt"), run.out_dir / "model.safetensors")
+    return final, save_weights(_weights_of(run, best), run.out_dir / "model_best.safetensors") if best.is_file() else None
+
+
+def _weights_of(run: Run, checkpoint: Path) -> nn.Module:
+    state = load_checkpoint(checkpoint)
     model = copy.deepcopy(run.module).cpu()
     model.load_state_dict(state["ema"]["module"] if state["ema"] else state["model"])
-    return save_weights(model, run.out_dir / "model.safetensors")
+    return model
 
 
 def _resume_path(config: TrainConfig) -> Path | None:
@@ -309,8 +401,9 @@ def _restore(run: Run, path: Path) -> None:
     if run.scaler is not None and state["scaler"] is not None:
         run.scaler.load_state_dict(state["scaler"])
     run.iteration, run.best_ap = int(state["iteration"]), float(state["best_ap"])
+    run.best_iteration = int(state.get("best_iteration", 0))
     run.clock = Clock(float(state["elapsed_s"]))
-    run.stopped_by_time_budget = run.schedule.total_iters < run.planned.total_iters
+    run.stopped_by_time_budget = run.config.epochs is not None and run.schedule.total_iters < run.planned.total_iters
     run.last_saved = (path, run.iteration)
     run.log.truncate_after(run.iteration)
     rng = state["rng"]

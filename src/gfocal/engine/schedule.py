@@ -68,8 +68,8 @@ class LRSchedule:
             main *= self.warmup_ratio + (1 - self.warmup_ratio) * iteration / self.warmup_iters
         return main
 
-    def compressed(self, total_iters: int) -> LRSchedule:
-        """The same schedule squeezed into ``total_iters`` steps.
+    def resized(self, total_iters: int) -> LRSchedule:
+        """The same schedule squeezed or stretched to ``total_iters`` steps.
 
         Milestones scale proportionally; the warm-up keeps its length but is capped
         at a fifth of the new run, so that a short run still reaches the full rate.
@@ -97,23 +97,28 @@ def fit_to_budget(
     seconds_per_iter: float,
     budget_s: float,
     reserve_s: float = 0.0,
+    fill: bool = False,
 ) -> LRSchedule:
-    """Compress ``planned`` so that the run ends within ``budget_s`` seconds.
+    """The schedule that ends the run within ``budget_s`` seconds.
 
     Args:
-        planned: the uncompressed schedule from the configuration.
+        planned: the schedule from the configuration (provisional when ``fill``).
         done_iters: steps already taken.
         elapsed_s: training seconds spent so far (over all resumed sessions).
-        seconds_per_iter: measured wall time per step, evaluation and checkpoint overhead included.
+        seconds_per_iter: measured wall time per training step (evaluations excluded).
         budget_s: the time budget.
-        reserve_s: time kept for the final evaluation and save.
+        reserve_s: time kept for what is still to come besides training steps
+            (evaluations, the final save).
+        fill: plan the run to use the budget (stretching ``planned`` as well as squeezing it);
+            otherwise the budget only caps ``planned``.
 
     Returns:
-        ``planned`` when it fits, else a schedule of ``done_iters + remaining / seconds_per_iter``
-        steps (never fewer than ``done_iters``, so a spent budget stops training now).
+        a schedule of ``done_iters + remaining / seconds_per_iter`` steps (never fewer than
+        ``done_iters``, so a spent budget stops training now), or ``planned`` when it is a cap
+        that fits.
     """
     remaining = max(budget_s - elapsed_s - reserve_s, 0.0)
-    total = done_iters + int(remaining / max(seconds_per_iter, 1e-9))
-    if total >= planned.total_iters:
+    total = max(done_iters + int(remaining / max(seconds_per_iter, 1e-9)), done_iters, 1)
+    if not fill and total >= planned.total_iters:
         return planned
-    return planned.compressed(max(total, done_iters, 1))
+    return planned.resized(total)

@@ -4,13 +4,15 @@ One optimiser step: set the scheduled learning rate, forward in autocast, check
 the loss is finite (averaged over processes, so every rank takes the same
 decision), backward, clip, step, update the EMA. Around it: logging, periodic
 checkpoints, the time budget, evaluation at epoch ends. Set-up, checkpoint
-state and resume live in :mod:`gfocal.engine.run`.
+state and resume live in :mod:`gfocal.engine.run`; planning against the clock
+in :mod:`gfocal.engine.budget`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import random
 import sys
 import time
 from dataclasses import dataclass
@@ -25,14 +27,16 @@ from gfocal.engine.config import TrainConfig
 from gfocal.engine.distributed import all_reduce_mean, broadcast_object, cleanup_distributed, setup_distributed
 from gfocal.engine.evaluate import evaluate_model, format_results, save_results
 from gfocal.engine.metrics import plot_metrics
+from gfocal.engine.budget import evaluation_due, plan_summary, replan
 from gfocal.engine.run import Run, TrainData, TrainingDiverged, export_weights, prepare_run, save_training_state
-from gfocal.engine.schedule import fit_to_budget
 
 __all__ = ["train", "TrainResult"]
 
 logger = logging.getLogger(__name__)
 
 _WARM_STEPS = 3  # steps excluded from the time-per-step estimate (allocator and kernel warm-up)
+_PLAN_STEPS = 2  # measured steps before the plan and ETA are announced
+_PROGRESS_EVERY_S = 60.0  # a progress line this often when stderr is not a terminal (no progress bar)
 
 
 @dataclass(frozen=True)
@@ -43,8 +47,10 @@ class TrainResult:
         out_dir: the run folder (checkpoints, ``config.yaml``, ``metrics.jsonl``, ``eval/``, plots).
         last_checkpoint: ``out_dir/last.pt``, the state after the last step.
         best_checkpoint: ``out_dir/best.pt``, the state with the best evaluation AP (None without evaluation).
-        weights: ``out_dir/model.safetensors``, the best (else last) weights for ``gfocal.models.load_model``;
-            None for models other than ``gfocal.models`` detectors.
+        weights: ``out_dir/model.safetensors``, the final weights (the EMA's when on) for
+            ``gfocal.models.load_model``; None for models other than ``gfocal.models`` detectors.
+        best_weights: ``out_dir/model_best.safetensors``, the weights with the best validation AP
+            (None without evaluation). Picked on the validation set: its AP there is not a test result.
         iterations: optimiser steps taken in total.
         epochs: epochs completed (fractional when a time budget cut the last one short).
         final_metrics: the last evaluation's results (see ``evaluate_detections``), None without evaluation.
@@ -56,6 +62,7 @@ class TrainResult:
     last_checkpoint: Path
     best_checkpoint: Path | None
     weights: Path | None
+    best_weights: Path | None
     iterations: int
     epochs: float
     final_metrics: dict[str, Any] | None
@@ -110,7 +117,7 @@ def _step(run: Run, images: list[torch.Tensor], targets: list[dict[str, Any]]) -
     images = [image.to(run.device, non_blocking=True) for image in images]
     targets = [{k: v.to(run.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in t.items()} for t in targets]
     with run.autocast():
-        loss_dict = run.model(images, targets)
+        loss_dict = run.model(images, targets, **_input_size(run))
     loss = sum(loss_dict.values())
     terms = all_reduce_mean(torch.stack([loss.detach().float(), *(v.detach().float() for v in loss_dict.values())]))
     values = dict(zip(["loss", *loss_dict], terms.tolist()))
@@ -134,6 +141,17 @@ def _step(run: Run, images: list[torch.Tensor], targets: list[dict[str, Any]]) -
     if run.ema is not None:
         run.ema.update(run.module)
     return {**values, "lr": lr}
+
+
+def _input_size(run: Run) -> dict[str, tuple[int, int]]:
+    """Multi-scale training: this batch's network input size, drawn from ``config.multiscale`` in multiples of 32."""
+    if run.config.multiscale is None:
+        return {}
+    lo, hi = run.config.multiscale
+    longer = min(max(32 * round(random.uniform(lo, hi) / 32), lo), hi)
+    model_config = run.module.config  # type: ignore[attr-defined]
+    shorter = max(1, round(longer * model_config.min_size / model_config.max_size))
+    return {"input_size": (shorter, longer)}
 
 
 def _diverged(run: Run, what: str, values: dict[str, float]) -> TrainingDiverged:
@@ -162,48 +180,65 @@ def _after_step(run: Run, values: dict[str, float], data_time: float, iter_time:
         run.window.clear()
     if config.checkpoint_interval and run.iteration % config.checkpoint_interval == 0:
         save_training_state(run, best=False)
-    if config.time_budget_minutes is not None:
-        _fit_time_budget(run)
+    _track_speed(run, iter_time, values["loss"])
 
 
-def _fit_time_budget(run: Run) -> None:
-    """Compress the schedule so training ends within the budget (rank 0 decides, everyone follows)."""
+def _track_speed(run: Run, iter_time: float, loss: float) -> None:
+    """Measure the step time; re-plan a budgeted run (rank 0 decides, everyone follows); announce the plan once."""
     clock = run.clock
+    if clock.session_steps == 0 and run.info.is_main:
+        logger.info("first step: %.1f s (the first steps are slower while memory and kernels warm up)", iter_time)
     if clock.session_steps < _WARM_STEPS:
         clock.session_steps += 1
         clock.mark(run.iteration)
         return
-    schedule = None
-    if run.info.is_main:
-        schedule = fit_to_budget(run.planned, run.iteration, clock.elapsed(), clock.seconds_per_step(run.iteration),
-                                 run.config.time_budget_minutes * 60, reserve_s=run.last_eval_s)
-    schedule = broadcast_object(schedule)
-    if schedule.total_iters != run.schedule.total_iters:
-        run.schedule = schedule
-        run.stopped_by_time_budget = schedule.total_iters < run.planned.total_iters
+    seconds_per_step = clock.seconds_per_step(run.iteration)
+    if run.config.time_budget_minutes is not None:
+        schedule = broadcast_object(replan(run, seconds_per_step) if run.info.is_main else None)
+        if schedule.total_iters != run.schedule.total_iters:
+            run.schedule = schedule
+            run.stopped_by_time_budget = run.config.epochs is not None and schedule.total_iters < run.planned.total_iters
+    clock.session_steps += 1
+    if clock.session_steps == _WARM_STEPS + _PLAN_STEPS and run.info.is_main:
+        plan = plan_summary(run, seconds_per_step)
+        logger.info("plan: %d iterations (%.1f epochs) at %.2f s each; done in about %s",
+                    plan["iterations"], plan["epochs"], plan["seconds_per_step"], _clock_time(plan["eta_s"]))
+    elif run.info.is_main and not sys.stderr.isatty() and time.perf_counter() - run.last_progress_log >= _PROGRESS_EVERY_S:
+        run.last_progress_log = time.perf_counter()
+        logger.info("iteration %d/%d, loss %.4f, %.2f s/step", run.iteration, run.schedule.total_iters,
+                    loss, seconds_per_step)
+
+
+def _clock_time(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60:d}:{minutes % 60:02d}:{secs:02d}"
 
 
 def _end_epoch(run: Run, epoch: int) -> None:
     """Evaluate when due (and always at the end), then save ``last.pt`` (and ``best.pt`` on a new best AP)."""
     final = run.iteration >= run.schedule.total_iters
-    interval = run.config.eval_interval
-    due = final or (interval > 0 and (epoch + 1) % interval == 0)
+    seconds_per_step = run.clock.seconds_per_step(run.iteration)
     improved = False
-    if due and run.data.val is not None:
+    if evaluation_due(run, epoch, final, seconds_per_step):
         started = time.perf_counter()
         metrics = evaluate_model(run.ema.module if run.ema else run.module, run.data.val, run.data.val_records,
                                  run.data.collate, run.device, batch_size=max(run.config.batch_size // run.info.world_size, 1),
                                  workers=run.config.workers, autocast=run.autocast)
         run.last_eval_s = time.perf_counter() - started
+        run.clock.pause(run.last_eval_s)
+        run.last_eval_end_s = run.clock.elapsed()
         run.final_metrics = metrics
         improved = metrics["AP"] > run.best_ap
-        run.best_ap = max(run.best_ap, metrics["AP"])
+        if improved:
+            run.best_ap, run.best_iteration = metrics["AP"], run.iteration
         run.log.write({"kind": "eval", "epoch": run.epoch_progress, "iteration": run.iteration,
                        **{k: v for k, v in metrics.items() if k != "per_class"}})
         if run.info.is_main:
             save_results(run.out_dir / "eval" / f"epoch_{math.ceil(run.epoch_progress):03d}.json", metrics)
-            logger.info("evaluation after epoch %d:\n%s", epoch + 1, format_results(metrics))
+            logger.info("evaluation after epoch %d (%.1f s):\n%s", epoch + 1, run.last_eval_s, format_results(metrics))
+    started = time.perf_counter()
     save_training_state(run, best=improved)
+    run.last_save_s = time.perf_counter() - started
     if run.info.is_main:
         logger.info("epoch %d/%d done: iteration %d/%d", epoch + 1, run.schedule.epochs, run.iteration,
                     run.schedule.total_iters)
@@ -213,11 +248,17 @@ def _finish(run: Run) -> TrainResult:
     if run.info.is_main:
         plot_metrics(run.log.rows(), run.out_dir)
     best = run.out_dir / "best.pt"
+    weights, best_weights = export_weights(run)
+    if run.info.is_main and weights is not None:
+        best_note = (f"; the best validation AP ({run.best_ap:.3f}, iteration {run.best_iteration}) is in {best_weights.name}, "
+                     "picked on the validation set" if best_weights is not None else "")
+        logger.info("%s holds the final weights%s", weights, best_note)
     return TrainResult(
         out_dir=run.out_dir,
         last_checkpoint=run.out_dir / "last.pt",
         best_checkpoint=best if best.is_file() else None,
-        weights=export_weights(run),
+        weights=weights,
+        best_weights=best_weights,
         iterations=run.iteration,
         epochs=run.epoch_progress,
         final_metrics=run.final_metrics,

@@ -27,7 +27,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["ModelConfig"]
+__all__ = ["ModelConfig", "image_size_options"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -130,6 +130,14 @@ class ModelConfig:
         tuple_fields = {"class_names", "strides", "image_mean", "image_std"}
         converted = {k: tuple(v) if k in tuple_fields and v is not None else v for k, v in values.items()}
         return cls(**converted)
+
+
+def image_size_options(min_size: int, max_size: int, image_size: int) -> dict[str, int]:
+    """``min_size``/``max_size`` for a network input whose longer side is ``image_size``, keeping their ratio
+    (320/320 stays square; the paper's 800/1333 at 1000 becomes 600/1000)."""
+    if image_size < 1:
+        raise ValueError(f"image_size must be >= 1 pixel, got {image_size}")
+    return {"min_size": max(1, round(image_size * min_size / max_size)), "max_size": image_size}
 
 
 def _check_names(values: dict[str, Any]) -> None:

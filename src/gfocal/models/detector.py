@@ -92,6 +92,7 @@ class GFLDetector(nn.Module):
         images: list[Tensor],
         targets: list[dict[str, Tensor]] | None = None,
         return_distributions: bool = False,
+        input_size: tuple[int, int] | None = None,
     ) -> dict[str, Tensor] | list[dict[str, Tensor]]:
         """Losses in training mode, detections in eval mode.
 
@@ -101,16 +102,18 @@ class GFLDetector(nn.Module):
                 and ``labels`` (Tensor[M] int64 in [0, num_classes)).
             return_distributions: in eval, also return per-box edge distributions and their spread
                 (see :func:`gfocal.models.postprocess.postprocess_image`).
+            input_size: ``(min_size, max_size)`` of the network input for this call instead of the
+                config's (multi-scale training); see :func:`gfocal.image_geometry.fit_size`.
         """
         if self.training:
             if targets is None:
                 raise ValueError("targets are required in training mode (call model.eval() for inference)")
             _check_targets(targets, len(images), self.config.num_classes)
-            batch, targets = self.transform(images, targets)
+            batch, targets = self.transform(images, targets, input_size)
             outputs, grid = self.head_outputs(batch.tensors)
             losses, self.last_stats = self.criterion(outputs, grid, targets)
             return losses
-        batch, _ = self.transform(images)
+        batch, _ = self.transform(images, input_size=input_size)
         return self.detect(batch, self.scored_outputs(batch.tensors), return_distributions)
 
     def detect(
@@ -129,7 +132,7 @@ class GFLDetector(nn.Module):
             )
             for i in range(len(batch.image_sizes))
         ]
-        return self.transform.postprocess(detections, batch.scales)
+        return self.transform.postprocess(detections, batch)
 
 
 def _check_targets(targets: list[dict[str, Tensor]], num_images: int, num_classes: int) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from gfocal.models.backbone import load_backbone_weights
-from gfocal.models.config import ModelConfig
+from gfocal.models.config import ModelConfig, image_size_options
 from gfocal.models.detector import GFLDetector
 from gfocal.models.weights import load_state_into, read_config, read_state_dict
 
@@ -26,9 +26,15 @@ def build_detector(
     return model
 
 
-def load_model(path: str | Path, **overrides: Any) -> GFLDetector:
-    """Rebuild a detector from a gfocal weights file alone; ``overrides`` change inference options (e.g. score_threshold)."""
+def load_model(path: str | Path, image_size: int | None = None, **overrides: Any) -> GFLDetector:
+    """Rebuild a detector from a gfocal weights file alone.
+
+    ``image_size`` sets the longer side of the network input (the stored ratio of the sizes kept);
+    ``overrides`` change other inference options (e.g. score_threshold).
+    """
     config = read_config(path)
+    if image_size is not None:
+        overrides = {**image_size_options(config.min_size, config.max_size, image_size), **overrides}
     return build_detector(config.replace(**overrides) if overrides else config, weights=path)
 
 
@@ -47,6 +53,7 @@ def _named(defaults: dict[str, Any]) -> Callable[..., GFLDetector]:
             options.setdefault("trainable_backbone_layers", 3)
         return build_detector(ModelConfig(num_classes=num_classes, **options), weights, backbone_weights)
 
+    factory.defaults = dict(defaults)  # type: ignore[attr-defined]  # for sizing before building
     return factory
 
 

@@ -1,8 +1,9 @@
 """Resize, normalise and batch images for the network, and map detections back.
 
-Like torchvision's ``GeneralizedRCNNTransform`` but it leaves an image alone
-when it already has the target size (the data pipeline usually resized it),
-accepts uint8 images, and validates its input with messages a user can act on.
+Like torchvision's ``GeneralizedRCNNTransform``, with the size rule and the
+resampling of :mod:`gfocal.image_geometry` (shared with the data pipeline, so an
+image the pipeline already resized is left alone), uint8 input accepted, and
+input validated with messages a user can act on.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import math
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gfocal.image_geometry import fit_size, resize_image, to_original_pixels
 from gfocal.models.config import ModelConfig
 
 __all__ = ["ImageBatch", "DetectionTransform"]
@@ -24,11 +25,13 @@ _RANGE_SLACK = 1e-3  # float images may stray this far outside [0, 1] (resamplin
 class ImageBatch(NamedTuple):
     """tensors (Tensor[N, 3, H, W]): normalised, zero-padded to a multiple of ``size_divisible``.
     image_sizes: (height, width) of each image inside the padding, after resizing.
-    scales: (x, y) resize factors of each image (network pixels per original pixel)."""
+    scales: (x, y) resize factors of each image (network pixels per original pixel).
+    original_sizes: (height, width) of each image as given."""
 
     tensors: Tensor
     image_sizes: list[tuple[int, int]]
     scales: list[tuple[float, float]]
+    original_sizes: list[tuple[int, int]]
 
 
 class DetectionTransform(nn.Module):
@@ -41,28 +44,35 @@ class DetectionTransform(nn.Module):
         self.register_buffer("std", torch.tensor(config.image_std).view(3, 1, 1), persistent=False)
 
     def forward(
-        self, images: list[Tensor], targets: list[dict[str, Tensor]] | None = None
+        self,
+        images: list[Tensor],
+        targets: list[dict[str, Tensor]] | None = None,
+        input_size: tuple[int, int] | None = None,
     ) -> tuple[ImageBatch, list[dict[str, Tensor]] | None]:
+        """Resize (keep ratio), normalise and pad ``images``; scale the targets' boxes alike.
+
+        Args:
+            images: Tensor[3, H, W] each, uint8 or float in [0, 1].
+            targets: optional, boxes in the images' pixels.
+            input_size: ``(min_size, max_size)`` for this call instead of the config's
+                (multi-scale training draws one per batch).
+        """
         _check_images(images)
-        resized, sizes, scales = [], [], []
+        min_size, max_size = input_size or (self.min_size, self.max_size)
+        resized, sizes, scales, originals = [], [], [], []
         for image in images:
-            image = image.to(self.mean.device)
-            image = image.float().div_(255) if image.dtype == torch.uint8 else image.float()
             height, width = image.shape[-2:]
-            new_height, new_width = self._resized_size(height, width)
-            if (new_height, new_width) != (height, width):
-                image = F.interpolate(image[None], size=(new_height, new_width), mode="bilinear", align_corners=False)[0]
+            new_height, new_width = fit_size(height, width, min_size, max_size)
+            # uint8 is resized before conversion, exactly as the data pipeline resizes it.
+            image = resize_image(image.to(self.mean.device), (new_height, new_width))
+            image = image.float().div_(255) if image.dtype == torch.uint8 else image.float()
             resized.append((image - self.mean) / self.std)
             sizes.append((new_height, new_width))
             scales.append((new_width / width, new_height / height))
+            originals.append((int(height), int(width)))
         if targets is not None:
             targets = [_scale_target(t, s) for t, s in zip(targets, scales)]
-        return ImageBatch(self._pad(resized), sizes, scales), targets
-
-    def _resized_size(self, height: int, width: int) -> tuple[int, int]:
-        scale = min(self.min_size / min(height, width), self.max_size / max(height, width))
-        # An image the data pipeline already resized rounds back to its own size: no resampling.
-        return max(1, round(height * scale)), max(1, round(width * scale))
+        return ImageBatch(self._pad(resized), sizes, scales, originals), targets
 
     def _pad(self, images: list[Tensor]) -> Tensor:
         divisor = self.size_divisible
@@ -75,14 +85,13 @@ class DetectionTransform(nn.Module):
         return batch
 
     @staticmethod
-    def postprocess(
-        detections: list[dict[str, Tensor]], scales: list[tuple[float, float]]
-    ) -> list[dict[str, Tensor]]:
-        """Map boxes and per-edge pixel uncertainties back to original image pixels."""
-        for detection, (scale_x, scale_y) in zip(detections, scales):
-            if (scale_x, scale_y) != (1.0, 1.0):
-                per_edge = detection["boxes"].new_tensor([scale_x, scale_y, scale_x, scale_y])
-                for key in ("boxes", "edge_std", "bin_size"):
+    def postprocess(detections: list[dict[str, Tensor]], batch: ImageBatch) -> list[dict[str, Tensor]]:
+        """Map boxes (clipped) and per-edge pixel uncertainties back to original image pixels."""
+        for detection, scale, original in zip(detections, batch.scales, batch.original_sizes):
+            detection["boxes"] = to_original_pixels(detection["boxes"], scale, original)
+            if scale != (1.0, 1.0):
+                per_edge = detection["boxes"].new_tensor([scale[0], scale[1], scale[0], scale[1]])
+                for key in ("edge_std", "bin_size"):
                     if key in detection:
                         detection[key] = detection[key] / per_edge
         return detections

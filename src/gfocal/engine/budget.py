@@ -1,0 +1,100 @@
+"""Planning a run against the clock: steps that fit a time budget, evaluations by time, the ETA.
+
+A budgeted run measures its time per training step (evaluations left out) from
+its first steps on and re-plans at every step:
+
+* with ``epochs`` unset it *fills* the budget: the learning-rate schedule (warm-up,
+  decay) is stretched or squeezed to the number of steps that fit;
+* with ``epochs`` set the budget is a cap: the schedule is only ever squeezed.
+
+Either way, evaluations before the last one happen by time, so that together they
+cost about ``eval_share`` of the budget, and the final evaluation and the save are
+kept back from the training time, so that the run ends within its budget.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from gfocal.engine.run import Run
+from gfocal.engine.schedule import LRSchedule, fit_to_budget
+
+__all__ = ["estimated_eval_s", "evaluation_due", "replan", "eta_s"]
+
+# Inference is about a third of a training step per image; decoding and COCO scoring add to it.
+_EVAL_SHARE_OF_STEP = 0.5
+_MAX_EVALUATIONS = 50  # at most this many evaluations in a budgeted run, however fast they are
+
+
+def budget_s(run: Run) -> float | None:
+    minutes = run.config.time_budget_minutes
+    return None if minutes is None else minutes * 60
+
+
+def estimated_eval_s(run: Run, seconds_per_step: float) -> float:
+    """Seconds one evaluation takes: the last one measured, else an estimate from the training step time."""
+    if run.data.val is None:
+        return 0.0
+    if run.last_eval_s is not None:
+        return run.last_eval_s
+    images = len(run.data.val)  # type: ignore[arg-type]
+    return 1.0 + images * seconds_per_step / run.sampler.batch_size * _EVAL_SHARE_OF_STEP
+
+
+def _eval_interval_s(run: Run, eval_s: float) -> float:
+    """Training seconds between evaluations so that they cost ``eval_share`` of the budget."""
+    budget = budget_s(run) or 0.0
+    share = run.config.eval_share
+    return math.inf if share == 0 else max(eval_s / share, budget / _MAX_EVALUATIONS)
+
+
+def evaluation_due(run: Run, epoch: int, final: bool, seconds_per_step: float) -> bool:
+    """Evaluate at the end of this epoch? Always at the end; by time in a budgeted run, else every ``eval_interval`` epochs."""
+    if run.data.val is None:
+        return False
+    if final:
+        return True
+    if budget_s(run) is None:
+        interval = run.config.eval_interval
+        return interval > 0 and (epoch + 1) % interval == 0
+    since = run.clock.elapsed() - run.last_eval_end_s
+    return since >= _eval_interval_s(run, estimated_eval_s(run, seconds_per_step))
+
+
+def reserve_s(run: Run, seconds_per_step: float) -> float:
+    """Seconds to keep back from training: the evaluations still to come and the final save and export."""
+    budget = budget_s(run) or 0.0
+    eval_s = estimated_eval_s(run, seconds_per_step)
+    left = max(budget - run.clock.elapsed(), 0.0)
+    periodic = math.floor(left / _eval_interval_s(run, eval_s)) if eval_s else 0
+    # 20% slack on the final evaluation; last.pt (and best.pt) and two weight files at the end.
+    return 1.2 * eval_s + periodic * eval_s + 3 * run.last_save_s
+
+
+def replan(run: Run, seconds_per_step: float) -> LRSchedule:
+    """The schedule that fits what is left of the budget at the measured speed."""
+    return fit_to_budget(run.planned, run.iteration, run.clock.elapsed(), seconds_per_step, budget_s(run),  # type: ignore[arg-type]
+                         reserve_s=reserve_s(run, seconds_per_step), fill=run.config.epochs is None)
+
+
+def eta_s(run: Run, seconds_per_step: float) -> float:
+    """Seconds until the run ends: the remaining steps and the evaluations among them."""
+    steps = max(run.schedule.total_iters - run.iteration, 0)
+    eval_s = estimated_eval_s(run, seconds_per_step)
+    if budget_s(run) is not None:
+        return steps * seconds_per_step + reserve_s(run, seconds_per_step)
+    interval = run.config.eval_interval
+    epochs_left = math.ceil(steps / run.sampler.batches_per_epoch)
+    evaluations = (epochs_left // interval if interval else 0) + 1 if eval_s else 0
+    return steps * seconds_per_step + evaluations * eval_s
+
+
+def plan_summary(run: Run, seconds_per_step: float) -> dict[str, Any]:
+    """What the run will do, for the log line before training gets going."""
+    return {
+        "iterations": run.schedule.total_iters,
+        "epochs": round(run.schedule.total_iters / run.sampler.batches_per_epoch, 1),
+        "seconds_per_step": round(seconds_per_step, 3),
+        "eta_s": round(eta_s(run, seconds_per_step)),
+    }

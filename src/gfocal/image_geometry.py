@@ -1,0 +1,58 @@
+"""The one owner of image geometry: the keep-ratio size rule, the resampling, and the way back to original pixels.
+
+The data pipeline (which may resize in its worker processes for speed) and the
+model's own input transform both call these functions, so an image resized by
+the pipeline is already at the size the model would give it and the model's
+resize is then the identity: ``gfocal eval`` (dataset pipeline) and ``gfocal
+predict`` (raw files) feed the network identical tensors.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torchvision.transforms.v2 import functional as F
+
+__all__ = ["fit_size", "resize_image", "clip_boxes", "to_original_pixels"]
+
+
+def fit_size(height: int, width: int, min_size: int, max_size: int) -> tuple[int, int]:
+    """Output ``(h, w)`` of the keep-ratio resize: shorter side to ``min_size``, longer side at most ``max_size``.
+
+    torchvision's ``GeneralizedRCNNTransform`` rule (800/1333 for the paper's model); with
+    ``min_size == max_size == S`` the longer side becomes S (a square S x S canvas holds the image).
+    An image already of the output size maps to itself, so applying the rule twice resizes once.
+    """
+    scale = min(min_size / min(height, width), max_size / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def resize_image(image: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bilinear, antialiased resize of ``image`` (Tensor[..., 3, H, W], uint8 or float) to ``size`` = (h, w).
+
+    The same torchvision kernel as the data pipeline's ``v2`` resize, so a uint8 image
+    resized here equals one resized by the pipeline bit for bit. Returns the input when
+    the size is unchanged.
+    """
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    return F.resize(image, list(size), antialias=True)
+
+
+def clip_boxes(boxes: Tensor, size: tuple[int, int]) -> Tensor:
+    """Boxes (Tensor[K, 4] xyxy pixels) clamped to an image of ``size`` = (h, w); a new tensor."""
+    height, width = size
+    upper = boxes.new_tensor([width, height, width, height])
+    return torch.minimum(boxes.clamp_min(0), upper)
+
+
+def to_original_pixels(boxes: Tensor, scale_xy: tuple[float, float], original_size: tuple[int, int]) -> Tensor:
+    """Boxes from a resized image (Tensor[K, 4] xyxy) back to the original image's pixels, clipped to it.
+
+    Args:
+        boxes: in the resized image's pixels.
+        scale_xy: (sx, sy) resized pixels per original pixel.
+        original_size: (h, w) of the original image.
+    """
+    scale_x, scale_y = scale_xy
+    return clip_boxes(boxes / boxes.new_tensor([scale_x, scale_y, scale_x, scale_y]), original_size)
