@@ -39,7 +39,7 @@ def estimated_eval_s(run: Run, seconds_per_step: float) -> float:
     if run.last_eval_s is not None:
         return run.last_eval_s
     images = len(run.data.val)  # type: ignore[arg-type]
-    return 1.0 + images * seconds_per_step / run.sampler.batch_size * _EVAL_SHARE_OF_STEP
+    return 0.25 + images * seconds_per_step / run.sampler.batch_size * _EVAL_SHARE_OF_STEP
 
 
 def _eval_interval_s(run: Run, eval_s: float) -> float:

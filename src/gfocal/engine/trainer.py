@@ -232,7 +232,7 @@ def _end_epoch(run: Run, epoch: int) -> None:
         if improved:
             run.best_ap, run.best_iteration = metrics["AP"], run.iteration
         run.log.write({"kind": "eval", "epoch": run.epoch_progress, "iteration": run.iteration,
-                       **{k: v for k, v in metrics.items() if k != "per_class"}})
+                       "eval_s": run.last_eval_s, **{k: v for k, v in metrics.items() if k != "per_class"}})
         if run.info.is_main:
             save_results(run.out_dir / "eval" / f"epoch_{math.ceil(run.epoch_progress):03d}.json", metrics)
             logger.info("evaluation after epoch %d (%.1f s):\n%s", epoch + 1, run.last_eval_s, format_results(metrics))
