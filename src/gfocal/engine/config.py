@@ -4,7 +4,8 @@ Defaults follow PAPER.md "Training recipe" (SGD lr 0.01 per 16 images, momentum
 0.9, weight decay 1e-4, 500 linear warm-up iterations, 12 epochs with the
 learning rate x0.1 at epochs 8 and 11). ``batch_size`` is the *total* batch
 over all processes (as ultralytics' ``batch``); the learning rate actually used
-is ``lr * batch_size / 16``.
+is ``lr * batch / 16``, ``batch`` being the batch the run trains with (``batch_size``,
+or the whole training set when it holds fewer images).
 """
 
 from __future__ import annotations
@@ -42,8 +43,13 @@ class TrainConfig:
         hflip: probability of a random horizontal flip during training.
         photometric: random brightness/contrast/saturation jitter during training.
         epochs: number of passes over the training set.
-        batch_size: images per optimiser step, summed over all processes.
-        lr: learning rate for a total batch of 16 images; scaled linearly with ``batch_size``.
+        batch_size: images per optimiser step, summed over all processes. A training set with fewer
+            usable images trains with all of them per step (rounded down to a multiple of the number of
+            processes), with a logged warning; ``config.yaml`` keeps the requested value and the
+            ``"setup"`` row of ``metrics.jsonl`` records the one used (``batch_size``,
+            ``requested_batch_size``, ``train_images``, ``base_lr``).
+        lr: learning rate for a total batch of 16 images; scaled linearly with the batch used
+            (``lr * batch / 16``).
         momentum, weight_decay: SGD parameters.
         warmup_iters, warmup_ratio: linear warm-up from ``warmup_ratio * lr`` to ``lr``.
         schedule: "step" (x ``step_gamma`` at each epoch in ``step_epochs``) or "cosine"
