@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         model = load_model(args.weights, image_size=args.image_size)
         split = args.split or ("val" if detect_format(args.data) == "yolo" else None)
         records = load_dataset(args.data, images_dir=args.images, split=split)
+        records.require_boxes("evaluate against")  # without ground truth every AP is undefined (-1)
     named = model.config.class_names
     if (list(named) if named else model.config.num_classes) != (list(records.class_names) if named else records.num_classes):
         # Label k of the model would be scored as class k of the data: a wrong AP, not an error.

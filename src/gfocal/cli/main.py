@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 
 from gfocal import __version__
 from gfocal.cli import analyze, bench, convert, data, demo, evaluate, export, predict, train
@@ -25,15 +27,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _LevelFormatter(logging.Formatter):
+    """Log lines as plain messages; warnings and errors prefixed ``warning: ``/``error: `` like Python warnings."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        return f"{record.levelname.lower()}: {message}" if record.levelno >= logging.WARNING else message
+
+
+def _format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                    line: str | None = None) -> str:
+    """One line per warning, without Python's ``file.py:123: Category:`` prefix and source-line echo."""
+    kind = "" if issubclass(category, UserWarning) else f"{category.__name__}: "
+    return f"warning: {kind}{message}\n"
+
+
+@contextlib.contextmanager
+def _readable_warnings() -> Iterator[None]:
+    """Print warnings as ``warning: MESSAGE`` while a command runs (DataLoader workers forked meanwhile inherit it).
+
+    Only the CLI changes this global state, and puts it back: the library never does.
+    """
+    previous = warnings.formatwarning
+    warnings.formatwarning = _format_warning
+    try:
+        yield
+    finally:
+        warnings.formatwarning = previous
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_LevelFormatter("%(message)s"))
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, handlers=[handler])
     if args.command is None:
         parser.print_help()
         return 0
     try:
-        return args.run(args) or 0
+        with _readable_warnings():
+            return args.run(args) or 0
     except CommandError as error:
         # A user mistake: one clear line, no traceback.
         print(f"gfocal {args.command}: error: {error}", file=sys.stderr)

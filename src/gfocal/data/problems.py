@@ -102,6 +102,11 @@ class ProblemReport:
                     out.append(f"{self.counts[kind]} {text}; e.g. {self.examples[kind][0]}")
         return out
 
+    def defects_summary(self) -> str:
+        """The defects found, one clause per kind with its count: ``"12 annotations pointing to an unknown image
+        (skipped); 1 image files missing (records skipped)"``; "" when none."""
+        return "; ".join(f"{self.counts[kind]} {text}" for kind, text in WARNING_KINDS.items() if kind in self.counts)
+
     def emit_warnings(self, source: str) -> None:
         """Issue one :class:`DatasetWarning` per defect kind found, with its count and examples."""
         for kind, text in WARNING_KINDS.items():

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from gfocal.data.problems import ProblemReport
+from gfocal.data.problems import DatasetError, ProblemReport
 
 __all__ = ["Annotation", "ImageRecord", "DatasetRecords"]
 
@@ -110,3 +110,33 @@ class DatasetRecords:
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def require_boxes(self, purpose: str) -> None:
+        """Raise :class:`DatasetError` unless some image holds a box that is not crowd or difficult.
+
+        Images without boxes are valid negatives, but a dataset without any box cannot be trained on or
+        scored: the message says what validation dropped (from ``problems``), with an example record.
+
+        Args:
+            purpose: completes "no usable box to ...", e.g. ``"train on"``.
+        """
+        boxes = sum(len(image.annotations) for image in self.images)
+        if any(not ann.ignore for image in self.images for ann in image.annotations):
+            return
+        if not self.images:
+            state = "0 images"
+        elif boxes:
+            state = f"{len(self.images)} images, their {boxes} boxes all crowd/difficult"
+        else:
+            state = f"{len(self.images)} images, none with a box"
+        problems = self.problems
+        if problems.warnings:
+            worst = max(problems.warnings, key=problems.warnings.__getitem__)
+            why = f"{problems.defects_summary()}. Example: {problems.examples[worst][0]}"
+        elif not self.images:
+            why = "the dataset lists no images"
+        elif boxes:
+            why = "crowd and difficult boxes are ignored in training and evaluation"
+        else:
+            why = "the dataset lists no boxes"
+        raise DatasetError(f"{self.root}: no usable box to {purpose} after validation ({state}): {why}")

@@ -7,7 +7,8 @@ colour jitter and flips, AdamW with a cosine schedule, and an EMA of the weights
 0.01 per 16 images, momentum 0.9, weight decay 1e-4, 500 warm-up iterations, 12
 epochs with the rate x0.1 at epochs 8 and 11, flip only). ``batch_size`` is the
 *total* batch over all processes (as ultralytics' ``batch``); the learning rate
-actually used is ``lr * batch_size / 16``.
+actually used is ``lr * batch / 16``, ``batch`` being the batch the run trains with
+(``batch_size``, or the whole training set when it holds fewer images).
 """
 
 from __future__ import annotations
@@ -53,10 +54,15 @@ class TrainConfig:
         photometric: random brightness/saturation/hue jitter during training.
         epochs: passes over the training set; None (only with a time budget) plans the run to fill
             the budget.
-        batch_size: images per optimiser step, summed over all processes.
+        batch_size: images per optimiser step, summed over all processes. A training set with fewer
+            usable images trains with all of them per step (rounded down to a multiple of the number of
+            processes), with a logged warning; ``config.yaml`` keeps the requested value and the
+            ``"setup"`` row of ``metrics.jsonl`` records the one used (``batch_size``,
+            ``requested_batch_size``, ``train_images``, ``base_lr``).
         optimizer: "sgd" (momentum, weight decay on every parameter, as the paper) or "adamw"
             (no weight decay on normalisation weights and biases).
-        lr: learning rate for a total batch of 16 images; scaled linearly with ``batch_size``.
+        lr: learning rate for a total batch of 16 images; scaled linearly with the batch used
+            (``lr * batch / 16``).
         momentum, weight_decay: SGD momentum (AdamW's beta1), and weight decay.
         warmup_iters, warmup_ratio: linear warm-up from ``warmup_ratio * lr`` to ``lr``, at most a
             fifth of a run planned or squeezed by a time budget.

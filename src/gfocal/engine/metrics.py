@@ -2,7 +2,10 @@
 
 Rows have ``"kind": "train"`` (loss terms, ``loss``, ``lr``, ``iter_time``,
 ``data_time`` in seconds, model counters) or ``"kind": "eval"`` (COCO metrics),
-plus ``epoch`` (1-based) and ``iteration`` (optimiser steps completed).
+plus ``epoch`` (1-based) and ``iteration`` (optimiser steps completed). The
+first row, ``"kind": "setup"`` (iteration 0), records what the run trains with:
+``batch_size`` (images per step, all processes), ``requested_batch_size`` (the
+config's), ``train_images``, ``world_size`` and ``base_lr`` (before the schedule).
 """
 
 from __future__ import annotations

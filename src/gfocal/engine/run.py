@@ -42,7 +42,7 @@ __all__ = ["TrainData", "TrainingDiverged", "TrainSetupError", "Run", "prepare_r
 
 PROVISIONAL_ITERS = 100_000
 _CPU_PIXELS = 640 * 640  # network inputs larger than this train slowly on a CPU
-logger = logging.getLogger("gfocal")
+logger = logging.getLogger(__name__)
 
 # Settings that may change when resuming; any other difference from the checkpoint's config is an error.
 RESUMABLE_CHANGES = frozenset({"resume", "out_dir", "device", "workers", "eval_interval", "checkpoint_interval",
@@ -150,17 +150,15 @@ def prepare_run(config: TrainConfig, info: DistInfo, device: torch.device,
     module, data = _model_and_data(config, model, data, device)
     if data.val is not None and data.val_records is None:
         raise ValueError("TrainData.val_records is required with a validation set (the ground truth for evaluation)")
-    if len(data.train) < config.batch_size:  # type: ignore[arg-type]
-        raise TrainSetupError(f"{config.train_data or 'the training set'}: {len(data.train)} usable images, "  # type: ignore[arg-type]
-                              f"fewer than batch_size {config.batch_size} (see the dataset warnings for skipped images)")
+    batch_size = _check_training_set(config, data, info)
     _warn_if_slow_here(module, device)
     module = module.to(device)
     if config.channels_last:
         module = module.to(memory_format=torch.channels_last)
-    loader, sampler = build_train_loader(data.train, data.collate, config.batch_size, config.seed, config.workers,
+    loader, sampler = build_train_loader(data.train, data.collate, batch_size, config.seed, config.workers,
                                          info.rank, info.world_size)
     planned = _planned_schedule(config, sampler.batches_per_epoch)
-    base_lr = config.lr * config.batch_size / 16
+    base_lr = config.lr * batch_size / 16
     optimizer = build_optimizer(config, module, base_lr)
     precision = resolve_precision(config.precision, device)
     wrapped = module
@@ -177,8 +175,11 @@ def prepare_run(config: TrainConfig, info: DistInfo, device: torch.device,
     resume = _resume_path(config)
     if resume is not None:
         _restore(run, resume)
-    elif info.is_main and run.log.path.exists():
-        run.log.path.unlink()  # a fresh run in an old folder starts a fresh log
+    elif info.is_main:
+        run.log.path.unlink(missing_ok=True)  # a fresh run in an old folder starts a fresh log
+        run.log.write({"kind": "setup", "epoch": 0.0, "iteration": 0, "batch_size": batch_size,
+                       "requested_batch_size": config.batch_size, "train_images": len(data.train),  # type: ignore[arg-type]
+                       "world_size": info.world_size, "base_lr": base_lr})
     if info.is_main:
         atomic_write_bytes(out_dir / "config.yaml", config.to_yaml().encode("utf-8"))
     run.last_save_s = _save_estimate_s(module, config)
@@ -271,6 +272,7 @@ def build_data(config: TrainConfig, train_records: Any, model: nn.Module) -> Tra
     if not config.val_data:
         return TrainData(train, collate_detection)
     val_records = load_dataset(config.val_data, images_dir=config.val_images or None, split=config.val_split or None)
+    val_records.require_boxes("evaluate against")  # else every AP is undefined: fail now, not after training
     if list(val_records.class_names) != list(train_records.class_names):
         raise TrainSetupError(f"{config.val_data}: classes {val_records.class_names} differ from the training set's "
                          f"{train_records.class_names}")
@@ -391,8 +393,13 @@ def _restore(run: Run, path: Path) -> None:
         raise TrainSetupError(f"cannot resume from {path}: the config differs from the checkpoint's in {diffs}; "
                          "use the checkpoint's values or start a new run")
     sampler = state["sampler"]
-    if (sampler["seed"], sampler["batch_size"]) != (run.sampler.seed, run.sampler.batch_size):
-        raise TrainSetupError(f"cannot resume from {path}: its data order (seed, batch size) differs from this run's")
+    if sampler["seed"] != run.sampler.seed:
+        raise TrainSetupError(f"cannot resume from {path}: its data order (seed) differs from this run's")
+    if sampler["batch_size"] != run.sampler.batch_size:  # the training set changed size across batch_size
+        raise TrainSetupError(
+            f"cannot resume from {path}: it trained with batches of {sampler['batch_size']} images, this run would use "
+            f"{run.sampler.batch_size} (batch_size {run.config.batch_size}, {run.sampler.num_samples} usable training "
+            "images now); train on the images it started with or start a new run")
     run.module.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
     run.schedule = LRSchedule.from_dict(state["schedule"])
@@ -408,6 +415,34 @@ def _restore(run: Run, path: Path) -> None:
     run.log.truncate_after(run.iteration)
     rng = state["rng"]
     restore_rng_state(rng[run.info.rank] if run.info.rank < len(rng) else rng[0])
+
+
+def _check_training_set(config: TrainConfig, data: TrainData, info: DistInfo) -> int:
+    """Refuse a training set that cannot train; return the global batch to train with.
+
+    A ``gfocal.data`` training set must hold a box (:meth:`DatasetRecords.require_boxes`). The batch is
+    ``config.batch_size``, or the whole set when it holds fewer images, rounded down to a multiple of the
+    number of processes (each needs an image per step).
+    """
+    records = getattr(data.train, "records", None)
+    if hasattr(records, "require_boxes"):
+        records.require_boxes("train on")  # raises DatasetError naming the file and what validation dropped
+    source, processes = config.train_data or "the training set", info.world_size
+    images = len(data.train)  # type: ignore[arg-type]
+    if config.batch_size % processes:
+        raise TrainSetupError(f"batch_size {config.batch_size} is not divisible by the {processes} processes")
+    if images >= config.batch_size:
+        return config.batch_size
+    batch = images // processes * processes
+    if batch == 0:
+        detail = f"fewer than the {processes} processes (each needs an image per step)" if images else "nothing to train"
+        raise TrainSetupError(f"{source}: {images} usable images, {detail}; see the dataset warnings for skipped images")
+    if info.is_main:
+        whole = "the whole set" if batch == images else f"a multiple of the {processes} processes"
+        logger.warning("the training set%s has %d usable images, fewer than batch_size %d: training with batches of %d "
+                       "(%s), lr %g (lr %g x %d/16)", f" {config.train_data}" if config.train_data else "", images,
+                       config.batch_size, batch, whole, config.lr * batch / 16, config.lr, batch)
+    return batch
 
 
 def _seed_everything(seed: int) -> None:
