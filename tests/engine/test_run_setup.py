@@ -14,7 +14,7 @@ from standin import RandomDetections, TinyDetector, collate
 
 
 def config(tmp_path, **changes):
-    values = dict(model="standin", epochs=1, batch_size=16, warmup_iters=0, step_epochs=(1,), workers=0,
+    values = dict(model="standin", epochs=1, batch_size=16, lr=0.01, warmup_iters=0, step_epochs=(1,), workers=0,
                   log_interval=1, out_dir=str(tmp_path / "run"))
     return TrainConfig(**{**values, **changes})
 

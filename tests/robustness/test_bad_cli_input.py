@@ -83,7 +83,7 @@ CASES = [
                  r"val\.json: classes \['y'\] differ from the training set's \['x'\]", id="train-val-classes-differ"),
     pytest.param(lambda t: [*train_args(t), "--resume", str(garbage(t / "old" / "last.pt"))], r"last\.pt is truncated or corrupt",
                  id="train-resume-truncated-checkpoint"),
-    pytest.param(checkpoint_of_another_recipe, r"cannot resume from .*last\.pt: .*lr: 0\.05 -> 0\.01", id="train-resume-changed-recipe"),
+    pytest.param(checkpoint_of_another_recipe, r"cannot resume from .*last\.pt: .*lr: 0\.05 -> 0\.002", id="train-resume-changed-recipe"),
     pytest.param(lambda t: ["predict", str(image(t / "a.png")), "--weights", str(garbage(t / "w.safetensors")), "--out", str(t / "o")],
                  r"w\.safetensors: not a readable safetensors", id="predict-weights-garbage"),
     pytest.param(lambda t: ["predict", str(image(t / "a.png")), "--weights", str(weights(t, nan=True)), "--out", str(t / "o")],
@@ -155,7 +155,7 @@ def test_predict_skips_unreadable_images_with_a_warning_and_a_count(tmp_path, ca
 def test_a_dataset_smaller_than_the_batch_trains_with_all_its_images(tmp_path, caplog):
     """2 images, batch_size 16: one step of 2 images, said in one warning and in the metrics log's setup row."""
     with caplog.at_level("WARNING", logger="gfocal.engine.run"):
-        assert main(train_args(tmp_path, None, "--batch-size", "16", "--set", "min_size=64", "--set", "max_size=64")) == 0
+        assert main(train_args(tmp_path, None, "--batch-size", "16", "--image-size", "64", "--set", "lr=0.01")) == 0
     assert [r.getMessage() for r in caplog.records if r.name == "gfocal.engine.run"] == [
         f"the training set {tmp_path / 'train.json'} has 2 usable images, fewer than batch_size 16: training with batches of 2 (the whole "
         "set), lr 0.00125 (lr 0.01 x 2/16)"]

@@ -239,7 +239,7 @@ def build_model(config: TrainConfig, class_names: list[str], device: torch.devic
     try:
         return MODELS[name](num_classes=len(class_names), class_names=tuple(class_names), **overrides)
     except ValueError as error:  # ModelConfig's checks of model_overrides
-        raise TrainSetupError(f"model {name} with options {overrides}: {error}") from error
+        raise TrainSetupError(f"model {name} with model_overrides {overrides}: {error}") from error
 
 
 def _sizes_for(factory: Callable[..., nn.Module], image_size: int) -> dict[str, int]:
