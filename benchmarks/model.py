@@ -16,6 +16,7 @@ import torch
 
 from common import report, time_call
 from gfocal.models import gfl_resnet50_fpn, gfl_small
+from gfocal.models.assigner import valid_locations
 from gfocal.models.postprocess import postprocess_image
 
 CONFIGS = {
@@ -53,9 +54,10 @@ def benchmark(name: str, repeats: int, device: torch.device) -> dict:
     model.train()
     batch, scaled_targets = model.transform(images, targets)
     outputs, grid = model.head_outputs(batch.tensors)
+    valid = valid_locations(grid, batch.image_sizes, model.config.size_divisible)
     detached = type(outputs)(*(None if o is None else o.detach().requires_grad_() for o in outputs))
     train = time_call(train_step, warmup=1, repeats=repeats)
-    criterion = time_call(lambda: model.criterion(detached, grid, scaled_targets), warmup=1, repeats=repeats)
+    criterion = time_call(lambda: model.criterion(detached, grid, scaled_targets, valid), warmup=1, repeats=repeats)
 
     model.eval()
     one = images[:1]

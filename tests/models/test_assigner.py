@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from gfocal.models.assigner import atss_assign, location_grid
+from gfocal.models.assigner import atss_assign, location_grid, valid_locations
 
 STRIDES = (8, 16, 32, 64, 128)
 
@@ -102,3 +102,73 @@ def test_a_thousand_boxes_in_one_image():
     assignment = atss_assign(grid, boxes, torch.ones(1, 1000, dtype=torch.bool))
     matched = assignment.gt_index[assignment.positive]
     assert matched.min() >= 0 and matched.max() < 1000 and len(matched.unique()) > 300
+
+
+def shapes_for(height, width, strides=STRIDES):
+    return [(math.ceil(height / s), math.ceil(width / s)) for s in strides]
+
+
+@pytest.mark.parametrize(
+    "size_divisible, expected",
+    [
+        # Each image counts as padded to a multiple of 32 (mmdetection's pad_shape): 100 x 70 to
+        # 128 x 96, 200 x 150 to 224 x 160 (the whole batch); valid rows < ceil(pad_h / s), cols likewise.
+        (32, [[16 * 12, 8 * 6, 4 * 3, 2 * 2, 1 * 1], [28 * 20, 14 * 10, 7 * 5, 4 * 3, 2 * 2]]),
+        # Without a divisor: rows < ceil(h / s), cols < ceil(w / s).
+        (1, [[13 * 9, 7 * 5, 4 * 3, 2 * 2, 1 * 1], [25 * 19, 13 * 10, 7 * 5, 4 * 3, 2 * 2]]),
+    ],
+)
+def test_valid_locations_by_hand(size_divisible, expected):
+    # Two images, 100 x 70 and 200 x 150, padded together to 224 x 160.
+    grid = location_grid(shapes_for(224, 160), STRIDES, 0.0, torch.device("cpu"))
+    valid = valid_locations(grid, [(100, 70), (200, 150)], size_divisible)
+    assert valid.shape == (2, grid.points.shape[0]) and valid.dtype == torch.bool
+    levels = valid.split(grid.level_sizes, dim=1)
+    assert [[int(level[i].sum()) for level in levels] for i in range(2)] == expected
+    # A top-left block, row-major: on stride 64 (4 x 3 cells) the first image has rows 0-1, cols 0-1.
+    assert levels[3][0].nonzero()[:, 0].tolist() == [0, 1, 3, 4]
+    # The count never exceeds the feature map.
+    one_cell = location_grid([(1, 1)], (128,), 0.0, torch.device("cpu"))
+    assert valid_locations(one_cell, [(300, 300)], size_divisible).tolist() == [[True]]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_atss_with_an_all_true_mask_is_bit_identical_to_no_mask(seed):
+    generator = torch.Generator().manual_seed(seed)
+    grid = grid_for(256)
+    boxes = torch.stack([random_boxes(generator, 8, 256) for _ in range(2)])
+    gt_valid = torch.ones(2, 8, dtype=torch.bool)
+    gt_valid[1, 5:] = False
+    plain = atss_assign(grid, boxes, gt_valid)
+    masked = atss_assign(grid, boxes, gt_valid, valid=torch.ones(2, grid.points.shape[0], dtype=torch.bool))
+    assert torch.equal(plain.gt_index, masked.gt_index) and torch.equal(plain.positive, masked.positive)
+    assert plain.positive.any()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_masked_image_is_assigned_as_on_its_own_grid(seed):
+    # A 100 x 150 image (its own grid: 128 x 160, with only 1 x 2 and 2 x 3 cells on strides 128
+    # and 64, fewer than topk) padded with another into 256 x 256.
+    generator = torch.Generator().manual_seed(seed)
+    grid = grid_for(256)
+    valid = valid_locations(grid, [(100, 150), (256, 256)], 32)
+    own = location_grid(shapes_for(128, 160), STRIDES, 0.0, torch.device("cpu"))
+    assert torch.equal(grid.points[valid[0]], own.points)
+    boxes = random_boxes(generator, 6, 100) * torch.tensor([1.5, 1.0, 1.5, 1.0])
+    # An unclipped annotation running past the image: padding points inside it still get nothing.
+    boxes = torch.cat((boxes, torch.tensor([[120.0, 60.0, 250.0, 250.0]])))
+    padded = torch.stack((boxes, random_boxes(generator, 7, 256)))
+    assignment = atss_assign(grid, padded, torch.ones(2, 7, dtype=torch.bool), valid=valid)
+    expected = reference_atss(own.points, own.strides, own.level_sizes, boxes)
+    assert torch.equal(assignment.gt_index[0, valid[0]], expected)
+    assert not assignment.positive[0, ~valid[0]].any()
+
+
+def test_padding_is_never_positive_even_inside_a_box_running_into_it():
+    # One level of 4 x 4 cells, stride 64; the image holds 2 x 2 of them, fewer than topk, so the
+    # nearest-9 picks run on into padding, some inside this (unclipped) box with a high IoU.
+    grid = location_grid([(4, 4)], (64,), 0.0, torch.device("cpu"))
+    valid = valid_locations(grid, [(100, 100)])
+    box = torch.tensor([[[40.0, 40.0, 250.0, 250.0]]])
+    assignment = atss_assign(grid, box, torch.ones(1, 1, dtype=torch.bool), anchor_scale=4.0, valid=valid)
+    assert assignment.positive[0].nonzero()[:, 0].tolist() == [5]  # the point (64, 64), the only valid one inside

@@ -2,10 +2,11 @@
 
 import pytest
 import torch
+from torch import nn
 from torchvision.ops import box_iou
 
 from gfocal.models import WeightsError, gfl_small, load_model, save_weights
-from gfocal.models.head import joint_score_logits
+from gfocal.models.head import HeadOutputs, joint_score_logits
 
 SIZE = 96
 VARIANTS = {
@@ -104,6 +105,50 @@ def test_batched_inference_equals_one_by_one():
     for a, b in zip(batched, single):
         torch.testing.assert_close(a["boxes"], b["boxes"])
         torch.testing.assert_close(a["scores"], b["scores"])
+
+
+class LocationWiseHead(nn.Module):
+    """A stand-in head whose outputs depend only on each location's level and cell, not on the
+    features (conv outputs near the padding depend on it): a batch and its images alone see the same."""
+
+    def __init__(self, num_classes, bins):
+        super().__init__()
+        self.num_classes, self.bins = num_classes, bins
+
+    def forward(self, features):
+        codes = []
+        for level, feature in enumerate(features):
+            rows, cols = torch.meshgrid(torch.arange(feature.shape[2]), torch.arange(feature.shape[3]), indexing="ij")
+            codes.append((0.37 * rows + 0.71 * cols + 1.3 * level).reshape(1, -1, 1).expand(len(feature), -1, -1))
+        code = torch.cat(codes, dim=1)  # [N, A, 1]
+        cls_logits = torch.zeros(*code.shape[:2], self.num_classes)  # score 0.5: each positive's box weight is 0.5
+        return HeadOutputs(cls_logits, torch.sin(code * torch.arange(1, 4 * self.bins + 1)), None)
+
+
+def test_training_on_a_padded_batch_equals_training_image_by_image():
+    # Shorter side 96, longer at most 160: the transform keeps these sizes and pads the batch to 160 x 160.
+    model = tiny_model(max_size=160)
+    model.head = LocationWiseHead(3, model.config.bins)
+    images = [torch.rand(3, 150, 96), torch.rand(3, 96, 150), torch.rand(3, 96, 128)]
+    targets = [
+        target([[50, 90, 95, 148], [5, 5, 40, 60]], [0, 1]),
+        target([[90, 40, 149, 95]], [2]),
+        target([[10, 50, 120, 95]], [1]),
+    ]
+
+    def loss_sums(images, targets):
+        """The losses times their normalisers: num_pos for QFL, the sum of the box weights (0.5 each) else."""
+        losses = model(images, targets)
+        num_pos = round(model.last_stats["num_pos"] * len(images))
+        assert num_pos > 0
+        box_weight = max(num_pos / 2, 1.0)
+        return {"loss_qfl": losses["loss_qfl"] * num_pos, "loss_bbox": losses["loss_bbox"] * box_weight,
+                "loss_dfl": losses["loss_dfl"] * box_weight}
+
+    batched = loss_sums(images, targets)
+    alone = [loss_sums([image], [t]) for image, t in zip(images, targets)]
+    for name, value in batched.items():
+        torch.testing.assert_close(value, sum(a[name] for a in alone), rtol=1e-5, atol=0.0, msg=name)
 
 
 def test_inputs_are_not_mutated():

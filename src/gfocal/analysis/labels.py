@@ -34,7 +34,7 @@ from tqdm import tqdm  # noqa: E402
 from gfocal.data import DatasetRecords  # noqa: E402
 from gfocal.data.image_io import decode_image  # noqa: E402
 from gfocal.models import GFLDetector  # noqa: E402
-from gfocal.models.assigner import atss_assign  # noqa: E402
+from gfocal.models.assigner import atss_assign, valid_locations  # noqa: E402
 from gfocal.models.criterion import centerness, decode_boxes, pad_targets  # noqa: E402
 from gfocal.ops import aligned_box_iou  # noqa: E402
 
@@ -48,7 +48,8 @@ def _positive_labels(model: GFLDetector, images: list[torch.Tensor], targets: li
     batch, scaled = model.transform(images, targets)
     outputs, grid = model.head_outputs(batch.tensors)
     gt_boxes, _, gt_valid = pad_targets(scaled, batch.tensors.device)  # [N, M, 4], [N, M]
-    assignment = atss_assign(grid, gt_boxes, gt_valid, config.atss_topk, config.anchor_scale)
+    valid = valid_locations(grid, batch.image_sizes, config.size_divisible)  # [N, A]: not another image's padding
+    assignment = atss_assign(grid, gt_boxes, gt_valid, config.atss_topk, config.anchor_scale, valid)
     image_index, location_index = assignment.positive.nonzero(as_tuple=True)  # [P] each
     pos_gt = gt_boxes[image_index, assignment.gt_index[image_index, location_index]]  # [P, 4]
     points, strides = grid.points[location_index], grid.strides[location_index]  # [P, 2], [P]

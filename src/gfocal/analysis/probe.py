@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gfocal.models import GFLDetector, ModelConfig
-from gfocal.models.assigner import atss_assign
+from gfocal.models.assigner import atss_assign, valid_locations
 from gfocal.models.criterion import decode_boxes, pad_targets
 from gfocal.models.detector import ScoredOutputs
 from gfocal.models.transform import ImageBatch
@@ -111,11 +111,15 @@ def _probes(
     if num_gt == 0:
         return [_empty(config.reg_max + 1, device) for _ in range(num_images)]
 
-    assignment = atss_assign(grid, gt_boxes, gt_valid, config.atss_topk, config.anchor_scale)
+    # As in training, padding added for other images of the batch holds no probe.
+    valid = valid_locations(grid, batch.image_sizes, config.size_divisible)  # [N, A]
+    assignment = atss_assign(grid, gt_boxes, gt_valid, config.atss_topk, config.anchor_scale, valid)
     assigned = F.one_hot(assignment.gt_index.clamp_min(0), num_gt).bool() & assignment.positive.unsqueeze(-1)  # [N, A, M]
     inside = box_to_distance(grid.points[None, :, None, :], gt_boxes[:, None]).amin(-1) > 0  # [N, A, M]
+    inside &= valid.unsqueeze(-1)
     centres = (gt_boxes[..., :2] + gt_boxes[..., 2:]) / 2  # [N, M, 2]
     nearest = (grid.points[None, :, None, :] - centres[:, None]).norm(dim=-1)  # [N, A, M]
+    nearest = nearest.masked_fill(~valid.unsqueeze(-1), float("inf"))
     nearest = nearest == nearest.amin(1, keepdim=True)
     kinds = torch.where(assigned.any(1), 0, torch.where(inside.any(1), 1, 2))  # [N, M]
     candidates = torch.stack((assigned, inside, nearest), dim=-1).gather(-1, kinds[:, None, :, None].expand(-1, num_locations, -1, 1))

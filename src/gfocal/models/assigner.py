@@ -1,4 +1,5 @@
-"""Location points and ATSS assignment, vectorised over images, ground truths and levels.
+"""Location points, their validity in a padded batch, and ATSS assignment, vectorised over images,
+ground truths and levels.
 
 Shape letters:
     N  images      A  locations over all levels      L  levels
@@ -16,7 +17,7 @@ import torch
 from torch import Tensor
 from torchvision.ops import box_iou
 
-__all__ = ["LocationGrid", "location_grid", "Assignment", "atss_assign"]
+__all__ = ["LocationGrid", "location_grid", "valid_locations", "Assignment", "atss_assign"]
 
 
 class LocationGrid(NamedTuple):
@@ -25,11 +26,15 @@ class LocationGrid(NamedTuple):
     points (Tensor[A, 2]): (x, y) in input pixels.
     strides (Tensor[A]): the stride of each location's level.
     level_sizes (list[int]): locations per level, summing to A.
+    level_shapes (list[tuple[int, int]]): (height, width) of each level's feature map.
+    level_strides (list[int]): the stride of each level, in input pixels.
     """
 
     points: Tensor
     strides: Tensor
     level_sizes: list[int]
+    level_shapes: list[tuple[int, int]]
+    level_strides: list[int]
 
 
 def location_grid(
@@ -44,7 +49,47 @@ def location_grid(
         points.append(torch.stack((grid_x.reshape(-1), grid_y.reshape(-1)), dim=-1))
         point_strides.append(torch.full((height * width,), float(stride), device=device))
         sizes.append(height * width)
-    return LocationGrid(torch.cat(points), torch.cat(point_strides), sizes)
+    shapes = [(height, width) for height, width in feature_shapes]
+    return LocationGrid(torch.cat(points), torch.cat(point_strides), sizes, shapes, list(strides[: len(shapes)]))
+
+
+def valid_locations(grid: LocationGrid, image_sizes: list[tuple[int, int]], size_divisible: int = 1) -> Tensor:
+    """Which locations of a zero-padded batch belong to each image: mmdetection's "valid flags".
+
+    Each image counts as padded to its own multiple of ``size_divisible`` (mmdetection's
+    ``pad_shape``); on a level of stride s, a cell (row, col) is valid when
+    ``row < ceil(pad_h / s)`` and ``col < ceil(pad_w / s)``. The valid cells of an image are then
+    exactly the grid it would have alone, so a batch assigns and trains as its images one by one.
+    The rest lies in padding added only to match other images: it is never a candidate of
+    :func:`atss_assign` and has no loss.
+
+    Args:
+        grid: the batch's locations (A of them).
+        image_sizes: (height, width) of each image inside the padding, in input pixels.
+        size_divisible: the multiple each image is padded to on its own (1: valid = ``ceil(h / s)`` cells).
+
+    Returns:
+        Tensor[N, A] bool.
+
+    Reference: mmdetection ``AnchorGenerator.valid_flags`` with ``img_meta["pad_shape"]``, and
+    ``anchor_inside_flags`` with ``allowed_border=-1`` (GFL's setting), which keeps exactly those.
+    """
+    device = grid.points.device
+    divisor = size_divisible
+    padded = [(_ceil_div(h, divisor) * divisor, _ceil_div(w, divisor) * divisor) for h, w in image_sizes]
+    levels = []
+    for (height, width), stride in zip(grid.level_shapes, grid.level_strides):
+        # Counts from Python ints on the host: no device sync.
+        valid_rows = torch.tensor([min(_ceil_div(h, stride), height) for h, _ in padded], device=device)  # [N]
+        valid_cols = torch.tensor([min(_ceil_div(w, stride), width) for _, w in padded], device=device)  # [N]
+        rows = torch.arange(height, device=device) < valid_rows.unsqueeze(-1)  # [N, H_l]
+        cols = torch.arange(width, device=device) < valid_cols.unsqueeze(-1)  # [N, W_l]
+        levels.append((rows.unsqueeze(-1) & cols.unsqueeze(1)).flatten(1))  # [N, H_l*W_l]
+    return torch.cat(levels, dim=1)
+
+
+def _ceil_div(value: int, divisor: int) -> int:
+    return -(-value // divisor)
 
 
 class Assignment(NamedTuple):
@@ -64,6 +109,7 @@ def atss_assign(
     gt_valid: Tensor,
     topk: int = 9,
     anchor_scale: float = 8.0,
+    valid: Tensor | None = None,
 ) -> Assignment:
     """Adaptive Training Sample Selection.
 
@@ -74,12 +120,18 @@ def atss_assign(
     lies inside the box. A location claimed by several ground truths goes to
     the one with the highest IoU (the first on ties).
 
+    Invalid locations (``valid`` False: padding, see :func:`valid_locations`) are
+    left out before all of this, as mmdetection removes invalid anchors: they are
+    never candidates, and a level with fewer than ``topk`` valid locations
+    contributes only those.
+
     Args:
         grid: location points, strides and level sizes (A locations).
         gt_boxes (Tensor[N, M, 4]): xyxy boxes in input pixels, padded.
         gt_valid (Tensor[N, M] bool): which of the M slots are real boxes.
         topk: candidates per level per ground truth.
         anchor_scale: anchor side in strides.
+        valid (Tensor[N, A] bool | None): which locations belong to each image; None: all.
 
     Returns:
         Assignment with [N, A] tensors.
@@ -98,17 +150,15 @@ def atss_assign(
     distances = torch.cdist(
         grid.points.unsqueeze(0).expand(num_images, -1, -1), gt_centers, compute_mode="donot_use_mm_for_euclid_dist"
     )  # [N, A, M]
-    candidates = []
-    start = 0
-    for size in grid.level_sizes:
-        k = min(topk, size)
-        level_nearest = distances[:, start : start + size].topk(k, dim=1, largest=False).indices  # [N, k, M]
-        candidates.append(level_nearest + start)
-        start += size
-    candidate_index = torch.cat(candidates, dim=1)  # [N, K, M]
+    if valid is not None:
+        distances = distances.masked_fill(~valid.unsqueeze(-1), float("inf"))  # invalid ones sort last
+    candidate_index = _nearest_per_level(distances, grid.level_sizes, topk)  # [N, K, M]
     candidate_iou = ious.gather(1, candidate_index)  # [N, K, M]
-    # Unbiased std (as the reference): a single candidate has no spread, use 0.
-    threshold = candidate_iou.mean(1) + candidate_iou.std(1).nan_to_num(0.0)  # [N, M]
+    is_candidate = None
+    if valid is not None:
+        # Where a level has fewer than topk valid locations, its picks run on into invalid ones: drop those.
+        is_candidate = valid.gather(1, candidate_index.flatten(1)).view_as(candidate_index)  # [N, K, M]
+    threshold = _iou_threshold(candidate_iou, is_candidate)  # [N, M]
 
     candidate_points = grid.points[candidate_index]  # [N, K, M, 2]
     boxes = gt_boxes.unsqueeze(1)  # [N, 1, M, 4]
@@ -122,9 +172,40 @@ def atss_assign(
         dim=-1,
     ).amin(-1) > 0.01  # [N, K, M]
     keep = (candidate_iou >= threshold.unsqueeze(1)) & inside & gt_valid.unsqueeze(1)  # [N, K, M]
+    if is_candidate is not None:
+        keep &= is_candidate
 
     claimed = torch.full_like(ious, float("-inf"))
     claimed.scatter_(1, candidate_index, torch.where(keep, candidate_iou, float("-inf")))  # [N, A, M]
     best_iou, best_gt = claimed.max(dim=2)  # [N, A]
     positive = best_iou > float("-inf")
     return Assignment(torch.where(positive, best_gt, -1), positive)
+
+
+def _nearest_per_level(distances: Tensor, level_sizes: list[int], topk: int) -> Tensor:
+    """Indices (into A) of the ``topk`` smallest distances on each level: [N, A, M] -> [N, K, M]."""
+    candidates = []
+    start = 0
+    for size in level_sizes:
+        k = min(topk, size)
+        level_nearest = distances[:, start : start + size].topk(k, dim=1, largest=False).indices  # [N, k, M]
+        candidates.append(level_nearest + start)
+        start += size
+    return torch.cat(candidates, dim=1)
+
+
+def _iou_threshold(candidate_iou: Tensor, is_candidate: Tensor | None) -> Tensor:
+    """Mean + unbiased standard deviation of the candidates' IoUs: [N, K, M] -> [N, M].
+
+    A single candidate has no spread: its standard deviation counts as 0.
+    """
+    # Unbiased std (as the reference).
+    full = candidate_iou.mean(1) + candidate_iou.std(1).nan_to_num(0.0)  # [N, M]
+    if is_candidate is None:
+        return full
+    # Over the true candidates only. Where all K are, keep the plain statistics (bit for bit).
+    count = is_candidate.sum(1)  # [N, M]
+    mean = (candidate_iou * is_candidate).sum(1) / count  # [N, M]
+    spread = ((candidate_iou - mean.unsqueeze(1)).square() * is_candidate).sum(1) / (count - 1)  # [N, M]
+    masked = mean + spread.sqrt().nan_to_num(0.0)
+    return torch.where(count == candidate_iou.shape[1], full, masked)

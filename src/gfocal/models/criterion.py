@@ -100,17 +100,32 @@ class GFLCriterion:
         self.config = config
 
     def __call__(
-        self, outputs: HeadOutputs, grid: LocationGrid, targets: list[dict[str, Tensor]]
+        self,
+        outputs: HeadOutputs,
+        grid: LocationGrid,
+        targets: list[dict[str, Tensor]],
+        valid: Tensor | None = None,
     ) -> tuple[dict[str, Tensor], dict[str, float]]:
-        """Returns (losses to be summed, counters for the logger)."""
-        with torch.autocast(outputs.cls_logits.device.type, enabled=False):
-            return self._losses(outputs, grid, targets)
+        """Returns (losses to be summed, counters for the logger).
 
-    def _losses(self, outputs: HeadOutputs, grid: LocationGrid, targets: list[dict[str, Tensor]]):
+        Args:
+            outputs: head outputs for N images at the A locations of ``grid``.
+            grid: the locations.
+            targets: per image ``boxes`` (Tensor[M, 4] xyxy, input pixels) and ``labels`` (Tensor[M] in [0, C)).
+            valid (Tensor[N, A] bool | None): the locations of each image, not padding added for other
+                images (:func:`gfocal.models.assigner.valid_locations`); the rest are never assigned and
+                have no loss, as in mmdetection. None: all locations.
+        """
+        with torch.autocast(outputs.cls_logits.device.type, enabled=False):
+            return self._losses(outputs, grid, targets, valid)
+
+    def _losses(
+        self, outputs: HeadOutputs, grid: LocationGrid, targets: list[dict[str, Tensor]], valid: Tensor | None
+    ):
         config = self.config
         device = outputs.cls_logits.device
         gt_boxes, gt_labels, gt_valid = pad_targets(targets, device)
-        assignment = atss_assign(grid, gt_boxes, gt_valid, config.atss_topk, config.anchor_scale)
+        assignment = atss_assign(grid, gt_boxes, gt_valid, config.atss_topk, config.anchor_scale, valid)
         num_classes = config.num_classes
 
         image_index, location_index = assignment.positive.nonzero(as_tuple=True)  # [P] each
@@ -124,6 +139,8 @@ class GFLCriterion:
 
         num_pos = _mean_over_ranks(torch.tensor(float(len(image_index)), device=device)).clamp_min(1.0)
         cls_logits = outputs.cls_logits.reshape(-1, num_classes)  # [N*A, C]
+        # Positives are valid by construction; only the classification terms reach invalid locations.
+        cls_weight = None if valid is None else valid.reshape(-1, 1).to(cls_logits.dtype)  # [N*A, 1]
         flat_pos = image_index * outputs.cls_logits.shape[1] + location_index  # [P]
         pos_centerness = centerness(pos_points, pos_gt_boxes)  # [P]
 
@@ -142,15 +159,19 @@ class GFLCriterion:
             if outputs.quality_logits is not None:  # DGQP: the joint score is class x quality
                 score_logits = joint_score_logits(cls_logits, outputs.quality_logits.reshape(-1, 1))
             losses["loss_qfl"] = config.loss_cls_weight * quality_focal_loss(
-                score_logits, (labels, scores), beta=config.qfl_beta, avg_factor=num_pos, validate=False
+                score_logits, (labels, scores), beta=config.qfl_beta, weight=cls_weight, avg_factor=num_pos,
+                validate=False,
             )
             box_weight = score_logits.detach()[flat_pos].sigmoid().amax(-1)  # [P]
         else:
             onehot = torch.zeros_like(cls_logits)
             onehot[flat_pos, pos_labels] = 1.0
-            losses["loss_focal"] = config.loss_cls_weight * sigmoid_focal_loss(
-                cls_logits, onehot, alpha=config.focal_alpha, gamma=config.focal_gamma, reduction="sum"
-            ) / num_pos
+            focal = sigmoid_focal_loss(
+                cls_logits, onehot, alpha=config.focal_alpha, gamma=config.focal_gamma, reduction="none"
+            )  # [N*A, C]
+            if cls_weight is not None:
+                focal = focal * cls_weight
+            losses["loss_focal"] = config.loss_cls_weight * focal.sum() / num_pos
             pos_quality_logits = outputs.quality_logits.reshape(-1)[flat_pos]  # [P]
             losses["loss_centerness"] = config.loss_centerness_weight * F.binary_cross_entropy_with_logits(
                 pos_quality_logits, pos_centerness, reduction="sum"

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from gfocal.models.assigner import LocationGrid, location_grid
+from gfocal.models.assigner import LocationGrid, location_grid, valid_locations
 from gfocal.models.backbone import ResNetFPN
 from gfocal.models.config import ModelConfig
 from gfocal.models.criterion import GFLCriterion
@@ -111,7 +111,8 @@ class GFLDetector(nn.Module):
             _check_targets(targets, len(images), self.config.num_classes)
             batch, targets = self.transform(images, targets, input_size)
             outputs, grid = self.head_outputs(batch.tensors)
-            losses, self.last_stats = self.criterion(outputs, grid, targets)
+            valid = valid_locations(grid, batch.image_sizes, self.config.size_divisible)  # [N, A]
+            losses, self.last_stats = self.criterion(outputs, grid, targets, valid)
             return losses
         batch, _ = self.transform(images, input_size=input_size)
         return self.detect(batch, self.scored_outputs(batch.tensors), return_distributions)
