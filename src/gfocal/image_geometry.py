@@ -1,10 +1,11 @@
 """The one owner of image geometry: the keep-ratio size rule, the resampling, and the way back to original pixels.
 
-The data pipeline (which may resize in its worker processes for speed) and the
-model's own input transform both call these functions, so an image resized by
-the pipeline is already at the size the model would give it and the model's
-resize is then the identity: ``gfocal eval`` (dataset pipeline) and ``gfocal
-predict`` (raw files) feed the network identical tensors.
+The model's input transform resizes every image it is given with these functions
+(in float, so the numpy reference decoder of an exported model can reproduce it).
+Evaluation and prediction hand it the decoded file, so ``gfocal eval`` and
+``gfocal predict`` feed the network identical tensors. The training pipeline
+resizes (and zooms and crops) in its worker processes with the same rule, so the
+model's resize of a training image is the identity.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ def fit_size(height: int, width: int, min_size: int, max_size: int) -> tuple[int
 def resize_image(image: Tensor, size: tuple[int, int]) -> Tensor:
     """Bilinear, antialiased resize of ``image`` (Tensor[..., 3, H, W], uint8 or float) to ``size`` = (h, w).
 
-    The same torchvision kernel as the data pipeline's ``v2`` resize, so a uint8 image
-    resized here equals one resized by the pipeline bit for bit. Returns the input when
-    the size is unchanged.
+    torchvision's kernel, as the data pipeline's ``v2`` resize uses; antialiased so that a
+    reduced image does not alias (a plain bilinear reduction skips pixels). Returns the input
+    when the size is unchanged.
     """
     if tuple(image.shape[-2:]) == tuple(size):
         return image

@@ -102,13 +102,13 @@ def test_mosaic_boxes_match_the_pixels_and_the_size_is_the_input_size():
         assert torch.equal(bright, drawn)  # every box is exactly its square's visible pixels
 
 
-def test_evaluation_pipeline_gives_the_model_resize_bit_for_bit():
+def test_a_training_image_is_left_alone_by_the_model_resize():
     from gfocal.models import gfl_small
 
     model = gfl_small(num_classes=1, min_size=96, max_size=96)
     image = torch.randint(0, 256, (3, 70, 130), dtype=torch.uint8)
     target = to_tv_target(torch.zeros(0, 4), torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.bool), 70, 130)
-    piped, _ = build_transforms(96, 96)(tv_tensors.Image(image), target)
-    from_pipeline, _ = model.transform([piped.as_subclass(torch.Tensor)])
-    from_file, _ = model.transform([image])
-    assert torch.equal(from_pipeline.tensors, from_file.tensors)
+    for augmentation in (None, Augmentation(scale_range=(0.5, 1.5), color=True)):
+        piped, _ = build_transforms(96, 96, augmentation)(tv_tensors.Image(image), target)
+        batch, _ = model.transform([piped.as_subclass(torch.Tensor)])
+        assert batch.scales == [(1.0, 1.0)] and batch.image_sizes == [(52, 96)]

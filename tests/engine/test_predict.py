@@ -56,3 +56,23 @@ def test_predictions_are_written_in_original_pixels_as_coco(images, tmp_path):
         assert len(entry["edge_std"]) == 4
     # Two sources share the stem "a": both drawings are kept, under distinct safe names.
     assert sorted(p.name for p in (out / "images").iterdir()) == ["a.jpg", "a_1.jpg"]
+
+
+def test_eval_and_predict_feed_the_network_identical_tensors(tmp_path):
+    """The evaluation pipeline (dataset, resized in workers) and predict (raw file) give the network the same input."""
+    from gfocal.data import DetectionDataset, load_dataset
+    from gfocal.data.image_io import decode_image
+
+    generator = torch.Generator().manual_seed(0)
+    pixels = torch.randint(0, 256, (93, 141, 3), dtype=torch.uint8, generator=generator).numpy()
+    Image.fromarray(pixels).save(tmp_path / "a.png")
+    coco = {"images": [{"id": 1, "file_name": "a.png", "width": 141, "height": 93}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 20], "area": 600, "iscrowd": 0}],
+            "categories": [{"id": 1, "name": "x"}]}
+    (tmp_path / "a.json").write_text(json.dumps(coco))
+    model = gfl_small(1, min_size=64, max_size=64)
+    records = load_dataset(tmp_path / "a.json")
+    evaluated, _ = DetectionDataset(records)[0]  # as gfocal eval and training's validation build it
+    from_eval, _ = model.transform([evaluated])
+    from_predict, _ = model.transform([decode_image(tmp_path / "a.png")])
+    assert from_eval.image_sizes == [(42, 64)] and torch.equal(from_eval.tensors, from_predict.tensors)

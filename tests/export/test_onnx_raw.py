@@ -43,7 +43,8 @@ def test_raw_outputs_match_pytorch(raw_session, model, batch, height, width):
     with torch.no_grad():
         expected = ExportedDetector(model, "raw")(x)
     for name, a, b in zip(("scores", "box_outputs", "points", "strides"), got, expected):
-        np.testing.assert_allclose(a, b.numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
+        # float32 sums in another order: about one value in 10^5 near zero strays to 1.1e-5.
+        np.testing.assert_allclose(a, b.numpy(), rtol=1e-4, atol=3e-5, err_msg=name)
 
 
 @pytest.mark.parametrize("batch, height, width", SIZES)

@@ -46,13 +46,19 @@ def test_reference_decode_equals_pytorch_inference(name):
             np.testing.assert_allclose(got["scores"], wanted["scores"].numpy(), atol=1e-5, rtol=1e-5)
 
 
-def test_resize_matches_torch_bilinear():
-    image = np.random.default_rng(1).integers(0, 256, (37, 50, 3), dtype=np.uint8)
-    resized, scale_x, scale_y = resize_keep_ratio(image, 96, 128)
-    assert resized.shape == (95, 128, 3)  # shorter side 96 would make the longer 130 > 128
-    expected = F.interpolate(torch.from_numpy(image).permute(2, 0, 1)[None].float(), size=resized.shape[:2], mode="bilinear", align_corners=False)
-    np.testing.assert_allclose(resized, expected[0].permute(1, 2, 0).numpy(), atol=1e-3)
-    assert (scale_x, scale_y) == (resized.shape[1] / 50, resized.shape[0] / 37)
+@pytest.mark.parametrize(("shape", "sizes", "expected_shape"), [
+    ((37, 50, 3), (96, 128), (95, 128, 3)),  # enlarged; shorter side 96 would make the longer 130 > 128
+    ((300, 451, 3), (64, 64), (43, 64, 3)),  # reduced 7x: the antialiasing filter spans many pixels
+])
+def test_resize_matches_the_model_resize(shape, sizes, expected_shape):
+    from gfocal.image_geometry import resize_image
+
+    image = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    resized, scale_x, scale_y = resize_keep_ratio(image, *sizes)
+    assert resized.shape == expected_shape
+    expected = resize_image(torch.from_numpy(image).permute(2, 0, 1).float(), resized.shape[:2])
+    np.testing.assert_allclose(resized, expected.permute(1, 2, 0).numpy(), atol=2e-3)
+    assert (scale_x, scale_y) == (resized.shape[1] / shape[1], resized.shape[0] / shape[0])
 
 
 def test_padding_with_the_mean_colour_does_not_change_detections():

@@ -41,7 +41,6 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from gfocal.data import DetectionDataset, collate_detection, detect_format, load_dataset
-    from gfocal.data.transforms import build_transforms
     from gfocal.engine import evaluate_model, format_results
     from gfocal.engine.evaluate import save_results
     from gfocal.models import load_model
@@ -60,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     prepare_for_inference(model.to(device), compile=bool(args.compile))
     precision = resolve_precision(args.precision, device)
-    dataset = DetectionDataset(records, build_transforms(model.config.min_size, model.config.max_size))
+    dataset = DetectionDataset(records)  # decoded files: the model resizes them as gfocal predict does
     with torch.inference_mode():
         results = evaluate_model(
             model, dataset, records, collate_detection, device, args.batch_size, args.workers,

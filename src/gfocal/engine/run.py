@@ -259,7 +259,7 @@ def training_augmentation(config: TrainConfig) -> Any:
 
 
 def build_data(config: TrainConfig, train_records: Any, model: nn.Module) -> TrainData:
-    """Datasets for ``train_records`` and ``config.val_data``, resized by the model's own rule (``model.config`` sizes)."""
+    """Datasets for ``train_records`` (augmented, resized by the model's own rule) and ``config.val_data`` (as decoded)."""
     from gfocal.data import DetectionDataset, collate_detection, load_dataset
     from gfocal.data.mosaic import Mosaic
     from gfocal.data.transforms import build_transforms
@@ -276,7 +276,7 @@ def build_data(config: TrainConfig, train_records: Any, model: nn.Module) -> Tra
     if list(val_records.class_names) != list(train_records.class_names):
         raise TrainSetupError(f"{config.val_data}: classes {val_records.class_names} differ from the training set's "
                          f"{train_records.class_names}")
-    val = DetectionDataset(val_records, build_transforms(*sizes), train=False)
+    val = DetectionDataset(val_records, None, train=False)  # the model resizes, exactly as in gfocal predict
     return TrainData(train, collate_detection, val, val_records)
 
 

@@ -49,10 +49,11 @@ def decode_settings(config_json: str) -> DecodeSettings:
 
 
 def resize_keep_ratio(image: np.ndarray, min_size: int, max_size: int) -> tuple[np.ndarray, float, float]:
-    """Bilinear keep-ratio resize: shorter side to ``min_size``, longer side at most ``max_size``.
+    """Antialiased bilinear keep-ratio resize: shorter side to ``min_size``, longer side at most ``max_size``.
 
-    Matches PyTorch's ``F.interpolate(mode="bilinear", align_corners=False)`` (no antialiasing),
-    which is what the gfocal model uses. Returns (float32 image [H, W, 3], scale_x, scale_y).
+    The rule of ``gfocal.image_geometry.fit_size`` and the resampling of PyTorch's
+    ``F.interpolate(mode="bilinear", antialias=True)`` on float pixels, which is what the
+    gfocal model applies. Returns (float32 image [H, W, 3], scale_x, scale_y).
     """
     height, width = image.shape[:2]
     scale = min(min_size / min(height, width), max_size / max(height, width))
@@ -60,19 +61,23 @@ def resize_keep_ratio(image: np.ndarray, min_size: int, max_size: int) -> tuple[
     image = image.astype(np.float32)
     if (new_height, new_width) == (height, width):
         return image, 1.0, 1.0
-    rows, row_weight = _bilinear_taps(height, new_height)
-    cols, col_weight = _bilinear_taps(width, new_width)
-    top = image[rows[0]] * (1 - row_weight)[:, None, None] + image[rows[1]] * row_weight[:, None, None]
-    resized = top[:, cols[0]] * (1 - col_weight)[None, :, None] + top[:, cols[1]] * col_weight[None, :, None]
+    rows = _antialiased_weights(height, new_height)  # [H, H0]
+    cols = _antialiased_weights(width, new_width)  # [W, W0]
+    resized = np.einsum("oi,ijc->ojc", rows, np.einsum("oj,ijc->ioc", cols, image))
     return resized.astype(np.float32), new_width / width, new_height / height
 
 
-def _bilinear_taps(size_in: int, size_out: int) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
-    # Half-pixel centres (align_corners=False), source coordinates clamped at 0.
-    source = np.maximum((np.arange(size_out) + 0.5) * (size_in / size_out) - 0.5, 0)
-    low = np.minimum(np.floor(source).astype(np.int64), size_in - 1)
-    high = np.minimum(low + 1, size_in - 1)
-    return (low, high), (source - low).astype(np.float32)
+def _antialiased_weights(size_in: int, size_out: int) -> np.ndarray:
+    """[size_out, size_in] weights of a triangle filter widened by the reduction factor (PIL's and PyTorch's)."""
+    scale = size_in / size_out
+    support = max(scale, 1.0)  # the filter's radius in input pixels
+    centres = scale * (np.arange(size_out) + 0.5)  # [O]
+    first = np.maximum((centres - support + 0.5).astype(np.int64), 0)
+    last = np.minimum((centres + support + 0.5).astype(np.int64), size_in)
+    taps = np.arange(size_in)  # [I]
+    weights = np.maximum(1 - np.abs((taps[None] - centres[:, None] + 0.5) / support), 0)  # [O, I]
+    weights *= (taps[None] >= first[:, None]) & (taps[None] < last[:, None])
+    return (weights / weights.sum(1, keepdims=True)).astype(np.float32)
 
 
 def preprocess(image: np.ndarray, settings: DecodeSettings, pad: bool = False) -> tuple[np.ndarray, tuple[int, int], tuple[float, float]]:

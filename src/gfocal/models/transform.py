@@ -63,9 +63,9 @@ class DetectionTransform(nn.Module):
         for image in images:
             height, width = image.shape[-2:]
             new_height, new_width = fit_size(height, width, min_size, max_size)
-            # uint8 is resized before conversion, exactly as the data pipeline resizes it.
-            image = resize_image(image.to(self.mean.device), (new_height, new_width))
+            image = image.to(self.mean.device)
             image = image.float().div_(255) if image.dtype == torch.uint8 else image.float()
+            image = resize_image(image, (new_height, new_width))
             resized.append((image - self.mean) / self.std)
             sizes.append((new_height, new_width))
             scales.append((new_width / width, new_height / height))
