@@ -49,10 +49,27 @@ def machine() -> dict[str, Any]:
     }
 
 
-def report(results: dict[str, Any]) -> None:
-    """Print the results as JSON with the command that produced them and the machine."""
-    results = {"command": shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv]), "machine": machine(), **results}
-    print(json.dumps(results, indent=2))
+def gfocal_commit() -> str | None:
+    """The git commit of the checkout these benchmarks are in, ``+dirty`` when it has uncommitted changes."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        return git("rev-parse", "HEAD") + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def report(results: dict[str, Any], path: str | Path | None = None) -> None:
+    """Print the results as JSON with the command that produced them, the gfocal commit and the machine;
+    also write it to ``path`` when given."""
+    results = {"command": shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv]), "gfocal_commit": gfocal_commit(),
+               "machine": machine(), **results}
+    text = json.dumps(results, indent=2)
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text + "\n")
+    print(text)
 
 
 def train_small(train_json: Path, val_json: Path, out: Path, precision: str, seed: int, *schedule: str) -> dict[str, Any]:
