@@ -9,8 +9,8 @@
 For each dataset x variant x seed, one after another (each run has the
 machine's cores to itself): a gfocal variant runs ``gfocal train --data
 train.json --val-data val.json --time-budget MINUTES --seed S <variant
-args>`` and then ``gfocal eval`` of its final weights (``model_final
-.safetensors``, else ``model.safetensors``) on the test split; the peer
+args>`` and then ``gfocal eval`` of its final weights (``model.safetensors``)
+on the test split; the peer
 ``yolov8n`` runs ``benchmarks/yolo_peer.py`` under the yolo venv's python and
 its last.pt detections are scored here by the same code as gfocal's
 (``gfocal.engine.evaluate.evaluate_detections``). The val split may steer
@@ -43,8 +43,17 @@ DATASETS = ("coins", "cells")  # benchmarks/small_data_sets.py
 PEER = "yolov8n"
 # Extra ``gfocal train`` arguments per variant; PEER is ultralytics' YOLOv8n instead.
 VARIANTS: dict[str, list[str]] = {
-    "today": ["--model", "gfl_small", "--epochs", "300"],  # what a user ran before the small-data default
-    "default": [],  # gfocal's default recipe
+    # What a user got before the small-data recipe: the paper's recipe on the small model, 300 epochs capped by the budget.
+    "today": ["--recipe", "paper", "--model", "gfl_small", "--epochs", "300"],
+    "default": [],  # gfocal's default recipe, filling the budget
+    # One change each to the default, to measure what each piece contributes.
+    "no_mosaic": ["--set", "mosaic=0"],
+    "no_zoom": ["--set", "scale_range=null"],
+    "no_color": ["--set", "photometric=false"],
+    "no_ema": ["--set", "ema=false"],
+    "sgd": ["--set", "optimizer=sgd", "--set", "lr=0.01", "--set", "weight_decay=1e-4"],
+    "size_416": ["--image-size", "416"],
+    "mosaic_1": ["--set", "mosaic=1.0"],
     PEER: [],
 }
 METRICS = ("AP", "AP50", "APs", "APm")
@@ -63,7 +72,7 @@ def run_gfocal(split: dict[str, Path], run_dir: Path, minutes: float, seed: int,
     _run([*gfocal, "train", "--data", str(split["train"]), "--val-data", str(split["val"]), "--out", str(run_dir),
           "--time-budget", str(minutes), "--seed", str(seed), "--overwrite", *extra])
     train_seconds = time.perf_counter() - started
-    weights = next(w for w in (run_dir / "model_final.safetensors", run_dir / "model.safetensors") if w.is_file())
+    weights = run_dir / "model.safetensors"  # the final weights (model_best.safetensors was picked on val)
     _run([*gfocal, "eval", "--weights", str(weights), "--data", str(split["test"]), "--out", str(run_dir / "test_eval.json")])
     evaluation = json.loads((run_dir / "test_eval.json").read_text())
     last = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()][-1]

@@ -130,6 +130,24 @@ def test_compile_flag_reaches_the_training_config(tmp_path):
     assert training_config(parser.parse_args([*base, "--set", "compile=true"])).compile is True
 
 
+def test_a_budget_without_epochs_fills_it_and_recipes_and_image_size_reach_the_config(tmp_path):
+    from gfocal.cli.main import build_parser
+    from gfocal.cli.train import training_config
+
+    parser = build_parser()
+    (tmp_path / "train.json").write_text("{}")  # only its format is looked at
+    base = ["train", "--data", str(tmp_path / "train.json"), "--out", str(tmp_path / "run")]
+    assert training_config(parser.parse_args([*base, "--time-budget", "20"])).epochs is None  # fill the budget
+    assert training_config(parser.parse_args([*base, "--time-budget", "20", "--epochs", "30"])).epochs == 30  # a cap
+    assert training_config(parser.parse_args([*base, "--time-budget", "20", "--set", "epochs=7"])).epochs == 7
+    (tmp_path / "c.yaml").write_text("epochs: 9\n")
+    assert training_config(parser.parse_args([*base, "--time-budget", "2", "--config", str(tmp_path / "c.yaml")])).epochs == 9
+    assert training_config(parser.parse_args(base)).epochs == 100
+    paper = training_config(parser.parse_args([*base, "--recipe", "paper", "--image-size", "640"]))
+    assert (paper.model, paper.optimizer, paper.epochs, paper.image_size) == ("gfl_resnet50_fpn", "sgd", 12, 640)
+    assert training_config(parser.parse_args(base)).model == "auto"
+
+
 @pytest.mark.parametrize("user_env, expected", [({}, "10000"), ({"OMP_WAIT_POLICY": "ACTIVE"}, None),
                                                 ({"GOMP_SPINCOUNT": "500"}, "500")])
 def test_cli_sets_a_short_openmp_spin_unless_the_user_chose(user_env, expected):

@@ -1,0 +1,44 @@
+"""The default model fits the device, --image-size reaches the model, slow set-ups are announced, AdamW's groups."""
+
+import logging
+
+import pytest
+import torch
+
+from gfocal.engine.config import TrainConfig
+from gfocal.engine.run import _warn_if_slow_here, build_model, build_optimizer, resolve_model_name
+
+
+def test_auto_is_the_small_model_on_a_cpu_and_the_paper_model_on_a_gpu():
+    assert resolve_model_name("auto", torch.device("cpu")) == "gfl_small"
+    assert resolve_model_name("auto", torch.device("cuda")) == "gfl_resnet50_fpn"
+    assert resolve_model_name("gfl_resnet18_fpn", torch.device("cpu")) == "gfl_resnet18_fpn"
+
+
+@pytest.mark.parametrize(("model", "image_size", "expected"), [
+    ("auto", 416, (416, 416)),  # gfl_small on this CPU: square
+    ("gfl_resnet50_fpn", 1000, (600, 1000)),  # the paper's 800/1333 ratio kept
+    ("auto", None, (320, 320)),
+])
+def test_image_size_sets_the_model_input_and_is_stored_with_it(model, image_size, expected):
+    built = build_model(TrainConfig(model=model, image_size=image_size), ["a"], torch.device("cpu"))
+    assert (built.config.min_size, built.config.max_size) == expected
+
+
+def test_a_large_input_on_a_cpu_is_announced_before_training(caplog):
+    with caplog.at_level(logging.WARNING, logger="gfocal"):
+        _warn_if_slow_here(build_model(TrainConfig(model="gfl_resnet18_fpn"), ["a"]), torch.device("cpu"))
+        _warn_if_slow_here(build_model(TrainConfig(), ["a"]), torch.device("cpu"))
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "1333x800 on a CPU" in warning and "gfl_small" in warning
+
+
+def test_adamw_does_not_decay_biases_norms_and_scales():
+    model = build_model(TrainConfig(), ["a"])
+    optimizer = build_optimizer(TrainConfig(optimizer="adamw", weight_decay=0.05), model, 1e-3)
+    decayed, undecayed = optimizer.param_groups
+    assert decayed["weight_decay"] == 0.05 and undecayed["weight_decay"] == 0.0
+    assert all(p.ndim > 1 for p in decayed["params"]) and all(p.ndim <= 1 for p in undecayed["params"])
+    assert len(decayed["params"]) + len(undecayed["params"]) == sum(1 for p in model.parameters() if p.requires_grad)
+    sgd = build_optimizer(TrainConfig(optimizer="sgd", weight_decay=1e-4), model, 1e-2)
+    assert isinstance(sgd, torch.optim.SGD) and sgd.param_groups[0]["weight_decay"] == 1e-4
