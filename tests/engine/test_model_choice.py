@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from gfocal.engine.config import TrainConfig
-from gfocal.engine.run import _warn_if_slow_here, build_model, build_optimizer, resolve_model_name
+from gfocal.engine.build import build_model, build_optimizer, resolve_model_name
+from gfocal.engine.run import _warn_if_slow_here
 
 
 def test_auto_is_the_small_model_on_a_cpu_and_the_paper_model_on_a_gpu():

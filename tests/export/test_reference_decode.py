@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from torchvision.ops import nms as torchvision_nms
 
 from gfocal.export import ExportedDetector

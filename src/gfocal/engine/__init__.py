@@ -14,7 +14,8 @@ from gfocal.engine.checkpoint import CheckpointError, load_checkpoint, save_chec
 from gfocal.engine.config import TrainConfig, load_config, parse_overrides
 from gfocal.engine.ema import ModelEMA
 from gfocal.engine.evaluate import coco_ground_truth, evaluate_detections, evaluate_model, format_results, predict_dataset
-from gfocal.engine.run import TrainData, TrainingDiverged, TrainSetupError
+from gfocal.engine.build import TrainData, TrainSetupError
+from gfocal.engine.run import TrainingDiverged
 from gfocal.engine.schedule import LRSchedule, fit_to_budget
 from gfocal.engine.trainer import TrainResult, train
 

@@ -4,10 +4,11 @@ The ground truth is converted in memory to a COCO dict; crowd and "difficult"
 boxes become ``iscrowd=1``, so matching them is neither rewarded nor penalised.
 Areas are box areas (w x h) for ground truth and detections alike.
 
-Coordinates: the model sees transformed (resized) images; its detections are
-mapped back to the *original* image by dividing by the target's ``scale`` and
-clipping to the original size, so results compare with the untouched
-annotations and do not depend on the evaluation image size.
+Coordinates: the model resizes the images it is given and maps its detections
+back to them; a dataset whose pipeline resized the image too records its
+``scale``, and the detections are mapped back once more to the *original* file
+(:func:`gfocal.image_geometry.to_original_pixels`), so results compare with the
+untouched annotations and do not depend on the evaluation image size.
 
 Metrics where COCO has nothing to measure (e.g. AP small with no small objects,
 the AP of a class without ground truth) are -1.0, as pycocotools prints them.
@@ -29,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from gfocal.engine.distributed import all_gather_objects, broadcast_object, rank_and_world
 from gfocal.fileio import atomic_write_bytes
+from gfocal.image_geometry import to_original_pixels
 
 __all__ = [
     "coco_ground_truth",
@@ -129,18 +131,15 @@ def _mean_valid(values: np.ndarray) -> float:
 def to_original_coordinates(
     prediction: Mapping[str, torch.Tensor], scale: float | tuple[float, float], orig_size: tuple[int, int]
 ) -> dict[str, np.ndarray]:
-    """Map one image's detections from the transformed image to the original one.
+    """Map one image's detections from the transformed image to the original one (see ``to_original_pixels``).
 
     Args:
         prediction: {"boxes" [K,4] xyxy in transformed pixels, "scores" [K], "labels" [K]}.
         scale: transformed size / original size, one factor or ``(sx, sy)`` (the target's ``scale_xy``).
         orig_size: original (height, width) in pixels.
     """
-    h, w = orig_size
-    sx, sy = scale if isinstance(scale, (tuple, list)) else (scale, scale)
-    boxes = prediction["boxes"].detach().float().cpu() / torch.tensor([sx, sy, sx, sy])  # [K, 4]
-    boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
-    boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
+    scale_xy = tuple(scale) if isinstance(scale, (tuple, list)) else (scale, scale)
+    boxes = to_original_pixels(prediction["boxes"].detach().float().cpu(), scale_xy, orig_size)  # [K, 4]
     return {"boxes": boxes.numpy(), "scores": prediction["scores"].detach().float().cpu().numpy(),
             "labels": prediction["labels"].detach().cpu().numpy()}
 

@@ -11,7 +11,6 @@ unwrapped model), ``optimizer``, ``schedule`` (the possibly compressed
 from __future__ import annotations
 
 import copy
-import difflib
 import functools
 import logging
 import random
@@ -25,12 +24,13 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from gfocal import __version__
 from gfocal.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from gfocal.engine.config import TrainConfig
 from gfocal.engine.distributed import DistInfo, all_gather_objects
+from gfocal.engine.build import TrainData, TrainSetupError, build_data, build_model, build_optimizer
 from gfocal.engine.ema import ModelEMA
 from gfocal.engine.loader import ResumableSampler, build_train_loader
 from gfocal.engine.metrics import MetricsLog
@@ -55,28 +55,6 @@ class TrainingDiverged(RuntimeError):
     def __init__(self, message: str, iteration: int) -> None:
         super().__init__(message)
         self.iteration = iteration
-
-
-class TrainSetupError(ValueError):
-    """The run cannot start as configured: the config does not fit the data, the model or the checkpoint to resume."""
-
-
-@dataclass
-class TrainData:
-    """The datasets of a run.
-
-    Attributes:
-        train: yields ``(uint8 image [3,H,W], {"boxes" float32 [M,4] xyxy, "labels" int64 [M], ...})``.
-        collate: turns a list of samples into ``(list[Tensor], list[dict])``.
-        val: like ``train``, targets also holding ``image_id`` (index into ``val_records.images``),
-            ``orig_size`` (h, w) and ``scale``; None disables evaluation.
-        val_records: the ``DatasetRecords`` behind ``val`` (the ground truth for COCO evaluation).
-    """
-
-    train: Dataset
-    collate: Callable[[list[Any]], Any]
-    val: Dataset | None = None
-    val_records: Any = None
 
 
 class Clock:
@@ -215,82 +193,6 @@ def _planned_schedule(config: TrainConfig, batches_per_epoch: int) -> LRSchedule
     provisional = max(PROVISIONAL_ITERS, config.warmup_iters * 5)
     milestones = (round(provisional * 8 / 12), round(provisional * 11 / 12))  # the paper's steps, as fractions
     return LRSchedule(provisional, batches_per_epoch, config.schedule, milestones, **options)
-
-
-def resolve_model_name(name: str, device: torch.device) -> str:
-    """``"auto"`` is ``gfl_small`` on a CPU (trains usefully in minutes) and the paper's ``gfl_resnet50_fpn`` on a GPU."""
-    if name != "auto":
-        return name
-    return "gfl_small" if device.type == "cpu" else "gfl_resnet50_fpn"
-
-
-def build_model(config: TrainConfig, class_names: list[str], device: torch.device | None = None) -> nn.Module:
-    """The detector named by ``config.model`` (resolved for ``device``) for ``class_names`` (label i is ``class_names[i]``)."""
-    from gfocal.models import MODELS
-
-    name = resolve_model_name(config.model, device or torch.device("cpu"))
-    if name not in MODELS:
-        close = difflib.get_close_matches(name, list(MODELS), n=3)
-        raise TrainSetupError(f"unknown model {name!r}; available: auto, {', '.join(MODELS)}"
-                              + (f" (did you mean {', '.join(close)}?)" if close else ""))
-    overrides = dict(config.model_overrides)
-    if config.image_size is not None:
-        overrides.update(_sizes_for(MODELS[name], config.image_size))
-    try:
-        return MODELS[name](num_classes=len(class_names), class_names=tuple(class_names), **overrides)
-    except ValueError as error:  # ModelConfig's checks of model_overrides
-        raise TrainSetupError(f"model {name} with model_overrides {overrides}: {error}") from error
-
-
-def _sizes_for(factory: Callable[..., nn.Module], image_size: int) -> dict[str, int]:
-    """``min_size``/``max_size`` for a longer side of ``image_size``, keeping the factory's own ratio of the two."""
-    from gfocal.models.config import ModelConfig, image_size_options
-
-    defaults = {**ModelConfig(num_classes=1).to_dict(), **factory.defaults}  # type: ignore[attr-defined]
-    return image_size_options(defaults["min_size"], defaults["max_size"], image_size)
-
-
-def training_augmentation(config: TrainConfig) -> Any:
-    """The ``gfocal.data.transforms.Augmentation`` a config asks for."""
-    from gfocal.data.transforms import Augmentation
-
-    return Augmentation(scale_range=config.scale_range, min_visible=config.min_visible, hflip=config.hflip,
-                        vflip=config.vflip, color=config.photometric)
-
-
-def build_data(config: TrainConfig, train_records: Any, model: nn.Module) -> TrainData:
-    """Datasets for ``train_records`` (augmented, resized by the model's own rule) and ``config.val_data`` (as decoded)."""
-    from gfocal.data import DetectionDataset, collate_detection, load_dataset
-    from gfocal.data.mosaic import Mosaic
-    from gfocal.data.transforms import build_transforms
-
-    sizes = (model.config.min_size, model.config.max_size)  # type: ignore[attr-defined]
-    train: Dataset = DetectionDataset(train_records, build_transforms(*sizes, training_augmentation(config)), train=True)
-    if config.mosaic > 0:
-        side = min(sizes)  # a square the model's rule maps to itself
-        train = Mosaic(train, (side, side), config.mosaic, config.min_visible)
-    if not config.val_data:
-        return TrainData(train, collate_detection)
-    val_records = load_dataset(config.val_data, images_dir=config.val_images or None, split=config.val_split or None)
-    val_records.require_boxes("evaluate against")  # else every AP is undefined: fail now, not after training
-    if list(val_records.class_names) != list(train_records.class_names):
-        raise TrainSetupError(f"{config.val_data}: classes {val_records.class_names} differ from the training set's "
-                         f"{train_records.class_names}")
-    val = DetectionDataset(val_records, None, train=False)  # the model resizes, exactly as in gfocal predict
-    return TrainData(train, collate_detection, val, val_records)
-
-
-def build_optimizer(config: TrainConfig, module: nn.Module, lr: float) -> torch.optim.Optimizer:
-    """SGD over every trainable parameter (the paper's), or AdamW without decay on norms and biases."""
-    trainable = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
-    if config.optimizer == "sgd":
-        return torch.optim.SGD([p for _, p in trainable], lr=lr, momentum=config.momentum,
-                               weight_decay=config.weight_decay)
-    # One-dimensional parameters are biases, norm weights and the head's per-level scales.
-    decayed = [p for _, p in trainable if p.ndim > 1]
-    undecayed = [p for _, p in trainable if p.ndim <= 1]
-    groups = [{"params": decayed, "weight_decay": config.weight_decay}, {"params": undecayed, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr, betas=(config.momentum, 0.999))
 
 
 def _model_and_data(config: TrainConfig, model: nn.Module | None, data: TrainData | None,

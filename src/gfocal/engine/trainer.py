@@ -28,7 +28,8 @@ from gfocal.engine.distributed import all_reduce_mean, broadcast_object, cleanup
 from gfocal.engine.evaluate import evaluate_model, format_results, save_results
 from gfocal.engine.metrics import plot_metrics
 from gfocal.engine.budget import evaluation_due, plan_summary, replan
-from gfocal.engine.run import Run, TrainData, TrainingDiverged, export_weights, prepare_run, save_training_state
+from gfocal.engine.build import TrainData
+from gfocal.engine.run import Run, TrainingDiverged, export_weights, prepare_run, save_training_state
 
 __all__ = ["train", "TrainResult"]
 
