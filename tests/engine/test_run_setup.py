@@ -9,7 +9,8 @@ import yaml
 
 from gfocal.engine import TrainConfig, TrainData, load_checkpoint, train
 from gfocal.engine.distributed import DistInfo
-from gfocal.engine.run import TrainSetupError, _check_training_set
+from gfocal.engine.build import TrainSetupError
+from gfocal.engine.run import _check_training_set
 from standin import RandomDetections, TinyDetector, collate
 
 

@@ -38,7 +38,7 @@ from gfocal.engine.schedule import LRSchedule
 from gfocal.fileio import atomic_write_bytes
 from gfocal.models.precision import autocast, compile_network, resolve_precision
 
-__all__ = ["TrainData", "TrainingDiverged", "TrainSetupError", "Run", "prepare_run", "save_training_state", "export_weights"]
+__all__ = ["TrainingDiverged", "Run", "prepare_run", "save_training_state", "export_weights"]
 
 PROVISIONAL_ITERS = 100_000
 _CPU_PIXELS = 640 * 640  # network inputs larger than this train slowly on a CPU
