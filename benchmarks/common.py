@@ -60,16 +60,20 @@ def gfocal_commit() -> str | None:
         return None
 
 
-def report(results: dict[str, Any], path: str | Path | None = None) -> None:
-    """Print the results as JSON with the command that produced them, the gfocal commit and the machine;
-    also write it to ``path`` when given."""
-    results = {"command": shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv]), "gfocal_commit": gfocal_commit(),
-               "machine": machine(), **results}
-    text = json.dumps(results, indent=2)
+def provenance() -> dict[str, Any]:
+    """The command that is running, the gfocal commit and the machine, for every results file."""
+    return {"command": shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv]), "gfocal_commit": gfocal_commit(),
+            "machine": machine()}
+
+
+def report(results: dict[str, Any], path: str | Path | None = None, quiet: bool = False) -> None:
+    """Print the results as JSON with their :func:`provenance`; also write it to ``path`` when given."""
+    text = json.dumps({**provenance(), **results}, indent=2)
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text + "\n")
-    print(text)
+    if not quiet:
+        print(text)
 
 
 def train_small(train_json: Path, val_json: Path, out: Path, precision: str, seed: int, *schedule: str) -> dict[str, Any]:

@@ -162,9 +162,8 @@ def main() -> None:
                     run["error"] = repr(exc)  # a screen goes on past one broken variant
                 runs.append(run)
                 print(json.dumps(run), file=sys.stderr, flush=True)
-                if args.json:
-                    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-                    Path(args.json).write_text(json.dumps({"complete": False, "runs": runs}, indent=2) + "\n")
+                if args.json:  # a screen stopped part-way still leaves its runs, with their provenance
+                    report({"complete": False, "minutes": args.minutes, "runs": runs}, args.json, quiet=True)
     summary = summarise(runs)
     print(markdown(summary, args.minutes), file=sys.stderr)
     report({"complete": True, "minutes": args.minutes, "data_root": str(args.data_root), "summary": summary, "runs": runs},
