@@ -109,12 +109,11 @@ def build_data(config: TrainConfig, train_records: Any, model: nn.Module) -> Tra
 
 def build_optimizer(config: TrainConfig, module: nn.Module, lr: float) -> torch.optim.Optimizer:
     """SGD over every trainable parameter (the paper's), or AdamW without decay on norms and biases."""
-    trainable = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
+    trainable = [p for p in module.parameters() if p.requires_grad]
     if config.optimizer == "sgd":
-        return torch.optim.SGD([p for _, p in trainable], lr=lr, momentum=config.momentum,
-                               weight_decay=config.weight_decay)
+        return torch.optim.SGD(trainable, lr=lr, momentum=config.momentum, weight_decay=config.weight_decay)
     # One-dimensional parameters are biases, norm weights and the head's per-level scales.
-    decayed = [p for _, p in trainable if p.ndim > 1]
-    undecayed = [p for _, p in trainable if p.ndim <= 1]
+    decayed = [p for p in trainable if p.ndim > 1]
+    undecayed = [p for p in trainable if p.ndim <= 1]
     groups = [{"params": decayed, "weight_decay": config.weight_decay}, {"params": undecayed, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=lr, betas=(config.momentum, 0.999))
