@@ -39,3 +39,11 @@ def test_to_original_pixels_divides_by_the_scale_and_clips():
     back = to_original_pixels(boxes, (1.5, 3.0), (20, 100))
     torch.testing.assert_close(back, torch.tensor([[10.0, 10.0, 40.0, 20.0], [0.0, 1.0, 100.0, 20.0]]))
     assert torch.equal(clip_boxes(back, (20, 100)), back)
+
+
+def test_mostly_outside_counts_the_visible_share_and_slivers():
+    from gfocal.image_geometry import mostly_outside
+
+    boxes = torch.tensor([[-10.0, 0.0, 10.0, 10.0], [-15.0, 0.0, 5.0, 10.0], [0.0, 0.0, 0.5, 10.0], [50.0, 50.0, 60.0, 60.0]])
+    # Half visible, a quarter visible, under a pixel wide, entirely outside a 40 x 40 image.
+    assert mostly_outside(boxes, (40, 40), min_visible=0.4).tolist() == [False, True, True, True]

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torchvision.ops import box_area
 from torchvision.transforms.v2 import functional as F
 
-__all__ = ["fit_size", "resize_image", "clip_boxes", "to_original_pixels"]
+__all__ = ["fit_size", "resize_image", "clip_boxes", "mostly_outside", "to_original_pixels"]
 
 
 def fit_size(height: int, width: int, min_size: int, max_size: int) -> tuple[int, int]:
@@ -45,6 +46,14 @@ def clip_boxes(boxes: Tensor, size: tuple[int, int]) -> Tensor:
     height, width = size
     upper = boxes.new_tensor([width, height, width, height])
     return torch.minimum(boxes.clamp_min(0), upper)
+
+
+def mostly_outside(boxes: Tensor, size: tuple[int, int], min_visible: float) -> Tensor:
+    """Tensor[K] bool: which boxes (Tensor[K, 4] xyxy) keep less than ``min_visible`` of their area, or less
+    than a pixel of width or height, inside an image of ``size`` = (h, w) (after a crop moved them)."""
+    visible = clip_boxes(boxes, size)
+    too_thin = ((visible[:, 2:] - visible[:, :2]) < 1).any(-1)
+    return too_thin | (box_area(visible) < min_visible * box_area(boxes))
 
 
 def to_original_pixels(boxes: Tensor, scale_xy: tuple[float, float], original_size: tuple[int, int]) -> Tensor:

@@ -14,9 +14,8 @@ from typing import Any
 
 import torch
 from torch.utils.data import Dataset
-from torchvision.ops import box_area
 
-from gfocal.image_geometry import clip_boxes
+from gfocal.image_geometry import clip_boxes, mostly_outside
 
 __all__ = ["Mosaic"]
 
@@ -73,7 +72,7 @@ class Mosaic(Dataset):
         image = canvas[:, top : top + height, left : left + width].contiguous()
         shifted = torch.cat(boxes) - torch.tensor([left, top, left, top], dtype=torch.float32)  # [M, 4]
         visible = clip_boxes(shifted, (height, width))
-        keep = (box_area(visible) >= self.min_visible * box_area(shifted)) & ((visible[:, 2:] - visible[:, :2]) >= 1).all(-1)
+        keep = ~mostly_outside(shifted, (height, width), self.min_visible)
         return image, {
             "boxes": visible[keep],
             "labels": torch.cat(labels)[keep],

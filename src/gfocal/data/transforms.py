@@ -19,10 +19,9 @@ from typing import Any
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
-from torchvision.ops import box_area
 from torchvision.transforms.v2 import functional as F
 
-from gfocal.image_geometry import clip_boxes, fit_size
+from gfocal.image_geometry import fit_size, mostly_outside
 
 __all__ = ["Augmentation", "ResizeKeepRatio", "ScaleJitterCrop", "build_transforms", "PER_BOX_KEYS"]
 
@@ -116,20 +115,20 @@ class ScaleJitterCrop(v2.Transform):
         resized = self._call_kernel(F.resize, inpt, list(params["zoomed"]), antialias=True)
         cropped = self._call_kernel(F.crop, resized, params["top"], params["left"], out_h, out_w)
         if isinstance(inpt, tv_tensors.BoundingBoxes):
-            cropped = _empty_hidden_boxes(resized, cropped, self.min_visible)
+            cropped = _empty_hidden_boxes(resized, cropped, (params["left"], params["top"]), self.min_visible)
         return cropped
 
     _get_params = make_params
     _transform = transform
 
 
-def _empty_hidden_boxes(before: tv_tensors.BoundingBoxes, after: tv_tensors.BoundingBoxes, min_visible: float):
-    """``after`` (XYXY, shifted by a crop) with boxes whose visible share of ``before``'s area is too small collapsed."""
-    height, width = after.canvas_size
-    full = before.as_subclass(torch.Tensor)  # [M, 4] before cropping
-    shifted = after.as_subclass(torch.Tensor)  # [M, 4] same boxes in the crop's coordinates
-    visible = clip_boxes(shifted, (height, width))
-    hidden = box_area(visible) < min_visible * box_area(full)  # [M]
+def _empty_hidden_boxes(before: tv_tensors.BoundingBoxes, after: tv_tensors.BoundingBoxes, shift: tuple[int, int],
+                        min_visible: float) -> tv_tensors.BoundingBoxes:
+    """``after`` (``before`` cropped at offset ``shift`` = (left, top)) with the boxes the crop mostly hides collapsed."""
+    left, top = shift
+    moved = before.as_subclass(torch.Tensor) - before.new_tensor([left, top, left, top])  # [M, 4] not clamped
+    hidden = mostly_outside(moved, after.canvas_size, min_visible)  # [M]
+    shifted = after.as_subclass(torch.Tensor)
     collapsed = torch.where(hidden.unsqueeze(-1), shifted[:, :2].repeat(1, 2), shifted)
     return tv_tensors.wrap(collapsed, like=after)
 

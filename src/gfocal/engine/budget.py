@@ -20,7 +20,7 @@ from typing import Any
 from gfocal.engine.run import Run
 from gfocal.engine.schedule import LRSchedule, fit_to_budget
 
-__all__ = ["estimated_eval_s", "evaluation_due", "replan", "eta_s"]
+__all__ = ["budget_s", "estimated_eval_s", "evaluation_due", "reserve_s", "replan", "eta_s", "plan_summary"]
 
 # Inference is about a third of a training step per image; decoding and COCO scoring add to it.
 _EVAL_SHARE_OF_STEP = 0.5

@@ -23,13 +23,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from gfocal.engine.budget import evaluation_due, plan_summary, replan
+from gfocal.engine.build import TrainData
 from gfocal.engine.config import TrainConfig
 from gfocal.engine.distributed import all_reduce_mean, broadcast_object, cleanup_distributed, setup_distributed
 from gfocal.engine.evaluate import evaluate_model, format_results, save_results
 from gfocal.engine.metrics import plot_metrics
-from gfocal.engine.budget import evaluation_due, plan_summary, replan
-from gfocal.engine.build import TrainData
 from gfocal.engine.run import Run, TrainingDiverged, export_weights, prepare_run, save_training_state
+from gfocal.models.config import image_size_options
 
 __all__ = ["train", "TrainResult"]
 
@@ -151,8 +152,8 @@ def _input_size(run: Run) -> dict[str, tuple[int, int]]:
     lo, hi = run.config.multiscale
     longer = min(max(32 * round(random.uniform(lo, hi) / 32), lo), hi)
     model_config = run.module.config  # type: ignore[attr-defined]
-    shorter = max(1, round(longer * model_config.min_size / model_config.max_size))
-    return {"input_size": (shorter, longer)}
+    sizes = image_size_options(model_config.min_size, model_config.max_size, longer)
+    return {"input_size": (sizes["min_size"], sizes["max_size"])}
 
 
 def _diverged(run: Run, what: str, values: dict[str, float]) -> TrainingDiverged:
