@@ -43,3 +43,12 @@ def test_adamw_does_not_decay_biases_norms_and_scales():
     assert len(decayed["params"]) + len(undecayed["params"]) == sum(1 for p in model.parameters() if p.requires_grad)
     sgd = build_optimizer(TrainConfig(optimizer="sgd", weight_decay=1e-4), model, 1e-2)
     assert isinstance(sgd, torch.optim.SGD) and sgd.param_groups[0]["weight_decay"] == 1e-4
+
+
+def test_eval_and_predict_image_size_overrides_the_stored_one(tmp_path):
+    from gfocal.models import load_model, save_weights
+
+    path = save_weights(build_model(TrainConfig(model="gfl_resnet18_fpn"), ["a"]), tmp_path / "w.safetensors")
+    assert (load_model(path).config.min_size, load_model(path).config.max_size) == (800, 1333)
+    resized = load_model(path, image_size=640)
+    assert (resized.config.min_size, resized.config.max_size) == (384, 640)  # the stored ratio kept
