@@ -54,6 +54,9 @@ VARIANTS: dict[str, list[str]] = {
     "sgd": ["--set", "optimizer=sgd", "--set", "lr=0.01", "--set", "weight_decay=1e-4"],
     "size_416": ["--image-size", "416"],
     "mosaic_1": ["--set", "mosaic=1.0"],
+    # The half-width CPU model at the peer's input size (about half gfl_small's multiply-adds at 320).
+    "nano": ["--model", "gfl_nano"],
+    "nano_b8": ["--model", "gfl_nano", "--batch-size", "8"],
     PEER: [],
 }
 METRICS = ("AP", "AP50", "APs", "APm")

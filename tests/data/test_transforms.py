@@ -10,7 +10,7 @@ import torch
 from torchvision import tv_tensors
 
 from gfocal.data.mosaic import Mosaic
-from gfocal.data.transforms import Augmentation, build_transforms, to_tv_target
+from gfocal.data.transforms import Augmentation, RandomHueRotation, build_transforms, hue_rotation_matrix, to_tv_target
 from gfocal.image_geometry import fit_size
 
 
@@ -112,3 +112,28 @@ def test_a_training_image_is_left_alone_by_the_model_resize():
         piped, _ = build_transforms(96, 96, augmentation)(tv_tensors.Image(image), target)
         batch, _ = model.transform([piped.as_subclass(torch.Tensor)])
         assert batch.scales == [(1.0, 1.0)] and batch.image_sizes == [(52, 96)]
+
+
+def test_a_third_of_a_turn_of_hue_maps_red_to_green_to_blue_and_greys_stay():
+    colours = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.5, 0.5, 0.5]])  # red, green, grey (rows)
+    turned = colours @ hue_rotation_matrix(1 / 3).T
+    torch.testing.assert_close(turned, torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.5, 0.5, 0.5]]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(hue_rotation_matrix(0.0), torch.eye(3))
+
+
+def test_hue_rotation_is_close_to_torchvision_s_hue_shift_and_leaves_boxes_alone():
+    from torchvision.transforms.v2 import functional as F
+
+    torch.manual_seed(0)
+    image = tv_tensors.Image(torch.randint(60, 190, (3, 40, 50), dtype=torch.uint8))  # no clipping at 0 or 255
+    target = to_tv_target(torch.tensor([[1.0, 2.0, 30.0, 20.0]]), torch.tensor([0]), torch.tensor([False]), 40, 50)
+    random.seed(3)
+    turned, turned_target = RandomHueRotation(0.015)(image, target)
+    random.seed(3)
+    turns = random.uniform(-0.015, 0.015)
+    reference = F.adjust_hue(image, turns)
+    assert turned.dtype == torch.uint8 and turned.shape == image.shape
+    assert (turned.float() - reference.float()).abs().mean() < 4  # uint8 levels, for a turn of at most 0.015
+    assert (turned.float() - image.float()).abs().mean() > 0.5  # it did turn
+    assert torch.equal(turned_target["boxes"], target["boxes"])
+    torch.testing.assert_close(turned.float().mean(0), image.float().mean(0), atol=1.0, rtol=0)  # brightness kept

@@ -11,15 +11,15 @@ from gfocal.engine.run import _warn_if_slow_here
 
 
 def test_auto_is_the_small_model_on_a_cpu_and_the_paper_model_on_a_gpu():
-    assert resolve_model_name("auto", torch.device("cpu")) == "gfl_small"
+    assert resolve_model_name("auto", torch.device("cpu")) == "gfl_nano"
     assert resolve_model_name("auto", torch.device("cuda")) == "gfl_resnet50_fpn"
     assert resolve_model_name("gfl_resnet18_fpn", torch.device("cpu")) == "gfl_resnet18_fpn"
 
 
 @pytest.mark.parametrize(("model", "image_size", "expected"), [
-    ("auto", 416, (416, 416)),  # gfl_small on this CPU: square
+    ("auto", 320, (320, 320)),  # gfl_nano on this CPU: square
     ("gfl_resnet50_fpn", 1000, (600, 1000)),  # the paper's 800/1333 ratio kept
-    ("auto", None, (320, 320)),
+    ("auto", None, (416, 416)),
 ])
 def test_image_size_sets_the_model_input_and_is_stored_with_it(model, image_size, expected):
     built = build_model(TrainConfig(model=model, image_size=image_size), ["a"], torch.device("cpu"))
@@ -31,7 +31,7 @@ def test_a_large_input_on_a_cpu_is_announced_before_training(caplog):
         _warn_if_slow_here(build_model(TrainConfig(model="gfl_resnet18_fpn"), ["a"]), torch.device("cpu"))
         _warn_if_slow_here(build_model(TrainConfig(), ["a"]), torch.device("cpu"))
     [warning] = [r.getMessage() for r in caplog.records]
-    assert "1333x800 on a CPU" in warning and "gfl_small" in warning
+    assert "1333x800 on a CPU" in warning and "gfl_nano" in warning
 
 
 def test_adamw_does_not_decay_biases_norms_and_scales():

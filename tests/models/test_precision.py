@@ -3,13 +3,13 @@
 import pytest
 import torch
 
-from gfocal.models import gfl_small
+from gfocal.models import gfl_nano, gfl_small
 from gfocal.models.precision import autocast, cpu_has_native_bf16, prepare_for_inference, resolve_precision
 
 
-def trained_like_model():
+def trained_like_model(factory=gfl_small):
     torch.manual_seed(0)
-    model = gfl_small(3, min_size=128, max_size=128)
+    model = factory(3, min_size=128, max_size=128)
     # Non-trivial BN statistics and a confident head, so parity is checked on real detections.
     with torch.no_grad():
         for module in model.backbone.body.modules():
@@ -31,8 +31,9 @@ def test_auto_resolves_by_hardware_and_explicit_names_are_kept():
         resolve_precision("half", "cpu")
 
 
-def test_folding_batchnorm_and_channels_last_keep_the_outputs():
-    model = trained_like_model()
+@pytest.mark.parametrize("factory", [gfl_small, gfl_nano])  # torchvision's ResNet and the scaled one
+def test_folding_batchnorm_and_channels_last_keep_the_outputs(factory):
+    model = trained_like_model(factory)
     image = torch.rand(3, 128, 128)
     with torch.no_grad():
         reference = model.scored_outputs(model.transform([image])[0].tensors)

@@ -44,11 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--val-images", default=None, help="images folder of the validation set")
     parser.add_argument("--out", required=True, help="run folder: checkpoints, weights, metrics, plots")
     parser.add_argument("--model", default=None,
-                        help="gfl_small, gfl_resnet18_fpn, gfl_resnet50_fpn, or auto (default): gfl_small on a CPU, "
+                        help="gfl_nano, gfl_small, gfl_resnet18_fpn, gfl_resnet50_fpn, or auto (default): gfl_nano on a CPU, "
                         "gfl_resnet50_fpn on a GPU")
     parser.add_argument("--image-size", type=positive_int, default=None, metavar="PIXELS",
-                        help="longer side of the network input (stored with the weights; default: the model's, 320 "
-                        "for gfl_small)")
+                        help="longer side of the network input (stored with the weights; default: the model's, 416 "
+                        "for gfl_nano)")
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="default",
                         help="default: the small-data recipe (zoom-and-crop, mosaic, colour jitter, AdamW, EMA); "
                         "paper: the paper's COCO 1x recipe (ResNet-50 at 1333x800, SGD, 12 epochs, flip only)")

@@ -12,6 +12,7 @@ in step when degenerate boxes are removed.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ from torchvision.transforms.v2 import functional as F
 
 from gfocal.image_geometry import fit_size, mostly_outside
 
-__all__ = ["Augmentation", "ResizeKeepRatio", "ScaleJitterCrop", "build_transforms", "PER_BOX_KEYS"]
+__all__ = ["Augmentation", "ResizeKeepRatio", "ScaleJitterCrop", "RandomHueRotation", "build_transforms", "PER_BOX_KEYS"]
 
 #: Target keys holding one entry per box; kept in step with "boxes".
 PER_BOX_KEYS = ("labels", "ignore")
@@ -41,8 +42,9 @@ class Augmentation:
         min_visible: a box a crop cuts to less than this fraction of its area is dropped
             (a sliver of an object teaches the wrong box).
         hflip, vflip: probabilities of a horizontal / vertical flip.
-        color: HSV-style jitter of every image (brightness x[0.6, 1.4], saturation
-            x[0.3, 1.7], hue ±0.015 turns: ultralytics' default strengths).
+        color: colour jitter of every image (brightness x[0.6, 1.4], saturation x[0.3, 1.7],
+            hue ±0.015 turns: ultralytics' default strengths); the hue turns as
+            :class:`RandomHueRotation`.
     """
 
     scale_range: tuple[float, float] | None = None
@@ -139,6 +141,43 @@ def per_box_fields(inputs: Any) -> tuple[torch.Tensor, ...]:
     return tuple(target[k] for k in PER_BOX_KEYS if k in target)
 
 
+class RandomHueRotation(v2.Transform):
+    """Turn every colour about the grey axis of RGB space by an angle drawn from ``±max_turns`` turns.
+
+    The same hue jitter as ``ColorJitter(hue=...)`` for the small angles of augmentation, at a
+    fraction of the cost: one 3 x 3 matrix per image instead of torchvision's RGB -> HSV -> RGB
+    round trip, which took 20 of the 25 ms of ColorJitter on a 416 px image (1 CPU thread) and so
+    most of the data loading of a training step. Greys stay grey and brightness
+    (the mean of R, G, B) is kept. Only images change; boxes and labels pass through.
+    """
+
+    def __init__(self, max_turns: float) -> None:
+        super().__init__()
+        if not 0 <= max_turns <= 0.5:
+            raise ValueError(f"max_turns must be in [0, 0.5], got {max_turns}")
+        self.max_turns = max_turns
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        return {"turns": random.uniform(-self.max_turns, self.max_turns)}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if not isinstance(inpt, tv_tensors.Image):
+            return inpt
+        rotation = hue_rotation_matrix(params["turns"])
+        turned = torch.einsum("ij,jhw->ihw", rotation, inpt.float())  # [3, H, W]
+        if inpt.dtype == torch.uint8:
+            turned = turned.round_().clamp_(0, 255)
+        return tv_tensors.wrap(turned.to(inpt.dtype), like=inpt)
+
+
+def hue_rotation_matrix(turns: float) -> torch.Tensor:
+    """The 3 x 3 rotation of RGB vectors by ``turns`` full turns about the axis (1, 1, 1) (Rodrigues' formula)."""
+    angle = 2 * math.pi * turns
+    axis = torch.full((3,), 1 / math.sqrt(3))
+    cross = torch.tensor([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]])
+    return math.cos(angle) * torch.eye(3) + (1 - math.cos(angle)) * torch.outer(axis, axis) + math.sin(angle) * cross
+
+
 def build_transforms(
     min_size: int, max_size: int, augmentation: Augmentation | None = None, min_box_size: float = 1.0
 ) -> v2.Compose:
@@ -160,7 +199,7 @@ def build_transforms(
     if augmentation.vflip > 0:
         steps.append(v2.RandomVerticalFlip(p=augmentation.vflip))
     if augmentation.color:
-        steps.append(v2.ColorJitter(brightness=0.4, saturation=0.7, hue=0.015))
+        steps += [v2.ColorJitter(brightness=0.4, saturation=0.7), RandomHueRotation(0.015)]
     steps += [v2.ClampBoundingBoxes(), v2.SanitizeBoundingBoxes(min_size=min_box_size, labels_getter=per_box_fields)]
     return v2.Compose(steps)
 

@@ -45,10 +45,10 @@ class TrainData:
 
 
 def resolve_model_name(name: str, device: torch.device) -> str:
-    """``"auto"`` is ``gfl_small`` on a CPU (trains usefully in minutes) and the paper's ``gfl_resnet50_fpn`` on a GPU."""
+    """``"auto"`` is ``gfl_nano`` on a CPU (trains usefully in minutes) and the paper's ``gfl_resnet50_fpn`` on a GPU."""
     if name != "auto":
         return name
-    return "gfl_small" if device.type == "cpu" else "gfl_resnet50_fpn"
+    return "gfl_nano" if device.type == "cpu" else "gfl_resnet50_fpn"
 
 
 def build_model(config: TrainConfig, class_names: list[str], device: torch.device | None = None) -> nn.Module:

@@ -35,7 +35,7 @@ class TrainConfig:
     """Everything a training run depends on; saved as ``config.yaml`` beside each checkpoint.
 
     Attributes:
-        model: name of a factory in ``gfocal.models.MODELS``, or "auto": ``gfl_small`` on a CPU (a
+        model: name of a factory in ``gfocal.models.MODELS``, or "auto": ``gfl_nano`` on a CPU (a
             model that trains usefully there in minutes), the paper's ``gfl_resnet50_fpn`` on a GPU.
         model_overrides: keyword arguments passed to that factory.
         image_size: the longer side of the network input in pixels (stored with the weights);

@@ -179,7 +179,7 @@ def _warn_if_slow_here(module: nn.Module, device: torch.device) -> None:
     if device.type != "cpu" or model_config is None or model_config.min_size * model_config.max_size <= _CPU_PIXELS:
         return
     logger.warning("training a %s model at %dx%d on a CPU: each step takes long (the plan and ETA follow after the "
-                   "first steps); on a CPU the default model (gfl_small) or a smaller --image-size trains far faster",
+                   "first steps); on a CPU the default model (gfl_nano) or a smaller --image-size trains far faster",
                    model_config.backbone, model_config.max_size, model_config.min_size)
 
 

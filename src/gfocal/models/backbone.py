@@ -16,12 +16,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import resnet
+from torchvision.models.resnet import BasicBlock, Bottleneck
 from torchvision.ops import FeaturePyramidNetwork, FrozenBatchNorm2d
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from gfocal.models.config import ModelConfig
 
-__all__ = ["ResNetFPN", "FrozenBatchNorm", "load_backbone_weights"]
+__all__ = ["ResNetFPN", "ScaledResNet", "FrozenBatchNorm", "load_backbone_weights"]
+
+#: torchvision's ResNet layouts: block type and blocks per stage.
+RESNET_LAYOUTS: dict[str, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, int, int, int]]] = {
+    "resnet18": (BasicBlock, (2, 2, 2, 2)),
+    "resnet34": (BasicBlock, (3, 4, 6, 3)),
+    "resnet50": (Bottleneck, (3, 4, 6, 3)),
+    "resnet101": (Bottleneck, (3, 4, 23, 3)),
+    "resnet152": (Bottleneck, (3, 8, 36, 3)),
+}
 
 
 class ResNetFPN(nn.Module):
@@ -36,8 +46,11 @@ class ResNetFPN(nn.Module):
         if tuple(config.strides) != (8, 16, 32, 64, 128):
             raise ValueError(f"ResNetFPN builds levels P3-P7 (strides 8..128), got strides={config.strides}")
         norm_layer = FrozenBatchNorm if config.backbone_norm == "frozen_bn" else nn.BatchNorm2d
-        body = getattr(resnet, config.backbone)(weights=None, norm_layer=norm_layer)
-        del body.fc, body.avgpool
+        if config.backbone_width == 64:  # torchvision's own network, so its ImageNet weights fit
+            body = getattr(resnet, config.backbone)(weights=None, norm_layer=norm_layer)
+            del body.fc, body.avgpool
+        else:
+            body = ScaledResNet(*RESNET_LAYOUTS[config.backbone], config.backbone_width, norm_layer)
         self.body = body
         self._freeze(config.trainable_backbone_layers)
         stage_channels = [body.layer2[-1], body.layer3[-1], body.layer4[-1]]
@@ -65,6 +78,56 @@ class ResNetFPN(nn.Module):
         c5 = body.layer4(c4)
         features = self.fpn(OrderedDict((("c3", c3), ("c4", c4), ("c5", c5))))
         return list(features.values())
+
+
+class ScaledResNet(nn.Module):
+    """torchvision's ResNet body (stem, ``layer1``-``layer4`` of its own blocks) with every width scaled.
+
+    ``width`` is the stem's and the first stage's channels (torchvision's is 64); the
+    stages have ``width * (1, 2, 4, 8) * block.expansion`` output channels. At width 32 a
+    ResNet-18 does a quarter of the multiply-adds, which is what makes training from
+    scratch on a CPU take minutes instead of hours. Attribute names are torchvision's,
+    so freezing, BatchNorm folding and the FPN treat it as they treat a ResNet; there are
+    no ImageNet weights for it.
+    """
+
+    def __init__(
+        self,
+        block: type[BasicBlock] | type[Bottleneck],
+        layers: tuple[int, int, int, int],
+        width: int,
+        norm_layer: type[nn.Module] = nn.BatchNorm2d,
+    ) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = norm_layer(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        channels = width
+        for index, (blocks, stride) in enumerate(zip(layers, (1, 2, 2, 2))):
+            planes = width * 2**index
+            stage, channels = _stage(block, channels, planes, blocks, stride, norm_layer)
+            self.add_module(f"layer{index + 1}", stage)
+        for module in self.modules():  # torchvision's ResNet initialisation
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+
+def _stage(
+    block: type[BasicBlock] | type[Bottleneck], in_channels: int, planes: int, blocks: int, stride: int,
+    norm_layer: type[nn.Module],
+) -> tuple[nn.Sequential, int]:
+    """One ResNet stage of torchvision's blocks, and its output channels."""
+    out_channels = planes * block.expansion
+    downsample = None
+    if stride != 1 or in_channels != out_channels:
+        downsample = nn.Sequential(resnet.conv1x1(in_channels, out_channels, stride), norm_layer(out_channels))
+    first = block(in_channels, planes, stride, downsample, norm_layer=norm_layer)
+    rest = [block(out_channels, planes, norm_layer=norm_layer) for _ in range(blocks - 1)]
+    return nn.Sequential(first, *rest), out_channels
 
 
 class FrozenBatchNorm(FrozenBatchNorm2d):

@@ -45,6 +45,9 @@ class ModelConfig:
     class_names: tuple[str, ...] | None = None
     # Backbone and neck.
     backbone: Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"] = "resnet50"
+    # Channels of the ResNet's stem and first stage: 64 is torchvision's network (ImageNet weights
+    # fit); other widths scale every stage (see gfocal.models.backbone.ScaledResNet).
+    backbone_width: int = 64
     backbone_norm: Literal["bn", "frozen_bn"] = "bn"
     trainable_backbone_layers: int = 5
     fpn_channels: int = 256
@@ -107,6 +110,8 @@ class ModelConfig:
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.backbone_width < 1:
+            raise ValueError(f"backbone_width must be >= 1 channel, got {self.backbone_width}")
         for name in ("feat_channels", "fpn_channels"):
             if getattr(self, name) % self.norm_groups:
                 raise ValueError(f"{name}={getattr(self, name)} is not divisible by norm_groups={self.norm_groups}")

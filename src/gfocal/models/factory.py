@@ -11,7 +11,7 @@ from gfocal.models.config import ModelConfig, image_size_options
 from gfocal.models.detector import GFLDetector
 from gfocal.models.weights import load_state_into, read_config, read_state_dict
 
-__all__ = ["build_detector", "load_model", "gfl_resnet50_fpn", "gfl_resnet18_fpn", "gfl_small", "MODELS"]
+__all__ = ["build_detector", "load_model", "gfl_resnet50_fpn", "gfl_resnet18_fpn", "gfl_small", "gfl_nano", "MODELS"]
 
 
 def build_detector(
@@ -73,7 +73,23 @@ gfl_small = _named(
 )
 gfl_small.__doc__ = """A CPU-friendly GFL: ResNet-18, 96-channel FPN and head, 2-conv towers, images up to 320 px."""
 
+gfl_nano = _named(
+    {
+        "backbone": "resnet18",
+        "backbone_width": 32,
+        "fpn_channels": 64,
+        "feat_channels": 64,
+        "stacked_convs": 2,
+        "min_size": 416,
+        "max_size": 416,
+    }
+)
+gfl_nano.__doc__ = """GFL sized to train from scratch on a CPU: ResNet-18 at half width, 64-channel FPN and head,
+2-conv towers, images up to 416 px: 3.2 M parameters and 2.5 G multiply-adds per image, about half of
+gfl_small's at 320 px. The default model on a CPU (``TrainConfig.model="auto"``)."""
+
 MODELS: dict[str, Callable[..., GFLDetector]] = {
+    "gfl_nano": gfl_nano,
     "gfl_small": gfl_small,
     "gfl_resnet18_fpn": gfl_resnet18_fpn,
     "gfl_resnet50_fpn": gfl_resnet50_fpn,

@@ -1,0 +1,66 @@
+"""The ResNet body at torchvision's width and scaled: channels, strides, cost, and what fits ImageNet weights."""
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+from torchvision.models import resnet
+
+from gfocal.models import gfl_nano, gfl_small
+from gfocal.models.backbone import ResNetFPN, ScaledResNet
+from gfocal.models.config import ModelConfig
+
+
+def _multiply_adds(forward, size: int) -> float:
+    with FlopCounterMode(display=False) as counter:
+        forward(torch.rand(1, 3, size, size))
+    return counter.get_total_flops() / 2
+
+
+def _body(body, x):
+    x = body.maxpool(body.relu(body.bn1(body.conv1(x))))
+    return body.layer4(body.layer3(body.layer2(body.layer1(x))))
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_width_64_is_torchvision_s_network_so_its_weights_fit(name):
+    ours = ResNetFPN(ModelConfig(num_classes=1, backbone=name)).body.state_dict()
+    theirs = {k: v for k, v in getattr(resnet, name)(weights=None).state_dict().items() if not k.startswith("fc.")}
+    assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in theirs.items()}
+
+
+@pytest.mark.parametrize(("name", "stage_channels"), [("resnet18", (32, 64, 128, 256)), ("resnet50", (128, 256, 512, 1024))])
+def test_a_scaled_body_has_torchvision_s_layout_at_the_new_width(name, stage_channels):
+    body = ResNetFPN(ModelConfig(num_classes=1, backbone=name, backbone_width=32)).body
+    assert isinstance(body, ScaledResNet)
+    reference = getattr(resnet, name)(weights=None)
+    x = torch.rand(1, 3, 64, 64)
+    x = body.maxpool(body.relu(body.bn1(body.conv1(x))))
+    for index, channels in enumerate(stage_channels, start=1):
+        stage, reference_stage = getattr(body, f"layer{index}"), getattr(reference, f"layer{index}")
+        assert len(stage) == len(reference_stage)  # blocks per stage, as torchvision's
+        x = stage(x)
+        assert x.shape[1] == channels and x.shape[-1] == 64 // (4 * 2 ** (index - 1))
+
+
+def test_a_scaled_detector_gives_every_level_at_its_stride_and_trains():
+    model = gfl_nano(num_classes=2)
+    features = model.backbone(torch.rand(2, 3, 128, 96))
+    assert [tuple(f.shape) for f in features] == [(2, 64, 128 // s, 96 // s) for s in (8, 16, 32)] + [(2, 64, 2, 2), (2, 64, 1, 1)]
+    losses = model([torch.rand(3, 120, 90)], [{"boxes": torch.tensor([[10.0, 10.0, 60.0, 70.0]]), "labels": torch.tensor([1])}])
+    sum(losses.values()).backward()
+    assert all(p.grad is not None for p in model.backbone.body.parameters())
+
+
+def test_half_width_quarters_the_body_s_cost_and_nano_costs_half_of_small():
+    full = ResNetFPN(ModelConfig(num_classes=1, backbone="resnet18")).body
+    half = ResNetFPN(ModelConfig(num_classes=1, backbone="resnet18", backbone_width=32)).body
+    ratio = _multiply_adds(lambda x: _body(half, x), 224) / _multiply_adds(lambda x: _body(full, x), 224)
+    assert 0.24 < ratio < 0.3  # the stem's 3 input channels do not halve
+    nano, small = gfl_nano(num_classes=1).eval(), gfl_small(num_classes=1).eval()
+    nano_cost = _multiply_adds(lambda x: nano.head(nano.backbone(x)), 416)
+    assert nano_cost < 0.6 * _multiply_adds(lambda x: small.head(small.backbone(x)), 320)
+
+
+def test_a_width_below_one_channel_is_refused():
+    with pytest.raises(ValueError, match="backbone_width"):
+        ModelConfig(num_classes=1, backbone_width=0)
