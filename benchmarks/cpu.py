@@ -7,7 +7,7 @@ folded, inference_mode) and a training step (forward + loss + backward + SGD
 step) at batch 2, in each mode. ``--compile`` adds bf16 + channels_last with
 the backbone and head under ``torch.compile``, for inference and training, and
 reports the first call's time (which includes compiling). When mmdetection is
-importable (see tests/interop/test_mmdet_parity.py for an install recipe), its
+importable (``bash .ci/install_mmdet DIR``, then ``PYTHONPATH=DIR``), its
 GFL with the same architecture is timed too, in float32 as it runs on CPUs.
 Speed-ups are against our fp32 and against mmdetection in the same run (time ratios,
 > 1 means faster: for inference, 1/x is the time ratio). Prints JSON with the CPU's bf16 capability.

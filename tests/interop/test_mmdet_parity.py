@@ -1,28 +1,20 @@
-"""Our detections equal mmdetection's for an imported GFL checkpoint (runs only where mmdet is installed).
+"""Our detections equal mmdetection's for an imported GFL checkpoint.
 
-mmdetection is not a dependency. To run this test, install it outside the project's environment, e.g.::
-
-    pip install --target /opt/mmdet-site "setuptools<70"          # build tools for mmcv-lite
-    PYTHONPATH=/opt/mmdet-site MMCV_WITH_OPS=0 pip install --no-build-isolation --no-deps \\
-        --target /opt/mmdet-site mmcv-lite==2.1.0 mmengine mmdet==3.3.0
-    pip install --target /opt/mmdet-site opencv-python-headless addict termcolor yapf rich six \\
-        terminaltables shapely scipy   # mmdet's import-time dependencies (not numpy: keep the venv's)
-    PYTHONPATH=/opt/mmdet-site pytest tests/interop/test_mmdet_parity.py
-
+mmdetection is not a dependency: ``bash .ci/install_mmdet DIR`` installs mmdetection 3.3.0 with the
+pure-Python ``mmcv-lite`` into DIR, then ``PYTHONPATH=DIR pytest -m mmdet tests/interop`` runs the
+parity tests (``.ci/run`` does both; see ``conftest.py`` here for what skips and what fails).
 ``mmcv-lite`` has no compiled ``mmcv.ops``; :mod:`gfocal.interop.mmcv_ops_standin` provides the ``nms`` and
 ``batched_nms`` GFL inference calls, on top of torchvision.
 """
 
-import importlib.util
 import pytest
 import torch
 
-if importlib.util.find_spec("mmdet") is None:
-    pytest.skip("mmdetection is not installed (optional; see this module's docstring to run it)", allow_module_level=True)
+from gfocal.interop import from_mmdet
+from gfocal.interop.mmdet_reference import build_mmdet_gfl
+from gfocal.models.postprocess import postprocess_image
 
-from gfocal.interop import from_mmdet  # noqa: E402
-from gfocal.interop.mmdet_reference import build_mmdet_gfl  # noqa: E402
-from gfocal.models.postprocess import postprocess_image  # noqa: E402
+pytestmark = pytest.mark.mmdet
 
 NUM_CLASSES = 3
 

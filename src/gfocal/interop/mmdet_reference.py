@@ -1,7 +1,7 @@
 """mmdetection's own GFL detector, built for side-by-side checks (parity tests, benchmarks).
 
 Needs mmdetection 3.x importable (it is never a dependency of gfocal; see
-tests/interop/test_mmdet_parity.py for an install recipe that works with the
+``.ci/install_mmdet`` for an install that works with the
 pure-Python ``mmcv-lite``, whose missing ``mmcv.ops`` is stood in for here).
 """
 

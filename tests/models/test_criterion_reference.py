@@ -1,0 +1,133 @@
+"""GFLCriterion's values against a reference written here from PAPER.md's formulas, for every variant.
+
+The reference shares only the ATSS assignment with the criterion (assignment has tests of its own,
+and mmdetection parity in tests/interop); every loss term is written out again, per positive
+where the paper defines it per positive, so a wrong normaliser, weight or detach shows as a value.
+"""
+
+import math
+
+import pytest
+import torch
+
+from gfocal.models import ModelConfig
+from gfocal.models.assigner import atss_assign, location_grid, valid_locations
+from gfocal.models.criterion import GFLCriterion, centerness, pad_targets
+from gfocal.models.head import HeadOutputs, joint_score_logits
+
+VARIANTS = {
+    "gfl": {},
+    "gflv2": {"dgqp": True},
+    "centerness-label": {"quality_label": "centerness"},
+    "qfl-only": {"box": "dirac"},
+    "dfl-only": {"classification": "focal"},
+    "atss-baseline": {"classification": "focal", "box": "dirac"},
+}
+SHAPES, STRIDES = [(8, 8), (4, 4), (2, 2)], (8, 16, 32)  # a 64 x 64 batch
+IMAGE_SIZES = [(64, 64), (40, 56)]
+TARGETS = [
+    {"boxes": torch.tensor([[4.0, 6.0, 40.0, 50.0], [30.0, 28.0, 62.0, 60.0]]), "labels": torch.tensor([1, 0])},
+    {"boxes": torch.tensor([[2.0, 3.0, 22.0, 36.0]]), "labels": torch.tensor([2])},
+]
+
+
+def iou_and_giou(box, gt):
+    """Plain-number IoU and GIoU of two xyxy boxes."""
+    width = max(0.0, min(box[2], gt[2]) - max(box[0], gt[0]))
+    height = max(0.0, min(box[3], gt[3]) - max(box[1], gt[1]))
+    inter = width * height
+    union = (box[2] - box[0]) * (box[3] - box[1]) + (gt[2] - gt[0]) * (gt[3] - gt[1]) - inter
+    hull = (max(box[2], gt[2]) - min(box[0], gt[0])) * (max(box[3], gt[3]) - min(box[1], gt[1]))
+    iou = inter / union
+    return iou, iou - (hull - union) / hull
+
+
+def reference_losses(config, outputs, grid, targets, valid):
+    """PAPER.md's losses with its weights (GIoU 2, DFL 0.25, QFL beta 2, focal alpha 0.25 gamma 2), written out:
+    QFL / focal + centerness over the valid locations, GIoU and DFL per positive."""
+    gt_boxes, gt_labels, gt_valid = pad_targets(targets, torch.device("cpu"))
+    assignment = atss_assign(grid, gt_boxes, gt_valid, config.atss_topk, config.anchor_scale, valid)
+    logits = outputs.cls_logits
+    if config.dgqp:
+        logits = joint_score_logits(logits, outputs.quality_logits)
+    sigma = logits.sigmoid().double()  # [N, A, C]
+    target = torch.zeros_like(sigma)
+    box_terms = []  # per positive: (weight, GIoU loss, DFL or None)
+    centerness_bce = 0.0
+    for image, location in assignment.positive.nonzero().tolist():
+        gt = gt_boxes[image, assignment.gt_index[image, location]].tolist()
+        label = int(gt_labels[image, assignment.gt_index[image, location]])
+        (x, y), stride = grid.points[location].tolist(), float(grid.strides[location])
+        raw = outputs.box_outputs[image, location].double()
+        if config.box == "dfl":
+            probs = raw.reshape(4, -1).softmax(-1)
+            edges = [float((p * torch.arange(len(p))).sum()) * stride for p in probs]
+        else:
+            edges = [float(d) * stride for d in raw]
+        box = [x - edges[0], y - edges[1], x + edges[2], y + edges[3]]
+        iou, giou = iou_and_giou(box, gt)
+        ratio = (min(x - gt[0], gt[2] - x) / max(x - gt[0], gt[2] - x)) * (min(y - gt[1], gt[3] - y) / max(y - gt[1], gt[3] - y))
+        center = math.sqrt(ratio)
+        if config.classification == "qfl":
+            target[image, location, label] = iou if config.quality_label == "iou" else center
+            weight = float(sigma[image, location].max())
+        else:
+            target[image, location, label] = 1.0
+            q = float(outputs.quality_logits[image, location, 0].sigmoid())
+            centerness_bce -= center * math.log(q) + (1 - center) * math.log(1 - q)
+            weight = center
+        dfl = None
+        if config.box == "dfl":
+            distances = [x - gt[0], y - gt[1], gt[2] - x, gt[3] - y]
+            dfl = 0.0
+            for probs, distance in zip(raw.reshape(4, -1).softmax(-1).tolist(), distances):
+                d = min(max(distance / stride, 0.0), 4 - 0.1)
+                left = int(d)
+                dfl -= ((left + 1 - d) * math.log(probs[left]) + (d - left) * math.log(probs[left + 1])) / 4
+        box_terms.append((weight, 1 - giou, dfl))
+
+    num_pos = max(len(box_terms), 1)
+    mask = valid.unsqueeze(-1).double()
+    if config.classification == "qfl":
+        bce = -(target * sigma.log() + (1 - target) * (1 - sigma).log())
+        losses = {"loss_qfl": ((target - sigma).abs() ** 2 * bce * mask).sum() / num_pos}
+    else:
+        p_t = torch.where(target > 0, sigma, 1 - sigma)
+        alpha_t = torch.where(target > 0, 0.25, 0.75)
+        losses = {
+            "loss_focal": (-alpha_t * (1 - p_t) ** 2 * p_t.log() * mask).sum() / num_pos,
+            "loss_centerness": centerness_bce / num_pos,
+        }
+    weight_sum = max(sum(w for w, _, _ in box_terms), 1.0)
+    losses["loss_bbox"] = 2.0 * sum(w * g for w, g, _ in box_terms) / weight_sum
+    if config.box == "dfl":
+        losses["loss_dfl"] = 0.25 * sum(w * d for w, _, d in box_terms) / weight_sum
+    return losses, len(box_terms)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_criterion_equals_the_written_out_losses(variant):
+    config = ModelConfig(num_classes=3, reg_max=4, strides=STRIDES, **VARIANTS[variant])
+    grid = location_grid(SHAPES, STRIDES, 0.0, torch.device("cpu"))
+    valid = valid_locations(grid, IMAGE_SIZES)
+    generator = torch.Generator().manual_seed(0)
+    count = grid.points.shape[0]
+    quality = None if config.classification == "qfl" and not config.dgqp else torch.randn(2, count, 1, generator=generator)
+    # Logits near 0 (scores ~0.5): box weights above the normaliser's floor of 1, every term sizeable.
+    outputs = HeadOutputs(
+        torch.randn(2, count, 3, generator=generator), 0.5 + torch.rand(2, count, 4 * config.bins, generator=generator), quality
+    )
+    losses, _ = GFLCriterion(config)(outputs, grid, TARGETS, valid)
+    expected, num_pos = reference_losses(config, outputs, grid, TARGETS, valid)
+    assert num_pos > 3
+    assert set(losses) == set(expected)
+    for name, value in expected.items():
+        assert float(value) > 0.01, name
+        torch.testing.assert_close(losses[name].double(), torch.as_tensor(value, dtype=torch.double), rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_centerness_known_values():
+    points = torch.tensor([[30.0, 20.0], [40.0, 35.0]])
+    boxes = torch.tensor([[10.0, 10.0, 70.0, 60.0], [10.0, 10.0, 70.0, 60.0]])
+    # (l, t, r, b) = (20, 10, 40, 40): sqrt(20/40 * 10/40); the box centre scores 1.
+    torch.testing.assert_close(centerness(points, boxes), torch.tensor([math.sqrt(0.125), 1.0]))

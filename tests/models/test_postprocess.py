@@ -1,0 +1,98 @@
+"""Post-processing on hand-built scores and boxes: the test-time settings of PAPER.md, pinned.
+
+Score threshold 0.05, the top 1000 candidates per level, class-aware NMS at IoU 0.6, 100 per image.
+Boxes are Dirac outputs (stride-unit distances from each location's point), so each test places
+exactly the boxes it means.
+"""
+
+import pytest
+import torch
+from torchvision.ops import box_iou
+
+from gfocal.models import ModelConfig
+from gfocal.models.assigner import location_grid
+from gfocal.models.postprocess import postprocess_image
+from gfocal.ops import box_to_distance
+
+CONFIG = ModelConfig(num_classes=2, box="dirac")
+IMAGE_SIZE = (512, 512)
+
+
+def grid_of(*shapes):
+    """Levels of strides 8, 16, ... with these (height, width) cells."""
+    return location_grid(list(shapes), CONFIG.strides[: len(shapes)], 0.0, torch.device("cpu"))
+
+
+def outputs(grid, placed):
+    """Scores [A, C] and Dirac outputs [A, 4] putting ``(location, box, label, score)`` at those locations.
+
+    Every other location scores 0 (and keeps a zero-size box at its point).
+    """
+    scores = torch.zeros(grid.points.shape[0], CONFIG.num_classes)
+    boxes = torch.zeros(grid.points.shape[0], 4)
+    for location, box, label, score in placed:
+        scores[location, label] = score
+        distances = box_to_distance(grid.points[location], torch.tensor(box, dtype=torch.float32))
+        boxes[location] = distances / grid.strides[location]
+    return scores, boxes
+
+
+def detect(config, grid, placed):
+    scores, boxes = outputs(grid, placed)
+    return postprocess_image(config, scores, None, boxes, grid, IMAGE_SIZE)
+
+
+def test_the_paper_test_settings_are_the_defaults():
+    config = ModelConfig(num_classes=1)
+    assert (config.score_threshold, config.pre_nms_top_k, config.nms_iou_threshold, config.max_detections) == (0.05, 1000, 0.6, 100)
+
+
+def test_same_class_overlap_above_the_nms_threshold_is_kept_once_different_classes_both():
+    grid = grid_of((8, 8))
+    first, shifted = [20.0, 20.0, 36.0, 36.0], [20.0 + 3.39, 20.0, 36.0 + 3.39, 36.0]  # IoU 0.65
+    loose = [20.0 + 4.645, 20.0, 36.0 + 4.645, 36.0]  # IoU 0.55, below the threshold
+    assert box_iou(torch.tensor([first]), torch.tensor([shifted, loose])).squeeze(0).tolist() == pytest.approx([0.65, 0.55], abs=2e-3)
+    same = detect(CONFIG, grid, [(27, first, 0, 0.9), (28, shifted, 0, 0.8)])
+    assert same["scores"].tolist() == pytest.approx([0.9])
+    torch.testing.assert_close(same["boxes"], torch.tensor([first]))
+    other_class = detect(CONFIG, grid, [(27, first, 0, 0.9), (28, shifted, 1, 0.8)])
+    assert other_class["labels"].tolist() == [0, 1]
+    below = detect(CONFIG, grid, [(27, first, 0, 0.9), (28, loose, 0, 0.8)])
+    assert below["scores"].tolist() == pytest.approx([0.9, 0.8])
+
+
+def test_scores_at_or_below_the_threshold_are_dropped():
+    grid = grid_of((8, 8))
+    result = detect(CONFIG, grid, [(9, [0.0, 0.0, 16.0, 16.0], 0, 0.049), (45, [32.0, 32.0, 48.0, 48.0], 1, 0.051)])
+    assert result["scores"].tolist() == pytest.approx([0.051])
+    assert result["labels"].tolist() == [1]
+
+
+def small_boxes(grid, locations, scores, label=0):
+    """A 4 x 4 px box around each location's point (no two of a level overlap)."""
+    return [
+        (int(location), (grid.points[location].repeat(2) + torch.tensor([-2.0, -2.0, 2.0, 2.0])).tolist(), label, float(score))
+        for location, score in zip(locations, scores)
+    ]
+
+
+def test_at_most_max_detections_the_best_scored():
+    grid = grid_of((16, 16))
+    scores = torch.linspace(0.2, 0.9, 150)
+    result = detect(CONFIG, grid, small_boxes(grid, torch.arange(150) + 1, scores))
+    assert len(result["scores"]) == 100
+    torch.testing.assert_close(result["scores"], scores.flip(0)[:100])
+
+
+def test_more_than_pre_nms_top_k_on_a_level_keeps_its_top_k_and_other_levels_their_own():
+    grid = grid_of((40, 40), (20, 20))  # 1600 and 400 locations
+    level_0 = small_boxes(grid, torch.arange(1200) + 41, torch.linspace(0.1, 0.9, 1200))
+    # Level 1's points coincide with some of level 0's: another class, so NMS keeps both.
+    level_1 = small_boxes(grid, torch.arange(300) + 1600 + 21, torch.linspace(0.06, 0.085, 300), label=1)
+    config = CONFIG.replace(max_detections=10_000)  # see every candidate that survives
+    result = detect(config, grid, level_0 + level_1)
+    scores = result["scores"]
+    # Level 0 keeps its best 1000 (its 200 lowest go, though above every level-1 score); level 1 keeps all.
+    assert len(scores) == 1300
+    assert (scores >= 0.09).sum() == 1000 and scores[scores >= 0.09].min() > level_0[199][3]
+    assert (scores < 0.09).sum() == 300
