@@ -26,6 +26,8 @@ _FIELDS = {
     "compile": "compile",
     "device": "device",
     "seed": "seed",
+    "weights": "weights",
+    "backbone_weights": "backbone_weights",
 }
 
 
@@ -49,14 +51,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--image-size", type=positive_int, default=None, metavar="PIXELS",
                         help="longer side of the network input (stored with the weights; default: the model's, 416 "
                         "for gfl_nano)")
-    parser.add_argument("--recipe", choices=sorted(RECIPES), default="default",
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default=None,
                         help="default: the small-data recipe (zoom-and-crop, mosaic, colour jitter, AdamW, EMA); "
-                        "paper: the paper's COCO 1x recipe (ResNet-50 at 1333x800, SGD, 12 epochs, flip only)")
+                        "finetune: the same with lr 0.001 and 20 warm-up iterations, picked by itself with --weights "
+                        "or --backbone-weights; paper: the paper's COCO 1x recipe (ResNet-50 at 1333x800, SGD, 12 "
+                        "epochs, flip only)")
+    parser.add_argument("--weights", default=None, metavar="FILE",
+                        help="start from a pretrained detector: a gfocal .safetensors, a gfocal checkpoint (last.pt) "
+                        "or an mmdetection GFL .pth; its architecture unless --model; classes matched by name "
+                        "(report in OUT/pretrained.json)")
+    parser.add_argument("--backbone-weights", default=None, metavar="FILE_OR_NAME",
+                        help="ImageNet weights of the ResNet body: a file, or a torchvision weights name (DEFAULT, "
+                        "IMAGENET1K_V1, ResNet50_Weights.IMAGENET1K_V2) from the torch hub cache (downloaded when "
+                        "online)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="passes over the data (default 100); with --time-budget and no --epochs, the run is "
                         "planned to fill the budget")
     parser.add_argument("--batch-size", type=int, default=None, help="total images per step (lr scales with it)")
-    parser.add_argument("--lr", type=float, default=None, help="learning rate for a batch of 16 (default 0.01)")
+    parser.add_argument("--lr", type=float, default=None, help="learning rate for a batch of 16 (default 0.002; 0.001 when fine-tuning)")
     parser.add_argument(
         "--time-budget", type=float, default=None, metavar="MINUTES",
         help="train for this many minutes, final evaluation and save included: the schedule is planned from the "

@@ -51,10 +51,17 @@ def resolve_model_name(name: str, device: torch.device) -> str:
     return "gfl_nano" if device.type == "cpu" else "gfl_resnet50_fpn"
 
 
-def build_model(config: TrainConfig, class_names: list[str], device: torch.device | None = None) -> nn.Module:
-    """The detector named by ``config.model`` (resolved for ``device``) for ``class_names`` (label i is ``class_names[i]``)."""
-    from gfocal.models import MODELS
+def build_model(config: TrainConfig, class_names: list[str], device: torch.device | None = None,
+                architecture: Any = None) -> nn.Module:
+    """The detector named by ``config.model`` (resolved for ``device``) for ``class_names`` (label i is ``class_names[i]``).
 
+    ``architecture`` (the ``ModelConfig`` of pretrained weights) is built instead when ``config.model`` is
+    "auto", with the dataset's classes, ``model_overrides`` and ``image_size`` applied; the weights are not loaded here.
+    """
+    from gfocal.models import MODELS, WeightsError
+
+    if architecture is not None and config.model == "auto":
+        return _pretrained_architecture(config, class_names, architecture)
     name = resolve_model_name(config.model, device or torch.device("cpu"))
     if name not in MODELS:
         close = difflib.get_close_matches(name, list(MODELS), n=3)
@@ -63,10 +70,28 @@ def build_model(config: TrainConfig, class_names: list[str], device: torch.devic
     overrides = dict(config.model_overrides)
     if config.image_size is not None:
         overrides.update(_sizes_for(MODELS[name], config.image_size))
+    if config.backbone_weights:
+        overrides["backbone_weights"] = config.backbone_weights
     try:
         return MODELS[name](num_classes=len(class_names), class_names=tuple(class_names), **overrides)
+    except WeightsError:  # backbone weights that cannot be found or read: their own message says what to do
+        raise
     except ValueError as error:  # ModelConfig's checks of model_overrides
         raise TrainSetupError(f"model {name} with model_overrides {overrides}: {error}") from error
+
+
+def _pretrained_architecture(config: TrainConfig, class_names: list[str], architecture: Any) -> nn.Module:
+    from gfocal.models import build_detector
+    from gfocal.models.config import image_size_options
+
+    overrides = dict(config.model_overrides)
+    if config.image_size is not None:
+        overrides.update(image_size_options(architecture.min_size, architecture.max_size, config.image_size))
+    try:
+        model_config = architecture.replace(num_classes=len(class_names), class_names=tuple(class_names), **overrides)
+    except (ValueError, TypeError) as error:
+        raise TrainSetupError(f"the architecture of {config.weights} with model_overrides {overrides}: {error}") from error
+    return build_detector(model_config)
 
 
 def _sizes_for(factory: Callable[..., nn.Module], image_size: int) -> dict[str, int]:

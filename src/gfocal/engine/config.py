@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 import types
 import typing
 from dataclasses import dataclass, field
@@ -25,9 +26,12 @@ import yaml
 
 __all__ = ["TrainConfig", "RECIPES", "load_config", "parse_overrides"]
 
+logger = logging.getLogger(__name__)
+
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Schedule = Literal["step", "cosine"]
 Optimizer = Literal["sgd", "adamw"]
+ClassMap = Literal["by_name", "by_order"]
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,16 @@ class TrainConfig:
             compresses the schedule when the epochs would not fit.
         out_dir: folder for checkpoints, ``config.yaml``, ``metrics.jsonl``, evaluation JSON and plots.
         resume: "" (start fresh), "auto" (``out_dir/last.pt`` if present) or a checkpoint path.
+        weights: a pretrained detector to start from (``gfocal.engine.pretrained.read_pretrained``): a gfocal
+            ``.safetensors`` file, a gfocal training checkpoint or an mmdetection GFL ``.pth``. With ``model``
+            "auto" its architecture is built; every tensor whose name and shape fit is loaded, and the class
+            rows of the output layer are matched by class name (``weights_class_map``).
+        weights_class_map: "by_name" (checkpoint rows of the dataset's class names, in any order; other
+            classes start fresh) or "by_order" (checkpoint class i is dataset class i: for a checkpoint whose
+            classes are unnamed, with as many classes as the dataset).
+        backbone_weights: ImageNet (or other) weights of the ResNet body: a file, or a torchvision weights
+            name (``DEFAULT``, ``IMAGENET1K_V1``, ``ResNet50_Weights.IMAGENET1K_V2``) read from the torch hub
+            cache, downloaded there when missing. The body then trains with frozen BatchNorm and stem.
     """
 
     model: str = "auto"
@@ -139,6 +153,9 @@ class TrainConfig:
     time_budget_minutes: float | None = None
     out_dir: str = "runs/train"
     resume: str = ""
+    weights: str = ""
+    weights_class_map: ClassMap = "by_name"
+    backbone_weights: str = ""
 
     def __post_init__(self) -> None:
         for name, value in typing.get_type_hints(TrainConfig).items():
@@ -172,6 +189,9 @@ class TrainConfig:
         for name in ("mosaic", "min_visible", "hflip", "vflip", "eval_share"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"TrainConfig.{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.weights and (self.backbone_weights or self.model_overrides.get("backbone_weights")):
+            raise ValueError("TrainConfig.weights and backbone_weights both set: the detector's weights hold a "
+                             "backbone already; keep one of them")
         if self.clip_grad_norm is not None and self.clip_grad_norm <= 0:
             raise ValueError(f"TrainConfig.clip_grad_norm must be > 0 or None, got {self.clip_grad_norm}")
 
@@ -210,9 +230,13 @@ class TrainConfig:
 
 
 #: Named recipes: field values applied under the YAML file, the flags and ``--set``.
-#: "default" is the dataclass defaults (the small-data recipe); "paper" is PAPER.md's COCO 1x recipe.
+#: "default" is the dataclass defaults (the small-data recipe); "paper" is PAPER.md's COCO 1x recipe;
+#: "finetune" is the small-data recipe for pretrained weights (a rate half the default's and a short warm-up:
+#: the weights are already useful, and large early steps would wash out what they know). ``load_config``
+#: picks "finetune" by itself when ``weights`` or ``backbone_weights`` is set and no recipe is named.
 RECIPES: dict[str, dict[str, Any]] = {
     "default": {},
+    "finetune": {"lr": 0.001, "warmup_iters": 20},
     "paper": {
         "model": "gfl_resnet50_fpn", "scale_range": None, "mosaic": 0.0, "photometric": False, "epochs": 12,
         "optimizer": "sgd", "lr": 0.01, "weight_decay": 1e-4, "warmup_iters": 500, "schedule": "step", "ema": False,
@@ -243,8 +267,12 @@ def parse_overrides(overrides: typing.Iterable[str]) -> dict[str, Any]:
     return parsed
 
 
-def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] = (), recipe: str = "default") -> TrainConfig:
-    """The ``recipe``'s values, updated by the YAML file at ``path`` (if any), then by ``key=value`` overrides."""
+def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] = (), recipe: str | None = None) -> TrainConfig:
+    """The ``recipe``'s values, updated by the YAML file at ``path`` (if any), then by ``key=value`` overrides.
+
+    ``recipe`` None is "default", or "finetune" when the values set pretrained ``weights`` or
+    ``backbone_weights`` (the fields they set win over the recipe's, as always).
+    """
     values: dict[str, Any] = {}
     if path is not None:
         loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
@@ -255,7 +283,18 @@ def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] 
     if "model_overrides" in extra:
         extra["model_overrides"] = {**values.get("model_overrides", {}), **extra["model_overrides"]}
     values.update(extra)
+    if recipe is None:
+        recipe = "finetune" if _starts_pretrained(values) else "default"
+        if recipe == "finetune":
+            chosen = {k: values.get(k, v) for k, v in RECIPES["finetune"].items()}
+            logger.info("pretrained weights: the 'finetune' recipe (%s; set fields win, --recipe default keeps "
+                        "the from-scratch one)", ", ".join(f"{k}={v}" for k, v in chosen.items()))
     return TrainConfig.from_recipe(recipe, **values)
+
+
+def _starts_pretrained(values: dict[str, Any]) -> bool:
+    return bool(values.get("weights") or values.get("backbone_weights")
+                or (values.get("model_overrides") or {}).get("backbone_weights"))
 
 
 def _check_known(key: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import logging
 import random
 import time
@@ -34,9 +35,12 @@ from gfocal.engine.build import TrainData, TrainSetupError, build_data, build_mo
 from gfocal.engine.ema import ModelEMA
 from gfocal.engine.loader import ResumableSampler, build_train_loader
 from gfocal.engine.metrics import MetricsLog
+from gfocal.engine.pretrained import PretrainedDetector, read_pretrained
 from gfocal.engine.schedule import LRSchedule
 from gfocal.fileio import atomic_write_bytes
 from gfocal.models.precision import autocast, compile_network, resolve_precision
+from gfocal.models.pretrained import transfer_weights
+from gfocal.models.weights import WeightsError
 
 __all__ = ["TrainingDiverged", "Run", "prepare_run", "save_training_state", "export_weights"]
 
@@ -125,7 +129,11 @@ def prepare_run(config: TrainConfig, info: DistInfo, device: torch.device,
                 model: nn.Module | None, data: TrainData | None) -> Run:
     """Build data, model, optimiser, schedule, EMA and loader; restore a checkpoint when resuming."""
     _seed_everything(config.seed)
-    module, data = _model_and_data(config, model, data, device)
+    resume = _resume_path(config)
+    pretrained = read_pretrained(config.weights) if config.weights else None
+    module, data = _model_and_data(config, model, data, device, pretrained.config if pretrained else None)
+    if pretrained is not None and resume is None:  # a resumed run restores its own weights below
+        _start_from(module, pretrained, config, info)
     if data.val is not None and data.val_records is None:
         raise ValueError("TrainData.val_records is required with a validation set (the ground truth for evaluation)")
     batch_size = _check_training_set(config, data, info)
@@ -150,7 +158,6 @@ def prepare_run(config: TrainConfig, info: DistInfo, device: torch.device,
               MetricsLog(out_dir / "metrics.jsonl", enabled=info.is_main), Clock(0.0))
     if info.is_main:
         _remove_interrupted_writes(out_dir)
-    resume = _resume_path(config)
     if resume is not None:
         _restore(run, resume)
     elif info.is_main:
@@ -196,12 +203,13 @@ def _planned_schedule(config: TrainConfig, batches_per_epoch: int) -> LRSchedule
 
 
 def _model_and_data(config: TrainConfig, model: nn.Module | None, data: TrainData | None,
-                    device: torch.device) -> tuple[nn.Module, TrainData]:
+                    device: torch.device, architecture: Any) -> tuple[nn.Module, TrainData]:
     """Use what the caller gave; build the rest from the config (the model needs the class names first)."""
     if data is not None and model is not None:
         return model, data
     if data is not None:
-        return build_model(config, list(data.train.records.class_names), device), data  # type: ignore[attr-defined]
+        names = list(data.train.records.class_names)  # type: ignore[attr-defined]
+        return build_model(config, names, device, architecture), data
     if not config.train_data:
         raise TrainSetupError("TrainConfig.train_data is required (a dataset path for gfocal.data.load_dataset)")
     from gfocal.data import load_dataset
@@ -209,8 +217,23 @@ def _model_and_data(config: TrainConfig, model: nn.Module | None, data: TrainDat
     train_records = load_dataset(
         config.train_data, images_dir=config.train_images or None, split=config.train_split or None
     )
-    model = model if model is not None else build_model(config, list(train_records.class_names), device)
+    model = model if model is not None else build_model(config, list(train_records.class_names), device, architecture)
     return model, build_data(config, train_records, model)
+
+
+def _start_from(module: nn.Module, pretrained: PretrainedDetector, config: TrainConfig, info: DistInfo) -> None:
+    """Load the pretrained detector's tensors that fit; log each decision and list them in ``out_dir/pretrained.json``."""
+    try:
+        report = transfer_weights(module, pretrained.state, pretrained.class_names, pretrained.source,
+                                  by_order=config.weights_class_map == "by_order")
+    except WeightsError as error:
+        raise TrainSetupError(str(error)) from error
+    report.notes[:0] = pretrained.notes
+    if info.is_main:
+        for line in report.lines():
+            logger.info("%s", line)
+        atomic_write_bytes(Path(config.out_dir) / "pretrained.json",
+                           json.dumps({"kind": pretrained.kind, **report.to_dict()}, indent=2).encode("utf-8"))
 
 
 def save_training_state(run: Run, best: bool) -> None:

@@ -171,13 +171,14 @@ def load_backbone_weights(backbone: ResNetFPN, path: str | Path) -> None:
     """Load ImageNet (or other) ResNet weights from a local file into the body.
 
     Accepts torchvision ``resnet*.pth`` state dicts and safetensors files; the
-    classifier (``fc.*``) is ignored. Any other missing or unexpected key is an error.
+    classifier (``fc.*``) and BatchNorm counters are ignored. Any other missing or unexpected key is an error.
     """
     from gfocal.models.weights import read_state_dict
 
     state = read_state_dict(path)
     state = {k.removeprefix("module.").removeprefix("backbone.").removeprefix("body."): v for k, v in state.items()}
-    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    # BatchNorm step counters carry no weights, and a frozen-BN body has none.
+    state = {k: v for k, v in state.items() if not k.startswith("fc.") and not k.endswith("num_batches_tracked")}
     expected = backbone.body.state_dict()
     missing = sorted(k for k in expected if k not in state and not k.endswith("num_batches_tracked"))
     unexpected = sorted(k for k in state if k not in expected)

@@ -9,6 +9,7 @@ from typing import Any
 from gfocal.models.backbone import load_backbone_weights
 from gfocal.models.config import ModelConfig, image_size_options
 from gfocal.models.detector import GFLDetector
+from gfocal.models.pretrained import resolve_backbone_weights
 from gfocal.models.weights import load_state_into, read_config, read_state_dict
 
 __all__ = ["build_detector", "load_model", "gfl_resnet50_fpn", "gfl_resnet18_fpn", "gfl_small", "gfl_nano", "MODELS"]
@@ -17,12 +18,13 @@ __all__ = ["build_detector", "load_model", "gfl_resnet50_fpn", "gfl_resnet18_fpn
 def build_detector(
     config: ModelConfig, weights: str | Path | None = None, backbone_weights: str | Path | None = None
 ) -> GFLDetector:
-    """Build a detector; optionally load full weights, or only the backbone's (e.g. ImageNet) from a local file."""
+    """Build a detector; optionally load full weights, or only the backbone's (e.g. ImageNet): a local file or a
+    torchvision weights name (``DEFAULT``, ``IMAGENET1K_V1``; see :func:`resolve_backbone_weights`)."""
     model = GFLDetector(config)
     if weights is not None:
         load_state_into(model, read_state_dict(weights), weights)
     elif backbone_weights is not None:
-        load_backbone_weights(model.backbone, backbone_weights)
+        load_backbone_weights(model.backbone, resolve_backbone_weights(backbone_weights, config.backbone))
     return model
 
 

@@ -1,0 +1,104 @@
+"""Reading the pretrained detector a run starts from (``TrainConfig.weights``), whatever wrote it.
+
+Three sources, told apart by their content:
+
+- a gfocal weights file (``.safetensors``, with its ModelConfig and class names inside);
+- a gfocal training checkpoint (``last.pt``/``best.pt``): its EMA weights when it kept an EMA
+  (what ``model.safetensors`` would hold), else its raw weights;
+- an mmdetection GFL checkpoint (``.pth``, read with ``weights_only=True``), its keys mapped by
+  :mod:`gfocal.interop.mmdet`. mmdetection stores no class names: 80 classes are read as COCO's
+  (what every GFL of mmdetection's model zoo was trained on); another count is unnamed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from gfocal.models import ModelConfig, WeightsError
+from gfocal.models.weights import read_config, read_state_dict
+
+__all__ = ["COCO_CLASSES", "PretrainedDetector", "read_pretrained"]
+
+COCO_CLASSES = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
+    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
+    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
+    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
+    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
+    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
+    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
+    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors", "teddy bear",
+    "hair drier", "toothbrush",
+)  # fmt: skip
+"""The 80 COCO detection classes in mmdetection's label order (``CocoDataset.METAINFO``)."""
+
+
+@dataclass
+class PretrainedDetector:
+    """A pretrained detector's tensors (gfocal names), architecture and class names.
+
+    Attributes:
+        source: the file's path.
+        kind: "gfocal weights", "gfocal training checkpoint" or "mmdetection checkpoint".
+        config: the architecture it was trained with.
+        state: its tensors, under gfocal's state-dict names.
+        class_names: the names of its classes in label order; None when the file does not say.
+        notes: what was assumed while reading it, for the run's log.
+    """
+
+    source: str
+    kind: str
+    config: ModelConfig
+    state: dict[str, Tensor]
+    class_names: tuple[str, ...] | None
+    notes: list[str] = field(default_factory=list)
+
+
+def read_pretrained(path: str | Path) -> PretrainedDetector:
+    """Read a gfocal weights file, a gfocal training checkpoint or an mmdetection GFL checkpoint.
+
+    Raises:
+        WeightsError: the file is missing, unreadable, or none of the three.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: pretrained weights file not found")
+    if path.suffix == ".safetensors":
+        config = read_config(path)
+        return PretrainedDetector(str(path), "gfocal weights", config, read_state_dict(path), config.class_names)
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for truncated or foreign files
+        raise WeightsError(f"{path}: cannot read it with torch.load(weights_only=True) "
+                           f"({type(error).__name__}: {error})") from error
+    if isinstance(loaded, dict) and isinstance(loaded.get("model_config"), dict) and "model" in loaded:
+        return _from_training_checkpoint(path, loaded)
+    return _from_mmdet(path)
+
+
+def _from_training_checkpoint(path: Path, checkpoint: dict) -> PretrainedDetector:
+    config = ModelConfig.from_dict(checkpoint["model_config"])
+    ema = checkpoint.get("ema")
+    state = ema["module"] if ema else checkpoint["model"]
+    note = f"{path}: a gfocal training checkpoint; its {'EMA' if ema else 'raw (no EMA kept)'} weights are used"
+    return PretrainedDetector(str(path), "gfocal training checkpoint", config, state, config.class_names, [note])
+
+
+def _from_mmdet(path: Path) -> PretrainedDetector:
+    from gfocal.interop.mmdet import mmdet_config_from_state, mmdet_to_gfocal_state
+
+    raw = {k.removeprefix("module."): v for k, v in read_state_dict(path).items()}
+    config = mmdet_config_from_state(raw, str(path))  # raises WeightsError naming what is not a GFL
+    state = mmdet_to_gfocal_state(raw, config.reg_max, str(path))
+    if config.num_classes == len(COCO_CLASSES):
+        note = (f"{path}: mmdetection checkpoints store no class names; its 80 classes are taken as COCO's "
+                "(person, bicycle, car, ...)")
+        return PretrainedDetector(str(path), "mmdetection checkpoint", config, state, COCO_CLASSES, [note])
+    note = (f"{path}: mmdetection checkpoints store no class names and its {config.num_classes} classes are not "
+            "COCO's 80: they are unnamed, so no class row is kept unless weights_class_map=by_order "
+            f"(checkpoint class i = dataset class i; needs {config.num_classes} dataset classes)")
+    return PretrainedDetector(str(path), "mmdetection checkpoint", config, state, None, [note])

@@ -1,0 +1,45 @@
+"""Fine-tuning from an mmdetection GFL checkpoint: its classes (COCO's when 80, else unnamed) and `gfocal train` end to end."""
+
+import json
+
+import torch
+
+from gfocal.cli.main import main
+from gfocal.data.synthetic import make_synthetic_splits
+from gfocal.interop import MMDET_PREPROCESSING
+from gfocal.engine.pretrained import COCO_CLASSES, read_pretrained
+from gfocal.models import gfl_small, load_model
+from test_mmdet_mapping import fake_mmdet_state, source_model
+
+
+def test_mmdetection_classes_are_coco_when_there_are_80_and_unnamed_otherwise(tmp_path):
+    torch.manual_seed(0)
+    torch.save(fake_mmdet_state(gfl_small(80, min_size=64, max_size=64, backbone_norm="frozen_bn")), tmp_path / "coco.pth")
+    torch.save(fake_mmdet_state(source_model()), tmp_path / "four.pth")
+    coco = read_pretrained(tmp_path / "coco.pth")
+    assert coco.kind == "mmdetection checkpoint" and coco.class_names == COCO_CLASSES and len(set(COCO_CLASSES)) == 80
+    assert "its 80 classes are taken as COCO's" in coco.notes[0]
+    unnamed = read_pretrained(tmp_path / "four.pth")
+    assert unnamed.class_names is None and "weights_class_map=by_order" in unnamed.notes[0]
+    assert unnamed.config.backbone_norm == "frozen_bn" and unnamed.config.min_size == 800  # mmdetection's settings
+
+
+def test_gfocal_train_fine_tunes_from_an_mmdetection_pth(tmp_path, capsys):
+    source = source_model()  # gfl_small's architecture, 4 classes, random non-trivial weights
+    torch.save({"meta": {"epoch": 12}, "state_dict": fake_mmdet_state(source)}, tmp_path / "gfl_mmdet.pth")
+    train_json, val_json = make_synthetic_splits(tmp_path / "data", "demo", seed=0, num_train=4, num_val=2,
+                                                 image_size=(64, 64), size_range=(12, 40), objects_per_image=(1, 2))
+    out = tmp_path / "run"
+    argv = ["train", "--weights", str(tmp_path / "gfl_mmdet.pth"), "--data", str(train_json), "--val-data",
+            str(val_json), "--out", str(out), "--image-size", "64", "--epochs", "1", "--batch-size", "4",
+            "--workers", "0", "--precision", "fp32", "--set", "weights_class_map=by_order"]
+    assert main(argv) == 0
+    report = json.loads((out / "pretrained.json").read_text())
+    assert report["kind"] == "mmdetection checkpoint"
+    assert report["lines"][-1].endswith("cls_out: all 4 classes from the checkpoint (same order)")
+    assert len(report["loaded"]) == len(source.state_dict()) and report["unused"] == []
+    model = load_model(out / "model.safetensors")
+    assert (model.config.max_size, model.config.backbone_norm) == (64, "frozen_bn")
+    assert tuple(model.config.image_mean) == MMDET_PREPROCESSING["image_mean"]  # the checkpoint's preprocessing
+    config = (out / "config.yaml").read_text()
+    assert "lr: 0.001" in config and "warmup_iters: 20" in config  # the finetune recipe, picked by itself
