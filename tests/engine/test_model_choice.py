@@ -4,16 +4,30 @@ import logging
 
 import pytest
 import torch
+import torchvision
 
 from gfocal.engine.config import TrainConfig
 from gfocal.engine.build import build_model, build_optimizer, resolve_model_name
 from gfocal.engine.run import _warn_if_slow_here
+from gfocal.models import WeightsError
 
 
 def test_auto_is_the_small_model_on_a_cpu_and_the_paper_model_on_a_gpu():
     assert resolve_model_name("auto", torch.device("cpu")) == "gfl_nano"
     assert resolve_model_name("auto", torch.device("cuda")) == "gfl_resnet50_fpn"
     assert resolve_model_name("gfl_resnet18_fpn", torch.device("cpu")) == "gfl_resnet18_fpn"
+    assert resolve_model_name("gfl_nano", torch.device("cpu"), imagenet_body=True) == "gfl_nano"
+
+
+def test_imagenet_weights_pick_a_full_width_body_on_a_cpu_and_gfl_nano_refuses_them_clearly(tmp_path):
+    imagenet = tmp_path / "resnet18-imagenet.pth"
+    reference = torchvision.models.resnet18()
+    torch.save(reference.state_dict(), imagenet)
+    built = build_model(TrainConfig(backbone_weights=str(imagenet)), ["a"], torch.device("cpu"))
+    assert built.config.backbone == "resnet18" and built.config.backbone_width == 64  # gfl_small
+    assert torch.equal(built.backbone.body.layer1[0].conv1.weight, reference.layer1[0].conv1.weight)
+    with pytest.raises(WeightsError, match="backbone_width 32.*gfl_small"):
+        build_model(TrainConfig(model="gfl_nano", backbone_weights=str(imagenet)), ["a"], torch.device("cpu"))
 
 
 @pytest.mark.parametrize(("model", "image_size", "expected"), [

@@ -44,11 +44,17 @@ class TrainData:
     val_records: Any = None
 
 
-def resolve_model_name(name: str, device: torch.device) -> str:
-    """``"auto"`` is ``gfl_nano`` on a CPU (trains usefully in minutes) and the paper's ``gfl_resnet50_fpn`` on a GPU."""
+def resolve_model_name(name: str, device: torch.device, imagenet_body: bool = False) -> str:
+    """``"auto"`` is ``gfl_nano`` on a CPU (trains usefully in minutes) and the paper's ``gfl_resnet50_fpn`` on a GPU.
+
+    With ``imagenet_body`` (``backbone_weights`` given) a CPU gets ``gfl_small`` instead: gfl_nano's
+    half-width ResNet-18 has no ImageNet weights, gfl_small's full-width one takes torchvision's.
+    """
     if name != "auto":
         return name
-    return "gfl_nano" if device.type == "cpu" else "gfl_resnet50_fpn"
+    if device.type != "cpu":
+        return "gfl_resnet50_fpn"
+    return "gfl_small" if imagenet_body else "gfl_nano"
 
 
 def build_model(config: TrainConfig, class_names: list[str], device: torch.device | None = None,
@@ -62,7 +68,7 @@ def build_model(config: TrainConfig, class_names: list[str], device: torch.devic
 
     if architecture is not None and config.model == "auto":
         return _pretrained_architecture(config, class_names, architecture)
-    name = resolve_model_name(config.model, device or torch.device("cpu"))
+    name = resolve_model_name(config.model, device or torch.device("cpu"), imagenet_body=bool(config.backbone_weights))
     if name not in MODELS:
         close = difflib.get_close_matches(name, list(MODELS), n=3)
         raise TrainSetupError(f"unknown model {name!r}; available: auto, {', '.join(MODELS)}"

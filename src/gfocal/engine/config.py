@@ -40,7 +40,8 @@ class TrainConfig:
 
     Attributes:
         model: name of a factory in ``gfocal.models.MODELS``, or "auto": ``gfl_nano`` on a CPU (a
-            model that trains usefully there in minutes), the paper's ``gfl_resnet50_fpn`` on a GPU.
+            model that trains usefully there in minutes; ``gfl_small`` with ``backbone_weights``, since
+            ImageNet weights do not fit gfl_nano's half-width body), the paper's ``gfl_resnet50_fpn`` on a GPU.
         model_overrides: keyword arguments passed to that factory.
         image_size: the longer side of the network input in pixels (stored with the weights);
             for a model whose sizes differ (the paper's 1333 x 800), the shorter side scales

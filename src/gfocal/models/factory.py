@@ -10,7 +10,7 @@ from gfocal.models.backbone import load_backbone_weights
 from gfocal.models.config import ModelConfig, image_size_options
 from gfocal.models.detector import GFLDetector
 from gfocal.models.pretrained import resolve_backbone_weights
-from gfocal.models.weights import load_state_into, read_config, read_state_dict
+from gfocal.models.weights import WeightsError, load_state_into, read_config, read_state_dict
 
 __all__ = ["build_detector", "load_model", "gfl_resnet50_fpn", "gfl_resnet18_fpn", "gfl_small", "gfl_nano", "MODELS"]
 
@@ -20,6 +20,13 @@ def build_detector(
 ) -> GFLDetector:
     """Build a detector; optionally load full weights, or only the backbone's (e.g. ImageNet): a local file or a
     torchvision weights name (``DEFAULT``, ``IMAGENET1K_V1``; see :func:`resolve_backbone_weights`)."""
+    if backbone_weights is not None and weights is None and config.backbone_width != 64:
+        # ImageNet files hold torchvision's ResNet (64 stem channels); a narrower body has none to fit.
+        raise WeightsError(
+            f"backbone weights {backbone_weights} are for torchvision's {config.backbone} (backbone_width 64), "
+            f"but this model's body has backbone_width {config.backbone_width} (gfl_nano's half-width ResNet-18): "
+            "pick a model with a full-width body (gfl_small, gfl_resnet18_fpn, gfl_resnet50_fpn), "
+            "or set model_overrides.backbone_width=64")
     model = GFLDetector(config)
     if weights is not None:
         load_state_into(model, read_state_dict(weights), weights)
