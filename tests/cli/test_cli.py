@@ -157,3 +157,25 @@ def test_cli_sets_a_short_openmp_spin_unless_the_user_chose(user_env, expected):
     probe = "import os, gfocal.cli; print(os.environ.get('GOMP_SPINCOUNT'))"
     result = subprocess.run([sys.executable, "-c", probe], env={**env, **user_env}, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == str(expected)
+
+
+def test_flag_values_are_taken_as_typed_not_parsed_as_yaml(tmp_path):
+    from gfocal.cli.main import build_parser
+    from gfocal.cli.train import training_config
+
+    parser = build_parser()
+    data = tmp_path / "[old] set.json"  # YAML would read "[old]" as a list
+    data.write_text("{}")
+    out = tmp_path / "runs #2" / "x"  # and "#" as the start of a comment
+    config = training_config(parser.parse_args(["train", "--data", str(data), "--out", str(out), "--model", "null",
+                                                "--set", "seed=3"]))
+    assert (config.train_data, config.out_dir, config.model, config.seed) == (str(data), str(out), "null", 3)
+
+
+def test_the_parser_loads_without_torch_so_help_is_quick():
+    import subprocess
+    import sys
+
+    code = "import sys, gfocal.cli.main as m; m.build_parser(); print('torch' in sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "False"

@@ -68,10 +68,10 @@ def _errors() -> Iterator[None]:
             raise CommandError(str(error)) from error
 
 
-def _device(args: argparse.Namespace) -> str:
-    import torch
+def _device(args: argparse.Namespace):
+    from gfocal.engine.distributed import resolve_device
 
-    return args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return resolve_device(args.device)
 
 
 def _load(args: argparse.Namespace):

@@ -6,9 +6,6 @@ import argparse
 import contextlib
 from collections.abc import Iterator
 
-from gfocal.data import DatasetError
-from gfocal.models import WeightsError
-
 __all__ = ["CommandError", "user_errors", "add_precision_option", "add_compile_option", "add_image_size_option", "positive_int"]
 
 
@@ -19,6 +16,9 @@ class CommandError(Exception):
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the library's input errors into CommandError (no traceback for user mistakes)."""
+    from gfocal.data import DatasetError  # here, not at the top: `gfocal --help` does not load torch
+    from gfocal.models import WeightsError
+
     try:
         yield
     except (DatasetError, WeightsError, FileNotFoundError, FileExistsError, NotADirectoryError) as error:

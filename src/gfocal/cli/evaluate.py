@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from gfocal.cli.common import (
-    CommandError,
     add_compile_option,
     add_image_size_option,
     add_precision_option,
@@ -36,35 +35,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import functools
-
-    import torch
-
-    from gfocal.data import DetectionDataset, collate_detection, detect_format, load_dataset
-    from gfocal.engine import evaluate_model, format_results
-    from gfocal.engine.evaluate import save_results
-    from gfocal.models import load_model
-    from gfocal.models.precision import autocast, prepare_for_inference, resolve_precision
+    from gfocal.engine import format_results
+    from gfocal.engine.evaluate import evaluate_weights, save_results
 
     with user_errors():
-        model = load_model(args.weights, image_size=args.image_size)
-        split = args.split or ("val" if detect_format(args.data) == "yolo" else None)
-        records = load_dataset(args.data, images_dir=args.images, split=split)
-        records.require_boxes("evaluate against")  # without ground truth every AP is undefined (-1)
-    named = model.config.class_names
-    if (list(named) if named else model.config.num_classes) != (list(records.class_names) if named else records.num_classes):
-        # Label k of the model would be scored as class k of the data: a wrong AP, not an error.
-        raise CommandError(f"{args.data}: classes {records.class_names} do not match the model's "
-                           f"{list(model.class_names)} ({args.weights})")
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    prepare_for_inference(model.to(device), compile=bool(args.compile))
-    precision = resolve_precision(args.precision, device)
-    dataset = DetectionDataset(records)  # decoded files: the model resizes them as gfocal predict does
-    with torch.inference_mode():
-        results = evaluate_model(
-            model, dataset, records, collate_detection, device, args.batch_size, args.workers,
-            autocast=functools.partial(autocast, precision),
-        )
+        results = evaluate_weights(args.weights, args.data, images=args.images, split=args.split,
+                                   batch_size=args.batch_size, workers=args.workers, image_size=args.image_size,
+                                   precision=args.precision, compile=bool(args.compile), device=args.device)
     out = Path(args.out) if args.out else Path(args.weights).parent / f"eval_{Path(args.data).stem}.json"
     save_results(out, {"weights": str(args.weights), "data": str(args.data), **results})
     print(format_results(results))

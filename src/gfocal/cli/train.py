@@ -92,16 +92,16 @@ def training_config(args: argparse.Namespace):
     from gfocal.data import detect_format
     from gfocal.engine import load_config
 
-    flags = [f"{field}={value}" for flag, field in _FIELDS.items() if (value := getattr(args, flag, None)) is not None]
+    # Typed values go into the config as they are: a path such as "runs #2/x" or "[old].json" is not YAML.
+    fields = {field: value for flag, field in _FIELDS.items() if (value := getattr(args, flag, None)) is not None}
     if args.val_data is None and detect_format(args.data) == "yolo":
-        flags.append(f"val_data={args.data}")
-        flags.append("val_split=val")
+        fields |= {"val_data": args.data, "val_split": "val"}
     if args.resume:
-        flags.append(f"resume={args.resume}")
+        fields["resume"] = args.resume
     if args.time_budget is not None and args.epochs is None and not _sets_epochs(args):
-        flags.append("epochs=null")  # a budget without epochs is a target to fill
+        fields["epochs"] = None  # a budget without epochs is a target to fill
     try:
-        return load_config(args.config, [*flags, *args.overrides], recipe=args.recipe)
+        return load_config(args.config, args.overrides, recipe=args.recipe, fields=fields)
     except ValueError as error:
         raise CommandError(str(error)) from error
 

@@ -10,33 +10,31 @@ Typical use::
     result = train(load_config("train.yaml", ["epochs=24", "batch_size=8"]))
 """
 
-from gfocal.engine.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from gfocal.engine.config import TrainConfig, load_config, parse_overrides
-from gfocal.engine.ema import ModelEMA
-from gfocal.engine.evaluate import coco_ground_truth, evaluate_detections, evaluate_model, format_results, predict_dataset
-from gfocal.engine.build import TrainData, TrainSetupError
-from gfocal.engine.run import TrainingDiverged
-from gfocal.engine.schedule import LRSchedule, fit_to_budget
-from gfocal.engine.trainer import TrainResult, train
+import importlib
+from typing import Any
 
-__all__ = [
-    "CheckpointError",
-    "LRSchedule",
-    "ModelEMA",
-    "TrainConfig",
-    "TrainData",
-    "TrainResult",
-    "TrainingDiverged",
-    "TrainSetupError",
-    "coco_ground_truth",
-    "evaluate_detections",
-    "evaluate_model",
-    "fit_to_budget",
-    "format_results",
-    "load_checkpoint",
-    "load_config",
-    "parse_overrides",
-    "predict_dataset",
-    "save_checkpoint",
-    "train",
-]
+# Each public name and the module that defines it, imported on first use (PEP 562): importing
+# gfocal.engine.config (the CLI's recipes) then does not load torch, and `gfocal --help` stays quick.
+_HOMES = {
+    "CheckpointError": "checkpoint", "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
+    "TrainConfig": "config", "load_config": "config", "parse_overrides": "config",
+    "ModelEMA": "ema",
+    "coco_ground_truth": "evaluate", "evaluate_detections": "evaluate", "evaluate_model": "evaluate",
+    "evaluate_weights": "evaluate", "format_results": "evaluate", "predict_dataset": "evaluate",
+    "TrainData": "build", "TrainSetupError": "build",
+    "TrainingDiverged": "run",
+    "LRSchedule": "schedule", "fit_to_budget": "schedule",
+    "TrainResult": "trainer", "train": "trainer",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'gfocal.engine' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"gfocal.engine.{_HOMES[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])

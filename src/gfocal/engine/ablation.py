@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from gfocal.engine.config import TrainConfig
+from gfocal.engine.distributed import resolve_device
 from gfocal.engine.trainer import train
 
 __all__ = ["Variant", "VARIANTS", "SWEEPS", "AblationSettings", "run_ablation", "markdown_table"]
@@ -100,7 +101,7 @@ def _inference_ms(weights: Path, images: list[torch.Tensor], precision: str) -> 
     from gfocal.models import load_model
     from gfocal.models.precision import autocast, prepare_for_inference, resolve_precision
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device()
     model = prepare_for_inference(load_model(weights).to(device))
     images = [image.to(device) for image in images]
     with torch.inference_mode(), autocast(resolve_precision(precision, device)):

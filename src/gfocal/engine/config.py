@@ -268,8 +268,11 @@ def parse_overrides(overrides: typing.Iterable[str]) -> dict[str, Any]:
     return parsed
 
 
-def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] = (), recipe: str | None = None) -> TrainConfig:
-    """The ``recipe``'s values, updated by the YAML file at ``path`` (if any), then by ``key=value`` overrides.
+def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] = (), recipe: str | None = None,
+                fields: typing.Mapping[str, Any] | None = None) -> TrainConfig:
+    """The ``recipe``'s values, updated by the YAML file at ``path`` (if any), then by ``fields``
+    (typed values, e.g. from CLI flags: taken as they are, never parsed), then by ``key=value`` overrides
+    (values parsed as YAML).
 
     ``recipe`` None is "default", or "finetune" when the values set pretrained ``weights`` or
     ``backbone_weights`` (the fields they set win over the recipe's, as always).
@@ -280,6 +283,9 @@ def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] 
         if not isinstance(loaded, dict):
             raise ValueError(f"{path}: a training config must be a YAML mapping, got {type(loaded).__name__}")
         values.update(loaded)
+    for key in fields or {}:
+        _check_known(key)
+    values.update(fields or {})
     extra = parse_overrides(overrides)
     if "model_overrides" in extra:
         extra["model_overrides"] = {**values.get("model_overrides", {}), **extra["model_overrides"]}

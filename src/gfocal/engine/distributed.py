@@ -58,9 +58,10 @@ def _slurm_master(nodelist: str) -> str:
         return nodelist.split(",")[0]
 
 
-def resolve_device(request: str, local_rank: int) -> torch.device:
-    """"auto" is ``cuda:<local rank>`` when CUDA is available, else the CPU."""
-    if request == "auto":
+def resolve_device(request: str | torch.device | None = None, local_rank: int = 0) -> torch.device:
+    """The device every command runs on: "auto" or None is ``cuda:<local rank>`` when CUDA is available,
+    else the CPU; anything else is taken as named (``cpu``, ``cuda:1``)."""
+    if request is None or request == "auto":
         request = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(request)
     if device.type == "cuda" and device.index is None:

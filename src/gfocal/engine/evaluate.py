@@ -38,6 +38,7 @@ __all__ = [
     "to_original_coordinates",
     "predict_dataset",
     "evaluate_model",
+    "evaluate_weights",
     "save_results",
     "format_results",
 ]
@@ -186,6 +187,49 @@ def evaluate_model(
     gathered = all_gather_objects(predict_dataset(model, loader, device, autocast))
     results = evaluate_detections(records, {k: v for part in gathered for k, v in part.items()}) if rank == 0 else None
     return broadcast_object(results)
+
+
+def evaluate_weights(
+    weights: str | os.PathLike[str],
+    data: str | os.PathLike[str],
+    images: str | None = None,
+    split: str | None = None,
+    batch_size: int = 8,
+    workers: int = 2,
+    image_size: int | None = None,
+    precision: str = "auto",
+    compile: bool = False,
+    device: str | torch.device | None = None,
+) -> dict[str, Any]:
+    """COCO metrics of a weights file on a labelled dataset (what ``gfocal eval`` prints).
+
+    ``split`` defaults to "val" for a YOLO yaml. The images are decoded at their own size and the model
+    resizes them, exactly as ``gfocal predict`` feeds it.
+
+    Raises:
+        DatasetError: the dataset has no box, or its classes are not the model's (label k of the model
+            would be scored as class k of the data: a wrong AP, not an error, if let through).
+    """
+    import functools
+
+    from gfocal.data import DatasetError, DetectionDataset, collate_detection, detect_format, load_dataset
+    from gfocal.engine.distributed import resolve_device
+    from gfocal.models import load_model
+    from gfocal.models.precision import autocast, prepare_for_inference, resolve_precision
+
+    model = load_model(weights, image_size=image_size)
+    split = split or ("val" if detect_format(data) == "yolo" else None)
+    records = load_dataset(data, images_dir=images, split=split)
+    records.require_boxes("evaluate against")  # without ground truth every AP is undefined (-1)
+    named = model.config.class_names
+    if (list(named) if named else model.config.num_classes) != (list(records.class_names) if named else records.num_classes):
+        raise DatasetError(f"{data}: classes {records.class_names} do not match the model's "
+                           f"{list(model.class_names)} ({weights})")
+    chosen = resolve_device(device)
+    prepare_for_inference(model.to(chosen), compile=compile)
+    with torch.inference_mode():
+        return evaluate_model(model, DetectionDataset(records), records, collate_detection, chosen, batch_size, workers,
+                              autocast=functools.partial(autocast, resolve_precision(precision, chosen)))
 
 
 def save_results(path: str | os.PathLike[str], results: Mapping[str, Any]) -> None:

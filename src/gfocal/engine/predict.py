@@ -26,6 +26,7 @@ from gfocal.data import DatasetError, DatasetWarning
 from gfocal.data.image_io import decode_image
 from gfocal.fileio import atomic_write, atomic_write_json
 from gfocal.models import GFLDetector
+from gfocal.engine.distributed import resolve_device
 from gfocal.models.precision import PrecisionName, autocast, prepare_for_inference, resolve_precision
 from gfocal.visualize import draw_detections
 
@@ -106,7 +107,7 @@ def predict_files(
     are skipped with a :class:`~gfocal.data.DatasetWarning` naming each; they
     yield no :class:`Prediction`. ``compile``: see :func:`gfocal.models.precision.compile_network`.
     """
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(device)
     model = prepare_for_inference(model.to(device), compile=compile)
     chosen = resolve_precision(precision, device)
     loader = DataLoader(_ImageFiles(paths), batch_size=batch_size, num_workers=workers, collate_fn=_collate)
