@@ -22,8 +22,8 @@ import argparse
 import json
 import tempfile
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,7 +43,12 @@ from gfocal.models import GFLDetector, gfl_small, save_weights
 
 # A light gfl_small so that a CPU test can train it for a few hundred iterations: the stem and
 # layer1 stay at their (random) initialisation, one 64-channel conv per tower.
-MODEL_OPTIONS: dict[str, Any] = {"fpn_channels": 64, "feat_channels": 64, "stacked_convs": 1, "trainable_backbone_layers": 3}
+MODEL_OPTIONS: dict[str, Any] = {
+    "fpn_channels": 64,
+    "feat_channels": 64,
+    "stacked_convs": 1,
+    "trainable_backbone_layers": 3,
+}
 # Objects big enough that a few-pixel blur is a real, visible ambiguity; half of them ambiguous.
 DATA_OPTIONS: dict[str, Any] = {
     "objects_per_image": (1, 4),
@@ -56,8 +61,12 @@ DATA_OPTIONS: dict[str, Any] = {
 }
 
 
-def make_data(root: Path, num_train: int, num_val: int, size: int, seed: int = 0) -> tuple[DatasetRecords, DatasetRecords]:
-    train, val = make_synthetic_splits(root, seed=seed, num_train=num_train, num_val=num_val, image_size=size, **DATA_OPTIONS)
+def make_data(
+    root: Path, num_train: int, num_val: int, size: int, seed: int = 0
+) -> tuple[DatasetRecords, DatasetRecords]:
+    train, val = make_synthetic_splits(
+        root, seed=seed, num_train=num_train, num_val=num_val, image_size=size, **DATA_OPTIONS
+    )
     return load_dataset(train, warn=False), load_dataset(val, warn=False)
 
 
@@ -78,7 +87,9 @@ def train_briefly(
     torch.manual_seed(seed)
     model = gfl_small(records.num_classes, min_size=size, max_size=size, **{**MODEL_OPTIONS, **(model_options or {})})
     model.train()
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9, weight_decay=1e-4)
+    optimizer = torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9, weight_decay=1e-4
+    )
     loader = torch.utils.data.DataLoader(
         DetectionDataset(records, train=True),
         batch_size=batch_size,
@@ -142,12 +153,17 @@ def auroc_table(stats: dict[str, np.ndarray], records: DatasetRecords) -> dict[s
         table[f"{name}: per edge"] = auroc(value.reshape(-1), edge_labels.reshape(-1))
     table["bimodal (modes>=2): box any"] = auroc((stats["num_modes"] >= 2).any(1), box_labels)
     # By kind: objects with that kind of ambiguity (and no other) against clean ones.
-    kinds = np.array([[e.get("ambiguous_edges", {}).get(edge) for edge in ("left", "top", "right", "bottom")] for e in extras], dtype=object)
+    kinds = np.array(
+        [[e.get("ambiguous_edges", {}).get(edge) for edge in ("left", "top", "right", "bottom")] for e in extras],
+        dtype=object,
+    )
     for kind in ("blur", "occluded"):
         only = (kinds == kind).any(1) & ~((kinds != kind) & (kinds != None)).any(1)  # noqa: E711
         subset = only | ~box_labels
         table[f"ambiguity (box score), {kind} only vs clean"] = auroc(stats["ambiguity"][subset], only[subset])
-        table[f"annotated_nll: box max, {kind} only vs clean"] = auroc(stats["annotated_nll"].max(1)[subset], only[subset])
+        table[f"annotated_nll: box max, {kind} only vs clean"] = auroc(
+            stats["annotated_nll"].max(1)[subset], only[subset]
+        )
     return {"auroc": table, "annotations": len(box_labels), "ambiguous": int(box_labels.sum())}
 
 
@@ -173,7 +189,12 @@ def main() -> None:
         print(json.dumps(result, default=str), flush=True)
 
     model = train_briefly(
-        train, args.size, args.iterations, seed=args.seed, callback=report, every=args.every,
+        train,
+        args.size,
+        args.iterations,
+        seed=args.seed,
+        callback=report,
+        every=args.every,
         model_options={"trainable_backbone_layers": args.trainable_layers},
     )
     report(args.iterations, model)

@@ -51,8 +51,11 @@ def machine() -> dict[str, Any]:
 
 def gfocal_commit() -> str | None:
     """The git commit of the checkout these benchmarks are in, ``+dirty`` when it has uncommitted changes."""
+
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, check=True
+        ).stdout.strip()
 
     try:
         return git("rev-parse", "HEAD") + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
@@ -62,8 +65,11 @@ def gfocal_commit() -> str | None:
 
 def provenance() -> dict[str, Any]:
     """The command that is running, the gfocal commit and the machine, for every results file."""
-    return {"command": shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv]), "gfocal_commit": gfocal_commit(),
-            "machine": machine()}
+    return {
+        "command": shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv]),
+        "gfocal_commit": gfocal_commit(),
+        "machine": machine(),
+    }
 
 
 def report(results: dict[str, Any], path: str | Path | None = None, quiet: bool = False) -> None:
@@ -76,15 +82,44 @@ def report(results: dict[str, Any], path: str | Path | None = None, quiet: bool 
         print(text)
 
 
-def train_small(train_json: Path, val_json: Path, out: Path, precision: str, seed: int, *schedule: str) -> dict[str, Any]:
+def train_small(
+    train_json: Path, val_json: Path, out: Path, precision: str, seed: int, *schedule: str
+) -> dict[str, Any]:
     """``gfocal train`` of gfl_small with the demo's recipe; ``schedule`` sets the length
     (e.g. ``--epochs 12``, or ``--epochs 200 --time-budget 20``). Returns the final evaluation."""
     command = [
-        sys.executable, "-m", "gfocal", "train", "--data", str(train_json), "--val-data", str(val_json),
-        "--out", str(out), "--recipe", "paper", "--model", "gfl_small", "--batch-size", "8", *schedule,
-        "--precision", precision, "--seed", str(seed), "--overwrite",
-        "--set", "lr=0.02", "--set", "warmup_iters=100", "--set", "schedule=cosine", "--set", "eval_interval=0",
-        "--set", "channels_last=true",
+        sys.executable,
+        "-m",
+        "gfocal",
+        "train",
+        "--data",
+        str(train_json),
+        "--val-data",
+        str(val_json),
+        "--out",
+        str(out),
+        "--recipe",
+        "paper",
+        "--model",
+        "gfl_small",
+        "--batch-size",
+        "8",
+        *schedule,
+        "--precision",
+        precision,
+        "--seed",
+        str(seed),
+        "--overwrite",
+        "--set",
+        "lr=0.02",
+        "--set",
+        "warmup_iters=100",
+        "--set",
+        "schedule=cosine",
+        "--set",
+        "eval_interval=0",
+        "--set",
+        "channels_last=true",
     ]
     subprocess.run(command, check=True, stdout=sys.stderr)  # stdout is for the JSON report
     evaluation = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"eval"' in line][-1]

@@ -21,11 +21,11 @@ import importlib.util
 import time
 
 import torch
-
 from common import report, time_call
+from model import synthetic_batch
+
 from gfocal.models import gfl_resnet50_fpn, gfl_small
 from gfocal.models.precision import Precision, autocast, compile_network, cpu_has_native_bf16, prepare_for_inference
-from model import synthetic_batch
 
 CONFIGS = {"small": (gfl_small, (320, 320)), "r50": (gfl_resnet50_fpn, (800, 1216))}
 # The same architectures in mmdetection: (depth, channels, stacked_convs).
@@ -88,8 +88,15 @@ def mmdet_times(name: str, images, targets, repeats: int, training: bool) -> dic
     def samples(with_targets: bool):
         out = []
         for target in targets:
-            sample = DetDataSample(metainfo=dict(img_shape=(height, width), ori_shape=(height, width), scale_factor=(1.0, 1.0),
-                                                 pad_shape=(height + pad[0], width + pad[1]), batch_input_shape=(height + pad[0], width + pad[1])))
+            sample = DetDataSample(
+                metainfo=dict(
+                    img_shape=(height, width),
+                    ori_shape=(height, width),
+                    scale_factor=(1.0, 1.0),
+                    pad_shape=(height + pad[0], width + pad[1]),
+                    batch_input_shape=(height + pad[0], width + pad[1]),
+                )
+            )
             if with_targets:
                 sample.gt_instances = InstanceData(bboxes=target["boxes"], labels=target["labels"])
             out.append(sample)

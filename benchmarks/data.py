@@ -29,7 +29,13 @@ from gfocal.data.transforms import Augmentation, build_transforms
 
 
 def _images_per_second(dataset: DetectionDataset, workers: int, batch_size: int, repeats: int) -> list[float]:
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_detection, persistent_workers=workers > 0)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=collate_detection,
+        persistent_workers=workers > 0,
+    )
     for _ in loader:  # warm-up: worker start, page cache, allocator
         pass
     rates = []
@@ -55,15 +61,25 @@ def main() -> None:
     torch.set_num_threads(1)  # one decode per core, as in a training process with workers
     with tempfile.TemporaryDirectory() as tmp:
         path = args.data or make_synthetic_dataset(
-            tmp, args.num_images, args.image_size, seed=0, image_format=args.image_format, size_range=(8, args.image_size // 2)
+            tmp,
+            args.num_images,
+            args.image_size,
+            seed=0,
+            image_format=args.image_format,
+            size_range=(8, args.image_size // 2),
         )
         records = load_dataset(path)
-        transforms = build_transforms(args.max_size, args.max_size, Augmentation(scale_range=(0.5, 1.5), color=args.photometric))
+        transforms = build_transforms(
+            args.max_size, args.max_size, Augmentation(scale_range=(0.5, 1.5), color=args.photometric)
+        )
         dataset = DetectionDataset(records, transforms, train=True)
         results = {}
         for workers in args.workers:
             rates = _images_per_second(dataset, workers, args.batch_size, args.repeats)
-            results[f"workers_{workers}"] = {"images_per_s_median": sorted(rates)[len(rates) // 2], "images_per_s": [round(r, 1) for r in rates]}
+            results[f"workers_{workers}"] = {
+                "images_per_s_median": sorted(rates)[len(rates) // 2],
+                "images_per_s": [round(r, 1) for r in rates],
+            }
     print(json.dumps({
         "benchmark": "data decode+augment",
         "command": shlex.join([sys.executable, *sys.argv]),

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 import torch
-
 from common import report
+
 from gfocal.data import DetectionDataset, collate_detection, load_dataset
 from gfocal.data.synthetic import make_synthetic_splits
 from gfocal.engine import TrainConfig, TrainData, train
@@ -34,8 +34,9 @@ def main() -> None:
     args = parser.parse_args()
     size, batch, steps = args.image_size, args.batch_size, args.steps
     with tempfile.TemporaryDirectory() as tmp:
-        train_json, _ = make_synthetic_splits(tmp, "demo", seed=0, num_train=batch * steps, num_val=1,
-                                              image_size=(size, size), size_range=(12, size // 2))
+        train_json, _ = make_synthetic_splits(
+            tmp, "demo", seed=0, num_train=batch * steps, num_val=1, image_size=(size, size), size_range=(12, size // 2)
+        )
         samples = list(DetectionDataset(load_dataset(train_json)))
         overrides = {"min_size": size, "max_size": size}
 
@@ -45,7 +46,7 @@ def main() -> None:
         bare = []
         for i in range(steps):
             start = time.perf_counter()
-            images, targets = collate_detection(samples[i * batch:(i + 1) * batch])
+            images, targets = collate_detection(samples[i * batch : (i + 1) * batch])
             loss = sum(model(images, targets).values())
             optimizer.zero_grad()
             loss.backward()
@@ -54,16 +55,33 @@ def main() -> None:
             bare.append(time.perf_counter() - start)
 
         torch.manual_seed(0)
-        config = TrainConfig(model="gfl_small", model_overrides=overrides, epochs=1, batch_size=batch, step_epochs=(),
-                             warmup_iters=2, workers=0, log_interval=1, out_dir=str(Path(tmp) / "run"))
+        config = TrainConfig(
+            model="gfl_small",
+            model_overrides=overrides,
+            epochs=1,
+            batch_size=batch,
+            step_epochs=(),
+            warmup_iters=2,
+            workers=0,
+            log_interval=1,
+            out_dir=str(Path(tmp) / "run"),
+        )
         train(config, model=gfl_small(4, **overrides), data=TrainData(samples, collate_detection))
         rows = [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
         engine = [row["iter_time"] for row in rows if row["kind"] == "train"]
 
     skip = 2  # warm-up steps
     bare_ms, engine_ms = (statistics.median(t[skip:]) * 1e3 for t in (bare, engine))
-    report({"image_size": size, "batch_size": batch, "steps": steps, "bare_loop_step_ms": round(bare_ms, 1),
-            "engine_step_ms": round(engine_ms, 1), "engine_overhead": round(engine_ms / bare_ms - 1, 3)})
+    report(
+        {
+            "image_size": size,
+            "batch_size": batch,
+            "steps": steps,
+            "bare_loop_step_ms": round(bare_ms, 1),
+            "engine_step_ms": round(engine_ms, 1),
+            "engine_overhead": round(engine_ms / bare_ms - 1, 3),
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 
 from common import report, train_small
+
 from gfocal.data.synthetic import SHAPES, make_synthetic_splits
 
 

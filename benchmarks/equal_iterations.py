@@ -16,6 +16,7 @@ import statistics
 from pathlib import Path
 
 from common import report, train_small
+
 from gfocal.data.synthetic import make_synthetic_splits
 
 
@@ -29,17 +30,23 @@ def main() -> None:
     train_json, val_json = make_synthetic_splits(out / "data", "demo", 0, 300, 60)
     runs = {
         precision: {
-            seed: train_small(train_json, val_json, out / f"{precision}_seed{seed}", precision, seed, "--epochs", str(args.epochs))
+            seed: train_small(
+                train_json, val_json, out / f"{precision}_seed{seed}", precision, seed, "--epochs", str(args.epochs)
+            )
             for seed in args.seeds
         }
         for precision in ("fp32", "bf16")
     }
     differences = [runs["bf16"][seed]["AP"] - runs["fp32"][seed]["AP"] for seed in args.seeds]
-    report({
-        "runs": runs,
-        "bf16_minus_fp32_AP": {"per_seed": differences, "mean": statistics.mean(differences)},
-        "seed_spread_AP": {p: max(r["AP"] for r in runs[p].values()) - min(r["AP"] for r in runs[p].values()) for p in runs},
-    })
+    report(
+        {
+            "runs": runs,
+            "bf16_minus_fp32_AP": {"per_seed": differences, "mean": statistics.mean(differences)},
+            "seed_spread_AP": {
+                p: max(r["AP"] for r in runs[p].values()) - min(r["AP"] for r in runs[p].values()) for p in runs
+            },
+        }
+    )
 
 
 if __name__ == "__main__":

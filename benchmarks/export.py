@@ -16,8 +16,8 @@ from pathlib import Path
 
 import onnxruntime as ort
 import torch
-
 from common import report, time_call
+
 from gfocal.export import ExportedDetector, export_onnx
 from gfocal.models import gfl_resnet50_fpn, gfl_small
 

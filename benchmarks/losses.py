@@ -13,9 +13,9 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-
 from common import report, time_call
-from gfocal.losses import distribution_focal_loss, quality_focal_loss
+
+from gfocal.ops import distribution_focal_loss, quality_focal_loss
 
 
 def qfl_from_formula(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -28,7 +28,8 @@ def dfl_from_formula(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     log_p = logits.log_softmax(-1)
     weight_right = target - left
     return -(
-        (1 - weight_right) * log_p.gather(1, left[:, None])[:, 0] + weight_right * log_p.gather(1, left[:, None] + 1)[:, 0]
+        (1 - weight_right) * log_p.gather(1, left[:, None])[:, 0]
+        + weight_right * log_p.gather(1, left[:, None] + 1)[:, 0]
     ).sum()
 
 
@@ -54,7 +55,9 @@ def main() -> None:
     scores = torch.rand(args.locations)
     dense = torch.zeros(args.locations, args.classes + 1).scatter_(1, labels[:, None], scores[:, None])[:, :-1]
     qfl = {
-        "gfocal": forward_backward(lambda x: quality_focal_loss(x, (labels, scores), reduction="sum", validate=False), cls_logits),
+        "gfocal": forward_backward(
+            lambda x: quality_focal_loss(x, (labels, scores), reduction="sum", validate=False), cls_logits
+        ),
         "formula_autograd": forward_backward(lambda x: qfl_from_formula(x, dense), cls_logits),
         "plain_bce_with_logits": forward_backward(
             lambda x: F.binary_cross_entropy_with_logits(x, dense, reduction="sum"), cls_logits
@@ -65,7 +68,9 @@ def main() -> None:
     target = torch.rand(args.locations * 4) * (args.reg_max - 0.1)
     hard = target.round().long()
     dfl = {
-        "gfocal": forward_backward(lambda x: distribution_focal_loss(x, target, reduction="sum", validate=False), dist_logits),
+        "gfocal": forward_backward(
+            lambda x: distribution_focal_loss(x, target, reduction="sum", validate=False), dist_logits
+        ),
         "formula_autograd": forward_backward(lambda x: dfl_from_formula(x, target), dist_logits),
         "plain_cross_entropy": forward_backward(lambda x: F.cross_entropy(x, hard, reduction="sum"), dist_logits),
     }

@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 
 import torch
-
 from common import report, time_call
+
 from gfocal.models import gfl_resnet50_fpn, gfl_small
-from gfocal.models.assigner import valid_locations
+from gfocal.models.grid import valid_locations
 from gfocal.models.postprocess import postprocess_image
 
 CONFIGS = {
@@ -68,7 +68,9 @@ def benchmark(name: str, repeats: int, device: torch.device) -> dict:
         factors = None if scored.score_factors is None else scored.score_factors[0]
 
         def post():
-            postprocess_image(model.config, scored.scores[0], factors, scored.box_outputs[0], scored.grid, batch.image_sizes[0])
+            postprocess_image(
+                model.config, scored.scores[0], factors, scored.box_outputs[0], scored.grid, batch.image_sizes[0]
+            )
 
         post_time = time_call(post, warmup=1, repeats=repeats)
     return {

@@ -24,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 from common import report
+
 from gfocal.data.synthetic import make_synthetic_splits
 
 SETTINGS = {
@@ -46,8 +47,13 @@ def seconds_per_iteration(train_json: Path, out: Path, env: dict[str, str], busy
     clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     hog = subprocess.Popen([sys.executable, "-c", BUSY]) if busy else None
     try:
-        subprocess.run([sys.executable, "-c", TRAIN, str(train_json), str(out)], env={**clean, **env}, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-c", TRAIN, str(train_json), str(out)],
+            env={**clean, **env},
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     finally:
         if hog is not None:
             hog.kill()
@@ -69,7 +75,9 @@ def main() -> None:
             name: {
                 "env": SETTINGS[name],
                 "idle_s_per_iter": seconds_per_iteration(train_json, root / f"{name}_idle", SETTINGS[name], busy=False),
-                "one_core_busy_s_per_iter": seconds_per_iteration(train_json, root / f"{name}_busy", SETTINGS[name], busy=True),
+                "one_core_busy_s_per_iter": seconds_per_iteration(
+                    train_json, root / f"{name}_busy", SETTINGS[name], busy=True
+                ),
             }
             for name in args.settings
         }

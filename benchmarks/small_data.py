@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from common import report
 
 DATASETS = ("coins", "cells")  # benchmarks/small_data_sets.py
@@ -74,16 +73,49 @@ def run_gfocal(split: dict[str, Path], run_dir: Path, minutes: float, seed: int,
     """Train, then evaluate the final weights on the test split."""
     gfocal = [sys.executable, "-m", "gfocal"]
     started = time.perf_counter()
-    _run([*gfocal, "train", "--data", str(split["train"]), "--val-data", str(split["val"]), "--out", str(run_dir),
-          "--time-budget", str(minutes), "--seed", str(seed), "--overwrite", *extra])
+    _run(
+        [
+            *gfocal,
+            "train",
+            "--data",
+            str(split["train"]),
+            "--val-data",
+            str(split["val"]),
+            "--out",
+            str(run_dir),
+            "--time-budget",
+            str(minutes),
+            "--seed",
+            str(seed),
+            "--overwrite",
+            *extra,
+        ]
+    )
     train_seconds = time.perf_counter() - started
     weights = run_dir / "model.safetensors"  # the final weights (model_best.safetensors was picked on val)
-    _run([*gfocal, "eval", "--weights", str(weights), "--data", str(split["test"]), "--out", str(run_dir / "test_eval.json")])
+    _run(
+        [
+            *gfocal,
+            "eval",
+            "--weights",
+            str(weights),
+            "--data",
+            str(split["test"]),
+            "--out",
+            str(run_dir / "test_eval.json"),
+        ]
+    )
     evaluation = json.loads((run_dir / "test_eval.json").read_text())
     last = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()][-1]
     batch_size = yaml.safe_load((run_dir / "config.yaml").read_text())["batch_size"]
-    return {"weights": weights.name, "train_seconds": round(train_seconds, 1), "iterations": last["iteration"],
-            **{m: evaluation[m] for m in METRICS}, "epochs": last["epoch"], "batch_size": batch_size}
+    return {
+        "weights": weights.name,
+        "train_seconds": round(train_seconds, 1),
+        "iterations": last["iteration"],
+        **{m: evaluation[m] for m in METRICS},
+        "epochs": last["epoch"],
+        "batch_size": batch_size,
+    }
 
 
 def score(test_json: Path, detections: dict[str, dict[str, list[Any]]]) -> dict[str, Any]:
@@ -98,15 +130,39 @@ def score(test_json: Path, detections: dict[str, dict[str, list[Any]]]) -> dict[
 
 def run_peer(split: dict[str, Path], run_dir: Path, minutes: float, seed: int, python: str) -> dict[str, Any]:
     """YOLOv8n from scratch (benchmarks/yolo_peer.py in its own venv), its last.pt and best.pt scored on test."""
-    out = _run([python, str(HERE / "yolo_peer.py"), "--train", str(split["train"]), "--val", str(split["val"]),
-                "--test", str(split["test"]), "--work", str(run_dir), "--minutes", str(minutes), "--seed", str(seed)],
-               capture=True)
+    out = _run(
+        [
+            python,
+            str(HERE / "yolo_peer.py"),
+            "--train",
+            str(split["train"]),
+            "--val",
+            str(split["val"]),
+            "--test",
+            str(split["test"]),
+            "--work",
+            str(run_dir),
+            "--minutes",
+            str(minutes),
+            "--seed",
+            str(seed),
+        ],
+        capture=True,
+    )
     peer = json.loads(out.stdout)
     scores = {name: score(split["test"], detections) for name, detections in peer["detections"].items()}
-    return {"weights": "last.pt", "train_seconds": round(peer["train_seconds"], 1), "iterations": peer["batches"],
-            **{m: scores["last"][m] for m in METRICS}, "best_pt": {m: scores["best"][m] for m in METRICS} if "best" in scores else None,
-            "epochs": peer["epochs"], "batch_size": 16, "torch_threads": peer["torch_threads"],
-            "ultralytics": peer["ultralytics"], "network_attempts": peer["network_attempts"]}
+    return {
+        "weights": "last.pt",
+        "train_seconds": round(peer["train_seconds"], 1),
+        "iterations": peer["batches"],
+        **{m: scores["last"][m] for m in METRICS},
+        "best_pt": {m: scores["best"][m] for m in METRICS} if "best" in scores else None,
+        "epochs": peer["epochs"],
+        "batch_size": 16,
+        "torch_threads": peer["torch_threads"],
+        "ultralytics": peer["ultralytics"],
+        "network_attempts": peer["network_attempts"],
+    }
 
 
 def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -117,10 +173,19 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for (dataset, variant), group in groups.items():
         done = [r for r in group if "error" not in r]
-        row: dict[str, Any] = {"dataset": dataset, "variant": variant, "runs": len(done), "failed": len(group) - len(done)}
+        row: dict[str, Any] = {
+            "dataset": dataset,
+            "variant": variant,
+            "runs": len(done),
+            "failed": len(group) - len(done),
+        }
         for key in (*METRICS, "iterations", "epochs", "train_seconds"):
             values = [r[key] for r in done]
-            row[key] = {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0} if values else None
+            row[key] = (
+                {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+                if values
+                else None
+            )
         rows.append(row)
     return rows
 
@@ -129,11 +194,18 @@ def markdown(summary: list[dict[str, Any]], minutes: float) -> str:
     def cell(value: dict[str, float] | None, scale: float = 100.0, digits: int = 1) -> str:
         return "failed" if value is None else f"{value['mean'] * scale:.{digits}f} ± {value['std'] * scale:.{digits}f}"
 
-    lines = [f"{minutes:g} min per run; AP on the test split, mean ± std over seeds",
-             "| dataset | variant | runs | AP | AP50 | APs | iterations | epochs | train s |", "|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['dataset']} | {r['variant']} | {r['runs']}" + (f" (+{r['failed']} failed)" if r["failed"] else "")
-              + f" | {cell(r['AP'])} | {cell(r['AP50'])} | {cell(r['APs'])} | {cell(r['iterations'], 1, 0)} | {cell(r['epochs'], 1, 1)}"
-              + f" | {cell(r['train_seconds'], 1, 0)} |" for r in summary]
+    lines = [
+        f"{minutes:g} min per run; AP on the test split, mean ± std over seeds",
+        "| dataset | variant | runs | AP | AP50 | APs | iterations | epochs | train s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['dataset']} | {r['variant']} | {r['runs']}"
+        + (f" (+{r['failed']} failed)" if r["failed"] else "")
+        + f" | {cell(r['AP'])} | {cell(r['AP50'])} | {cell(r['APs'])} | {cell(r['iterations'], 1, 0)} | {cell(r['epochs'], 1, 1)}"
+        + f" | {cell(r['train_seconds'], 1, 0)} |"
+        for r in summary
+    ]
     return "\n".join(lines)
 
 
@@ -158,11 +230,19 @@ def main() -> None:
         for variant in args.variants:
             for seed in args.seeds:
                 run_dir = args.work / dataset / variant / f"seed{seed}"
-                run: dict[str, Any] = {"dataset": dataset, "variant": variant, "seed": seed, "minutes": args.minutes,
-                                       "args": VARIANTS[variant] if variant != PEER else ["benchmarks/yolo_peer.py"]}
+                run: dict[str, Any] = {
+                    "dataset": dataset,
+                    "variant": variant,
+                    "seed": seed,
+                    "minutes": args.minutes,
+                    "args": VARIANTS[variant] if variant != PEER else ["benchmarks/yolo_peer.py"],
+                }
                 try:
-                    run |= (run_peer(split, run_dir, args.minutes, seed, args.yolo_python) if variant == PEER
-                            else run_gfocal(split, run_dir, args.minutes, seed, VARIANTS[variant]))
+                    run |= (
+                        run_peer(split, run_dir, args.minutes, seed, args.yolo_python)
+                        if variant == PEER
+                        else run_gfocal(split, run_dir, args.minutes, seed, VARIANTS[variant])
+                    )
                 except (subprocess.CalledProcessError, OSError, StopIteration, KeyError, ValueError) as exc:
                     run["error"] = repr(exc)  # a screen goes on past one broken variant
                 runs.append(run)
@@ -171,8 +251,10 @@ def main() -> None:
                     report({"complete": False, "minutes": args.minutes, "runs": runs}, args.json, quiet=True)
     summary = summarise(runs)
     print(markdown(summary, args.minutes), file=sys.stderr)
-    report({"complete": True, "minutes": args.minutes, "data_root": str(args.data_root), "summary": summary, "runs": runs},
-           args.json)
+    report(
+        {"complete": True, "minutes": args.minutes, "data_root": str(args.data_root), "summary": summary, "runs": runs},
+        args.json,
+    )
 
 
 if __name__ == "__main__":

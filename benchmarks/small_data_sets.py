@@ -35,6 +35,7 @@ image has its own random stream (seed, dataset, split, index). With seed 0:
 Only images bundled inside scikit-image's wheel are used (none that needs a
 download).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,15 +51,25 @@ from scipy import ndimage as ndi
 SPLITS = {"train": 100, "val": 20, "test": 30}
 SIZES = ((400, 400), (300, 400), (400, 300), (352, 400))  # (height, width)
 # scikit-image's bundled photographs used as backgrounds: (name, crop box as fractions or None).
-BACKGROUNDS = (("brick", None), ("grass", None), ("gravel", None), ("coffee", (0.0, 0.0, 1.0, 0.45)),
-               ("coffee", None), ("chelsea", None), ("immunohistochemistry", None), ("astronaut", None),
-               ("camera", (0.0, 0.55, 1.0, 1.0)), ("moon", None))
+BACKGROUNDS = (
+    ("brick", None),
+    ("grass", None),
+    ("gravel", None),
+    ("coffee", (0.0, 0.0, 1.0, 0.45)),
+    ("coffee", None),
+    ("chelsea", None),
+    ("immunohistochemistry", None),
+    ("astronaut", None),
+    ("camera", (0.0, 0.55, 1.0, 1.0)),
+    ("moon", None),
+)
 METALS = np.array([[0.95, 0.62, 0.42], [0.92, 0.93, 0.96], [1.0, 0.84, 0.48], [0.78, 0.62, 0.40], [0.70, 0.70, 0.66]])
 
 Rendered = tuple[np.ndarray, list[list[float]]]  # uint8 [H, W, 3] image, xyxy boxes in pixels
 
 
 # -- photographs and their cut-outs ---------------------------------------------------------------------------------
+
 
 def _photo(name: str) -> np.ndarray:
     """A bundled scikit-image photograph as float32 RGB [H, W, 3] in [0, 1]."""
@@ -90,8 +101,13 @@ def _coin_cutouts() -> list[tuple[np.ndarray, np.ndarray]]:
 def _resize(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
     """Bilinear resize of float32 [h, w] or [h, w, C]."""
     channels = pixels[..., None] if pixels.ndim == 2 else pixels
-    out = np.stack([np.asarray(Image.fromarray(channels[..., c]).resize((width, height), Image.BILINEAR))
-                    for c in range(channels.shape[2])], axis=2)
+    out = np.stack(
+        [
+            np.asarray(Image.fromarray(channels[..., c]).resize((width, height), Image.BILINEAR))
+            for c in range(channels.shape[2])
+        ],
+        axis=2,
+    )
     return out[..., 0] if pixels.ndim == 2 else out
 
 
@@ -100,17 +116,19 @@ def _rotate(pixels: np.ndarray, degrees: float) -> np.ndarray:
     return ndi.rotate(pixels, degrees, axes=(1, 0), reshape=True, order=1, mode="constant", cval=0.0)
 
 
-def _random_crop(rng: np.random.Generator, name: str, box: tuple[float, ...] | None, height: int, width: int) -> np.ndarray:
+def _random_crop(
+    rng: np.random.Generator, name: str, box: tuple[float, ...] | None, height: int, width: int
+) -> np.ndarray:
     photo = _PHOTOS[name]
     if box is not None:
         h, w = photo.shape[:2]
-        photo = photo[int(box[1] * h):int(box[3] * h), int(box[0] * w):int(box[2] * w)]
+        photo = photo[int(box[1] * h) : int(box[3] * h), int(box[0] * w) : int(box[2] * w)]
     h, w = photo.shape[:2]
     side = rng.uniform(0.5, 1.0) * min(h, w)
     ch, cw = int(min(h, side * height / max(height, width))), int(min(w, side * width / max(height, width)))
     top, left = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
-    crop = photo[top:top + ch, left:left + cw]
-    crop = np.rot90(crop, 2 * rng.integers(0, 2))[:, ::rng.choice([-1, 1])]
+    crop = photo[top : top + ch, left : left + cw]
+    crop = np.rot90(crop, 2 * rng.integers(0, 2))[:, :: rng.choice([-1, 1])]
     return _resize(np.ascontiguousarray(crop), height, width)
 
 
@@ -135,6 +153,7 @@ def _photo_finish(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
 
 
 # -- coins ----------------------------------------------------------------------------------------------------------
+
 
 def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     name, box = BACKGROUNDS[rng.integers(len(BACKGROUNDS))]
@@ -173,8 +192,9 @@ def _pebble_or_scrap(rng: np.random.Generator, size: int) -> tuple[np.ndarray, n
         alpha = np.clip((wobble - np.sqrt((xx * rng.uniform(1, 1.8)) ** 2 + yy**2)) * size / 3, 0, 1)
         return np.clip(rgb, 0, 1), alpha
     h, w = size, int(size * rng.uniform(1.2, 2.5))
-    paper = np.concatenate([_random_crop(rng, str(rng.choice(["page", "text"])), None, h, w),
-                            np.ones((h, w, 1), np.float32)], axis=2)
+    paper = np.concatenate(
+        [_random_crop(rng, str(rng.choice(["page", "text"])), None, h, w), np.ones((h, w, 1), np.float32)], axis=2
+    )
     paper = _rotate(paper, rng.uniform(0, 360))
     return np.clip(paper[..., :3], 0, 1), np.clip(paper[..., 3], 0, 1)
 
@@ -198,8 +218,14 @@ def _coin(rng: np.random.Generator, cutouts: list, diameter: float) -> tuple[np.
     return rgb.astype(np.float32), alpha
 
 
-def _paste(canvas: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, top: int, left: int,
-           shadow: tuple[int, int, float, float] | None) -> tuple[slice, slice, np.ndarray] | None:
+def _paste(
+    canvas: np.ndarray,
+    rgb: np.ndarray,
+    alpha: np.ndarray,
+    top: int,
+    left: int,
+    shadow: tuple[int, int, float, float] | None,
+) -> tuple[slice, slice, np.ndarray] | None:
     """Alpha-blend ``rgb`` onto ``canvas`` at (top, left), after a soft shadow offset by (dy, dx);
     returns the canvas slices and the alpha visible inside them (None when off the canvas)."""
     if shadow is not None:
@@ -210,7 +236,9 @@ def _paste(canvas: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, top: int, lef
     return _blend(canvas, rgb, alpha, top, left)
 
 
-def _overlap(canvas: tuple[int, ...], patch: tuple[int, ...], top: int, left: int) -> tuple[tuple[slice, slice], ...] | None:
+def _overlap(
+    canvas: tuple[int, ...], patch: tuple[int, ...], top: int, left: int
+) -> tuple[tuple[slice, slice], ...] | None:
     """The (canvas, patch) windows where a patch placed at (top, left) lies on the canvas; None when nowhere."""
     y0, x0, y1, x1 = max(top, 0), max(left, 0), min(top + patch[0], canvas[0]), min(left + patch[1], canvas[1])
     if y1 <= y0 or x1 <= x0:
@@ -218,8 +246,9 @@ def _overlap(canvas: tuple[int, ...], patch: tuple[int, ...], top: int, left: in
     return (slice(y0, y1), slice(x0, x1)), (slice(y0 - top, y1 - top), slice(x0 - left, x1 - left))
 
 
-def _blend(canvas: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, top: int, left: int
-           ) -> tuple[slice, slice, np.ndarray] | None:
+def _blend(
+    canvas: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, top: int, left: int
+) -> tuple[slice, slice, np.ndarray] | None:
     windows = _overlap(canvas.shape, alpha.shape, top, left)
     if windows is None:
         return None
@@ -256,9 +285,12 @@ def render_coins(rng: np.random.Generator, height: int, width: int) -> Rendered:
     base = np.exp(rng.uniform(np.log(20), np.log(84)))
     count = rng.integers(8, max(8, min(40, int(0.5 * height * width / base**2))) + 1)
     diameters = np.clip(base * np.exp(rng.normal(0, 0.25, count)), 12, 96)
-    distractors = [_disc(rng, int(np.clip(base * rng.uniform(0.6, 1.4), 10, 90))) if rng.random() < 0.5
-                   else _pebble_or_scrap(rng, int(np.clip(base * rng.uniform(0.6, 1.6), 10, 100)))
-                   for _ in range(rng.integers(0, 9))]
+    distractors = [
+        _disc(rng, int(np.clip(base * rng.uniform(0.6, 1.4), 10, 90)))
+        if rng.random() < 0.5
+        else _pebble_or_scrap(rng, int(np.clip(base * rng.uniform(0.6, 1.6), 10, 100)))
+        for _ in range(rng.integers(0, 9))
+    ]
     sizes = np.concatenate([diameters, [max(a.shape) for _, a in distractors]]) / 2
     centres = _layout(rng, sizes, height, width, rng.uniform(0.78, 0.95))
     owner = np.zeros((height, width), np.int32)  # 1 + index of the coin that shows at each pixel, 0 for none
@@ -271,7 +303,9 @@ def render_coins(rng: np.random.Generator, height: int, width: int) -> Rendered:
         rgb, alpha = _coin(rng, _CUTOUTS, diameters[k]) if k < len(diameters) else distractors[k - len(diameters)]
         top, left = int(centres[k, 0] - alpha.shape[0] / 2), int(centres[k, 1] - alpha.shape[1] / 2)
         offset = shadow_dir * sizes[k] * rng.uniform(0.1, 0.25)
-        shown = _paste(canvas, rgb, alpha, top, left, (int(offset[0]), int(offset[1]), sizes[k] * 0.1 + 1, rng.uniform(0.3, 0.6)))
+        shown = _paste(
+            canvas, rgb, alpha, top, left, (int(offset[0]), int(offset[1]), sizes[k] * 0.1 + 1, rng.uniform(0.3, 0.6))
+        )
         if shown is not None:
             rows, cols, a = shown
             owner[rows, cols] = np.where(a > 0.5, k + 1 if k < len(diameters) else 0, owner[rows, cols])
@@ -285,16 +319,19 @@ def render_coins(rng: np.random.Generator, height: int, width: int) -> Rendered:
 
 # -- cells ----------------------------------------------------------------------------------------------------------
 
+
 def _nucleus(rng: np.random.Generator, radius: float, mitotic: bool) -> tuple[np.ndarray, np.ndarray]:
     """One nucleus on its own patch: (intensity [p, p] >= 0, extent mask [p, p] bool)."""
     aspect = rng.uniform(1.0, 1.7 if not mitotic else 2.2)
     a, b = radius * np.sqrt(aspect), radius / np.sqrt(aspect)
     half = int(np.ceil(a * 1.3)) + 2
-    yy, xx = np.mgrid[-half:half + 1, -half:half + 1].astype(np.float32)
+    yy, xx = np.mgrid[-half : half + 1, -half : half + 1].astype(np.float32)
     theta = rng.uniform(0, np.pi)
     u, v = xx * np.cos(theta) + yy * np.sin(theta), -xx * np.sin(theta) + yy * np.cos(theta)
     phi = np.arctan2(v / b, u / a)
-    wobble = 1 + sum(rng.normal(0, 0.12 if mitotic else 0.04) * np.cos(k * phi + rng.uniform(0, 2 * np.pi)) for k in range(2, 6))
+    wobble = 1 + sum(
+        rng.normal(0, 0.12 if mitotic else 0.04) * np.cos(k * phi + rng.uniform(0, 2 * np.pi)) for k in range(2, 6)
+    )
     rho = np.sqrt((u / a) ** 2 + (v / b) ** 2) / wobble
     size = 2 * half + 1
     chromatin = _smooth_noise(rng, size, size, max(radius / (8 if mitotic else 5), 0.7))
@@ -315,7 +352,7 @@ def _cytoplasm(rng: np.random.Generator, centres: np.ndarray, radii: np.ndarray,
     side = int(np.hypot(height, width)) + 1
     fibres = ndi.gaussian_filter(rng.standard_normal((side, side)).astype(np.float32), (1.5, 4.0))
     top, left = (side - height) // 2, (side - width) // 2  # the centred rectangle lies inside the rotated square
-    fibres = ndi.rotate(fibres, rng.uniform(0, 180), reshape=False, order=1)[top:top + height, left:left + width]
+    fibres = ndi.rotate(fibres, rng.uniform(0, 180), reshape=False, order=1)[top : top + height, left : left + width]
     fibres = (fibres - fibres.mean()) / (fibres.std() + 1e-6)
     return np.clip(near * (0.6 + 0.4 * fibres) + 0.3 * near * _smooth_noise(rng, height, width, 8), 0, None)
 
@@ -328,7 +365,9 @@ def render_cells(rng: np.random.Generator, height: int, width: int) -> Rendered:
     keep = ~np.isnan(centres[:, 0])
     centres, radii = centres[keep], radii[keep]
     nuclei = np.zeros((height, width), np.float32)
-    focus_ramp = rng.uniform(0, 1.8) * np.clip(rng.uniform(-1, 2) + centres @ rng.normal(size=2) / max(height, width), 0, 1)
+    focus_ramp = rng.uniform(0, 1.8) * np.clip(
+        rng.uniform(-1, 2) + centres @ rng.normal(size=2) / max(height, width), 0, 1
+    )
     boxes = []
     for (cy, cx), r, blur in zip(centres, radii, focus_ramp):
         mitotic = rng.random() < 0.06
@@ -339,7 +378,11 @@ def render_cells(rng: np.random.Generator, height: int, width: int) -> Rendered:
         body = ndi.gaussian_filter(np.pad(body, int(3 * blur) + 1), blur) if blur > 0.3 else body
         _add(nuclei, body * brightness, round(cy) - body.shape[0] // 2, round(cx) - body.shape[1] // 2)
         ys, xs = np.nonzero(extent)
-        box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]) + np.tile([round(cx), round(cy)], 2) - extent.shape[0] // 2
+        box = (
+            np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+            + np.tile([round(cx), round(cy)], 2)
+            - extent.shape[0] // 2
+        )
         inside = np.clip(box, 0, [width, height, width, height])
         if min(inside[2:] - inside[:2]) >= 3 and np.prod(inside[2:] - inside[:2]) >= 0.35 * np.prod(box[2:] - box[:2]):
             boxes.append(inside.tolist())  # partly outside the frame: the part inside, when most of it is
@@ -347,7 +390,9 @@ def render_cells(rng: np.random.Generator, height: int, width: int) -> Rendered:
     count = rng.integers(5, 60)
     specks[rng.integers(0, height, count), rng.integers(0, width, count)] = rng.uniform(1, 8, count)
     nuclei += ndi.gaussian_filter(specks, rng.uniform(0.6, 1.5))
-    nuclei += rng.uniform(0.02, 0.1) * np.clip(_smooth_noise(rng, height, width, 60) + 1.5, 0, None)  # out-of-focus haze
+    nuclei += rng.uniform(0.02, 0.1) * np.clip(
+        _smooth_noise(rng, height, width, 60) + 1.5, 0, None
+    )  # out-of-focus haze
     cytoplasm = _cytoplasm(rng, centres, radii, height, width)
     return _micrograph(rng, nuclei, cytoplasm), boxes
 
@@ -416,11 +461,23 @@ def write_dataset(root: Path, name: str, seed: int = 0) -> dict[str, Path]:
             Image.fromarray(pixels).save(buffer, "JPEG", quality=int(rng.integers(60, 93)))
             (root / name / file_name).write_bytes(buffer.getvalue())
             images.append({"id": i + 1, "file_name": file_name, "width": width, "height": height})
-            annotations += [{"id": len(annotations) + 1, "image_id": i + 1, "category_id": 1, "iscrowd": 0,
-                             "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0)}
-                            for x0, y0, x1, y1 in (map(float, b) for b in boxes)]
-        coco = {"info": {"description": f"gfocal small-data benchmark: {name} {split}, seed {seed}"},
-                "images": images, "annotations": annotations, "categories": [{"id": 1, "name": category}]}
+            annotations += [
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": i + 1,
+                    "category_id": 1,
+                    "iscrowd": 0,
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "area": (x1 - x0) * (y1 - y0),
+                }
+                for x0, y0, x1, y1 in (map(float, b) for b in boxes)
+            ]
+        coco = {
+            "info": {"description": f"gfocal small-data benchmark: {name} {split}, seed {seed}"},
+            "images": images,
+            "annotations": annotations,
+            "categories": [{"id": 1, "name": category}],
+        }
         paths[split] = root / name / f"{split}.json"
         paths[split].write_text(json.dumps(coco))
     return paths
@@ -448,8 +505,10 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="root folder; each dataset goes to OUT/<name>/")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sheet", help="also save a PNG of 4 test images of each dataset with their boxes "
-                        "(docs/images/small_data_examples.png)")
+    parser.add_argument(
+        "--sheet",
+        help="also save a PNG of 4 test images of each dataset with their boxes (docs/images/small_data_examples.png)",
+    )
     args = parser.parse_args()
     paths = {name: write_dataset(Path(args.out), name, args.seed) for name in args.datasets}
     if args.sheet:

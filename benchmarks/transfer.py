@@ -48,8 +48,9 @@ def variant_args(variant: str, pretrained: Path) -> list[str]:
     return variants[variant]
 
 
-def write_datasets(root: Path, pretrain_images: int, finetune_images: int, image_size: int,
-                   seed: int = 0) -> dict[str, dict[str, Path]]:
+def write_datasets(
+    root: Path, pretrain_images: int, finetune_images: int, image_size: int, seed: int = 0
+) -> dict[str, dict[str, Path]]:
     """The pretraining and target datasets (train/val/test COCO jsons) under ``root``, written when missing.
 
     Returns ``{"pretrain": {"train", "val", "test"}, "target": {...}}`` json paths. The val and test splits
@@ -58,8 +59,10 @@ def write_datasets(root: Path, pretrain_images: int, finetune_images: int, image
     from gfocal.data.synthetic import make_synthetic_dataset
 
     size_range = (max(8, image_size // 16), image_size // 2)
-    specs = {"pretrain": (PRETRAIN_CLASSES, pretrain_images, max(20, pretrain_images // 4)),
-             "target": (TARGET_CLASSES, finetune_images, max(100, finetune_images))}
+    specs = {
+        "pretrain": (PRETRAIN_CLASSES, pretrain_images, max(20, pretrain_images // 4)),
+        "target": (TARGET_CLASSES, finetune_images, max(100, finetune_images)),
+    }
     splits: dict[str, dict[str, Path]] = {}
     for name, (classes, train_images, held_out) in specs.items():
         folder = root / name
@@ -68,8 +71,16 @@ def write_datasets(root: Path, pretrain_images: int, finetune_images: int, image
         for split, count in counts.items():
             path = folder / f"{split}.json"
             if not path.is_file() or len(json.loads(path.read_text())["images"]) != count:
-                make_synthetic_dataset(folder, count, image_size=image_size, seed=seed, split=split, classes=classes,
-                                       size_range=size_range, objects_per_image=(1, 4))
+                make_synthetic_dataset(
+                    folder,
+                    count,
+                    image_size=image_size,
+                    seed=seed,
+                    split=split,
+                    classes=classes,
+                    size_range=size_range,
+                    objects_per_image=(1, 4),
+                )
             splits[name][split] = path
     return splits
 
@@ -88,12 +99,20 @@ def main() -> None:
     args = parser.parse_args()
     splits = write_datasets(args.work / "data", args.pretrain_images, args.finetune_images, args.image_size)
     size = ["--image-size", str(args.image_size)]
-    pretraining = run_gfocal(splits["pretrain"], args.work / "pretrain", args.pretrain_minutes, 0,
-                             ["--model", "gfl_small", *size])
+    pretraining = run_gfocal(
+        splits["pretrain"], args.work / "pretrain", args.pretrain_minutes, 0, ["--model", "gfl_small", *size]
+    )
     pretrained = args.work / "pretrain" / "model.safetensors"
-    settings = {"minutes": args.minutes, "pretrain_minutes": args.pretrain_minutes, "image_size": args.image_size,
-                "pretrain_images": args.pretrain_images, "finetune_images": args.finetune_images,
-                "pretrain_classes": PRETRAIN_CLASSES, "target_classes": TARGET_CLASSES, "pretraining": pretraining}
+    settings = {
+        "minutes": args.minutes,
+        "pretrain_minutes": args.pretrain_minutes,
+        "image_size": args.image_size,
+        "pretrain_images": args.pretrain_images,
+        "finetune_images": args.finetune_images,
+        "pretrain_classes": PRETRAIN_CLASSES,
+        "target_classes": TARGET_CLASSES,
+        "pretraining": pretraining,
+    }
     runs: list[dict[str, Any]] = []
     for variant in args.variants:
         for seed in args.seeds:

@@ -65,10 +65,12 @@ NETWORK_ATTEMPTS: list[str] = []
 
 def _refuse_network() -> None:
     """Make every connection and DNS look-up fail, and note what was tried."""
+
     def refuse(what: str):
         def blocked(*args: Any, **kwargs: Any) -> Any:
             NETWORK_ATTEMPTS.append(f"{what} {args[1:2] if what == 'connect' else args[:1]}")
             raise OSError(f"yolo_peer: network access refused ({what})")
+
         return blocked
 
     socket.socket.connect = refuse("connect")  # type: ignore[method-assign]
@@ -79,8 +81,15 @@ def _offline_environment(config_dir: Path, threads: int) -> None:
     """Environment and files that keep ultralytics offline; call before importing it."""
     import matplotlib
 
-    os.environ.update({"YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "0", "ULTRALYTICS_SKIP_REQUIREMENTS_CHECKS": "1",
-                       "YOLO_CONFIG_DIR": str(config_dir), "OMP_NUM_THREADS": str(threads)})
+    os.environ.update(
+        {
+            "YOLO_OFFLINE": "1",
+            "YOLO_AUTOINSTALL": "0",
+            "ULTRALYTICS_SKIP_REQUIREMENTS_CHECKS": "1",
+            "YOLO_CONFIG_DIR": str(config_dir),
+            "OMP_NUM_THREADS": str(threads),
+        }
+    )
     fonts = config_dir / "Ultralytics"
     fonts.mkdir(parents=True, exist_ok=True)
     for name in ("Arial.ttf", "Arial.Unicode.ttf"):
@@ -111,8 +120,10 @@ def write_yolo_layout(splits: dict[str, Path], root: Path) -> Path:
             if ann.get("iscrowd"):
                 continue
             (x, y, w, h), (width, height) = ann["bbox"], size[ann["image_id"]]
-            rows[ann["image_id"]].append(f"{label_of[int(ann['category_id'])]} {(x + w / 2) / width:.6f} "
-                                         f"{(y + h / 2) / height:.6f} {w / width:.6f} {h / height:.6f}")
+            rows[ann["image_id"]].append(
+                f"{label_of[int(ann['category_id'])]} {(x + w / 2) / width:.6f} "
+                f"{(y + h / 2) / height:.6f} {w / width:.6f} {h / height:.6f}"
+            )
         for index, image in enumerate(coco["images"]):
             source = (path.parent / image["file_name"]).resolve()
             if not source.is_file():
@@ -133,10 +144,20 @@ def predict(weights: Path, test_json: Path, imgsz: int) -> dict[str, dict[str, l
     model = YOLO(str(weights))
     detections = {}
     for image in coco["images"]:
-        result = model.predict(str(test_json.parent / image["file_name"]), imgsz=imgsz, conf=0.001, iou=0.7,
-                               max_det=100, device="cpu", verbose=False)[0]
-        detections[image["file_name"]] = {"boxes": result.boxes.xyxy.tolist(), "scores": result.boxes.conf.tolist(),
-                                          "labels": [int(c) for c in result.boxes.cls.tolist()]}
+        result = model.predict(
+            str(test_json.parent / image["file_name"]),
+            imgsz=imgsz,
+            conf=0.001,
+            iou=0.7,
+            max_det=100,
+            device="cpu",
+            verbose=False,
+        )[0]
+        detections[image["file_name"]] = {
+            "boxes": result.boxes.xyxy.tolist(),
+            "scores": result.boxes.conf.tolist(),
+            "labels": [int(c) for c in result.boxes.cls.tolist()],
+        }
     return detections
 
 
@@ -144,21 +165,51 @@ def train(data_yaml: Path, work: Path, args: argparse.Namespace) -> dict[str, An
     import ultralytics.utils.torch_utils
     from ultralytics import YOLO, settings
 
-    settings.update({"sync": False, "clearml": False, "comet": False, "dvc": False, "mlflow": False,
-                     "raytune": False, "tensorboard": False, "wandb": False, "runs_dir": str(work / "runs"),
-                     "weights_dir": str(work / "weights"), "datasets_dir": str(work)})
+    settings.update(
+        {
+            "sync": False,
+            "clearml": False,
+            "comet": False,
+            "dvc": False,
+            "mlflow": False,
+            "raytune": False,
+            "tensorboard": False,
+            "wandb": False,
+            "runs_dir": str(work / "runs"),
+            "weights_dir": str(work / "weights"),
+            "datasets_dir": str(work),
+        }
+    )
     ultralytics.utils.torch_utils.NUM_THREADS = args.threads  # select_device() sets torch's threads to it
     batches = [0]
     model = YOLO("yolov8n.yaml")
     model.add_callback("on_train_batch_end", lambda trainer: batches.__setitem__(0, batches[0] + 1))
     started = time.perf_counter()
-    model.train(data=str(data_yaml), time=args.minutes / 60, imgsz=args.imgsz, batch=16, workers=2, device="cpu",
-                seed=args.seed, plots=False, amp=False, pretrained=False, val=not args.no_val,
-                project=str(work / "runs"), name="train", exist_ok=True)
+    model.train(
+        data=str(data_yaml),
+        time=args.minutes / 60,
+        imgsz=args.imgsz,
+        batch=16,
+        workers=2,
+        device="cpu",
+        seed=args.seed,
+        plots=False,
+        amp=False,
+        pretrained=False,
+        val=not args.no_val,
+        project=str(work / "runs"),
+        name="train",
+        exist_ok=True,
+    )
     trainer = model.trainer
-    return {"train_seconds": time.perf_counter() - started, "epochs": round(batches[0] / len(trainer.train_loader), 2),
-            "batches": batches[0], "images_seen": batches[0] * 16, "torch_threads": args.threads,
-            "weights_dir": str(trainer.save_dir / "weights")}
+    return {
+        "train_seconds": time.perf_counter() - started,
+        "epochs": round(batches[0] / len(trainer.train_loader), 2),
+        "batches": batches[0],
+        "images_seen": batches[0] * 16,
+        "torch_threads": args.threads,
+        "weights_dir": str(trainer.save_dir / "weights"),
+    }
 
 
 def main() -> None:
@@ -186,14 +237,29 @@ def main() -> None:
         result = train(data_yaml, work, args)
         weights = Path(result["weights_dir"])
         started = time.perf_counter()
-        detections = {name: predict(weights / f"{name}.pt", args.test, args.imgsz)
-                      for name in ("last", "best") if (weights / f"{name}.pt").is_file()}
+        detections = {
+            name: predict(weights / f"{name}.pt", args.test, args.imgsz)
+            for name in ("last", "best")
+            if (weights / f"{name}.pt").is_file()
+        }
         result["predict_seconds"] = time.perf_counter() - started
     finally:
         sys.stdout = stdout
-    print(json.dumps({"minutes": args.minutes, "seed": args.seed, "imgsz": args.imgsz, "val": not args.no_val,
-                      "ultralytics": ultralytics.__version__, "torch": torch.__version__,
-                      "network_attempts": NETWORK_ATTEMPTS, **result, "detections": detections}))
+    print(
+        json.dumps(
+            {
+                "minutes": args.minutes,
+                "seed": args.seed,
+                "imgsz": args.imgsz,
+                "val": not args.no_val,
+                "ultralytics": ultralytics.__version__,
+                "torch": torch.__version__,
+                "network_attempts": NETWORK_ATTEMPTS,
+                **result,
+                "detections": detections,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -10,8 +10,12 @@ from gfocal.image_geometry import clip_boxes, fit_size, resize_image, to_origina
 
 @pytest.mark.parametrize(
     ("h", "w", "min_size", "max_size", "expected"),
-    [(480, 640, 320, 320, (240, 320)), (640, 480, 320, 320, (320, 240)), (480, 640, 800, 1333, (800, 1067)),
-     (200, 1000, 800, 1333, (267, 1333))],
+    [
+        (480, 640, 320, 320, (240, 320)),
+        (640, 480, 320, 320, (320, 240)),
+        (480, 640, 800, 1333, (800, 1067)),
+        (200, 1000, 800, 1333, (267, 1333)),
+    ],
 )
 def test_fit_size(h, w, min_size, max_size, expected):
     assert fit_size(h, w, min_size, max_size) == expected
@@ -44,6 +48,8 @@ def test_to_original_pixels_divides_by_the_scale_and_clips():
 def test_mostly_outside_counts_the_visible_share_and_slivers():
     from gfocal.image_geometry import mostly_outside
 
-    boxes = torch.tensor([[-10.0, 0.0, 10.0, 10.0], [-15.0, 0.0, 5.0, 10.0], [0.0, 0.0, 0.5, 10.0], [50.0, 50.0, 60.0, 60.0]])
+    boxes = torch.tensor(
+        [[-10.0, 0.0, 10.0, 10.0], [-15.0, 0.0, 5.0, 10.0], [0.0, 0.0, 0.5, 10.0], [50.0, 50.0, 60.0, 60.0]]
+    )
     # Half visible, a quarter visible, under a pixel wide, entirely outside a 40 x 40 image.
     assert mostly_outside(boxes, (40, 40), min_visible=0.4).tolist() == [False, True, True, True]

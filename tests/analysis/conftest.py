@@ -40,7 +40,13 @@ def _objects(coco_json: Path):
     names = {c["id"]: c["name"] for c in coco["categories"]}
     for image in coco["images"]:
         boxes = [
-            (names[a["category_id"]], a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3])
+            (
+                names[a["category_id"]],
+                a["bbox"][0],
+                a["bbox"][1],
+                a["bbox"][0] + a["bbox"][2],
+                a["bbox"][1] + a["bbox"][3],
+            )
             for a in coco["annotations"]
             if a["image_id"] == image["id"]
         ]

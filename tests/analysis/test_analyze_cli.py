@@ -10,7 +10,22 @@ from gfocal.cli.main import main
 
 
 def run_ambiguity(weights: Path, data: Path, out: Path, *extra: str) -> int:
-    return main(["-q", "analyze", "ambiguity", "--weights", str(weights), "--data", str(data), "--out", str(out), "--top-k", "3", *extra])
+    return main(
+        [
+            "-q",
+            "analyze",
+            "ambiguity",
+            "--weights",
+            str(weights),
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--top-k",
+            "3",
+            *extra,
+        ]
+    )
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -32,7 +47,9 @@ def test_ambiguity_report_on_coco(tiny_coco, untrained_weights, tmp_path, capsys
     assert [int(r["rank"]) for r in rows] == list(range(1, len(rows) + 1))
     assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
     disagreement = sorted(rows, key=lambda r: int(r["disagreement_rank"]))
-    assert [float(r["disagreement"]) for r in disagreement] == sorted((float(r["disagreement"]) for r in rows), reverse=True)
+    assert [float(r["disagreement"]) for r in disagreement] == sorted(
+        (float(r["disagreement"]) for r in rows), reverse=True
+    )
     # JSON: the same rows plus the dataset's extra fields (the synthetic ambiguity record).
     report = json.loads((out / "annotations.json").read_text())
     assert [a["annotation_id"] for a in report["annotations"]] == [int(r["annotation_id"]) for r in rows]

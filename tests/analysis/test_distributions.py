@@ -51,8 +51,12 @@ def test_peak_positions_are_image_coordinates():
     stats = edge_statistics(detection(probs))
     positions = bin_positions(probs, torch.tensor([[20.0, 30.0, 120.0, 90.0]]), torch.full((1, 4), 8.0))
     assert positions[0, 0, 5].item() == pytest.approx(20.0, abs=0.1)
-    assert sorted([stats["peak_position"][0, 0].item(), stats["second_peak_position"][0, 0].item()]) == pytest.approx([4.0, 36.0], abs=0.2)
-    assert sorted([stats["peak_position"][0, 2].item(), stats["second_peak_position"][0, 2].item()]) == pytest.approx([104.0, 136.0], abs=0.2)
+    assert sorted([stats["peak_position"][0, 0].item(), stats["second_peak_position"][0, 0].item()]) == pytest.approx(
+        [4.0, 36.0], abs=0.2
+    )
+    assert sorted([stats["peak_position"][0, 2].item(), stats["second_peak_position"][0, 2].item()]) == pytest.approx(
+        [104.0, 136.0], abs=0.2
+    )
     assert stats["std"][0, 0].item() == pytest.approx(2.0 * 8.0, rel=1e-2)
 
 

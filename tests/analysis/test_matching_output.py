@@ -33,7 +33,9 @@ def test_a_detection_claimed_twice_keeps_its_best_annotation():
 
 
 def test_matching_with_nothing():
-    empty = match_detections(torch.zeros(0, 4), torch.zeros(0, dtype=torch.long), torch.zeros(0), t([[0, 0, 1, 1]]), t([0], torch.long))
+    empty = match_detections(
+        torch.zeros(0, 4), torch.zeros(0, dtype=torch.long), torch.zeros(0), t([[0, 0, 1, 1]]), t([0], torch.long)
+    )
     assert empty.detection.tolist() == [-1]
 
 

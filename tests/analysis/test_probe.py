@@ -17,7 +17,10 @@ def model():
 def batch():
     images = [torch.rand(3, 96, 128), torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8)]
     targets = [
-        {"boxes": torch.tensor([[10.0, 12.0, 70.0, 80.0], [80.0, 20.0, 120.0, 50.0], [3.0, 3.0, 6.0, 5.0]]), "labels": torch.tensor([0, 2, 1])},
+        {
+            "boxes": torch.tensor([[10.0, 12.0, 70.0, 80.0], [80.0, 20.0, 120.0, 50.0], [3.0, 3.0, 6.0, 5.0]]),
+            "labels": torch.tensor([0, 2, 1]),
+        },
         {"boxes": torch.tensor([[5.0, 5.0, 40.0, 30.0]]), "labels": torch.tensor([1])},
     ]
     return images, targets
@@ -60,7 +63,9 @@ def test_detections_match_the_model_forward(model):
 
 
 def test_images_without_annotations(model):
-    probes = probe_annotations(model, [torch.rand(3, 64, 64)], [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long)}])
+    probes = probe_annotations(
+        model, [torch.rand(3, 64, 64)], [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long)}]
+    )
     assert probes[0].probs.shape == (0, 4, model.config.reg_max + 1)
 
 

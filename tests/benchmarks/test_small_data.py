@@ -24,11 +24,15 @@ def coco(tmp_path: Path) -> Path:
     for name, size in (("a.jpg", (40, 30)), ("b.jpg", (20, 20))):
         Image.new("RGB", size, (90, 90, 90)).save(tmp_path / "imgs" / name)
     data = {
-        "images": [{"id": 1, "file_name": "imgs/a.jpg", "width": 40, "height": 30},
-                   {"id": 2, "file_name": "imgs/b.jpg", "width": 20, "height": 20}],
-        "annotations": [{"id": 1, "image_id": 1, "category_id": 7, "bbox": [4, 3, 8, 6], "iscrowd": 0},
-                        {"id": 2, "image_id": 1, "category_id": 3, "bbox": [20, 10, 10, 10], "iscrowd": 0},
-                        {"id": 3, "image_id": 2, "category_id": 3, "bbox": [0, 0, 20, 20], "iscrowd": 1}],
+        "images": [
+            {"id": 1, "file_name": "imgs/a.jpg", "width": 40, "height": 30},
+            {"id": 2, "file_name": "imgs/b.jpg", "width": 20, "height": 20},
+        ],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 7, "bbox": [4, 3, 8, 6], "iscrowd": 0},
+            {"id": 2, "image_id": 1, "category_id": 3, "bbox": [20, 10, 10, 10], "iscrowd": 0},
+            {"id": 3, "image_id": 2, "category_id": 3, "bbox": [0, 0, 20, 20], "iscrowd": 1},
+        ],
         "categories": [{"id": 7, "name": "seven"}, {"id": 3, "name": "three"}],
     }
     path = tmp_path / "split.json"
@@ -43,7 +47,9 @@ def test_yolo_layout_has_normalised_centre_boxes_in_category_id_order(coco: Path
     rows = np.array([row.split() for row in first if row], dtype=float)
     np.testing.assert_allclose(rows, [[1, 0.2, 0.2, 0.2, 0.2], [0, 0.625, 0.5, 0.25, 1 / 3]], atol=1e-6)
     assert (tmp_path / "yolo" / "labels" / "val" / "000001.txt").read_text() == ""  # its only box is a crowd
-    assert (tmp_path / "yolo" / "images" / "train" / "000001.jpg").resolve() == (coco.parent / "imgs" / "b.jpg").resolve()
+    assert (tmp_path / "yolo" / "images" / "train" / "000001.jpg").resolve() == (
+        coco.parent / "imgs" / "b.jpg"
+    ).resolve()
 
 
 def test_detections_keyed_by_file_name_are_scored_against_their_own_image(coco: Path):
@@ -54,8 +60,20 @@ def test_detections_keyed_by_file_name_are_scored_against_their_own_image(coco: 
 
 
 def test_summary_is_mean_and_std_per_dataset_and_variant_without_failed_runs():
-    runs = [{"dataset": "coins", "variant": "v", "AP": ap, "AP50": ap, "APs": ap, "APm": ap, "iterations": 10,
-             "epochs": 1.5, "train_seconds": 60.0} for ap in (0.2, 0.4)] + [{"dataset": "coins", "variant": "v", "error": "boom"}]
+    runs = [
+        {
+            "dataset": "coins",
+            "variant": "v",
+            "AP": ap,
+            "AP50": ap,
+            "APs": ap,
+            "APm": ap,
+            "iterations": 10,
+            "epochs": 1.5,
+            "train_seconds": 60.0,
+        }
+        for ap in (0.2, 0.4)
+    ] + [{"dataset": "coins", "variant": "v", "error": "boom"}]
     [row] = small_data.summarise(runs)
     assert (row["runs"], row["failed"]) == (2, 1)
     assert row["AP"] == pytest.approx({"mean": 0.3, "std": np.std([0.2, 0.4], ddof=1)})

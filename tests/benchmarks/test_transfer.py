@@ -13,16 +13,28 @@ import transfer  # noqa: E402
 
 def test_the_datasets_have_disjoint_classes_and_the_asked_sizes(tmp_path: Path):
     splits = transfer.write_datasets(tmp_path, pretrain_images=6, finetune_images=3, image_size=64)
-    classes = {name: [c["name"] for c in json.loads(split["train"].read_text())["categories"]]
-               for name, split in splits.items()}
+    classes = {
+        name: [c["name"] for c in json.loads(split["train"].read_text())["categories"]]
+        for name, split in splits.items()
+    }
     assert classes == {"pretrain": list(transfer.PRETRAIN_CLASSES), "target": list(transfer.TARGET_CLASSES)}
-    counts = {(name, s): len(json.loads(p.read_text())["images"]) for name, split in splits.items() for s, p in split.items()}
-    assert counts == {("pretrain", "train"): 6, ("pretrain", "val"): 20, ("pretrain", "test"): 20,
-                      ("target", "train"): 3, ("target", "val"): 100, ("target", "test"): 100}
+    counts = {
+        (name, s): len(json.loads(p.read_text())["images"]) for name, split in splits.items() for s, p in split.items()
+    }
+    assert counts == {
+        ("pretrain", "train"): 6,
+        ("pretrain", "val"): 20,
+        ("pretrain", "test"): 20,
+        ("target", "train"): 3,
+        ("target", "val"): 100,
+        ("target", "test"): 100,
+    }
     test_images = {i["file_name"] for i in json.loads(splits["target"]["test"].read_text())["images"]}
     assert all(name.startswith("test/") for name in test_images)  # its own images, none of train's
     stamp = splits["target"]["train"].stat().st_mtime_ns
-    assert transfer.write_datasets(tmp_path, 6, 3, 64) == splits and splits["target"]["train"].stat().st_mtime_ns == stamp
+    assert (
+        transfer.write_datasets(tmp_path, 6, 3, 64) == splits and splits["target"]["train"].stat().st_mtime_ns == stamp
+    )
 
 
 def test_every_variant_has_arguments_and_only_fine_tuning_reads_the_weights(tmp_path: Path):

@@ -66,7 +66,19 @@ def test_weights_that_are_not_a_model_give_one_line_error(tmp_path, capsys):
 
     Image.new("RGB", (8, 8)).save(tmp_path / "img.png")
     (tmp_path / "w.safetensors").write_bytes(b"garbage")
-    assert main(["predict", str(tmp_path / "img.png"), "--weights", str(tmp_path / "w.safetensors"), "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "img.png"),
+                "--weights",
+                str(tmp_path / "w.safetensors"),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     assert "w.safetensors" in capsys.readouterr().err
 
 
@@ -74,17 +86,52 @@ def test_train_then_eval_then_refuse_to_overwrite(tmp_path, capsys):
     assert main(["data", "synthetic", str(tmp_path / "syn"), "--num-train", "4", "--num-val", "2"]) == 0
     out = tmp_path / "run"
     train_args = [
-        "train", "--data", str(tmp_path / "syn" / "train.json"), "--val-data", str(tmp_path / "syn" / "val.json"),
-        "--out", str(out), "--model", "gfl_small", "--epochs", "1", "--batch-size", "2", "--workers", "0",
-        "--precision", "fp32", "--set", "model_overrides.min_size=64", "--set", "model_overrides.max_size=64",
-        "--set", "warmup_iters=1",
+        "train",
+        "--data",
+        str(tmp_path / "syn" / "train.json"),
+        "--val-data",
+        str(tmp_path / "syn" / "val.json"),
+        "--out",
+        str(out),
+        "--model",
+        "gfl_small",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--workers",
+        "0",
+        "--precision",
+        "fp32",
+        "--set",
+        "model_overrides.min_size=64",
+        "--set",
+        "model_overrides.max_size=64",
+        "--set",
+        "warmup_iters=1",
     ]
     assert main(train_args) == 0
     printed = capsys.readouterr().out
     assert "trained 2 iterations" in printed and (out / "model.safetensors").exists()
     assert "max_size: 64" in (out / "config.yaml").read_text()
-    assert main(["eval", "--weights", str(out / "model.safetensors"), "--data", str(tmp_path / "syn" / "val.json"),
-                 "--workers", "0", "--precision", "fp32", "--out", str(tmp_path / "eval.json")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--weights",
+                str(out / "model.safetensors"),
+                "--data",
+                str(tmp_path / "syn" / "val.json"),
+                "--workers",
+                "0",
+                "--precision",
+                "fp32",
+                "--out",
+                str(tmp_path / "eval.json"),
+            ]
+        )
+        == 0
+    )
     assert "AP50" in capsys.readouterr().out
     assert json.loads((tmp_path / "eval.json").read_text())["AP"] >= 0
     # The same folder again, without --resume or --overwrite, is refused: the earlier run is kept.
@@ -101,8 +148,27 @@ def test_unknown_config_key_names_close_matches(tmp_path, capsys):
 
 def test_ablation_smoke_writes_a_table(tmp_path, capsys):
     out = tmp_path / "ablation"
-    assert main(["bench", "ablation", "--smoke", "--out", str(out), "--workers", "0", "--precision", "fp32",
-                 "--variants", "gfl", "atss", "--markdown", str(tmp_path / "table.md")]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "ablation",
+                "--smoke",
+                "--out",
+                str(out),
+                "--workers",
+                "0",
+                "--precision",
+                "fp32",
+                "--variants",
+                "gfl",
+                "atss",
+                "--markdown",
+                str(tmp_path / "table.md"),
+            ]
+        )
+        == 0
+    )
     results = json.loads((out / "ablation.json").read_text())["results"]
     assert [entry["id"] for entry in results.values()] == ["gfl", "atss"]
     assert (out / "runs" / "atss_seed0" / "model.safetensors").is_file()
@@ -141,21 +207,27 @@ def test_a_budget_without_epochs_fills_it_and_recipes_and_image_size_reach_the_c
     assert training_config(parser.parse_args([*base, "--time-budget", "20", "--epochs", "30"])).epochs == 30  # a cap
     assert training_config(parser.parse_args([*base, "--time-budget", "20", "--set", "epochs=7"])).epochs == 7
     (tmp_path / "c.yaml").write_text("epochs: 9\n")
-    assert training_config(parser.parse_args([*base, "--time-budget", "2", "--config", str(tmp_path / "c.yaml")])).epochs == 9
+    assert (
+        training_config(parser.parse_args([*base, "--time-budget", "2", "--config", str(tmp_path / "c.yaml")])).epochs
+        == 9
+    )
     assert training_config(parser.parse_args(base)).epochs == 100
     paper = training_config(parser.parse_args([*base, "--recipe", "paper", "--image-size", "640"]))
     assert (paper.model, paper.optimizer, paper.epochs, paper.image_size) == ("gfl_resnet50_fpn", "sgd", 12, 640)
     assert training_config(parser.parse_args(base)).model == "auto"
 
 
-@pytest.mark.parametrize("user_env, expected", [({}, "10000"), ({"OMP_WAIT_POLICY": "ACTIVE"}, None),
-                                                ({"GOMP_SPINCOUNT": "500"}, "500")])
+@pytest.mark.parametrize(
+    "user_env, expected", [({}, "10000"), ({"OMP_WAIT_POLICY": "ACTIVE"}, None), ({"GOMP_SPINCOUNT": "500"}, "500")]
+)
 def test_cli_sets_a_short_openmp_spin_unless_the_user_chose(user_env, expected):
     import os
 
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     probe = "import os, gfocal.cli; print(os.environ.get('GOMP_SPINCOUNT'))"
-    result = subprocess.run([sys.executable, "-c", probe], env={**env, **user_env}, capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env={**env, **user_env}, capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == str(expected)
 
 
@@ -167,8 +239,9 @@ def test_flag_values_are_taken_as_typed_not_parsed_as_yaml(tmp_path):
     data = tmp_path / "[old] set.json"  # YAML would read "[old]" as a list
     data.write_text("{}")
     out = tmp_path / "runs #2" / "x"  # and "#" as the start of a comment
-    config = training_config(parser.parse_args(["train", "--data", str(data), "--out", str(out), "--model", "null",
-                                                "--set", "seed=3"]))
+    config = training_config(
+        parser.parse_args(["train", "--data", str(data), "--out", str(out), "--model", "null", "--set", "seed=3"])
+    )
     assert (config.train_data, config.out_dir, config.model, config.seed) == (str(data), str(out), "null", 3)
 
 

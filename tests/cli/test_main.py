@@ -19,25 +19,40 @@ SRC = Path(__file__).parents[2] / "src"
 
 def run_gfocal(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    return subprocess.run([sys.executable, "-m", "gfocal", *argv], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "gfocal", *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_a_dataset_warning_prints_as_one_line_without_the_source_echo(tmp_path):
     Image.new("RGB", (32, 24)).save(tmp_path / "a.png")
-    annotations = [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 8, 8]},
-                   {"id": 2, "image_id": 7, "category_id": 1, "bbox": [2, 2, 8, 8]}]  # an orphan: one DatasetWarning
-    (tmp_path / "d.json").write_text(json.dumps({"images": [{"id": 1, "file_name": "a.png"}], "annotations": annotations,
-                                                 "categories": [{"id": 1, "name": "x"}]}))
+    annotations = [
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 8, 8]},
+        {"id": 2, "image_id": 7, "category_id": 1, "bbox": [2, 2, 8, 8]},
+    ]  # an orphan: one DatasetWarning
+    (tmp_path / "d.json").write_text(
+        json.dumps(
+            {
+                "images": [{"id": 1, "file_name": "a.png"}],
+                "annotations": annotations,
+                "categories": [{"id": 1, "name": "x"}],
+            }
+        )
+    )
     torch.manual_seed(0)
     save_weights(gfl_small(1, min_size=64, max_size=64, class_names=("x",)), tmp_path / "w.safetensors")
-    result = run_gfocal("eval", "--weights", "w.safetensors", "--data", "d.json", "--workers", "0", "--precision", "fp32",
-                        cwd=tmp_path)
+    result = run_gfocal(
+        "eval", "--weights", "w.safetensors", "--data", "d.json", "--workers", "0", "--precision", "fp32", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     warned = [line for line in result.stderr.splitlines() if "unknown image" in line]
-    assert warned == ["warning: d.json: 1 annotations pointing to an unknown image (skipped). Examples: d.json, "
-                      "annotation id=2: image_id 7 is not in 'images'"], result.stderr
-    assert "DatasetWarning" not in result.stderr and ".py:" not in result.stderr and "load_dataset(" not in result.stderr
+    assert warned == [
+        "warning: d.json: 1 annotations pointing to an unknown image (skipped). Examples: d.json, "
+        "annotation id=2: image_id 7 is not in 'images'"
+    ], result.stderr
+    assert (
+        "DatasetWarning" not in result.stderr and ".py:" not in result.stderr and "load_dataset(" not in result.stderr
+    )
 
 
 def test_the_warning_format_is_put_back_after_a_command(tmp_path):
@@ -50,7 +65,10 @@ def test_logged_warnings_are_prefixed_like_python_warnings():
     formatter = _LevelFormatter("%(message)s")
     record = lambda level: logging.LogRecord("gfocal", level, __file__, 1, "2 images", None, None)  # noqa: E731
     assert [formatter.format(record(level)) for level in (logging.INFO, logging.WARNING, logging.ERROR)] == [
-        "2 images", "warning: 2 images", "error: 2 images"]
+        "2 images",
+        "warning: 2 images",
+        "error: 2 images",
+    ]
 
 
 def test_a_warning_in_a_data_loader_worker_prints_as_one_line_too():

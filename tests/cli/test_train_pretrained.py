@@ -29,8 +29,21 @@ def test_an_imagenet_name_offline_is_a_one_line_error_naming_the_file(tmp_path, 
     monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))  # torch.hub.set_dir, undone after the test
     monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
     train_json = make_synthetic_dataset(tmp_path / "data", num_images=2, image_size=64, size_range=(12, 40))
-    argv = ["train", "--data", str(train_json), "--out", str(tmp_path / "run"), "--model", "gfl_small",
-            "--backbone-weights", "IMAGENET1K_V1", "--epochs", "1", "--workers", "0"]
+    argv = [
+        "train",
+        "--data",
+        str(train_json),
+        "--out",
+        str(tmp_path / "run"),
+        "--model",
+        "gfl_small",
+        "--backbone-weights",
+        "IMAGENET1K_V1",
+        "--epochs",
+        "1",
+        "--workers",
+        "0",
+    ]
     assert main(argv) == 2
     error = capsys.readouterr().err
     expected = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"

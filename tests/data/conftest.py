@@ -39,7 +39,15 @@ def coco_dir(tmp_path: Path) -> Path:
             {"id": 5, "file_name": "c.png", "width": 64, "height": 48},
         ],
         "annotations": [
-            {"id": 10, "image_id": 1, "category_id": 7, "bbox": [4, 5, 10, 20], "area": 200, "iscrowd": 0, "ambiguous_edges": {"left": "blur"}},
+            {
+                "id": 10,
+                "image_id": 1,
+                "category_id": 7,
+                "bbox": [4, 5, 10, 20],
+                "area": 200,
+                "iscrowd": 0,
+                "ambiguous_edges": {"left": "blur"},
+            },
             {"id": 11, "image_id": 1, "category_id": 3, "bbox": [20, 10, 30, 30], "area": 900, "iscrowd": 1},
             {"id": 12, "image_id": 2, "category_id": 3, "bbox": [0.5, 0.5, 8, 8], "area": 64, "iscrowd": 0},
         ],
@@ -49,7 +57,9 @@ def coco_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def voc_xml(file_name: str, size: tuple[int, int], objects: list[tuple[str, tuple[float, float, float, float], int]]) -> str:
+def voc_xml(
+    file_name: str, size: tuple[int, int], objects: list[tuple[str, tuple[float, float, float, float], int]]
+) -> str:
     """A VOC annotation: objects are ``(name, (xmin, ymin, xmax, ymax), difficult)``."""
     objs = "".join(
         f"<object><name>{n}</name><difficult>{d}</difficult><truncated>0</truncated><bndbox>"

@@ -30,7 +30,9 @@ def test_train_removes_crowd_boxes_and_keeps_negatives(coco_dir):
 
 
 def test_collate_through_a_dataloader(coco_dir):
-    dataset = DetectionDataset(load_dataset(coco_dir / "ann.json"), build_transforms(40, 40, Augmentation()), train=True)
+    dataset = DetectionDataset(
+        load_dataset(coco_dir / "ann.json"), build_transforms(40, 40, Augmentation()), train=True
+    )
     images, targets = next(iter(DataLoader(dataset, batch_size=3, collate_fn=collate_detection)))
     assert isinstance(images, list) and len(images) == 3 and all(im.shape[0] == 3 for im in images)
     assert [t["image_id"] for t in targets] == [0, 1, 2]

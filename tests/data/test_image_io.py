@@ -12,7 +12,15 @@ from gfocal.data.image_io import decode_image, probe_image
 
 @pytest.mark.parametrize(
     ("mode", "expected"),
-    [("L", 90), ("LA", 90), ("RGBA", 90), ("P", None), ("1", 255), ("CMYK", None), ("I;16", round(40000 / 65535 * 255))],
+    [
+        ("L", 90),
+        ("LA", 90),
+        ("RGBA", 90),
+        ("P", None),
+        ("1", 255),
+        ("CMYK", None),
+        ("I;16", round(40000 / 65535 * 255)),
+    ],
 )
 def test_decode_any_mode_gives_rgb_uint8(tmp_path, save_image, mode, expected):
     path = save_image(tmp_path / f"im_{mode.replace(';', '')}.{'tif' if mode == 'CMYK' else 'png'}", (6, 4), mode)

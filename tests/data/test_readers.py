@@ -12,7 +12,10 @@ from gfocal.data import DatasetError, detect_format, load_dataset, write_coco
 
 
 def _boxes(records):
-    return [(img.file_name, [(a.box, records.class_names[a.label], a.ignore) for a in img.annotations]) for img in records.images]
+    return [
+        (img.file_name, [(a.box, records.class_names[a.label], a.ignore) for a in img.annotations])
+        for img in records.images
+    ]
 
 
 def test_coco_reader_maps_categories_and_keeps_fields(coco_dir):

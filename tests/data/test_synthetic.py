@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 from gfocal.data import load_dataset
@@ -43,14 +42,18 @@ def test_output_loads_cleanly_with_ambiguity_records(tmp_path):
 
 @pytest.mark.parametrize("fraction", [0.0, 1.0])
 def test_blur_and_occlusion_fractions(tmp_path, fraction):
-    path = make_synthetic_dataset(tmp_path, blur_fraction=fraction, occlusion_fraction=fraction, objects_per_image=(3, 3), **SMALL)
+    path = make_synthetic_dataset(
+        tmp_path, blur_fraction=fraction, occlusion_fraction=fraction, objects_per_image=(3, 3), **SMALL
+    )
     anns = json.loads(path.read_text())["annotations"]
     blurred = [any(v == "blur" for v in a["ambiguous_edges"].values()) for a in anns]
     assert all(b == bool(fraction) for b in blurred)
 
 
 def test_splits_differ_and_sizes_follow_the_knobs(tmp_path):
-    train, val = make_synthetic_splits(tmp_path, "demo", seed=0, num_train=4, num_val=2, image_size=(48, 80), size_range=(4, 40))
+    train, val = make_synthetic_splits(
+        tmp_path, "demo", seed=0, num_train=4, num_val=2, image_size=(48, 80), size_range=(4, 40)
+    )
     t, v = json.loads(train.read_text()), json.loads(val.read_text())
     assert len(t["images"]) == 4 and len(v["images"]) == 2 and t["images"][0]["width"] == 80
     assert (tmp_path / "train" / "000000.png").read_bytes() != (tmp_path / "val" / "000000.png").read_bytes()

@@ -61,7 +61,8 @@ def test_a_box_a_crop_leaves_mostly_outside_is_dropped():
     kept = []
     for _ in range(30):  # zoom x2: the crop is a random quarter of the zoomed image
         _, out = build_transforms(100, 100, Augmentation(scale_range=(2.0, 2.0), hflip=0.0, min_visible=0.5))(
-            tv_tensors.Image(image), target)
+            tv_tensors.Image(image), target
+        )
         for box, label in zip(out["boxes"].tolist(), out["labels"].tolist()):
             width, height = box[2] - box[0], box[3] - box[1]
             assert width * height >= 0.5 * 40 * 40 - 1e-3, (box, label)  # at least half of the zoomed box
@@ -73,7 +74,9 @@ def test_zoom_out_pads_and_keeps_the_output_size():
     random.seed(1)
     image = torch.full((3, 60, 80), 200, dtype=torch.uint8)
     target = to_tv_target(torch.tensor([[10.0, 10.0, 30.0, 40.0]]), torch.tensor([0]), torch.tensor([False]), 60, 80)
-    out, out_target = build_transforms(64, 64, Augmentation(scale_range=(0.5, 0.5), hflip=0.0))(tv_tensors.Image(image), target)
+    out, out_target = build_transforms(64, 64, Augmentation(scale_range=(0.5, 0.5), hflip=0.0))(
+        tv_tensors.Image(image), target
+    )
     assert tuple(out.shape[-2:]) == (48, 64)
     assert (out == 0).any() and (out == 200).any()  # part canvas, part image
     x0, y0, x1, y1 = out_target["boxes"][0].tolist()
@@ -88,7 +91,10 @@ def test_mosaic_boxes_match_the_pixels_and_the_size_is_the_input_size():
         def __getitem__(self, index):
             image = torch.zeros(3, 64, 64, dtype=torch.uint8)
             image[:, 20:40, 10 + index : 30 + index] = 255
-            return image, {"boxes": torch.tensor([[10.0 + index, 20.0, 30.0 + index, 40.0]]), "labels": torch.tensor([index])}
+            return image, {
+                "boxes": torch.tensor([[10.0 + index, 20.0, 30.0 + index, 40.0]]),
+                "labels": torch.tensor([index]),
+            }
 
     random.seed(3)
     mosaic = Mosaic(Squares(), (64, 64), probability=1.0, min_visible=0.0)
@@ -107,7 +113,9 @@ def test_a_training_image_is_left_alone_by_the_model_resize():
 
     model = gfl_small(num_classes=1, min_size=96, max_size=96)
     image = torch.randint(0, 256, (3, 70, 130), dtype=torch.uint8)
-    target = to_tv_target(torch.zeros(0, 4), torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.bool), 70, 130)
+    target = to_tv_target(
+        torch.zeros(0, 4), torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.bool), 70, 130
+    )
     for augmentation in (None, Augmentation(scale_range=(0.5, 1.5), color=True)):
         piped, _ = build_transforms(96, 96, augmentation)(tv_tensors.Image(image), target)
         batch, _ = model.transform([piped.as_subclass(torch.Tensor)])
@@ -117,7 +125,9 @@ def test_a_training_image_is_left_alone_by_the_model_resize():
 def test_a_third_of_a_turn_of_hue_maps_red_to_green_to_blue_and_greys_stay():
     colours = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.5, 0.5, 0.5]])  # red, green, grey (rows)
     turned = colours @ hue_rotation_matrix(1 / 3).T
-    torch.testing.assert_close(turned, torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.5, 0.5, 0.5]]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        turned, torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.5, 0.5, 0.5]]), atol=1e-6, rtol=0
+    )
     torch.testing.assert_close(hue_rotation_matrix(0.0), torch.eye(3))
 
 

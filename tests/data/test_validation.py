@@ -17,9 +17,12 @@ from gfocal.data.validation import sanitize_boxes
 
 def _coco(tmp_path, images, annotations, save=True, save_image=None):
     coco = {
-        "images": [{"id": i, "file_name": f"{i}.jpg", "width": w, "height": h} for i, (w, h) in enumerate(images, start=1)],
+        "images": [
+            {"id": i, "file_name": f"{i}.jpg", "width": w, "height": h} for i, (w, h) in enumerate(images, start=1)
+        ],
         "annotations": [
-            {"id": 100 + k, "image_id": img, "category_id": 1, "bbox": list(b), "iscrowd": 0} for k, (img, b) in enumerate(annotations)
+            {"id": 100 + k, "image_id": img, "category_id": 1, "bbox": list(b), "iscrowd": 0}
+            for k, (img, b) in enumerate(annotations)
         ],
         "categories": [{"id": 1, "name": "thing"}],
     }
@@ -121,7 +124,11 @@ def test_exif_rotated_image_size_is_the_displayed_one(tmp_path):
 
 @pytest.mark.parametrize("case", ["missing", "clipped", "degenerate"])
 def test_strict_turns_warnings_into_errors(tmp_path, case):
-    path = _coco(tmp_path, [(32, 24)], [(1, {"missing": (1, 1, 2, 2), "clipped": (-1, 1, 5, 5), "degenerate": (5, 1, 0, 5)}[case])])
+    path = _coco(
+        tmp_path,
+        [(32, 24)],
+        [(1, {"missing": (1, 1, 2, 2), "clipped": (-1, 1, 5, 5), "degenerate": (5, 1, 0, 5)}[case])],
+    )
     if case == "missing":
         (tmp_path / "1.jpg").unlink()
     with pytest.raises(DatasetError, match=r"ann\.json, image id=1.*strict mode"):

@@ -31,15 +31,23 @@ class TinyDetector(nn.Module):
     def forward(self, images, targets=None):
         out = self._features(images)
         if not self.training:
-            return [{"boxes": torch.tensor([[0.0, 0.0, 8.0, 8.0]]), "scores": o[4:].softmax(0).max()[None],
-                     "labels": o[4:].argmax()[None]} for o in out]
+            return [
+                {
+                    "boxes": torch.tensor([[0.0, 0.0, 8.0, 8.0]]),
+                    "scores": o[4:].softmax(0).max()[None],
+                    "labels": o[4:].argmax()[None],
+                }
+                for o in out
+            ]
         self.calls += 1
         if self.sleep_s:
             time.sleep(self.sleep_s)
         box_target = torch.stack([t["boxes"][0] / 64 for t in targets])
         label_target = torch.stack([t["labels"][0] for t in targets])
-        losses = {"loss_box": nn.functional.smooth_l1_loss(out[:, :4], box_target),
-                  "loss_cls": nn.functional.cross_entropy(out[:, 4:], label_target)}
+        losses = {
+            "loss_box": nn.functional.smooth_l1_loss(out[:, :4], box_target),
+            "loss_cls": nn.functional.cross_entropy(out[:, 4:], label_target),
+        }
         if self.calls == self.nan_at:
             losses["loss_box"] = losses["loss_box"] * float("nan")
         self.last_stats = {"num_pos": float(len(images))}
@@ -64,8 +72,13 @@ class RandomDetections(Dataset):
         if torch.rand(()) < 0.5:
             image = image.flip(-1)
             box = torch.stack([32 - box[2], box[1], 32 - box[0], box[3]])
-        return image, {"boxes": box[None], "labels": self.labels[i][None], "image_id": i, "orig_size": (32, 32),
-                       "scale": 1.0}
+        return image, {
+            "boxes": box[None],
+            "labels": self.labels[i][None],
+            "image_id": i,
+            "orig_size": (32, 32),
+            "scale": 1.0,
+        }
 
 
 def collate(batch):
@@ -97,5 +110,7 @@ class Records:
 
 def records_for(dataset: RandomDetections) -> Records:
     """Ground-truth records matching ``dataset`` (unflipped boxes)."""
-    return Records([Img(32, 32, [Ann(tuple(b.tolist()), int(l))]) for b, l in zip(dataset.boxes, dataset.labels)],
-                   ["a", "b", "c"])
+    return Records(
+        [Img(32, 32, [Ann(tuple(b.tolist()), int(label))]) for b, label in zip(dataset.boxes, dataset.labels)],
+        ["a", "b", "c"],
+    )

@@ -6,14 +6,23 @@ import time
 
 import pytest
 import torch
+from standin import RandomDetections, TinyDetector, collate, records_for
 
 from gfocal.engine import TrainConfig, TrainData, load_checkpoint, train
-from standin import RandomDetections, TinyDetector, collate, records_for
 
 
 def budget_config(tmp_path, **changes):
-    values = dict(model="standin", epochs=None, time_budget_minutes=4.0 / 60, batch_size=4, warmup_iters=5,
-                  workers=0, log_interval=1, precision="fp32", out_dir=str(tmp_path / "run"))
+    values = dict(
+        model="standin",
+        epochs=None,
+        time_budget_minutes=4.0 / 60,
+        batch_size=4,
+        warmup_iters=5,
+        workers=0,
+        log_interval=1,
+        precision="fp32",
+        out_dir=str(tmp_path / "run"),
+    )
     return TrainConfig(**{**values, **changes})
 
 
@@ -22,8 +31,11 @@ def test_a_budget_without_epochs_is_filled_and_the_schedule_planned_for_it(tmp_p
     val = RandomDetections(4, seed=1)
     started = time.perf_counter()
     with caplog.at_level(logging.INFO, logger="gfocal"):
-        result = train(budget_config(tmp_path), model=TinyDetector(sleep_s=0.02),
-                       data=TrainData(RandomDetections(16), collate, val, records_for(val)))
+        result = train(
+            budget_config(tmp_path),
+            model=TinyDetector(sleep_s=0.02),
+            data=TrainData(RandomDetections(16), collate, val, records_for(val)),
+        )
     elapsed = time.perf_counter() - started
     state = load_checkpoint(result.out_dir / "last.pt")
     # Steps of 20 ms and more for about 4 s: far more than the few measured before planning, within the budget.
@@ -40,8 +52,11 @@ def test_a_budget_without_epochs_is_filled_and_the_schedule_planned_for_it(tmp_p
 def test_evaluation_in_a_budgeted_run_costs_a_bounded_share(tmp_path):
     torch.manual_seed(0)
     val = RandomDetections(64, seed=1)  # evaluations far slower than an epoch of training
-    result = train(budget_config(tmp_path, batch_size=2, eval_share=0.1), model=TinyDetector(sleep_s=0.01),
-                   data=TrainData(RandomDetections(4), collate, val, records_for(val)))
+    result = train(
+        budget_config(tmp_path, batch_size=2, eval_share=0.1),
+        model=TinyDetector(sleep_s=0.01),
+        data=TrainData(RandomDetections(4), collate, val, records_for(val)),
+    )
     rows = [json.loads(line) for line in (result.out_dir / "metrics.jsonl").read_text().splitlines()]
     evaluations = [r for r in rows if r["kind"] == "eval"]
     epochs = result.iterations // 2
@@ -53,8 +68,11 @@ def test_evaluation_in_a_budgeted_run_costs_a_bounded_share(tmp_path):
 
 def test_with_epochs_the_budget_only_caps(tmp_path):
     torch.manual_seed(0)
-    result = train(budget_config(tmp_path, epochs=2, step_epochs=(1,), time_budget_minutes=1.0),
-                   model=TinyDetector(), data=TrainData(RandomDetections(16), collate))
+    result = train(
+        budget_config(tmp_path, epochs=2, step_epochs=(1,), time_budget_minutes=1.0),
+        model=TinyDetector(),
+        data=TrainData(RandomDetections(16), collate),
+    )
     assert result.iterations == 8 and not result.stopped_by_time_budget
 
 
@@ -62,11 +80,25 @@ def test_multiscale_changes_the_network_input_size(tmp_path, splits):
     from gfocal.models import gfl_small
 
     train_json, _ = splits
-    model = gfl_small(num_classes=4, min_size=96, max_size=96, class_names=("rectangle", "ellipse", "triangle", "cross"))
+    model = gfl_small(
+        num_classes=4, min_size=96, max_size=96, class_names=("rectangle", "ellipse", "triangle", "cross")
+    )
     sizes = set()
     model.backbone.register_forward_pre_hook(lambda module, args: sizes.add(tuple(args[0].shape[-2:])))
-    train(TrainConfig(model="gfl_small", train_data=str(train_json), multiscale=(64, 160), epochs=2, batch_size=2,
-                      workers=0, mosaic=0.0, out_dir=str(tmp_path / "run"), precision="fp32"), model=model)
+    train(
+        TrainConfig(
+            model="gfl_small",
+            train_data=str(train_json),
+            multiscale=(64, 160),
+            epochs=2,
+            batch_size=2,
+            workers=0,
+            mosaic=0.0,
+            out_dir=str(tmp_path / "run"),
+            precision="fp32",
+        ),
+        model=model,
+    )
     assert len(sizes) > 1 and all(max(size) in (64, 96, 128, 160) for size in sizes), sizes
 
 
@@ -74,5 +106,13 @@ def test_multiscale_changes_the_network_input_size(tmp_path, splits):
 def splits(tmp_path):
     from gfocal.data.synthetic import make_synthetic_splits
 
-    return make_synthetic_splits(tmp_path / "data", "demo", seed=0, num_train=8, num_val=2, image_size=(96, 96),
-                                 size_range=(12, 48), objects_per_image=(1, 3))
+    return make_synthetic_splits(
+        tmp_path / "data",
+        "demo",
+        seed=0,
+        num_train=8,
+        num_val=2,
+        image_size=(96, 96),
+        size_range=(12, 48),
+        objects_per_image=(1, 3),
+    )

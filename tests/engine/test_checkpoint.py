@@ -6,8 +6,13 @@ import pytest
 import torch
 
 from gfocal.engine import checkpoint
-from gfocal.engine.checkpoint import (CheckpointError, capture_rng_state, load_checkpoint, restore_rng_state,
-                                      save_checkpoint)
+from gfocal.engine.checkpoint import (
+    CheckpointError,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
 
 
 def test_round_trip(tmp_path):

@@ -6,7 +6,14 @@ from gfocal.engine.config import TrainConfig, load_config, parse_overrides
 def test_the_paper_recipe_is_one_name_away():
     c = load_config(recipe="paper")
     assert (c.model, c.optimizer, c.lr, c.batch_size, c.momentum, c.weight_decay, c.warmup_iters) == (
-        "gfl_resnet50_fpn", "sgd", 0.01, 16, 0.9, 1e-4, 500)
+        "gfl_resnet50_fpn",
+        "sgd",
+        0.01,
+        16,
+        0.9,
+        1e-4,
+        500,
+    )
     assert (c.epochs, c.step_epochs, c.schedule) == (12, (8, 11), "step")
     assert (c.scale_range, c.mosaic, c.photometric, c.ema, c.hflip) == (None, 0.0, False, False, 0.5)
     assert load_config(recipe="paper", overrides=["lr=0.02"]).lr == 0.02  # a recipe is defaults, not a lock
@@ -23,8 +30,19 @@ def test_a_budget_without_epochs_fills_it_and_epochs_without_a_budget_are_requir
 def test_overrides_convert_to_field_types(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("epochs: 24\nstep_epochs: [16, 22]\nmodel_overrides: {reg_max: 16}\n")
-    c = load_config(path, ["batch_size=8", "lr=0.02", "ema=true", "clip_grad_norm=null", "step_epochs=20,23",
-                           "time_budget_minutes=1.5", "model_overrides.depth=18", "precision=bf16"])
+    c = load_config(
+        path,
+        [
+            "batch_size=8",
+            "lr=0.02",
+            "ema=true",
+            "clip_grad_norm=null",
+            "step_epochs=20,23",
+            "time_budget_minutes=1.5",
+            "model_overrides.depth=18",
+            "precision=bf16",
+        ],
+    )
     assert (c.epochs, c.batch_size, c.lr, c.ema, c.clip_grad_norm) == (24, 8, 0.02, True, None)
     assert c.step_epochs == (20, 23) and c.time_budget_minutes == 1.5 and c.precision == "bf16"
     assert c.model_overrides == {"reg_max": 16, "depth": 18}
@@ -44,14 +62,17 @@ def test_unknown_key_names_close_matches():
         TrainConfig.from_dict({"lr_rate": 0.1})
 
 
-@pytest.mark.parametrize("override, message", [
-    ("epochs=1.5", "epochs must be int"),
-    ("ema=maybe", "ema must be true or false"),
-    ("schedule=linear", "schedule must be one of"),
-    ("batch_size=0", "batch_size must be > 0"),
-    ("step_epochs=101", "step_epochs must be increasing"),
-    ("epochs", "key=value"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("epochs=1.5", "epochs must be int"),
+        ("ema=maybe", "ema must be true or false"),
+        ("schedule=linear", "schedule must be one of"),
+        ("batch_size=0", "batch_size must be > 0"),
+        ("step_epochs=101", "step_epochs must be increasing"),
+        ("epochs", "key=value"),
+    ],
+)
 def test_bad_values_are_named(override, message):
     with pytest.raises(ValueError, match=message):
         load_config(None, [override])

@@ -4,9 +4,9 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
+from run_standin import ddp_worker
 
 from gfocal.engine import distributed, load_checkpoint
-from run_standin import ddp_worker
 
 
 def free_port() -> int:
@@ -28,19 +28,32 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     rows = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows if r["kind"] == "train"] == list(range(1, 25))  # rank 0 logs alone
     assert [r["AP"] for r in rows if r["kind"] == "eval"] == [
-        r["AP"] for r in map(json.loads, (tmp_path / "single" / "metrics.jsonl").read_text().splitlines())
-        if r["kind"] == "eval"]  # evaluation sharded over both ranks sees every image
+        r["AP"]
+        for r in map(json.loads, (tmp_path / "single" / "metrics.jsonl").read_text().splitlines())
+        if r["kind"] == "eval"
+    ]  # evaluation sharded over both ranks sees every image
 
 
-@pytest.mark.parametrize("env, expected", [
-    ({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}, (3, 4, 1)),
-    ({"SLURM_PROCID": "5", "SLURM_NTASKS": "8", "SLURM_LOCALID": "1"}, (5, 8, 1)),
-    ({"SLURM_PROCID": "0", "SLURM_NTASKS": "1"}, None),
-    ({}, None),
-])
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}, (3, 4, 1)),
+        ({"SLURM_PROCID": "5", "SLURM_NTASKS": "8", "SLURM_LOCALID": "1"}, (5, 8, 1)),
+        ({"SLURM_PROCID": "0", "SLURM_NTASKS": "1"}, None),
+        ({}, None),
+    ],
+)
 def test_launch_environment(monkeypatch, env, expected):
-    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID",
-                "SLURM_NODELIST", "MASTER_ADDR"):
+    for key in (
+        "RANK",
+        "WORLD_SIZE",
+        "LOCAL_RANK",
+        "SLURM_PROCID",
+        "SLURM_NTASKS",
+        "SLURM_LOCALID",
+        "SLURM_NODELIST",
+        "MASTER_ADDR",
+    ):
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)

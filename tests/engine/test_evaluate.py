@@ -2,11 +2,17 @@ import json
 
 import pytest
 import torch
+from standin import Ann, Img, Records, collate
 from torch import nn
 
-from gfocal.engine.evaluate import (coco_ground_truth, evaluate_detections, evaluate_model, format_results,
-                                    save_results, to_original_coordinates)
-from standin import Ann, Img, Records, collate
+from gfocal.engine.evaluate import (
+    coco_ground_truth,
+    evaluate_detections,
+    evaluate_model,
+    format_results,
+    save_results,
+    to_original_coordinates,
+)
 
 
 def make_records():
@@ -14,8 +20,15 @@ def make_records():
         [
             Img(100, 80, [Ann((10, 10, 50, 40), 0), Ann((60, 20, 90, 70), 1)]),
             Img(64, 64, []),  # an image without boxes
-            Img(120, 90, [Ann((5, 5, 100, 85), 1), Ann((0, 0, 10, 10), 0, iscrowd=True),
-                          Ann((20, 20, 30, 30), 0, difficult=True)]),
+            Img(
+                120,
+                90,
+                [
+                    Ann((5, 5, 100, 85), 1),
+                    Ann((0, 0, 10, 10), 0, iscrowd=True),
+                    Ann((20, 20, 30, 30), 0, difficult=True),
+                ],
+            ),
         ],
         ["cat", "dog", "bird"],
     )
@@ -54,8 +67,11 @@ def test_perfect_predictions_give_ap_one():
 def test_detections_on_crowd_and_difficult_boxes_are_ignored():
     records = make_records()
     detections = exact_detections(records)
-    detections[2] = {"boxes": torch.tensor([[5.0, 5, 100, 85], [0, 0, 10, 10], [20, 20, 30, 30]]),
-                     "scores": torch.tensor([0.5, 0.99, 0.98]), "labels": torch.tensor([1, 0, 0])}
+    detections[2] = {
+        "boxes": torch.tensor([[5.0, 5, 100, 85], [0, 0, 10, 10], [20, 20, 30, 30]]),
+        "scores": torch.tensor([0.5, 0.99, 0.98]),
+        "labels": torch.tensor([1, 0, 0]),
+    }
     assert evaluate_detections(records, detections)["AP"] == pytest.approx(1.0)
 
 
@@ -86,7 +102,7 @@ class Oracle(nn.Module):
         self.outputs, self.calls = outputs, 0
 
     def forward(self, images, targets=None):
-        out = self.outputs[self.calls: self.calls + len(images)]
+        out = self.outputs[self.calls : self.calls + len(images)]
         self.calls += len(images)
         return out
 
@@ -95,9 +111,10 @@ def test_evaluate_model_maps_back_with_scale():
     records = make_records()
     exact = exact_detections(records)
     scale = 0.5
-    dataset = [(torch.zeros(3, 8, 8, dtype=torch.uint8),
-                {"image_id": i, "orig_size": (img.height, img.width), "scale": scale})
-               for i, img in enumerate(records.images)]
+    dataset = [
+        (torch.zeros(3, 8, 8, dtype=torch.uint8), {"image_id": i, "orig_size": (img.height, img.width), "scale": scale})
+        for i, img in enumerate(records.images)
+    ]
     outputs = [{**exact[i], "boxes": exact[i]["boxes"] * scale} for i in range(3)]
     results = evaluate_model(Oracle(outputs), dataset, records, collate, torch.device("cpu"), batch_size=2)
     assert results["AP"] == pytest.approx(1.0)

@@ -11,8 +11,8 @@ def test_ranks_split_each_global_batch():
     assert len(single) == 8  # two full batches; the last incomplete one is dropped
     ranks = [list(ResumableSampler(10, 4, seed=0, rank=r, world_size=2)) for r in range(2)]
     for b in range(2):
-        merged = {i for r in range(2) for i in ranks[r][2 * b: 2 * b + 2]}
-        assert merged == set(single[4 * b: 4 * b + 4])
+        merged = {i for r in range(2) for i in ranks[r][2 * b : 2 * b + 2]}
+        assert merged == set(single[4 * b : 4 * b + 4])
 
 
 def test_epochs_differ_and_resume_mid_epoch():

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torchvision
 
-from gfocal.engine.config import TrainConfig
 from gfocal.engine.build import build_model, build_optimizer, resolve_model_name
+from gfocal.engine.config import TrainConfig
 from gfocal.engine.run import _warn_if_slow_here
 from gfocal.models import WeightsError
 
@@ -30,11 +30,14 @@ def test_imagenet_weights_pick_a_full_width_body_on_a_cpu_and_gfl_nano_refuses_t
         build_model(TrainConfig(model="gfl_nano", backbone_weights=str(imagenet)), ["a"], torch.device("cpu"))
 
 
-@pytest.mark.parametrize(("model", "image_size", "expected"), [
-    ("auto", 320, (320, 320)),  # gfl_nano on this CPU: square
-    ("gfl_resnet50_fpn", 1000, (600, 1000)),  # the paper's 800/1333 ratio kept
-    ("auto", None, (416, 416)),
-])
+@pytest.mark.parametrize(
+    ("model", "image_size", "expected"),
+    [
+        ("auto", 320, (320, 320)),  # gfl_nano on this CPU: square
+        ("gfl_resnet50_fpn", 1000, (600, 1000)),  # the paper's 800/1333 ratio kept
+        ("auto", None, (416, 416)),
+    ],
+)
 def test_image_size_sets_the_model_input_and_is_stored_with_it(model, image_size, expected):
     built = build_model(TrainConfig(model=model, image_size=image_size), ["a"], torch.device("cpu"))
     assert (built.config.min_size, built.config.max_size) == expected

@@ -66,9 +66,13 @@ def test_eval_and_predict_feed_the_network_identical_tensors(tmp_path):
     generator = torch.Generator().manual_seed(0)
     pixels = torch.randint(0, 256, (93, 141, 3), dtype=torch.uint8, generator=generator).numpy()
     Image.fromarray(pixels).save(tmp_path / "a.png")
-    coco = {"images": [{"id": 1, "file_name": "a.png", "width": 141, "height": 93}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 20], "area": 600, "iscrowd": 0}],
-            "categories": [{"id": 1, "name": "x"}]}
+    coco = {
+        "images": [{"id": 1, "file_name": "a.png", "width": 141, "height": 93}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 20], "area": 600, "iscrowd": 0}
+        ],
+        "categories": [{"id": 1, "name": "x"}],
+    }
     (tmp_path / "a.json").write_text(json.dumps(coco))
     model = gfl_small(1, min_size=64, max_size=64)
     records = load_dataset(tmp_path / "a.json")

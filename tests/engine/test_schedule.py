@@ -55,7 +55,10 @@ def test_fit_to_budget():
 def test_filling_a_budget_stretches_as_well_as_squeezes():
     s = paper()  # 1200 steps, a provisional plan
     stretched = fit_to_budget(s, 100, elapsed_s=100.0, seconds_per_iter=0.5, budget_s=1500, reserve_s=100, fill=True)
-    assert stretched.total_iters == 100 + 2600 and stretched.milestones == (round(800 * 2700 / 1200), round(1100 * 2700 / 1200))
+    assert stretched.total_iters == 100 + 2600 and stretched.milestones == (
+        round(800 * 2700 / 1200),
+        round(1100 * 2700 / 1200),
+    )
     squeezed = fit_to_budget(s, 100, elapsed_s=100.0, seconds_per_iter=1.0, budget_s=700, reserve_s=100, fill=True)
     assert squeezed.total_iters == 600
     assert fit_to_budget(s, 300, elapsed_s=800.0, seconds_per_iter=1.0, budget_s=700, fill=True).total_iters == 300

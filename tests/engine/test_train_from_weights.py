@@ -22,7 +22,9 @@ def datasets(tmp_path_factory):
     root = tmp_path_factory.mktemp("pretrained_data")
     options = dict(num_train=4, num_val=2, image_size=(64, 64), size_range=(12, 40), objects_per_image=(1, 3))
     source = make_synthetic_splits(root / "source", "demo", seed=0, **options)
-    target = make_synthetic_splits(root / "target", "demo", seed=1, classes=("ellipse", "diamond", "rectangle"), **options)
+    target = make_synthetic_splits(
+        root / "target", "demo", seed=1, classes=("ellipse", "diamond", "rectangle"), **options
+    )
     return source, target
 
 
@@ -31,19 +33,38 @@ def pretrained_run(datasets, tmp_path_factory):
     """One short gfocal run on the source set: its model.safetensors and last.pt are the pretrained files."""
     (train_json, val_json), _ = datasets
     out = tmp_path_factory.mktemp("pretrain") / "run"
-    config = TrainConfig(model="gfl_small", model_overrides={"min_size": 64, "max_size": 64}, train_data=str(train_json),
-                         epochs=1, batch_size=4, warmup_iters=1, workers=0, precision="fp32", out_dir=str(out))
+    config = TrainConfig(
+        model="gfl_small",
+        model_overrides={"min_size": 64, "max_size": 64},
+        train_data=str(train_json),
+        epochs=1,
+        batch_size=4,
+        warmup_iters=1,
+        workers=0,
+        precision="fp32",
+        out_dir=str(out),
+    )
     return train(config)
 
 
 def finetune_config(datasets, tmp_path, **changes):
     _, (train_json, val_json) = datasets
-    values = dict(train_data=str(train_json), val_data=str(val_json), epochs=1, batch_size=4, warmup_iters=1,
-                  workers=0, precision="fp32", out_dir=str(tmp_path / "finetune"))
+    values = dict(
+        train_data=str(train_json),
+        val_data=str(val_json),
+        epochs=1,
+        batch_size=4,
+        warmup_iters=1,
+        workers=0,
+        precision="fp32",
+        out_dir=str(tmp_path / "finetune"),
+    )
     return TrainConfig(**{**values, **changes})
 
 
-def test_a_gfocal_weights_file_brings_its_architecture_and_its_shared_classes(datasets, pretrained_run, tmp_path, caplog):
+def test_a_gfocal_weights_file_brings_its_architecture_and_its_shared_classes(
+    datasets, pretrained_run, tmp_path, caplog
+):
     config = finetune_config(datasets, tmp_path, weights=str(pretrained_run.weights))
     source = load_model(pretrained_run.weights)
     with caplog.at_level("INFO", logger="gfocal.engine.run"):
@@ -55,12 +76,17 @@ def test_a_gfocal_weights_file_brings_its_architecture_and_its_shared_classes(da
     # ellipse is the source's class 1, rectangle its class 0; diamond is new.
     torch.testing.assert_close(model.head.cls_out.weight[[0, 2]], source.head.cls_out.weight[[1, 0]])
     assert run.ema is not None
-    torch.testing.assert_close(run.ema.module.head.cls_out.weight, model.head.cls_out.weight)  # the EMA starts there too
+    torch.testing.assert_close(
+        run.ema.module.head.cls_out.weight, model.head.cls_out.weight
+    )  # the EMA starts there too
     line = "cls_out: 2 of 3 classes from the checkpoint (ellipse, rectangle), 1 new (diamond)"
     assert any(r.getMessage().endswith(line) and r.getMessage().startswith("loaded ") for r in caplog.records)
     report = json.loads((tmp_path / "finetune" / "pretrained.json").read_text())
-    assert report["kind"] == "gfocal weights" and report["class_rows"] == {"ellipse": "ellipse", "diamond": None,
-                                                                           "rectangle": "rectangle"}
+    assert report["kind"] == "gfocal weights" and report["class_rows"] == {
+        "ellipse": "ellipse",
+        "diamond": None,
+        "rectangle": "rectangle",
+    }
     assert "backbone.body.conv1.weight" in report["loaded"] and report["lines"][-1].endswith(line)
 
 
@@ -75,9 +101,16 @@ def test_fine_tuning_from_a_training_checkpoint_trains_and_exports_the_new_class
 
 
 def test_a_named_model_of_another_architecture_is_a_setup_error(datasets, pretrained_run, tmp_path):
-    config = finetune_config(datasets, tmp_path, weights=str(pretrained_run.weights), model="gfl_small",
-                             model_overrides={"min_size": 64, "max_size": 64, "reg_max": 8})
-    with pytest.raises(TrainSetupError, match=r"head\.box_out\.weight: checkpoint \(68, 96, 3, 3\) vs model \(36, 96, 3, 3\)"):
+    config = finetune_config(
+        datasets,
+        tmp_path,
+        weights=str(pretrained_run.weights),
+        model="gfl_small",
+        model_overrides={"min_size": 64, "max_size": 64, "reg_max": 8},
+    )
+    with pytest.raises(
+        TrainSetupError, match=r"head\.box_out\.weight: checkpoint \(68, 96, 3, 3\) vs model \(36, 96, 3, 3\)"
+    ):
         prepare_run(config, DistInfo(), torch.device("cpu"), None, None)
 
 

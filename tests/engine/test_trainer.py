@@ -7,19 +7,31 @@ import time
 from pathlib import Path
 
 import pytest
+import run_standin
 import torch
+from standin import RandomDetections, TinyDetector, collate, records_for
 
 from gfocal.engine import TrainConfig, TrainData, TrainingDiverged, load_checkpoint, train
-import run_standin
-from standin import RandomDetections, TinyDetector, collate, records_for
 
 HERE = Path(__file__).parent
 SRC = HERE.parents[1] / "src"
 
 
 def tiny_config(tmp_path, **changes):
-    values = dict(model="standin", epochs=2, batch_size=4, optimizer="sgd", lr=0.01, schedule="step", warmup_iters=2,
-                  step_epochs=(1,), ema=False, workers=0, log_interval=1, out_dir=str(tmp_path / "run"))
+    values = dict(
+        model="standin",
+        epochs=2,
+        batch_size=4,
+        optimizer="sgd",
+        lr=0.01,
+        schedule="step",
+        warmup_iters=2,
+        step_epochs=(1,),
+        ema=False,
+        workers=0,
+        log_interval=1,
+        out_dir=str(tmp_path / "run"),
+    )
     return TrainConfig(**{**values, **changes})
 
 
@@ -50,6 +62,7 @@ def test_short_run_writes_checkpoints_logs_plots_and_evaluation(tmp_path):
 
 def result_config(out):
     import yaml
+
     return yaml.safe_load((out / "config.yaml").read_text())
 
 
@@ -57,13 +70,18 @@ def test_resume_refuses_a_changed_recipe(tmp_path):
     torch.manual_seed(0)
     train(tiny_config(tmp_path, epochs=1, step_epochs=()), model=TinyDetector(), data=tiny_data())
     with pytest.raises(ValueError, match=r"differs from the checkpoint's in lr: 0.01 -> 0.02"):
-        train(tiny_config(tmp_path, epochs=1, step_epochs=(), lr=0.02, resume="auto"), model=TinyDetector(),
-              data=tiny_data())
+        train(
+            tiny_config(tmp_path, epochs=1, step_epochs=(), lr=0.02, resume="auto"),
+            model=TinyDetector(),
+            data=tiny_data(),
+        )
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     torch.manual_seed(0)
-    with pytest.raises(TrainingDiverged, match=r"non-finite loss at iteration 5 \(epoch 2\).*last\.pt \(iteration 4\)") as err:
+    with pytest.raises(
+        TrainingDiverged, match=r"non-finite loss at iteration 5 \(epoch 2\).*last\.pt \(iteration 4\)"
+    ) as err:
         train(tiny_config(tmp_path, checkpoint_interval=2), model=TinyDetector(nan_at=5), data=tiny_data())
     assert err.value.iteration == 5
     state = load_checkpoint(tmp_path / "run" / "last.pt")
@@ -75,9 +93,18 @@ def test_time_budget_stops_early_compresses_schedule_and_still_evaluates(tmp_pat
     torch.manual_seed(0)
     budget_s = 3.0
     started = time.perf_counter()
-    result = train(tiny_config(tmp_path, epochs=100, step_epochs=(80,), time_budget_minutes=budget_s / 60,
-                               log_interval=10, precision="fp32"),
-                   model=TinyDetector(sleep_s=0.03), data=tiny_data())
+    result = train(
+        tiny_config(
+            tmp_path,
+            epochs=100,
+            step_epochs=(80,),
+            time_budget_minutes=budget_s / 60,
+            log_interval=10,
+            precision="fp32",
+        ),
+        model=TinyDetector(sleep_s=0.03),
+        data=tiny_data(),
+    )
     elapsed = time.perf_counter() - started
     assert result.stopped_by_time_budget and 10 < result.iterations < 400
     state = load_checkpoint(result.out_dir / "last.pt")
@@ -90,8 +117,12 @@ def test_time_budget_stops_early_compresses_schedule_and_still_evaluates(tmp_pat
 
 def launch_standin(out_dir, resume, sleep_s, precision):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(HERE)])}
-    return subprocess.Popen([sys.executable, str(HERE / "run_standin.py"), str(out_dir), resume, str(sleep_s), precision],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, str(HERE / "run_standin.py"), str(out_dir), resume, str(sleep_s), precision],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
@@ -99,8 +130,11 @@ def launch_standin(out_dir, resume, sleep_s, precision):
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, precision):
     killed = launch_standin(tmp_path / "killed", "", 0.1, precision)
     torch.manual_seed(0)  # the reference runs here, while the subprocess starts
-    train(run_standin.config(str(tmp_path / "reference"), precision=precision), model=TinyDetector(),
-          data=run_standin.data())
+    train(
+        run_standin.config(str(tmp_path / "reference"), precision=precision),
+        model=TinyDetector(),
+        data=run_standin.data(),
+    )
     last = tmp_path / "killed" / "last.pt"
     deadline = time.time() + 60
     while not (last.is_file() and load_checkpoint(last)["iteration"] >= 6):

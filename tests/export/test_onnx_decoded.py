@@ -7,8 +7,10 @@ import torch
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from gfocal.export import export_onnx  # noqa: E402
 from busy_models import SIZES, busy_model, images  # noqa: E402
+
+from gfocal.export import export_onnx  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def model():
@@ -19,7 +21,6 @@ def model():
 def decoded_session(model, tmp_path_factory):
     path = export_onnx(model, tmp_path_factory.mktemp("onnx") / "decoded.onnx", form="decoded", optimize=False)
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-
 
 
 @pytest.mark.parametrize("batch, height, width", SIZES)

@@ -10,9 +10,11 @@ import torch
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
+from busy_models import SIZES, busy_model, images  # noqa: E402
+
 from gfocal.export import ExportedDetector, export_onnx  # noqa: E402
 from gfocal.export.reference_decode import decode, decode_settings  # noqa: E402
-from busy_models import SIZES, busy_model, images  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def model():
@@ -23,7 +25,6 @@ def model():
 def raw_session(model, tmp_path_factory):
     path = export_onnx(model, tmp_path_factory.mktemp("onnx") / "raw.onnx", form="raw", optimize=False)
     return onnx.load(str(path)), ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-
 
 
 def test_graph_is_dynamic_opset_17_plus_and_carries_the_config(raw_session, model):

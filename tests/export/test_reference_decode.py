@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from busy_models import busy_model
 from torchvision.ops import nms as torchvision_nms
 
 from gfocal.export import ExportedDetector
 from gfocal.export.reference_decode import DecodeSettings, decode, decode_settings, nms, preprocess, resize_keep_ratio
-from busy_models import busy_model
 
 VARIANTS = {
     "gfl": {},
@@ -45,10 +45,13 @@ def test_reference_decode_equals_pytorch_inference(name):
             np.testing.assert_allclose(got["scores"], wanted["scores"].numpy(), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize(("shape", "sizes", "expected_shape"), [
-    ((37, 50, 3), (96, 128), (95, 128, 3)),  # enlarged; shorter side 96 would make the longer 130 > 128
-    ((300, 451, 3), (64, 64), (43, 64, 3)),  # reduced 7x: the antialiasing filter spans many pixels
-])
+@pytest.mark.parametrize(
+    ("shape", "sizes", "expected_shape"),
+    [
+        ((37, 50, 3), (96, 128), (95, 128, 3)),  # enlarged; shorter side 96 would make the longer 130 > 128
+        ((300, 451, 3), (64, 64), (43, 64, 3)),  # reduced 7x: the antialiasing filter spans many pixels
+    ],
+)
 def test_resize_matches_the_model_resize(shape, sizes, expected_shape):
     from gfocal.image_geometry import resize_image
 
@@ -83,11 +86,20 @@ def test_numpy_nms_equals_torchvision():
     boxes = torch.cat((corners, corners + 5 + torch.rand(300, 2, generator=generator) * 40), 1)
     scores = torch.rand(300, generator=generator)
     for threshold in (0.3, 0.6):
-        np.testing.assert_array_equal(nms(boxes.numpy(), scores.numpy(), threshold), torchvision_nms(boxes, scores, threshold).numpy())
+        np.testing.assert_array_equal(
+            nms(boxes.numpy(), scores.numpy(), threshold), torchvision_nms(boxes, scores, threshold).numpy()
+        )
 
 
 def test_no_detections_gives_empty_arrays():
     settings = DecodeSettings(num_classes=2, score_threshold=0.9)
     points = np.zeros((5, 2), np.float32)
-    got = decode(np.zeros((5, 2), np.float32), np.zeros((5, 68), np.float32), points, np.full(5, 8.0, np.float32), settings, (32, 32))
+    got = decode(
+        np.zeros((5, 2), np.float32),
+        np.zeros((5, 68), np.float32),
+        points,
+        np.full(5, 8.0, np.float32),
+        settings,
+        (32, 32),
+    )
     assert got["boxes"].shape == (0, 4) and got["labels"].shape == (0,)

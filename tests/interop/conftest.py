@@ -31,7 +31,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if not item.get_closest_marker("mmdet")]
         config.hook.pytest_deselected(items=parity)
         return
-    skip = pytest.mark.skip(reason="mmdetection is not installed (optional; .ci/install_mmdet DIR, then PYTHONPATH=DIR)")
+    skip = pytest.mark.skip(
+        reason="mmdetection is not installed (optional; .ci/install_mmdet DIR, then PYTHONPATH=DIR)"
+    )
     for item in parity:
         item.add_marker(skip)
 

@@ -1,11 +1,10 @@
 """``gfocal convert mmdet``: a checkpoint file in, a gfocal weights file that rebuilds the model out."""
 
 import torch
+from test_mmdet_mapping import fake_mmdet_state, source_model
 
 from gfocal.cli.main import main
 from gfocal.models import load_model
-
-from test_mmdet_mapping import fake_mmdet_state, source_model
 
 
 def test_convert_mmdet_checkpoint_to_safetensors(tmp_path, capsys):

@@ -3,18 +3,20 @@
 import json
 
 import torch
+from test_mmdet_mapping import fake_mmdet_state, source_model
 
 from gfocal.cli.main import main
 from gfocal.data.synthetic import make_synthetic_splits
-from gfocal.interop import MMDET_PREPROCESSING
 from gfocal.engine.pretrained import COCO_CLASSES, read_pretrained
+from gfocal.interop import MMDET_PREPROCESSING
 from gfocal.models import gfl_small, load_model
-from test_mmdet_mapping import fake_mmdet_state, source_model
 
 
 def test_mmdetection_classes_are_coco_when_there_are_80_and_unnamed_otherwise(tmp_path):
     torch.manual_seed(0)
-    torch.save(fake_mmdet_state(gfl_small(80, min_size=64, max_size=64, backbone_norm="frozen_bn")), tmp_path / "coco.pth")
+    torch.save(
+        fake_mmdet_state(gfl_small(80, min_size=64, max_size=64, backbone_norm="frozen_bn")), tmp_path / "coco.pth"
+    )
     torch.save(fake_mmdet_state(source_model()), tmp_path / "four.pth")
     coco = read_pretrained(tmp_path / "coco.pth")
     assert coco.kind == "mmdetection checkpoint" and coco.class_names == COCO_CLASSES and len(set(COCO_CLASSES)) == 80
@@ -27,12 +29,40 @@ def test_mmdetection_classes_are_coco_when_there_are_80_and_unnamed_otherwise(tm
 def test_gfocal_train_fine_tunes_from_an_mmdetection_pth(tmp_path, capsys):
     source = source_model()  # gfl_small's architecture, 4 classes, random non-trivial weights
     torch.save({"meta": {"epoch": 12}, "state_dict": fake_mmdet_state(source)}, tmp_path / "gfl_mmdet.pth")
-    train_json, val_json = make_synthetic_splits(tmp_path / "data", "demo", seed=0, num_train=4, num_val=2,
-                                                 image_size=(64, 64), size_range=(12, 40), objects_per_image=(1, 2))
+    train_json, val_json = make_synthetic_splits(
+        tmp_path / "data",
+        "demo",
+        seed=0,
+        num_train=4,
+        num_val=2,
+        image_size=(64, 64),
+        size_range=(12, 40),
+        objects_per_image=(1, 2),
+    )
     out = tmp_path / "run"
-    argv = ["train", "--weights", str(tmp_path / "gfl_mmdet.pth"), "--data", str(train_json), "--val-data",
-            str(val_json), "--out", str(out), "--image-size", "64", "--epochs", "1", "--batch-size", "4",
-            "--workers", "0", "--precision", "fp32", "--set", "weights_class_map=by_order"]
+    argv = [
+        "train",
+        "--weights",
+        str(tmp_path / "gfl_mmdet.pth"),
+        "--data",
+        str(train_json),
+        "--val-data",
+        str(val_json),
+        "--out",
+        str(out),
+        "--image-size",
+        "64",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+        "--precision",
+        "fp32",
+        "--set",
+        "weights_class_map=by_order",
+    ]
     assert main(argv) == 0
     report = json.loads((out / "pretrained.json").read_text())
     assert report["kind"] == "mmdetection checkpoint"

@@ -44,11 +44,17 @@ def fake_mmdet_state(model):
 
 def source_model(**overrides):
     torch.manual_seed(0)
-    model = gfl_small(4, min_size=64, max_size=64, backbone_norm="frozen_bn", relu_before_extra_convs=False, **overrides)
+    model = gfl_small(
+        4, min_size=64, max_size=64, backbone_norm="frozen_bn", relu_before_extra_convs=False, **overrides
+    )
     with torch.no_grad():  # non-trivial weights everywhere, including BN statistics and scales
         for name, tensor in model.state_dict().items():
             if tensor.is_floating_point():
-                tensor.copy_(torch.rand_like(tensor) * 0.5 + 0.75 if "running_var" in name or "scale" in name else torch.randn_like(tensor) * 0.05)
+                tensor.copy_(
+                    torch.rand_like(tensor) * 0.5 + 0.75
+                    if "running_var" in name or "scale" in name
+                    else torch.randn_like(tensor) * 0.05
+                )
     return model.eval()
 
 

@@ -23,7 +23,14 @@ def mmdet_detections(model, batch, image_size):
     from mmdet.structures import DetDataSample
 
     height, width = image_size
-    sample = DetDataSample(metainfo=dict(img_shape=(height, width), ori_shape=(height, width), pad_shape=tuple(batch.shape[-2:]), scale_factor=(1.0, 1.0)))
+    sample = DetDataSample(
+        metainfo=dict(
+            img_shape=(height, width),
+            ori_shape=(height, width),
+            pad_shape=tuple(batch.shape[-2:]),
+            scale_factor=(1.0, 1.0),
+        )
+    )
     with torch.no_grad():
         result = model.predict(batch, [sample], rescale=False)[0].pred_instances
     return result.bboxes, result.scores, result.labels

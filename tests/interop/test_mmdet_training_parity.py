@@ -22,9 +22,11 @@ import torch
 
 from gfocal.interop import mmcv_ops_standin
 from gfocal.models import ModelConfig
-from gfocal.models.assigner import atss_assign, location_grid, valid_locations
-from gfocal.models.criterion import GFLCriterion, pad_targets
+from gfocal.models.assigner import atss_assign
+from gfocal.models.criterion import GFLCriterion
+from gfocal.models.grid import location_grid, valid_locations
 from gfocal.models.head import HeadOutputs, joint_score_logits
+from gfocal.models.targets import pad_targets
 
 pytestmark = pytest.mark.mmdet
 
@@ -50,8 +52,15 @@ def mmdet_gfl_head():
 
     register_all_modules()
     head = dict(
-        type="GFLHead", num_classes=NUM_CLASSES, in_channels=32, stacked_convs=1, feat_channels=32, reg_max=REG_MAX,
-        anchor_generator=dict(type="AnchorGenerator", ratios=[1.0], octave_base_scale=8, scales_per_octave=1, strides=list(STRIDES)),
+        type="GFLHead",
+        num_classes=NUM_CLASSES,
+        in_channels=32,
+        stacked_convs=1,
+        feat_channels=32,
+        reg_max=REG_MAX,
+        anchor_generator=dict(
+            type="AnchorGenerator", ratios=[1.0], octave_base_scale=8, scales_per_octave=1, strides=list(STRIDES)
+        ),
         loss_cls=dict(type="QualityFocalLoss", use_sigmoid=True, beta=2.0, loss_weight=1.0),
         loss_dfl=dict(type="DistributionFocalLoss", loss_weight=0.25),
         loss_bbox=dict(type="GIoULoss", loss_weight=2.0),
@@ -71,7 +80,10 @@ def mmdet_losses(head, score_logits, box_outputs, shapes, images):
             for level, (h, w) in zip(flat.split(sizes, dim=1), shapes)
         ]
 
-    gt = [InstanceData(bboxes=torch.tensor(b).reshape(-1, 4), labels=torch.tensor(l, dtype=torch.long)) for b, l in images]
+    gt = [
+        InstanceData(bboxes=torch.tensor(b).reshape(-1, 4), labels=torch.tensor(labels, dtype=torch.long))
+        for b, labels in images
+    ]
     metas = [
         dict(img_shape=size, pad_shape=tuple(-(-s // 32) * 32 for s in size), batch_input_shape=BATCH_SHAPE)
         for size in IMAGE_SIZES[: len(images)]
@@ -93,7 +105,10 @@ def test_losses_and_gradients_equal_mmdetection(dgqp, num_images):
     box_outputs = (2 * torch.randn(num_images, count, 4 * (REG_MAX + 1), generator=generator)).requires_grad_()
     quality = torch.randn(num_images, count, 1, generator=generator).requires_grad_() if dgqp else None
     images = list(zip(BOXES, LABELS))[:num_images]
-    targets = [{"boxes": torch.tensor(b).reshape(-1, 4), "labels": torch.tensor(l, dtype=torch.long)} for b, l in images]
+    targets = [
+        {"boxes": torch.tensor(b).reshape(-1, 4), "labels": torch.tensor(labels, dtype=torch.long)}
+        for b, labels in images
+    ]
 
     valid = valid_locations(grid, IMAGE_SIZES[:num_images], 32)
     ours, stats = GFLCriterion(config)(HeadOutputs(cls_logits, box_outputs, quality), grid, targets, valid)

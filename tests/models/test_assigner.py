@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from gfocal.models.assigner import atss_assign, location_grid, valid_locations
+from gfocal.models.assigner import atss_assign
+from gfocal.models.grid import location_grid, valid_locations
 
 STRIDES = (8, 16, 32, 64, 128)
 

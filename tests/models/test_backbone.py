@@ -28,7 +28,9 @@ def test_width_64_is_torchvision_s_network_so_its_weights_fit(name):
     assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in theirs.items()}
 
 
-@pytest.mark.parametrize(("name", "stage_channels"), [("resnet18", (32, 64, 128, 256)), ("resnet50", (128, 256, 512, 1024))])
+@pytest.mark.parametrize(
+    ("name", "stage_channels"), [("resnet18", (32, 64, 128, 256)), ("resnet50", (128, 256, 512, 1024))]
+)
 def test_a_scaled_body_has_torchvision_s_layout_at_the_new_width(name, stage_channels):
     body = ResNetFPN(ModelConfig(num_classes=1, backbone=name, backbone_width=32)).body
     assert isinstance(body, ScaledResNet)
@@ -45,8 +47,13 @@ def test_a_scaled_body_has_torchvision_s_layout_at_the_new_width(name, stage_cha
 def test_a_scaled_detector_gives_every_level_at_its_stride_and_trains():
     model = gfl_nano(num_classes=2)
     features = model.backbone(torch.rand(2, 3, 128, 96))
-    assert [tuple(f.shape) for f in features] == [(2, 64, 128 // s, 96 // s) for s in (8, 16, 32)] + [(2, 64, 2, 2), (2, 64, 1, 1)]
-    losses = model([torch.rand(3, 120, 90)], [{"boxes": torch.tensor([[10.0, 10.0, 60.0, 70.0]]), "labels": torch.tensor([1])}])
+    assert [tuple(f.shape) for f in features] == [(2, 64, 128 // s, 96 // s) for s in (8, 16, 32)] + [
+        (2, 64, 2, 2),
+        (2, 64, 1, 1),
+    ]
+    losses = model(
+        [torch.rand(3, 120, 90)], [{"boxes": torch.tensor([[10.0, 10.0, 60.0, 70.0]]), "labels": torch.tensor([1])}]
+    )
     sum(losses.values()).backward()
     assert all(p.grad is not None for p in model.backbone.body.parameters())
 

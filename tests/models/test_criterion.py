@@ -10,9 +10,11 @@ import pytest
 import torch
 
 from gfocal.models import ModelConfig, gfl_small
-from gfocal.models.assigner import atss_assign, location_grid, valid_locations
-from gfocal.models.criterion import GFLCriterion, pad_targets
+from gfocal.models.assigner import atss_assign
+from gfocal.models.criterion import GFLCriterion
+from gfocal.models.grid import location_grid, valid_locations
 from gfocal.models.head import HeadOutputs
+from gfocal.models.targets import pad_targets
 
 # Per image (height, width) inside the padding, not multiples of 32: each image also has its own
 # padding up to the next multiple (mmdetection's pad_shape), which stays valid. The first box of each

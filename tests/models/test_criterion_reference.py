@@ -11,9 +11,12 @@ import pytest
 import torch
 
 from gfocal.models import ModelConfig
-from gfocal.models.assigner import atss_assign, location_grid, valid_locations
-from gfocal.models.criterion import GFLCriterion, centerness, pad_targets
+from gfocal.models.assigner import atss_assign
+from gfocal.models.criterion import GFLCriterion
+from gfocal.models.grid import location_grid, valid_locations
 from gfocal.models.head import HeadOutputs, joint_score_logits
+from gfocal.models.targets import pad_targets
+from gfocal.ops import centerness
 
 VARIANTS = {
     "gfl": {},
@@ -66,7 +69,9 @@ def reference_losses(config, outputs, grid, targets, valid):
             edges = [float(d) * stride for d in raw]
         box = [x - edges[0], y - edges[1], x + edges[2], y + edges[3]]
         iou, giou = iou_and_giou(box, gt)
-        ratio = (min(x - gt[0], gt[2] - x) / max(x - gt[0], gt[2] - x)) * (min(y - gt[1], gt[3] - y) / max(y - gt[1], gt[3] - y))
+        ratio = (min(x - gt[0], gt[2] - x) / max(x - gt[0], gt[2] - x)) * (
+            min(y - gt[1], gt[3] - y) / max(y - gt[1], gt[3] - y)
+        )
         center = math.sqrt(ratio)
         if config.classification == "qfl":
             target[image, location, label] = iou if config.quality_label == "iou" else center
@@ -112,10 +117,14 @@ def test_criterion_equals_the_written_out_losses(variant):
     valid = valid_locations(grid, IMAGE_SIZES)
     generator = torch.Generator().manual_seed(0)
     count = grid.points.shape[0]
-    quality = None if config.classification == "qfl" and not config.dgqp else torch.randn(2, count, 1, generator=generator)
+    quality = (
+        None if config.classification == "qfl" and not config.dgqp else torch.randn(2, count, 1, generator=generator)
+    )
     # Logits near 0 (scores ~0.5): box weights above the normaliser's floor of 1, every term sizeable.
     outputs = HeadOutputs(
-        torch.randn(2, count, 3, generator=generator), 0.5 + torch.rand(2, count, 4 * config.bins, generator=generator), quality
+        torch.randn(2, count, 3, generator=generator),
+        0.5 + torch.rand(2, count, 4 * config.bins, generator=generator),
+        quality,
     )
     losses, _ = GFLCriterion(config)(outputs, grid, TARGETS, valid)
     expected, num_pos = reference_losses(config, outputs, grid, TARGETS, valid)
@@ -123,7 +132,9 @@ def test_criterion_equals_the_written_out_losses(variant):
     assert set(losses) == set(expected)
     for name, value in expected.items():
         assert float(value) > 0.01, name
-        torch.testing.assert_close(losses[name].double(), torch.as_tensor(value, dtype=torch.double), rtol=1e-5, atol=1e-7, msg=name)
+        torch.testing.assert_close(
+            losses[name].double(), torch.as_tensor(value, dtype=torch.double), rtol=1e-5, atol=1e-7, msg=name
+        )
 
 
 def test_centerness_known_values():

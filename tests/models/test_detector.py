@@ -25,7 +25,10 @@ def tiny_model(num_classes=3, **overrides):
 
 
 def target(boxes, labels):
-    return {"boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), "labels": torch.tensor(labels, dtype=torch.long)}
+    return {
+        "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+        "labels": torch.tensor(labels, dtype=torch.long),
+    }
 
 
 def sample_batch():
@@ -90,8 +93,9 @@ def test_uint8_and_float_inputs_agree_and_detections_map_back_to_the_original_si
     torch.testing.assert_close(from_uint8, from_float, atol=2e-3, rtol=0)
     batch, _ = model.transform([image])
     assert batch.image_sizes == [(72, 96)] and batch.scales == [(1.5, 1.5)] and batch.original_sizes == [(48, 64)]
-    detections = model.transform.postprocess([{"boxes": torch.tensor([[15.0, 30.0, 60.0, 72.0], [-3.0, 6.0, 99.0, 80.0]])}],
-                                             batch)
+    detections = model.transform.postprocess(
+        [{"boxes": torch.tensor([[15.0, 30.0, 60.0, 72.0], [-3.0, 6.0, 99.0, 80.0]])}], batch
+    )
     # Mapped back to original pixels and clipped to the original image.
     torch.testing.assert_close(detections[0]["boxes"], torch.tensor([[10.0, 20.0, 40.0, 48.0], [0.0, 4.0, 64.0, 48.0]]))
 
@@ -142,8 +146,11 @@ def test_training_on_a_padded_batch_equals_training_image_by_image():
         num_pos = round(model.last_stats["num_pos"] * len(images))
         assert num_pos > 0
         box_weight = max(num_pos / 2, 1.0)
-        return {"loss_qfl": losses["loss_qfl"] * num_pos, "loss_bbox": losses["loss_bbox"] * box_weight,
-                "loss_dfl": losses["loss_dfl"] * box_weight}
+        return {
+            "loss_qfl": losses["loss_qfl"] * num_pos,
+            "loss_bbox": losses["loss_bbox"] * box_weight,
+            "loss_dfl": losses["loss_dfl"] * box_weight,
+        }
 
     batched = loss_sums(images, targets)
     alone = [loss_sums([image], [t]) for image, t in zip(images, targets)]
@@ -216,8 +223,10 @@ def test_weights_file_alone_rebuilds_the_model(tmp_path):
     assert loaded.config == model.config and loaded.class_names == ("cat", "dog", "bird")
     image = torch.rand(3, SIZE, SIZE)
     with torch.no_grad():
-        torch.testing.assert_close(loaded.scored_outputs(loaded.transform([image])[0].tensors).scores,
-                                   model.scored_outputs(model.transform([image])[0].tensors).scores)
+        torch.testing.assert_close(
+            loaded.scored_outputs(loaded.transform([image])[0].tensors).scores,
+            model.scored_outputs(model.transform([image])[0].tensors).scores,
+        )
 
 
 def test_weights_for_another_num_classes_or_reg_max_give_one_clear_error(tmp_path):

@@ -10,7 +10,7 @@ import torch
 from torchvision.ops import box_iou
 
 from gfocal.models import ModelConfig
-from gfocal.models.assigner import location_grid
+from gfocal.models.grid import location_grid
 from gfocal.models.postprocess import postprocess_image
 from gfocal.ops import box_to_distance
 
@@ -44,14 +44,21 @@ def detect(config, grid, placed):
 
 def test_the_paper_test_settings_are_the_defaults():
     config = ModelConfig(num_classes=1)
-    assert (config.score_threshold, config.pre_nms_top_k, config.nms_iou_threshold, config.max_detections) == (0.05, 1000, 0.6, 100)
+    assert (config.score_threshold, config.pre_nms_top_k, config.nms_iou_threshold, config.max_detections) == (
+        0.05,
+        1000,
+        0.6,
+        100,
+    )
 
 
 def test_same_class_overlap_above_the_nms_threshold_is_kept_once_different_classes_both():
     grid = grid_of((8, 8))
     first, shifted = [20.0, 20.0, 36.0, 36.0], [20.0 + 3.39, 20.0, 36.0 + 3.39, 36.0]  # IoU 0.65
     loose = [20.0 + 4.645, 20.0, 36.0 + 4.645, 36.0]  # IoU 0.55, below the threshold
-    assert box_iou(torch.tensor([first]), torch.tensor([shifted, loose])).squeeze(0).tolist() == pytest.approx([0.65, 0.55], abs=2e-3)
+    assert box_iou(torch.tensor([first]), torch.tensor([shifted, loose])).squeeze(0).tolist() == pytest.approx(
+        [0.65, 0.55], abs=2e-3
+    )
     same = detect(CONFIG, grid, [(27, first, 0, 0.9), (28, shifted, 0, 0.8)])
     assert same["scores"].tolist() == pytest.approx([0.9])
     torch.testing.assert_close(same["boxes"], torch.tensor([first]))
@@ -71,7 +78,12 @@ def test_scores_at_or_below_the_threshold_are_dropped():
 def small_boxes(grid, locations, scores, label=0):
     """A 4 x 4 px box around each location's point (no two of a level overlap)."""
     return [
-        (int(location), (grid.points[location].repeat(2) + torch.tensor([-2.0, -2.0, 2.0, 2.0])).tolist(), label, float(score))
+        (
+            int(location),
+            (grid.points[location].repeat(2) + torch.tensor([-2.0, -2.0, 2.0, 2.0])).tolist(),
+            label,
+            float(score),
+        )
         for location, score in zip(locations, scores)
     ]
 

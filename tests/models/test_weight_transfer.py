@@ -47,8 +47,10 @@ def test_same_names_in_another_order_reorder_the_rows(source):
     torch.testing.assert_close(model.head.box_out.weight, source.head.box_out.weight)  # everything else as is
     assert report.class_rows == {"bike": "bike", "car": "car", "person": "person"}
     assert report.left_initialised == [] and report.unused == []
-    assert report.lines() == [f"loaded {len(source.state_dict())} tensors from src.safetensors; "
-                              "cls_out: all 3 classes from the checkpoint (rows reordered to the dataset's order)"]
+    assert report.lines() == [
+        f"loaded {len(source.state_dict())} tensors from src.safetensors; "
+        "cls_out: all 3 classes from the checkpoint (rows reordered to the dataset's order)"
+    ]
 
 
 def test_some_shared_names_load_those_rows_and_start_the_others_fresh(source):
@@ -77,7 +79,9 @@ def test_unnamed_classes_start_fresh_unless_taken_by_order(source):
     torch.testing.assert_close(rows(model)[0], source.head.cls_out.weight)
     assert report.class_rows == {"a": "class 0", "b": "class 1", "c": "class 2"}
     assert report.lines()[-1].endswith("cls_out: all 3 classes from the checkpoint (same order)")
-    with pytest.raises(WeightsError, match=r"by_order needs as many classes in the checkpoint \(3\) as in the dataset \(2\)"):
+    with pytest.raises(
+        WeightsError, match=r"by_order needs as many classes in the checkpoint \(3\) as in the dataset \(2\)"
+    ):
         transfer(source, ["a", "b"], checkpoint_classes=None, by_order=True)
 
 
@@ -88,13 +92,16 @@ def test_tensors_only_on_one_side_are_reported_not_errors(source):
     report = transfer_weights(model, state, ("car", "person", "bike"), "src")
     assert report.left_initialised == sorted(k for k in model.state_dict() if k.startswith("head.dgqp."))
     assert report.unused == ["head.extra.weight"]
-    assert any(line.startswith("4 model tensors not in the checkpoint, left as initialised: head.dgqp.0.bias")
-               for line in report.lines())
+    assert any(
+        line.startswith("4 model tensors not in the checkpoint, left as initialised: head.dgqp.0.bias")
+        for line in report.lines()
+    )
     assert report.to_dict()["unused"] == ["head.extra.weight"]
 
 
-@pytest.mark.parametrize("changes, tensor", [({"reg_max": 8}, "head.box_out.weight"),
-                                             ({"feat_channels": 64}, "head.cls_tower.0.weight")])
+@pytest.mark.parametrize(
+    "changes, tensor", [({"reg_max": 8}, "head.box_out.weight"), ({"feat_channels": 64}, "head.cls_tower.0.weight")]
+)
 def test_another_architecture_is_an_error_naming_tensors_and_the_fix(source, changes, tensor):
     model = small(["car"], **changes)
     with pytest.raises(WeightsError) as error:
@@ -110,6 +117,7 @@ def test_another_architecture_is_an_error_naming_tensors_and_the_fix(source, cha
 @pytest.fixture
 def offline_hub(tmp_path, monkeypatch):
     """torch hub pointed at an empty tmp folder, with every download failing as on a machine without a network."""
+
     def no_network(*args, **kwargs):
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
@@ -158,8 +166,11 @@ def test_a_file_path_is_used_as_is_and_a_bad_name_lists_the_names(offline_hub, t
     file = tmp_path / "mine.pth"
     file.write_bytes(b"")
     assert resolve_backbone_weights(str(file), "resnet18") == file
-    with pytest.raises(WeightsError, match=r"'missing\.pth': no such file, and not a torchvision weights name of "
-                                           r"resnet18 \(names: DEFAULT, IMAGENET1K_V1"):
+    with pytest.raises(
+        WeightsError,
+        match=r"'missing\.pth': no such file, and not a torchvision weights name of "
+        r"resnet18 \(names: DEFAULT, IMAGENET1K_V1",
+    ):
         resolve_backbone_weights("missing.pth", "resnet18")
     with pytest.raises(WeightsError, match="are ResNet50_Weights, not weights of a resnet18 body"):
         resolve_backbone_weights("ResNet50_Weights.IMAGENET1K_V2", "resnet18")

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gfocal.boxes import (
+from gfocal.ops import (
     box_to_distance,
     distance_to_box,
     distribution_entropy,
@@ -43,9 +43,7 @@ def test_box_coding_round_trip_and_clamp():
 
 
 @settings(max_examples=200, deadline=None)
-@given(
-    st.floats(0, 100), st.floats(0, 100), st.floats(0, 30), st.floats(0, 30), st.floats(0, 30), st.floats(0, 30)
-)
+@given(st.floats(0, 100), st.floats(0, 100), st.floats(0, 30), st.floats(0, 30), st.floats(0, 30), st.floats(0, 30))
 def test_box_coding_is_the_identity_within_the_clamp(x, y, left, top, right, bottom):
     points = torch.tensor([[x, y]], dtype=torch.float64)
     distances = torch.tensor([[left, top, right, bottom]], dtype=torch.float64)

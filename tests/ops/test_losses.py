@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import sigmoid_focal_loss
 
-from gfocal.losses import distribution_focal_loss, generalized_focal_loss, quality_focal_loss
+from gfocal.ops import distribution_focal_loss, generalized_focal_loss, quality_focal_loss
 
 
 def qfl_from_formula(logits, target, beta):
@@ -95,7 +95,9 @@ def test_dfl_matches_the_formula_including_bin_edges():
     torch.manual_seed(4)
     logits = torch.randn(8, 17, dtype=torch.float64)
     target = torch.tensor([0.0, 1.0, 3.5, 7.25, 15.9, 16.0, 12.0, 0.3], dtype=torch.float64)
-    torch.testing.assert_close(distribution_focal_loss(logits, target, reduction="none"), dfl_from_formula(logits, target))
+    torch.testing.assert_close(
+        distribution_focal_loss(logits, target, reduction="none"), dfl_from_formula(logits, target)
+    )
 
 
 def test_dfl_is_minimal_at_the_two_bin_distribution_whose_integral_is_the_target():
@@ -122,13 +124,17 @@ def test_unified_gfl_reproduces_focal_loss_qfl_and_dfl_with_gradients():
     logits = torch.randn(40, dtype=torch.float64, requires_grad=True)
     # Focal Loss: y in {0, 1}.
     binary = (torch.rand(40) > 0.5).double()
-    gfl = generalized_focal_loss(F.logsigmoid(-logits), F.logsigmoid(logits), binary, 0.0, 1.0, beta=2.0, reduction="none")
+    gfl = generalized_focal_loss(
+        F.logsigmoid(-logits), F.logsigmoid(logits), binary, 0.0, 1.0, beta=2.0, reduction="none"
+    )
     focal = sigmoid_focal_loss(logits, binary, alpha=-1, gamma=2.0, reduction="none")
     torch.testing.assert_close(gfl, focal)
     torch.testing.assert_close(*(torch.autograd.grad(x.sum(), logits)[0] for x in (gfl, focal)))
     # QFL: y in [0, 1].
     soft = torch.rand(40, dtype=torch.float64)
-    gfl = generalized_focal_loss(F.logsigmoid(-logits), F.logsigmoid(logits), soft, 0.0, 1.0, beta=2.0, reduction="none")
+    gfl = generalized_focal_loss(
+        F.logsigmoid(-logits), F.logsigmoid(logits), soft, 0.0, 1.0, beta=2.0, reduction="none"
+    )
     qfl = quality_focal_loss(logits[:, None], soft[:, None], reduction="none")[:, 0]
     torch.testing.assert_close(gfl, qfl)
     torch.testing.assert_close(*(torch.autograd.grad(x.sum(), logits)[0] for x in (gfl, qfl)))

@@ -26,7 +26,10 @@ def model():
 
 
 def target(boxes, labels, box_dtype=torch.float32, label_dtype=torch.long):
-    return {"boxes": torch.tensor(boxes, dtype=box_dtype).reshape(-1, 4), "labels": torch.tensor(labels, dtype=label_dtype)}
+    return {
+        "boxes": torch.tensor(boxes, dtype=box_dtype).reshape(-1, 4),
+        "labels": torch.tensor(labels, dtype=label_dtype),
+    }
 
 
 def image(*shape, dtype=torch.float32, fill=0.5):
@@ -34,25 +37,72 @@ def image(*shape, dtype=torch.float32, fill=0.5):
 
 
 INPUT_CASES = [
-    pytest.param(image(2, 3, 32, 32), None, ValueError, r"non-empty list of Tensor\[3, H, W\]", id="batched-4d-tensor-not-a-list"),
+    pytest.param(
+        image(2, 3, 32, 32), None, ValueError, r"non-empty list of Tensor\[3, H, W\]", id="batched-4d-tensor-not-a-list"
+    ),
     pytest.param([], None, ValueError, "non-empty list", id="empty-list"),
-    pytest.param([image(4, 32, 32)], None, ValueError, r"images\[0\] has shape \(4, 32, 32\).*RGB", id="rgba-4-channels"),
-    pytest.param([image(32, 32, 3)], None, ValueError, r"images\[0\] has shape \(32, 32, 3\).*channels first", id="channels-last-hwc"),
+    pytest.param(
+        [image(4, 32, 32)], None, ValueError, r"images\[0\] has shape \(4, 32, 32\).*RGB", id="rgba-4-channels"
+    ),
+    pytest.param(
+        [image(32, 32, 3)],
+        None,
+        ValueError,
+        r"images\[0\] has shape \(32, 32, 3\).*channels first",
+        id="channels-last-hwc",
+    ),
     pytest.param([image(3, 0, 32)], None, ValueError, r"images\[0\] is empty", id="zero-height"),
-    pytest.param([image(3, 32, 32, dtype=torch.bool)], None, TypeError, r"images\[0\] has dtype torch.bool", id="bool-image"),
+    pytest.param(
+        [image(3, 32, 32, dtype=torch.bool)], None, TypeError, r"images\[0\] has dtype torch.bool", id="bool-image"
+    ),
     pytest.param([np.zeros((3, 32, 32), np.float32)], None, TypeError, r"images\[0\] is a ndarray", id="numpy-array"),
     pytest.param([image(3, 32, 32, fill=float("inf"))], None, ValueError, "NaN or infinite", id="inf-pixels"),
-    pytest.param([image(3, 32, 32, fill=128.0)], None, ValueError, r"float images must be in \[0, 1\]", id="float-0-255-not-scaled"),
+    pytest.param(
+        [image(3, 32, 32, fill=128.0)],
+        None,
+        ValueError,
+        r"float images must be in \[0, 1\]",
+        id="float-0-255-not-scaled",
+    ),
     pytest.param([image(3, 32, 32, fill=-1.8)], None, ValueError, r"not normalised", id="float-already-normalised"),
-    pytest.param([image(3, 32, 32)], [target([[1, 1, 5, 5]], [0.0], label_dtype=torch.float32)], ValueError, "must be integers",
-                 id="float-labels"),
-    pytest.param([image(3, 32, 32)], [target([[1, 1, 5, 5]], [-1])], ValueError, r"\[0, 2\].*background excluded", id="negative-label"),
-    pytest.param([image(3, 32, 32)], [{"boxes": torch.zeros(1, 5), "labels": torch.zeros(1, dtype=torch.long)}], ValueError,
-                 r"shape \(1, 5\); expected \[M, 4\]", id="boxes-with-5-columns"),
-    pytest.param([image(3, 32, 32)], [{"boxes": torch.zeros(0, 4)}], ValueError, r"needs 'boxes' and 'labels'", id="target-without-labels"),
-    pytest.param([image(3, 32, 32)], [target([[1, 1, 5, 5], [2, 2, 6, 6]], [0])], ValueError, "1 labels for 2 boxes",
-                 id="labels-and-boxes-differ-in-length"),
-    pytest.param([image(3, 32, 32)], [target([[1, 1, float("inf"), 5]], [0])], ValueError, "NaN or infinite", id="inf-box"),
+    pytest.param(
+        [image(3, 32, 32)],
+        [target([[1, 1, 5, 5]], [0.0], label_dtype=torch.float32)],
+        ValueError,
+        "must be integers",
+        id="float-labels",
+    ),
+    pytest.param(
+        [image(3, 32, 32)],
+        [target([[1, 1, 5, 5]], [-1])],
+        ValueError,
+        r"\[0, 2\].*background excluded",
+        id="negative-label",
+    ),
+    pytest.param(
+        [image(3, 32, 32)],
+        [{"boxes": torch.zeros(1, 5), "labels": torch.zeros(1, dtype=torch.long)}],
+        ValueError,
+        r"shape \(1, 5\); expected \[M, 4\]",
+        id="boxes-with-5-columns",
+    ),
+    pytest.param(
+        [image(3, 32, 32)],
+        [{"boxes": torch.zeros(0, 4)}],
+        ValueError,
+        r"needs 'boxes' and 'labels'",
+        id="target-without-labels",
+    ),
+    pytest.param(
+        [image(3, 32, 32)],
+        [target([[1, 1, 5, 5], [2, 2, 6, 6]], [0])],
+        ValueError,
+        "1 labels for 2 boxes",
+        id="labels-and-boxes-differ-in-length",
+    ),
+    pytest.param(
+        [image(3, 32, 32)], [target([[1, 1, float("inf"), 5]], [0])], ValueError, "NaN or infinite", id="inf-box"
+    ),
 ]
 
 
@@ -63,9 +113,11 @@ def test_bad_model_input_names_what_is_wrong(model, images, targets, error, mess
         model(images, targets)
 
 
-@pytest.mark.parametrize("shape, dtype", [((3, 1, 1), torch.uint8), ((3, 2, 900), torch.uint8), ((3, 40, 30), torch.float64),
-                                          ((3, 40, 30), torch.float16)],
-                         ids=["one-pixel", "aspect-1-to-450", "float64", "float16"])
+@pytest.mark.parametrize(
+    "shape, dtype",
+    [((3, 1, 1), torch.uint8), ((3, 2, 900), torch.uint8), ((3, 40, 30), torch.float64), ((3, 40, 30), torch.float16)],
+    ids=["one-pixel", "aspect-1-to-450", "float64", "float16"],
+)
 def test_unusual_but_valid_images_give_finite_detections_in_their_own_pixels(model, shape, dtype):
     model.eval()
     with torch.no_grad():
@@ -110,12 +162,22 @@ def _pickle_with_code(path: Path, model) -> Path:
 
 
 WEIGHTS_CASES = [
-    pytest.param(lambda p, m: (p.write_bytes(b""), p)[1], r"w\.safetensors: not a readable safetensors", id="weights-zero-bytes"),
-    pytest.param(lambda p, m: (p.mkdir(), p)[1], r"w\.safetensors: not a readable safetensors", id="weights-path-is-a-folder"),
+    pytest.param(
+        lambda p, m: (p.write_bytes(b""), p)[1], r"w\.safetensors: not a readable safetensors", id="weights-zero-bytes"
+    ),
+    pytest.param(
+        lambda p, m: (p.mkdir(), p)[1], r"w\.safetensors: not a readable safetensors", id="weights-path-is-a-folder"
+    ),
     pytest.param(lambda p, m: p, r"w\.safetensors: not a readable safetensors", id="weights-missing"),
     pytest.param(_bare_safetensors, r"w\.safetensors: no gfocal model config", id="weights-without-config"),
-    pytest.param(_bad_config, r"w\.safetensors: the model config stored in this file is invalid.*reg_maxx", id="weights-config-unknown-key"),
-    pytest.param(_non_finite_weights, r"w\.safetensors: 1 tensors hold NaN.*head\.cls_out\.weight", id="weights-with-nan"),
+    pytest.param(
+        _bad_config,
+        r"w\.safetensors: the model config stored in this file is invalid.*reg_maxx",
+        id="weights-config-unknown-key",
+    ),
+    pytest.param(
+        _non_finite_weights, r"w\.safetensors: 1 tensors hold NaN.*head\.cls_out\.weight", id="weights-with-nan"
+    ),
 ]
 
 
@@ -134,10 +196,22 @@ def test_pickled_code_in_a_weights_file_is_refused_and_not_run(tmp_path, model):
 
 
 CHECKPOINT_CASES = [
-    pytest.param(lambda p, m: _pickle_with_code(p, m), r"last\.pt is truncated or corrupt \(UnpicklingError", id="checkpoint-pickled-code"),
-    pytest.param(lambda p, m: save_weights(m, p), r"last\.pt is truncated or corrupt", id="checkpoint-is-a-safetensors-file"),
-    pytest.param(lambda p, m: save_checkpoint(p, {"iteration": 3}), r"last\.pt is not a gfocal training checkpoint", id="checkpoint-without-model"),
-    pytest.param(lambda p, m: (p.write_bytes(b""), p)[1], r"last\.pt is truncated or corrupt", id="checkpoint-zero-bytes"),
+    pytest.param(
+        lambda p, m: _pickle_with_code(p, m),
+        r"last\.pt is truncated or corrupt \(UnpicklingError",
+        id="checkpoint-pickled-code",
+    ),
+    pytest.param(
+        lambda p, m: save_weights(m, p), r"last\.pt is truncated or corrupt", id="checkpoint-is-a-safetensors-file"
+    ),
+    pytest.param(
+        lambda p, m: save_checkpoint(p, {"iteration": 3}),
+        r"last\.pt is not a gfocal training checkpoint",
+        id="checkpoint-without-model",
+    ),
+    pytest.param(
+        lambda p, m: (p.write_bytes(b""), p)[1], r"last\.pt is truncated or corrupt", id="checkpoint-zero-bytes"
+    ),
 ]
 
 

@@ -12,18 +12,17 @@ import errno
 import io
 import json
 import multiprocessing
-import os
 import random
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-import torch
-
 import run_standin
-from gfocal.engine import CheckpointError, checkpoint, load_checkpoint, train
+import torch
 from standin import TinyDetector
+
+from gfocal.engine import CheckpointError, checkpoint, load_checkpoint, train
 
 TOTAL_ITERS = 24  # run_standin: 3 epochs of 16 images in batches of 2
 FORK = multiprocessing.get_context("fork")
@@ -46,7 +45,7 @@ def _slow_save(seconds: float):
             handle.write(data[: len(data) // 2])
             handle.flush()
             time.sleep(seconds)
-            handle.write(data[len(data) // 2:])
+            handle.write(data[len(data) // 2 :])
 
     return save
 
@@ -78,7 +77,11 @@ def kill_and_check(process, out_dir: Path) -> str:
     mid_write = any(p.name.startswith((".last.pt.", ".best.pt.")) for p in left)
     last = out_dir / "last.pt"
     if not last.is_file():
-        return "finished before the kill" if finished else "before the first checkpoint" + (" (during its write)" if mid_write else "")
+        return (
+            "finished before the kill"
+            if finished
+            else "before the first checkpoint" + (" (during its write)" if mid_write else "")
+        )
     saved = load_checkpoint(last)["iteration"]  # never corrupt: raises if it were
     rows = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines() if line.endswith("}")]
     logged = max((r["iteration"] for r in rows), default=0)
@@ -159,7 +162,10 @@ def test_full_disk_keeps_the_previous_checkpoint_and_stops_with_a_clear_message(
     monkeypatch.setattr(checkpoint.torch, "save", fills_the_disk)
     out = tmp_path / "run"
     torch.manual_seed(0)
-    with pytest.raises(CheckpointError, match=r"could not write checkpoint .*last\.pt: No space left on device; the previous file is unchanged"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"could not write checkpoint .*last\.pt: No space left on device; the previous file is unchanged",
+    ):
         train(config(out), model=TinyDetector(), data=run_standin.data())
     monkeypatch.undo()
     assert load_checkpoint(out / "last.pt")["iteration"] == 5 and temporaries(out) == []
@@ -169,8 +175,9 @@ def test_full_disk_keeps_the_previous_checkpoint_and_stops_with_a_clear_message(
 
 
 def test_full_disk_at_the_command_line_is_one_line_and_exit_status_2(tmp_path, capsys, monkeypatch):
-    from gfocal.cli.main import main
     from robust_files import box, coco, image
+
+    from gfocal.cli.main import main
 
     images = [{"id": i, "file_name": image(tmp_path / f"{i}.png", (32, 24)).name} for i in (1, 2)]
     data = coco(tmp_path / "train.json", images=images, annotations=[box([2, 2, 12, 12], i, i) for i in (1, 2)])
@@ -179,12 +186,36 @@ def test_full_disk_at_the_command_line_is_one_line_and_exit_status_2(tmp_path, c
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(checkpoint.torch, "save", full_disk)
-    argv = ["train", "--data", str(data), "--out", str(tmp_path / "run"), "--model", "gfl_small", "--epochs", "1",
-            "--batch-size", "2", "--workers", "0", "--precision", "fp32", "--set", "model_overrides.min_size=32",
-            "--set", "model_overrides.max_size=32", "--set", "warmup_iters=1"]
+    argv = [
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "run"),
+        "--model",
+        "gfl_small",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--workers",
+        "0",
+        "--precision",
+        "fp32",
+        "--set",
+        "model_overrides.min_size=32",
+        "--set",
+        "model_overrides.max_size=32",
+        "--set",
+        "warmup_iters=1",
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("gfocal train: error: could not write checkpoint") and "No space left" in err and "Traceback" not in err
+    assert (
+        err.startswith("gfocal train: error: could not write checkpoint")
+        and "No space left" in err
+        and "Traceback" not in err
+    )
 
 
 def test_report_outcomes():

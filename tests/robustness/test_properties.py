@@ -4,8 +4,6 @@ coding inverts, and the losses stay finite with finite gradients for any finite 
 from __future__ import annotations
 
 import json
-import math
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,11 +11,16 @@ import torch
 import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from robust_files import image
-from gfocal.boxes import box_to_distance, distance_to_box
+
 from gfocal.data import DatasetError, load_dataset, write_coco
-from gfocal.losses import distribution_focal_loss, generalized_focal_loss, quality_focal_loss
+from gfocal.ops import (
+    box_to_distance,
+    distance_to_box,
+    distribution_focal_loss,
+    generalized_focal_loss,
+    quality_focal_loss,
+)
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 W, H = 40, 30
@@ -33,21 +36,31 @@ def folder(tmp_path_factory) -> Path:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=8),
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**12), 10**12)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
     max_leaves=8,
 )
 
 
 def valid_coco(boxes: list[tuple[float, float, float, float, int]]) -> dict:
-    return {"images": [{"id": 1, "file_name": "a.png", "width": W, "height": H}, {"id": 2, "file_name": "b.png"}],
-            "annotations": [{"id": i + 1, "image_id": 1 + i % 2, "category_id": 1 + c, "bbox": [x, y, w, h]}
-                            for i, (x, y, w, h, c) in enumerate(boxes)],
-            "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]}
+    return {
+        "images": [{"id": 1, "file_name": "a.png", "width": W, "height": H}, {"id": 2, "file_name": "b.png"}],
+        "annotations": [
+            {"id": i + 1, "image_id": 1 + i % 2, "category_id": 1 + c, "bbox": [x, y, w, h]}
+            for i, (x, y, w, h, c) in enumerate(boxes)
+        ],
+        "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
+    }
 
 
-boxes_strategy = st.lists(st.tuples(st.floats(-10, 50), st.floats(-10, 40), st.floats(-5, 30), st.floats(-5, 30),
-                                    st.integers(0, 1)), max_size=8)
+boxes_strategy = st.lists(
+    st.tuples(st.floats(-10, 50), st.floats(-10, 40), st.floats(-5, 30), st.floats(-5, 30), st.integers(0, 1)),
+    max_size=8,
+)
 
 
 def load_or_dataset_error(path: Path):
@@ -74,9 +87,14 @@ def test_any_coco_boxes_load_inside_the_image_and_round_trip(folder, boxes):
 
 
 @SETTINGS
-@given(boxes=boxes_strategy, section=st.sampled_from(["images", "annotations", "categories"]), index=st.integers(0, 3),
-       key=st.sampled_from(["id", "image_id", "file_name", "width", "height", "bbox", "category_id", "name", None]),
-       value=json_values, delete=st.booleans())
+@given(
+    boxes=boxes_strategy,
+    section=st.sampled_from(["images", "annotations", "categories"]),
+    index=st.integers(0, 3),
+    key=st.sampled_from(["id", "image_id", "file_name", "width", "height", "bbox", "category_id", "name", None]),
+    value=json_values,
+    delete=st.booleans(),
+)
 def test_a_corrupted_coco_field_loads_or_raises_dataset_error(folder, boxes, section, index, key, value, delete):
     data = valid_coco(boxes)
     entries = data[section]
@@ -103,8 +121,10 @@ def test_a_truncated_or_garbled_coco_file_loads_or_raises_dataset_error(folder, 
 
 
 @SETTINGS
-@given(lines=st.lists(st.text(alphabet="0123456789.-e naif\t", max_size=30), max_size=6),
-       names=st.sampled_from(["[a, b]", "{0: a, 1: b}", "abc", "[]", "{1: a}", "5", "[a, [b]]"]))
+@given(
+    lines=st.lists(st.text(alphabet="0123456789.-e naif\t", max_size=30), max_size=6),
+    names=st.sampled_from(["[a, b]", "{0: a, 1: b}", "abc", "[]", "{1: a}", "5", "[a, [b]]"]),
+)
 def test_any_yolo_label_file_loads_or_raises_dataset_error(folder, lines, names):
     (folder / "labels" / "train").mkdir(parents=True, exist_ok=True)
     (folder / "labels" / "train" / "a.txt").write_text("\n".join(lines))
@@ -115,12 +135,17 @@ def test_any_yolo_label_file_loads_or_raises_dataset_error(folder, lines, names)
 
 
 @SETTINGS
-@given(cut=st.integers(0, 400), junk=st.text(max_size=10), values=st.lists(st.sampled_from(["5", "-3", "nan", "x", "", "1e9", "40"]),
-                                                                             min_size=6, max_size=6))
+@given(
+    cut=st.integers(0, 400),
+    junk=st.text(max_size=10),
+    values=st.lists(st.sampled_from(["5", "-3", "nan", "x", "", "1e9", "40"]), min_size=6, max_size=6),
+)
 def test_any_voc_file_loads_or_raises_dataset_error(folder, cut, junk, values):
     w, h, x0, y0, x1, y1 = values
-    xml = (f"<annotation><filename>a.png</filename><size><width>{w}</width><height>{h}</height></size><object><name>c</name>"
-           f"<bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object></annotation>")
+    xml = (
+        f"<annotation><filename>a.png</filename><size><width>{w}</width><height>{h}</height></size><object><name>c</name>"
+        f"<bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object></annotation>"
+    )
     voc = folder / "voc"
     voc.mkdir(exist_ok=True)
     (voc / "a.xml").write_text(xml[:cut] + junk if cut < len(xml) else xml)
@@ -132,9 +157,22 @@ finite = st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False, width=32)
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.tuples(st.floats(0, 500, width=32), st.floats(0, 500, width=32), st.floats(0, 64, width=32),
-                          st.floats(0, 64, width=32), st.floats(0, 64, width=32), st.floats(0, 64, width=32)), min_size=1, max_size=16),
-       st.sampled_from([4, 8, 16]), st.sampled_from([8, 16, 32, 64]))
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(0, 500, width=32),
+            st.floats(0, 500, width=32),
+            st.floats(0, 64, width=32),
+            st.floats(0, 64, width=32),
+            st.floats(0, 64, width=32),
+            st.floats(0, 64, width=32),
+        ),
+        min_size=1,
+        max_size=16,
+    ),
+    st.sampled_from([4, 8, 16]),
+    st.sampled_from([8, 16, 32, 64]),
+)
 def test_box_coding_in_stride_units_inverts_within_the_clamp(rows, reg_max, stride):
     """As the model uses it (float32, pixel boxes divided by a stride, any reg_max): decode(encode(box)) == box
     wherever no distance reaches the clamp, and a clamped distance never exceeds reg_max - 0.1."""
@@ -144,7 +182,9 @@ def test_box_coding_in_stride_units_inverts_within_the_clamp(rows, reg_max, stri
     encoded = box_to_distance(points / stride, boxes / stride, max_distance=reg_max)
     assert (encoded >= 0).all() and (encoded <= reg_max - 0.1 + 1e-5).all()
     inside = (distances / stride < reg_max - 0.1).all(dim=1)
-    torch.testing.assert_close(distance_to_box(points / stride, encoded)[inside] * stride, boxes[inside], atol=1e-2, rtol=1e-5)
+    torch.testing.assert_close(
+        distance_to_box(points / stride, encoded)[inside] * stride, boxes[inside], atol=1e-2, rtol=1e-5
+    )
 
 
 def _finite_with_finite_grads(loss: torch.Tensor, *inputs: torch.Tensor) -> None:
@@ -155,21 +195,32 @@ def _finite_with_finite_grads(loss: torch.Tensor, *inputs: torch.Tensor) -> None
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.tuples(finite, finite, st.floats(0, 1, width=32), st.floats(0, 1, width=32)), min_size=1, max_size=12),
-       st.sampled_from([0.5, 1.0, 2.0, 3.0]), st.integers(0, 2))
+@given(
+    st.lists(st.tuples(finite, finite, st.floats(0, 1, width=32), st.floats(0, 1, width=32)), min_size=1, max_size=12),
+    st.sampled_from([0.5, 1.0, 2.0, 3.0]),
+    st.integers(0, 2),
+)
 def test_qfl_is_finite_with_finite_gradients_for_any_finite_input(rows, beta, label):
     t = torch.tensor(rows)
     logits = t[:, :2].clone().requires_grad_(True)
     _finite_with_finite_grads(quality_focal_loss(logits, t[:, 2:], beta=beta, reduction="sum"), logits)
     pair_logits = t[:, :2].clone().requires_grad_(True)
     labels = torch.full((len(rows),), label, dtype=torch.long)  # 2 = background
-    _finite_with_finite_grads(quality_focal_loss(pair_logits, (labels, t[:, 3]), beta=beta, avg_factor=1.0), pair_logits)
+    _finite_with_finite_grads(
+        quality_focal_loss(pair_logits, (labels, t[:, 3]), beta=beta, avg_factor=1.0), pair_logits
+    )
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.integers(1, 16).flatmap(lambda r: st.tuples(st.just(r), st.lists(st.lists(finite, min_size=r + 1, max_size=r + 1),
-                                                                                min_size=1, max_size=6),
-                                                      st.lists(st.floats(0, r, width=32), min_size=6, max_size=6))))
+@given(
+    st.integers(1, 16).flatmap(
+        lambda r: st.tuples(
+            st.just(r),
+            st.lists(st.lists(finite, min_size=r + 1, max_size=r + 1), min_size=1, max_size=6),
+            st.lists(st.floats(0, r, width=32), min_size=6, max_size=6),
+        )
+    )
+)
 def test_dfl_is_finite_with_finite_gradients_for_any_finite_input(case):
     reg_max, logits, targets = case
     logits = torch.tensor(logits).requires_grad_(True)
@@ -178,8 +229,12 @@ def test_dfl_is_finite_with_finite_gradients_for_any_finite_input(case):
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.tuples(finite, st.floats(0, 1, width=32)), min_size=1, max_size=12), st.sampled_from([0.0, 1.0, 2.0]))
+@given(
+    st.lists(st.tuples(finite, st.floats(0, 1, width=32)), min_size=1, max_size=12), st.sampled_from([0.0, 1.0, 2.0])
+)
 def test_gfl_is_finite_with_finite_gradients_for_any_finite_input(rows, beta):
     t = torch.tensor(rows)
     x = t[:, 0].clone().requires_grad_(True)
-    _finite_with_finite_grads(generalized_focal_loss(F.logsigmoid(-x), F.logsigmoid(x), t[:, 1], 0.0, 1.0, beta=beta), x)
+    _finite_with_finite_grads(
+        generalized_focal_loss(F.logsigmoid(-x), F.logsigmoid(x), t[:, 1], 0.0, 1.0, beta=beta), x
+    )

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from robust_files import box, coco, image
+
 from gfocal.cli.main import main
 from gfocal.data import load_dataset, write_coco
 from gfocal.models import gfl_small, save_weights
@@ -40,8 +40,18 @@ def unsafe_loads(source: str) -> list[tuple[int, str]]:
         name = _name(node.func)
         if name == "torch.load" and _keyword(node, "weights_only") is not True:
             found.append((node.lineno, "torch.load without weights_only=True"))
-        elif name in ("pickle.load", "pickle.loads", "pickle.Unpickler", "dill.load", "cloudpickle.load", "torch.jit.load",
-                      "marshal.load", "marshal.loads", "eval", "exec"):
+        elif name in (
+            "pickle.load",
+            "pickle.loads",
+            "pickle.Unpickler",
+            "dill.load",
+            "cloudpickle.load",
+            "torch.jit.load",
+            "marshal.load",
+            "marshal.loads",
+            "eval",
+            "exec",
+        ):
             found.append((node.lineno, name))
         elif name in ("np.load", "numpy.load") and _keyword(node, "allow_pickle") is True:
             found.append((node.lineno, f"{name}(allow_pickle=True)"))
@@ -51,14 +61,20 @@ def unsafe_loads(source: str) -> list[tuple[int, str]]:
 
 
 def test_the_checker_catches_what_it_is_for():
-    bad = "import torch, pickle, yaml\ntorch.load(f)\ntorch.load(f, weights_only=False)\npickle.loads(b)\nyaml.load(s)\n"
+    bad = (
+        "import torch, pickle, yaml\ntorch.load(f)\ntorch.load(f, weights_only=False)\npickle.loads(b)\nyaml.load(s)\n"
+    )
     assert [line for line, _ in unsafe_loads(bad)] == [2, 3, 4, 5]
     assert unsafe_loads("torch.load(f, map_location='cpu', weights_only=True)\nyaml.safe_load(s)\n") == []
 
 
 def test_no_source_file_loads_untrusted_content_unsafely():
     assert len(SOURCES) > 40
-    found = [f"{path.relative_to(ROOT)}:{line}: {what}" for path in SOURCES for line, what in unsafe_loads(path.read_text(encoding="utf-8"))]
+    found = [
+        f"{path.relative_to(ROOT)}:{line}: {what}"
+        for path in SOURCES
+        for line, what in unsafe_loads(path.read_text(encoding="utf-8"))
+    ]
     assert found == []
 
 
@@ -83,7 +99,10 @@ def test_predict_output_names_stay_inside_out_whatever_the_source_paths(tmp_path
     before = files_under(tmp_path)
     out = tmp_path / "out"
     source = str(src / "deep" / "..")  # a source that climbs out with '..' and back: reading through it is fine
-    assert main(["predict", source, "--weights", str(weights), "--out", str(out), "--workers", "0", "--precision", "fp32"]) == 0
+    assert (
+        main(["predict", source, "--weights", str(weights), "--out", str(out), "--workers", "0", "--precision", "fp32"])
+        == 0
+    )
     created = files_under(tmp_path) - before
     assert all(out.resolve() in p.resolve().parents for p in created), created
     drawn = sorted(p.name for p in (out / "images").iterdir())
@@ -94,9 +113,11 @@ def test_predict_output_names_stay_inside_out_whatever_the_source_paths(tmp_path
 def test_dataset_paths_outside_the_folder_are_read_but_never_written(tmp_path):
     outside = image(tmp_path / "elsewhere" / "evil.png")
     absolute = image(tmp_path / "abs" / "x.png")
-    ann = coco(tmp_path / "data" / "sub" / "ann.json", images=[{"id": 1, "file_name": "../../elsewhere/evil.png"},
-                                                              {"id": 2, "file_name": str(absolute)}],
-               annotations=[box([1, 1, 5, 5], 1, 1), box([1, 1, 5, 5], 2, 2)])
+    ann = coco(
+        tmp_path / "data" / "sub" / "ann.json",
+        images=[{"id": 1, "file_name": "../../elsewhere/evil.png"}, {"id": 2, "file_name": str(absolute)}],
+        annotations=[box([1, 1, 5, 5], 1, 1), box([1, 1, 5, 5], 2, 2)],
+    )
     before = {p: p.stat().st_mtime_ns for p in files_under(tmp_path)}
     records = load_dataset(ann, warn=False)
     assert [r.path.resolve() for r in records.images] == [outside.resolve(), absolute.resolve()]
@@ -110,7 +131,18 @@ def test_predict_overwrite_writes_its_files_and_deletes_nothing(tmp_path, weight
     out = tmp_path / "out"
     (out / "notes").mkdir(parents=True)
     (out / "notes" / "keep.txt").write_text("mine")
-    argv = ["predict", str(tmp_path / "a.png"), "--weights", str(weights), "--out", str(out), "--workers", "0", "--precision", "fp32"]
+    argv = [
+        "predict",
+        str(tmp_path / "a.png"),
+        "--weights",
+        str(weights),
+        "--out",
+        str(out),
+        "--workers",
+        "0",
+        "--precision",
+        "fp32",
+    ]
     assert main(argv) == 2  # not empty: refused
     assert main([*argv, "--overwrite"]) == 0
     assert (out / "notes" / "keep.txt").read_text() == "mine" and (out / "results.json").is_file()

@@ -113,8 +113,12 @@ def analyze_ambiguity(
     for batch in _batches(chosen, batch_size):
         images, targets, kept = zip(*(_load(record, device) for _, record in batch))
         probes, detections = probe_and_detect(model, list(images), list(targets))
-        for (index, record), probe, detection, target, annotations in zip(batch, probes, detections, targets, kept):
-            image_rows, image_drawings = _image_rows(index, record, annotations, probe, detection, target, records, iou_threshold)
+        for (index, record), probe, detection, target, kept_annotations in zip(
+            batch, probes, detections, targets, kept
+        ):
+            image_rows, image_drawings = _image_rows(
+                index, record, kept_annotations, probe, detection, target, records, iou_threshold
+            )
             rows += image_rows
             drawings += image_drawings
         bar.update(len(batch))

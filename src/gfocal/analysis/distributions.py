@@ -17,10 +17,9 @@ Reference: PAPER.md "Two observations worth turning into features", 2.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-import math
 
 import torch
 from torch import Tensor
@@ -230,7 +229,9 @@ def edge_statistics(detection: Mapping[str, Tensor], min_ratio: float = 0.1) -> 
     return distribution_statistics(detection["box_distributions"], detection["boxes"], detection["bin_size"], min_ratio)
 
 
-def to_records(statistics: Mapping[str, Tensor], extra: Mapping[str, Tensor | Sequence[Any]] | None = None) -> list[dict[str, Any]]:
+def to_records(
+    statistics: Mapping[str, Tensor], extra: Mapping[str, Tensor | Sequence[Any]] | None = None
+) -> list[dict[str, Any]]:
     """Flatten statistics into one plain dict per box (JSON/CSV ready).
 
     Per-edge statistics become ``<edge>_<name>`` keys (``left_std``...), per-box

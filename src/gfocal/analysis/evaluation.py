@@ -55,7 +55,9 @@ def edge_ambiguity_labels(extras: Sequence[Mapping[str, Any]]) -> np.ndarray:
     for k, extra in enumerate(extras):
         edges = extra.get("ambiguous_edges")
         if not isinstance(edges, Mapping):
-            raise KeyError(f"annotation {k} has no 'ambiguous_edges' record (synthetic data from gfocal.data.synthetic?)")
+            raise KeyError(
+                f"annotation {k} has no 'ambiguous_edges' record (synthetic data from gfocal.data.synthetic?)"
+            )
         labels[k] = [edges.get(edge) is not None for edge in EDGES]
     return labels
 

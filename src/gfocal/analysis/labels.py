@@ -23,20 +23,17 @@ import io
 import math
 from typing import Any
 
-import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure  # no pyplot: renders with Agg, leaves the user's backend alone
+from tqdm import tqdm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from gfocal.data import DatasetRecords  # noqa: E402
-from gfocal.data.image_io import decode_image  # noqa: E402
-from gfocal.models import GFLDetector  # noqa: E402
-from gfocal.models.assigner import atss_assign, valid_locations  # noqa: E402
-from gfocal.models.criterion import centerness, decode_boxes, pad_targets  # noqa: E402
-from gfocal.ops import aligned_box_iou  # noqa: E402
+from gfocal.data import DatasetRecords
+from gfocal.data.image_io import decode_image
+from gfocal.models import GFLDetector
+from gfocal.models.grid import valid_locations
+from gfocal.models.targets import assign_targets
+from gfocal.ops import aligned_box_iou, centerness, decode_boxes
 
 __all__ = ["quality_label_statistics", "label_figure"]
 
@@ -47,13 +44,10 @@ def _positive_labels(model: GFLDetector, images: list[torch.Tensor], targets: li
     config = model.config
     batch, scaled = model.transform(images, targets)
     outputs, grid = model.head_outputs(batch.tensors)
-    gt_boxes, _, gt_valid = pad_targets(scaled, batch.tensors.device)  # [N, M, 4], [N, M]
     valid = valid_locations(grid, batch.image_sizes, config.size_divisible)  # [N, A]: not another image's padding
-    assignment = atss_assign(grid, gt_boxes, gt_valid, config.atss_topk, config.anchor_scale, valid)
-    image_index, location_index = assignment.positive.nonzero(as_tuple=True)  # [P] each
-    pos_gt = gt_boxes[image_index, assignment.gt_index[image_index, location_index]]  # [P, 4]
-    points, strides = grid.points[location_index], grid.strides[location_index]  # [P, 2], [P]
-    predicted = decode_boxes(outputs.box_outputs[image_index, location_index], points, strides, config.box)  # [P, 4]
+    positives = assign_targets(grid, scaled, config.atss_topk, config.anchor_scale, valid).positives
+    pos_gt, points, strides = positives.box, positives.point, positives.stride  # [P, 4], [P, 2], [P]
+    predicted = decode_boxes(positives.gather(outputs.box_outputs), points, strides, config.box == "dfl")  # [P, 4]
     levels = (strides.unsqueeze(-1) == strides.new_tensor(config.strides)).float().argmax(-1)  # [P]
     return aligned_box_iou(predicted, pos_gt), centerness(points, pos_gt), levels
 
@@ -99,7 +93,12 @@ def quality_label_statistics(
         collected.append((iou.cpu().numpy(), centre.cpu().numpy(), levels.cpu().numpy()))
     iou, centre, levels = (np.concatenate([c[i] for c in collected]) if collected else np.zeros(0) for i in range(3))
     edges = np.linspace(0.0, 1.0, bins + 1)
-    result: dict[str, Any] = {"bin_edges": edges.tolist(), "tiny_threshold": tiny, "images": len(images_used), "levels": {}}
+    result: dict[str, Any] = {
+        "bin_edges": edges.tolist(),
+        "tiny_threshold": tiny,
+        "images": len(images_used),
+        "levels": {},
+    }
     for level, stride in enumerate(model.config.strides):
         mask = levels == level
         result["levels"][f"P{int(round(math.log2(stride)))}"] = {
@@ -125,7 +124,8 @@ def label_figure(statistics: dict[str, Any], dpi: int = 90) -> bytes:
     """PNG bytes: per level, the IoU and centerness label histograms (fractions of positives)."""
     levels = [(name, level) for name, level in statistics["levels"].items() if level["positives"]]
     edges = np.asarray(statistics["bin_edges"])
-    figure, axes = plt.subplots(max(len(levels), 1), 1, figsize=(5.5, 1.6 * max(len(levels), 1) + 0.4), dpi=dpi, squeeze=False)
+    figure = Figure(figsize=(5.5, 1.6 * max(len(levels), 1) + 0.4), dpi=dpi)
+    axes = figure.subplots(max(len(levels), 1), 1, squeeze=False)
     for axis, (name, level) in zip(axes[:, 0], levels):
         for key, colour in (("iou", "#1f77b4"), ("centerness", "#ff7f0e")):
             counts = np.asarray(level[key]["histogram"], dtype=float) / level["positives"]
@@ -139,5 +139,4 @@ def label_figure(statistics: dict[str, Any], dpi: int = 90) -> bytes:
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
-    plt.close(figure)
     return buffer.getvalue()

@@ -40,7 +40,16 @@ def ambiguity_report(
     out = prepare_output_dir(out, overwrite)  # refuse early, before the long run
     analysis = analyze_ambiguity(model, records, **options)
     write_csv(output_path(out, "annotations.csv"), analysis.rows, CSV_COLUMNS)
-    image_columns = ["rank", "image_id", "file_name", "annotations", "max_ambiguity", "mean_ambiguity", "max_disagreement", "bimodal_edges"]
+    image_columns = [
+        "rank",
+        "image_id",
+        "file_name",
+        "annotations",
+        "max_ambiguity",
+        "mean_ambiguity",
+        "max_disagreement",
+        "bimodal_edges",
+    ]
     write_csv(output_path(out, "images.csv"), analysis.images, image_columns)
     rows = [{k: v for k, v in row.items() if k != "image_index"} for row in analysis.rows]
     summary = {"dataset": str(records.root), "format": records.format, "settings": analysis.settings}

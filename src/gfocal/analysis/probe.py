@@ -24,11 +24,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gfocal.models import GFLDetector, ModelConfig
-from gfocal.models.assigner import atss_assign, valid_locations
-from gfocal.models.criterion import decode_boxes, pad_targets
 from gfocal.models.detector import ScoredOutputs
+from gfocal.models.grid import valid_locations
+from gfocal.models.targets import assign_targets
 from gfocal.models.transform import ImageBatch
-from gfocal.ops import box_to_distance
+from gfocal.ops import box_to_distance, decode_boxes
 
 __all__ = ["AnnotationProbe", "PROBE_KINDS", "probe_annotations", "probe_and_detect"]
 
@@ -105,16 +105,18 @@ def _probes(
 ) -> list[AnnotationProbe]:
     device = scored.scores.device
     grid = scored.grid
-    gt_boxes, gt_labels, gt_valid = pad_targets(targets, device)  # [N, M, 4], [N, M], [N, M]
+    # As in training, padding added for other images of the batch holds no probe.
+    valid = valid_locations(grid, batch.image_sizes, config.size_divisible)  # [N, A]
+    assigned_targets = assign_targets(grid, targets, config.atss_topk, config.anchor_scale, valid)
+    gt_boxes, gt_labels, gt_valid = assigned_targets.padded  # [N, M, 4], [N, M], [N, M]
+    assignment = assigned_targets.assignment
     num_images, num_gt = gt_valid.shape
     num_locations = grid.points.shape[0]
     if num_gt == 0:
         return [_empty(config.reg_max + 1, device) for _ in range(num_images)]
-
-    # As in training, padding added for other images of the batch holds no probe.
-    valid = valid_locations(grid, batch.image_sizes, config.size_divisible)  # [N, A]
-    assignment = atss_assign(grid, gt_boxes, gt_valid, config.atss_topk, config.anchor_scale, valid)
-    assigned = F.one_hot(assignment.gt_index.clamp_min(0), num_gt).bool() & assignment.positive.unsqueeze(-1)  # [N, A, M]
+    assigned = F.one_hot(assignment.gt_index.clamp_min(0), num_gt).bool() & assignment.positive.unsqueeze(
+        -1
+    )  # [N, A, M]
     inside = box_to_distance(grid.points[None, :, None, :], gt_boxes[:, None]).amin(-1) > 0  # [N, A, M]
     inside &= valid.unsqueeze(-1)
     centres = (gt_boxes[..., :2] + gt_boxes[..., 2:]) / 2  # [N, M, 2]
@@ -122,7 +124,9 @@ def _probes(
     nearest = nearest.masked_fill(~valid.unsqueeze(-1), float("inf"))
     nearest = nearest == nearest.amin(1, keepdim=True)
     kinds = torch.where(assigned.any(1), 0, torch.where(inside.any(1), 1, 2))  # [N, M]
-    candidates = torch.stack((assigned, inside, nearest), dim=-1).gather(-1, kinds[:, None, :, None].expand(-1, num_locations, -1, 1))
+    candidates = torch.stack((assigned, inside, nearest), dim=-1).gather(
+        -1, kinds[:, None, :, None].expand(-1, num_locations, -1, 1)
+    )
     candidates = candidates.squeeze(-1)  # [N, A, M]
     class_scores = scored.scores.gather(2, gt_labels.unsqueeze(1).expand(-1, num_locations, -1))  # [N, A, M]
     best_score, best_location = torch.where(candidates, class_scores, -1.0).max(dim=1)  # [N, M]
@@ -130,7 +134,7 @@ def _probes(
     bins = config.reg_max + 1
     box_outputs = scored.box_outputs.gather(1, best_location.unsqueeze(-1).expand(-1, -1, 4 * bins))  # [N, M, 4*B]
     points, strides = grid.points[best_location], grid.strides[best_location]  # [N, M, 2], [N, M]
-    boxes = decode_boxes(box_outputs, points, strides, config.box)  # [N, M, 4] network pixels
+    boxes = decode_boxes(box_outputs, points, strides)  # [N, M, 4] network pixels (a distribution head)
     annotated_bins = box_to_distance(points, gt_boxes) / strides.unsqueeze(-1)  # [N, M, 4]
     levels = (strides.unsqueeze(-1) == strides.new_tensor(config.strides)).float().argmax(-1)  # [N, M]
     probs = box_outputs.unflatten(-1, (4, bins)).softmax(-1)  # [N, M, 4, B]

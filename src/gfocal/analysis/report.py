@@ -20,18 +20,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure  # no pyplot: renders with Agg, leaves the user's backend alone
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
-
-from gfocal.analysis.ambiguity import AmbiguityAnalysis, AnnotationDistributions  # noqa: E402
-from gfocal.analysis.distributions import EDGES  # noqa: E402
-from gfocal.analysis.output import output_path, safe_name  # noqa: E402
-from gfocal.data.image_io import decode_image  # noqa: E402
-from gfocal.fileio import atomic_write_bytes  # noqa: E402
+from gfocal.analysis.ambiguity import AmbiguityAnalysis, AnnotationDistributions
+from gfocal.analysis.distributions import EDGES
+from gfocal.analysis.output import output_path, safe_name
+from gfocal.data.image_io import decode_image
+from gfocal.fileio import atomic_write_bytes
 
 __all__ = ["annotation_figure", "write_figures", "render_html"]
 
@@ -64,7 +61,7 @@ def annotation_figure(image: np.ndarray, row: dict[str, Any], drawing: Annotatio
     cx0, cy0, cx1, cy1 = _crop_extent(box, width, height)
     bimodal = {edge for edge in EDGES if (row.get(f"{edge}_num_modes") or 0) >= 2}
 
-    figure = plt.figure(figsize=(4.6, 4.6), dpi=dpi)
+    figure = Figure(figsize=(4.6, 4.6), dpi=dpi)
     grid = figure.add_gridspec(2, 2, width_ratios=(4, 1.2), height_ratios=(1.2, 4), wspace=0.05, hspace=0.05)
     crop_axes = figure.add_subplot(grid[1, 0])
     x_axes = figure.add_subplot(grid[0, 0], sharex=crop_axes)
@@ -100,19 +97,24 @@ def annotation_figure(image: np.ndarray, row: dict[str, Any], drawing: Annotatio
     x_axes.tick_params(labelbottom=False)
     y_axes.tick_params(labelleft=False)
     ambiguity = row.get("ambiguity")
-    title = f"#{row['rank']}  {row['class_name']}  ambiguity {ambiguity:.2f}" if ambiguity is not None else f"#{row['rank']}"
+    title = (
+        f"#{row['rank']}  {row['class_name']}  ambiguity {ambiguity:.2f}"
+        if ambiguity is not None
+        else f"#{row['rank']}"
+    )
     if bimodal:
         title += "  bimodal: " + ", ".join(e for e in EDGES if e in bimodal)
     figure.suptitle(title, fontsize=8, color=_BIMODAL if bimodal else "black")
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", bbox_inches="tight")
-    plt.close(figure)
     return buffer.getvalue()
 
 
 def _box(axes, box: Sequence[float], colour: str, style: str, width: float) -> None:
     x0, y0, x1, y1 = (float(v) for v in box)
-    axes.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linestyle=style, linewidth=width))
+    axes.add_patch(
+        Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linestyle=style, linewidth=width)
+    )
 
 
 def write_figures(analysis: AmbiguityAnalysis, out: Path, top_k: int = 24) -> list[tuple[dict[str, Any], Path, bytes]]:
@@ -186,22 +188,45 @@ def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def render_html(analysis: AmbiguityAnalysis, figures: Sequence[tuple[dict[str, Any], Path, bytes]], title: str = "gfocal ambiguity report") -> str:
+def render_html(
+    analysis: AmbiguityAnalysis,
+    figures: Sequence[tuple[dict[str, Any], Path, bytes]],
+    title: str = "gfocal ambiguity report",
+) -> str:
     """The self-contained report page (figures embedded as base64 PNG)."""
     settings = analysis.settings
     cards = "".join(_card(row, png) for row, _, png in figures)
-    row_columns = ("rank", "annotation_id", "file_name", "class_name", "ambiguity", "disagreement", "disagreement_rank", "bimodal_edges", "matched_iou")
-    image_columns = ("rank", "image_id", "file_name", "annotations", "max_ambiguity", "mean_ambiguity", "max_disagreement", "bimodal_edges")
+    row_columns = (
+        "rank",
+        "annotation_id",
+        "file_name",
+        "class_name",
+        "ambiguity",
+        "disagreement",
+        "disagreement_rank",
+        "bimodal_edges",
+        "matched_iou",
+    )
+    image_columns = (
+        "rank",
+        "image_id",
+        "file_name",
+        "annotations",
+        "max_ambiguity",
+        "mean_ambiguity",
+        "max_disagreement",
+        "bimodal_edges",
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_CSS}</style></head>
 <body><h1>{html.escape(title)}</h1>
 <p class=note>Dataset <code>{html.escape(str(analysis.records.root))}</code> ({html.escape(analysis.records.format)}):
-{settings.get('num_annotations', 0)} annotations in {settings.get('num_images', 0)} images.
+{settings.get("num_annotations", 0)} annotations in {settings.get("num_images", 0)} images.
 <b>ambiguity</b> = mean over the two least certain edges of (1 − focus), focus = the probability mass of the
 best pair of neighbouring bins of the edge's learned distribution (0 = four sharp edges, near 1 = spread out).
 <b>disagreement</b> = the largest DFL (nats) of an annotated edge under its distribution: how surprised the model is
 by the label. Green: annotation; orange dashed: the model's box at the annotation's location; cyan dotted: the
-matched detection (IoU ≥ {settings.get('iou_threshold', 0.5)}). Red curves and borders: edges with two or more modes.
+matched detection (IoU ≥ {settings.get("iou_threshold", 0.5)}). Red curves and borders: edges with two or more modes.
 Check the top of both rankings first. Full data: <code>annotations.csv</code>, <code>annotations.json</code>.</p>
 <h2>Top {len(figures)} annotations by ambiguity</h2><div class=cards>{cards}</div>
 <h2>Annotations (top 100 by ambiguity)</h2>{_table(analysis.rows[:100], row_columns)}

@@ -31,7 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(ambiguity)
     ambiguity.add_argument("--weights", type=Path, required=True, help="gfocal weights file (.safetensors)")
     ambiguity.add_argument("--top-k", type=int, default=24, help="annotations drawn in the report (default 24)")
-    ambiguity.add_argument("--iou", type=float, default=0.5, help="IoU to match a detection to an annotation (default 0.5)")
+    ambiguity.add_argument(
+        "--iou", type=float, default=0.5, help="IoU to match a detection to an annotation (default 0.5)"
+    )
     ambiguity.set_defaults(run=_run_ambiguity)
 
     labels = commands.add_parser(
@@ -94,7 +96,9 @@ def _run_ambiguity(args: argparse.Namespace) -> int:
     print(f"{len(analysis.rows)} annotations in {analysis.settings['num_images']} images -> {args.out}/report.html")
     for row in analysis.rows[:5]:
         if row["ambiguity"] is not None:
-            print(f"  #{row['rank']}  ambiguity {row['ambiguity']:.3f}  annotation {row['annotation_id']}  {row['file_name']}")
+            print(
+                f"  #{row['rank']}  ambiguity {row['ambiguity']:.3f}  annotation {row['annotation_id']}  {row['file_name']}"
+            )
     return 0
 
 
@@ -117,6 +121,8 @@ def _run_labels(args: argparse.Namespace) -> int:
     for name, level in statistics["levels"].items():
         iou, ctr = level["iou"], level["centerness"]
         if level["positives"]:
-            print(f"{name:<6}{level['positives']:>10}{iou['tiny_fraction']:>10.2f}{ctr['tiny_fraction']:>10.2f}{iou['mean']:>10.2f}{ctr['mean']:>10.2f}")
+            print(
+                f"{name:<6}{level['positives']:>10}{iou['tiny_fraction']:>10.2f}{ctr['tiny_fraction']:>10.2f}{iou['mean']:>10.2f}{ctr['mean']:>10.2f}"
+            )
     print(f"-> {args.out}/labels.json, {args.out}/labels.png")
     return 0

@@ -26,9 +26,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ablation.add_argument("--num-train", type=int, default=400, help="synthetic training images (default: 400)")
     ablation.add_argument("--num-val", type=int, default=100, help="synthetic validation images (default: 100)")
     ablation.add_argument("--no-sweeps", action="store_true", help="only the six variants, not reg_max/beta sweeps")
-    ablation.add_argument("--variants", nargs="+", metavar="ID", default=None,
-                          help="only these variants, in this order, by id: atss, qfl, dfl, gfl, gfl-centerness, gflv2, "
-                          "and the sweeps reg_max4, reg_max8, beta1 (default: all)")
+    ablation.add_argument(
+        "--variants",
+        nargs="+",
+        metavar="ID",
+        default=None,
+        help="only these variants, in this order, by id: atss, qfl, dfl, gfl, gfl-centerness, gflv2, "
+        "and the sweeps reg_max4, reg_max8, beta1 (default: all)",
+    )
     ablation.add_argument("--smoke", action="store_true", help="a seconds-long check that everything runs (CI)")
     ablation.add_argument("--full", action="store_true", help="ResNet-50 FPN at 1333x800, 12 epochs: needs --data")
     ablation.add_argument("--data", default=None, help="with --full: training set (COCO json)")
@@ -57,8 +62,15 @@ def run(args: argparse.Namespace) -> int:
         if not (args.data and args.val_data):
             raise CommandError("--full needs --data and --val-data (COCO-format training and validation sets)")
         train_json, val_json = args.data, args.val_data
-        sizes = {"model": "gfl_resnet50_fpn", "min_size": None, "max_size": None, "epochs": args.epochs or 12,
-                 "batch_size": 16, "lr": 0.01, "warmup_iters": 500}
+        sizes = {
+            "model": "gfl_resnet50_fpn",
+            "min_size": None,
+            "max_size": None,
+            "epochs": args.epochs or 12,
+            "batch_size": 16,
+            "lr": 0.01,
+            "warmup_iters": 500,
+        }
     else:
         counts = (8, 4) if args.smoke else (args.num_train, args.num_val)
         train_json, val_json = make_synthetic_splits(out / "data", "hard", 0, *counts)
@@ -67,15 +79,23 @@ def run(args: argparse.Namespace) -> int:
             sizes.update(min_size=64, max_size=64, batch_size=4, warmup_iters=1)
             variants = dict(list(variants.items())[:2])
     settings = AblationSettings(
-        train_data=str(train_json), val_data=str(val_json), out_dir=str(out / "runs"), seeds=tuple(args.seeds[:1] if args.smoke else args.seeds),
-        workers=args.workers, precision=args.precision, variants=variants, **sizes,
+        train_data=str(train_json),
+        val_data=str(val_json),
+        out_dir=str(out / "runs"),
+        seeds=tuple(args.seeds[:1] if args.smoke else args.seeds),
+        workers=args.workers,
+        precision=args.precision,
+        variants=variants,
+        **sizes,
     )
     with user_errors():
         records = load_dataset(val_json, warn=False)
     images = [DetectionDataset(records)[i][0] for i in range(min(20, len(records.images)))]
     results = run_ablation(settings, images)
     table = markdown_table(results)
-    atomic_write_bytes(out / "ablation.json", json.dumps({"settings": repr(settings), "results": results}, indent=2).encode())
+    atomic_write_bytes(
+        out / "ablation.json", json.dumps({"settings": repr(settings), "results": results}, indent=2).encode()
+    )
     if args.markdown:
         atomic_write_bytes(args.markdown, (table + "\n").encode())
     print(table)

@@ -6,7 +6,14 @@ import argparse
 import contextlib
 from collections.abc import Iterator
 
-__all__ = ["CommandError", "user_errors", "add_precision_option", "add_compile_option", "add_image_size_option", "positive_int"]
+__all__ = [
+    "CommandError",
+    "user_errors",
+    "add_precision_option",
+    "add_compile_option",
+    "add_image_size_option",
+    "positive_int",
+]
 
 
 class CommandError(Exception):
@@ -37,14 +44,20 @@ def positive_int(text: str) -> int:
 
 
 def add_image_size_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--image-size", type=positive_int, default=None, metavar="PIXELS",
-                        help="longer side of the network input (default: the one stored with the weights, used in "
-                        "training)")
+    parser.add_argument(
+        "--image-size",
+        type=positive_int,
+        default=None,
+        metavar="PIXELS",
+        help="longer side of the network input (default: the one stored with the weights, used in training)",
+    )
 
 
 def add_compile_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--compile", action="store_true", default=None,
+        "--compile",
+        action="store_true",
+        default=None,
         help="torch.compile the network: faster after a slow first call (on 2 CPU cores, gfl_small: inference 1.2x "
         "after 16 s, training 1.14x after about a minute); pays off for long jobs at fixed image sizes",
     )

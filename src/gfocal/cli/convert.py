@@ -22,5 +22,7 @@ def run(args: argparse.Namespace) -> int:
     model = from_mmdet(args.checkpoint, **overrides)
     path = save_weights(model, args.output, metadata={"converted_from": f"mmdet:{args.checkpoint}"})
     config = model.config
-    print(f"wrote {path}: {config.backbone} FPN, {config.num_classes} classes, reg_max={config.reg_max}, stacked_convs={config.stacked_convs}")
+    print(
+        f"wrote {path}: {config.backbone} FPN, {config.num_classes} classes, reg_max={config.reg_max}, stacked_convs={config.stacked_convs}"
+    )
     return 0

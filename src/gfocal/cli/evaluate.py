@@ -39,9 +39,18 @@ def run(args: argparse.Namespace) -> int:
     from gfocal.engine.evaluate import evaluate_weights, save_results
 
     with user_errors():
-        results = evaluate_weights(args.weights, args.data, images=args.images, split=args.split,
-                                   batch_size=args.batch_size, workers=args.workers, image_size=args.image_size,
-                                   precision=args.precision, compile=bool(args.compile), device=args.device)
+        results = evaluate_weights(
+            args.weights,
+            args.data,
+            images=args.images,
+            split=args.split,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            image_size=args.image_size,
+            precision=args.precision,
+            compile=bool(args.compile),
+            device=args.device,
+        )
     out = Path(args.out) if args.out else Path(args.weights).parent / f"eval_{Path(args.data).stem}.json"
     save_results(out, {"weights": str(args.weights), "data": str(args.data), **results})
     print(format_results(results))

@@ -10,9 +10,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("format", choices=["onnx"], help="export format")
     parser.add_argument("weights", help="gfocal weights file (.safetensors)")
     parser.add_argument("output", help="file to write (.onnx)")
-    parser.add_argument("--form", choices=["raw", "decoded"], default="decoded", help="raw head outputs, or boxes after NMS (default)")
+    parser.add_argument(
+        "--form", choices=["raw", "decoded"], default="decoded", help="raw head outputs, or boxes after NMS (default)"
+    )
     parser.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17)")
-    parser.add_argument("--no-optimize", action="store_true", help="skip onnxscript's graph optimisation (faster export)")
+    parser.add_argument(
+        "--no-optimize", action="store_true", help="skip onnxscript's graph optimisation (faster export)"
+    )
     parser.set_defaults(run=run)
 
 

@@ -35,8 +35,9 @@ class _LevelFormatter(logging.Formatter):
         return f"{record.levelname.lower()}: {message}" if record.levelno >= logging.WARNING else message
 
 
-def _format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                    line: str | None = None) -> str:
+def _format_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
+) -> str:
     """One line per warning, without Python's ``file.py:123: Category:`` prefix and source-line echo."""
     kind = "" if issubclass(category, UserWarning) else f"{category.__name__}: "
     return f"warning: {kind}{message}\n"

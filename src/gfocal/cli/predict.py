@@ -22,7 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, default=2, help="image-decoding processes (default: 2)")
     parser.add_argument("--no-draw", action="store_true", help="do not write images with boxes drawn")
     parser.add_argument(
-        "--draw-threshold", type=float, default=0.3, help="draw boxes scoring at least this (JSON keeps all; default 0.3)"
+        "--draw-threshold",
+        type=float,
+        default=0.3,
+        help="draw boxes scoring at least this (JSON keeps all; default 0.3)",
     )
     parser.add_argument(
         "--distributions",
@@ -57,7 +60,13 @@ def run(args: argparse.Namespace) -> int:
         model = load_model(args.weights, image_size=args.image_size, **overrides)
         out = prepare_output_dir(args.out, args.overwrite)
     predictions = predict_files(
-        model, paths, args.batch_size, args.workers, args.precision, args.device, return_distributions=args.distributions,
+        model,
+        paths,
+        args.batch_size,
+        args.workers,
+        args.precision,
+        args.device,
+        return_distributions=args.distributions,
         compile=bool(args.compile),
     )
     counts = write_predictions(

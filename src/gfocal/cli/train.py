@@ -45,42 +45,82 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--images", default=None, help="images folder of the training set (COCO/VOC)")
     parser.add_argument("--val-images", default=None, help="images folder of the validation set")
     parser.add_argument("--out", required=True, help="run folder: checkpoints, weights, metrics, plots")
-    parser.add_argument("--model", default=None,
-                        help="gfl_nano, gfl_small, gfl_resnet18_fpn, gfl_resnet50_fpn, or auto (default): gfl_nano on a CPU, "
-                        "gfl_resnet50_fpn on a GPU")
-    parser.add_argument("--image-size", type=positive_int, default=None, metavar="PIXELS",
-                        help="longer side of the network input (stored with the weights; default: the model's, 416 "
-                        "for gfl_nano)")
-    parser.add_argument("--recipe", choices=sorted(RECIPES), default=None,
-                        help="default: the small-data recipe (zoom-and-crop, mosaic, colour jitter, AdamW, EMA); "
-                        "finetune: the same with lr 0.001 and 20 warm-up iterations, picked by itself with --weights "
-                        "or --backbone-weights; paper: the paper's COCO 1x recipe (ResNet-50 at 1333x800, SGD, 12 "
-                        "epochs, flip only)")
-    parser.add_argument("--weights", default=None, metavar="FILE",
-                        help="start from a pretrained detector: a gfocal .safetensors, a gfocal checkpoint (last.pt) "
-                        "or an mmdetection GFL .pth; its architecture unless --model; classes matched by name "
-                        "(report in OUT/pretrained.json)")
-    parser.add_argument("--backbone-weights", default=None, metavar="FILE_OR_NAME",
-                        help="ImageNet weights of the ResNet body: a file, or a torchvision weights name (DEFAULT, "
-                        "IMAGENET1K_V1, ResNet50_Weights.IMAGENET1K_V2) from the torch hub cache (downloaded when "
-                        "online)")
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="passes over the data (default 100); with --time-budget and no --epochs, the run is "
-                        "planned to fill the budget")
-    parser.add_argument("--batch-size", type=int, default=None, help="total images per step (lr scales with it)")
-    parser.add_argument("--lr", type=float, default=None, help="learning rate for a batch of 16 (default 0.002; 0.001 when fine-tuning)")
     parser.add_argument(
-        "--time-budget", type=float, default=None, metavar="MINUTES",
+        "--model",
+        default=None,
+        help="gfl_nano, gfl_small, gfl_resnet18_fpn, gfl_resnet50_fpn, or auto (default): gfl_nano on a CPU, "
+        "gfl_resnet50_fpn on a GPU",
+    )
+    parser.add_argument(
+        "--image-size",
+        type=positive_int,
+        default=None,
+        metavar="PIXELS",
+        help="longer side of the network input (stored with the weights; default: the model's, 416 for gfl_nano)",
+    )
+    parser.add_argument(
+        "--recipe",
+        choices=sorted(RECIPES),
+        default=None,
+        help="default: the small-data recipe (zoom-and-crop, mosaic, colour jitter, AdamW, EMA); "
+        "finetune: the same with lr 0.001 and 20 warm-up iterations, picked by itself with --weights "
+        "or --backbone-weights; paper: the paper's COCO 1x recipe (ResNet-50 at 1333x800, SGD, 12 "
+        "epochs, flip only)",
+    )
+    parser.add_argument(
+        "--weights",
+        default=None,
+        metavar="FILE",
+        help="start from a pretrained detector: a gfocal .safetensors, a gfocal checkpoint (last.pt) "
+        "or an mmdetection GFL .pth; its architecture unless --model; classes matched by name "
+        "(report in OUT/pretrained.json)",
+    )
+    parser.add_argument(
+        "--backbone-weights",
+        default=None,
+        metavar="FILE_OR_NAME",
+        help="ImageNet weights of the ResNet body: a file, or a torchvision weights name (DEFAULT, "
+        "IMAGENET1K_V1, ResNet50_Weights.IMAGENET1K_V2) from the torch hub cache (downloaded when "
+        "online)",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="passes over the data (default 100); with --time-budget and no --epochs, the run is "
+        "planned to fill the budget",
+    )
+    parser.add_argument("--batch-size", type=int, default=None, help="total images per step (lr scales with it)")
+    parser.add_argument(
+        "--lr", type=float, default=None, help="learning rate for a batch of 16 (default 0.002; 0.001 when fine-tuning)"
+    )
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        metavar="MINUTES",
         help="train for this many minutes, final evaluation and save included: the schedule is planned from the "
         "measured speed to fill them (with --epochs: a cap that squeezes the schedule to fit)",
     )
     parser.add_argument("--workers", type=int, default=None, help="data-loading processes (default 2)")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--config", default=None, help="a YAML training config; flags and --set override it")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any training config field (repeatable)")
-    parser.add_argument("--resume", nargs="?", const="auto", default="", metavar="CHECKPOINT",
-                        help="continue a run exactly: OUT/last.pt, or the checkpoint given")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any training config field (repeatable)",
+    )
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const="auto",
+        default="",
+        metavar="CHECKPOINT",
+        help="continue a run exactly: OUT/last.pt, or the checkpoint given",
+    )
     parser.add_argument("--overwrite", action="store_true", help="start afresh in a folder holding an earlier run")
     add_precision_option(parser)
     add_compile_option(parser)
@@ -121,7 +161,9 @@ def _sets_epochs(args: argparse.Namespace) -> bool:
 def check_run_folder(out: Path, resume: str, overwrite: bool) -> None:
     """An earlier run is never overwritten by accident."""
     if (out / "last.pt").exists() and not resume and not overwrite:
-        raise CommandError(f"{out} holds an earlier run (last.pt); pass --resume to continue it or --overwrite to start afresh")
+        raise CommandError(
+            f"{out} holds an earlier run (last.pt); pass --resume to continue it or --overwrite to start afresh"
+        )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 
 from gfocal import __version__
-from gfocal.fileio import atomic_write_json
 from gfocal.data.image_io import ImageCheck
 from gfocal.data.problems import DatasetError, ProblemReport
 from gfocal.data.records import DatasetRecords
 from gfocal.data.validation import RawImage, validate_images
+from gfocal.fileio import atomic_write_json
 
 __all__ = ["read_coco", "write_coco", "coco_image_ids"]
 
@@ -41,7 +41,11 @@ def _load_json(path: Path) -> dict[str, Any]:
         raise DatasetError(f"{path}: file not found") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path}: not valid JSON ({exc})") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list) or not isinstance(data.get("categories"), list):
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("images"), list)
+        or not isinstance(data.get("categories"), list)
+    ):
         raise DatasetError(f"{path}: not a COCO detection file (needs 'images' and 'categories' lists)")
     return data
 
@@ -49,7 +53,14 @@ def _load_json(path: Path) -> dict[str, Any]:
 def _image_dir_candidates(json_path: Path) -> list[Path]:
     parent = json_path.parent
     split = json_path.stem.split("_")[-1]  # instances_val2017 -> val2017
-    return [parent, parent / "images", parent / split, parent.parent / split, parent.parent / "images" / split, parent.parent / "images"]
+    return [
+        parent,
+        parent / "images",
+        parent / split,
+        parent.parent / split,
+        parent.parent / "images" / split,
+        parent.parent / "images",
+    ]
 
 
 def _resolve_images_dir(json_path: Path, images: list[dict[str, Any]]) -> Path:
@@ -72,7 +83,9 @@ def _categories(path: Path, categories: list[Any]) -> tuple[list[int], list[str]
     return ids, [n for _, n in cats]
 
 
-def _parse_annotation(ann: Any, label_of: dict[int, int], path: Path, report: ProblemReport) -> tuple[Any, list[float], int] | None:
+def _parse_annotation(
+    ann: Any, label_of: dict[int, int], path: Path, report: ProblemReport
+) -> tuple[Any, list[float], int] | None:
     """``(image_id, xyxy, label)``, or None when malformed (reported)."""
     where = f"{path}, annotation id={ann.get('id') if isinstance(ann, dict) else '?'}"
     try:
@@ -86,12 +99,17 @@ def _parse_annotation(ann: Any, label_of: dict[int, int], path: Path, report: Pr
         report.add("malformed_annotation", f"{where}: missing or malformed bbox/category_id/image_id ({exc!r})")
         return None
     if category not in label_of:
-        raise DatasetError(f"{where}, image id={image_id}: unknown category_id {category}; known ids {sorted(label_of)}")
+        raise DatasetError(
+            f"{where}, image id={image_id}: unknown category_id {category}; known ids {sorted(label_of)}"
+        )
     return image_id, [x, y, x + w, y + h], label_of[category]
 
 
 def read_coco(
-    path: str | os.PathLike[str], images_dir: str | os.PathLike[str] | None = None, report: ProblemReport | None = None, check_images: ImageCheck = "fast"
+    path: str | os.PathLike[str],
+    images_dir: str | os.PathLike[str] | None = None,
+    report: ProblemReport | None = None,
+    check_images: ImageCheck = "fast",
 ) -> DatasetRecords:
     """Read and validate a COCO detection json (see the module docstring for the rules)."""
     path = Path(path)
@@ -102,8 +120,15 @@ def read_coco(
     folder = Path(images_dir) if images_dir is not None else _resolve_images_dir(path, data["images"])
     raws: dict[Any, RawImage] = {}
     for img in data["images"]:
-        if not isinstance(img, dict) or not isinstance(img.get("id"), (int, str)) or not isinstance(img.get("file_name"), str):
-            report.add("malformed_annotation", f"{path}, image entry {str(img)[:80]}: needs an int or str 'id' and a 'file_name'")
+        if (
+            not isinstance(img, dict)
+            or not isinstance(img.get("id"), (int, str))
+            or not isinstance(img.get("file_name"), str)
+        ):
+            report.add(
+                "malformed_annotation",
+                f"{path}, image entry {str(img)[:80]}: needs an int or str 'id' and a 'file_name'",
+            )
             continue
         where = f"{path}, image id={img['id']} ({img['file_name']})"
         if img["id"] in raws:
@@ -112,7 +137,9 @@ def read_coco(
         try:
             size = (int(img["width"]), int(img["height"])) if "width" in img and "height" in img else None
         except (TypeError, ValueError, OverflowError):
-            report.add("malformed_annotation", f"{where}: width/height {img['width']!r}x{img['height']!r} are not numbers")
+            report.add(
+                "malformed_annotation", f"{where}: width/height {img['width']!r}x{img['height']!r} are not numbers"
+            )
             continue
         raws[img["id"]] = RawImage(folder / img["file_name"], img["file_name"], img["id"], where, size)
     annotations = data.get("annotations", [])
@@ -125,7 +152,9 @@ def read_coco(
             continue
         image_id, box, label = parsed
         if image_id not in raws:
-            report.add("orphan_annotation", f"{path}, annotation id={ann.get('id')}: image_id {image_id} is not in 'images'")
+            report.add(
+                "orphan_annotation", f"{path}, annotation id={ann.get('id')}: image_id {image_id} is not in 'images'"
+            )
             continue
         per_image.setdefault(image_id, []).append((ann, box, label))
     for image_id, anns in per_image.items():
@@ -176,7 +205,9 @@ def write_coco(records: DatasetRecords, path: str | os.PathLike[str]) -> Path:
     keep_ann_ids = _unique_ints(all_ann_ids)
     images, annotations = [], []
     for image_id, img in zip(image_ids, records.images):
-        images.append({"id": image_id, "file_name": _file_name(img.path, path.parent), "width": img.width, "height": img.height})
+        images.append(
+            {"id": image_id, "file_name": _file_name(img.path, path.parent), "width": img.width, "height": img.height}
+        )
         for ann in img.annotations:
             x0, y0, x1, y1 = ann.box
             entry = {**ann.extra, "id": ann.id if keep_ann_ids else len(annotations) + 1, "image_id": image_id}
@@ -186,6 +217,9 @@ def write_coco(records: DatasetRecords, path: str | os.PathLike[str]) -> Path:
                 entry["difficult"] = 1
             annotations.append(entry)
     categories = [{"id": i + 1, "name": name, "supercategory": "none"} for i, name in enumerate(records.class_names)]
-    info = {"description": f"written by gfocal {__version__} from {records.format} {records.root}", "version": __version__}
+    info = {
+        "description": f"written by gfocal {__version__} from {records.format} {records.root}",
+        "version": __version__,
+    }
     coco = {"info": info, "licenses": [], "images": images, "annotations": annotations, "categories": categories}
     return atomic_write_json(path, coco)

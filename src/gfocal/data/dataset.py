@@ -41,7 +41,9 @@ class DetectionDataset(Dataset):
         train: drop crowd/difficult boxes entirely.
     """
 
-    def __init__(self, records: DatasetRecords, transforms: Callable[..., Any] | None = None, train: bool = False) -> None:
+    def __init__(
+        self, records: DatasetRecords, transforms: Callable[..., Any] | None = None, train: bool = False
+    ) -> None:
         self.records = records
         self.transforms = transforms
         self.train = train

@@ -75,8 +75,11 @@ def probe_image(path: str | os.PathLike[str], check: ImageCheck = "fast") -> Ima
         with Image.open(path) as im:
             fmt, mode, (w, h) = im.format, im.mode, im.size
             if _too_large(w, h):
-                raise ImageProblem("oversized_image", f"image too large to decode: {path} is {w}x{h} = {w * h} "
-                                   f"pixels, over PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS}")
+                raise ImageProblem(
+                    "oversized_image",
+                    f"image too large to decode: {path} is {w}x{h} = {w * h} "
+                    f"pixels, over PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS}",
+                )
             # PNG's getexif() decodes every pixel to look for an eXIf chunk after the image data; read only
             # one stored before it (in the header), so the fast probe stays a header read.
             has_exif = fmt != "PNG" or "exif" in im.info
@@ -139,15 +142,19 @@ def decode_image(path: str | os.PathLike[str], draft_size: tuple[int, int] | Non
     try:
         with Image.open(path) as im:
             if _too_large(*im.size):
-                raise DatasetError(f"{path}: image is {im.width}x{im.height} = {im.width * im.height} pixels, over "
-                                   f"PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS}; refusing to decode it")
+                raise DatasetError(
+                    f"{path}: image is {im.width}x{im.height} = {im.width * im.height} pixels, over "
+                    f"PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS}; refusing to decode it"
+                )
             if draft_size is not None and im.format == "JPEG":
                 im.draft("RGB", draft_size)
             im = to_rgb(ImageOps.exif_transpose(im))
             array = np.array(im, dtype=np.uint8)  # [H, W, 3], writable
     except Image.DecompressionBombError as exc:  # PIL refuses twice the limit when opening
-        raise DatasetError(f"{path}: image over twice PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS}, "
-                           f"refusing to decode it ({exc})") from exc
+        raise DatasetError(
+            f"{path}: image over twice PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS}, "
+            f"refusing to decode it ({exc})"
+        ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, DatasetError):
             raise

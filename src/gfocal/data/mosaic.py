@@ -31,7 +31,9 @@ class Mosaic(Dataset):
         min_visible: a box the final crop leaves less than this fraction of is dropped.
     """
 
-    def __init__(self, dataset: Dataset, size: tuple[int, int], probability: float = 1.0, min_visible: float = 0.2) -> None:
+    def __init__(
+        self, dataset: Dataset, size: tuple[int, int], probability: float = 1.0, min_visible: float = 0.2
+    ) -> None:
         if not 0 <= probability <= 1:
             raise ValueError(f"mosaic probability must be in [0, 1], got {probability}")
         self.dataset, self.size, self.probability, self.min_visible = dataset, size, probability, min_visible
@@ -52,7 +54,9 @@ class Mosaic(Dataset):
         tiles = [self.dataset[i] for i in (index, *others)]
         return self._compose(tiles, index)
 
-    def _compose(self, tiles: list[tuple[torch.Tensor, dict[str, Any]]], index: int) -> tuple[torch.Tensor, dict[str, Any]]:
+    def _compose(
+        self, tiles: list[tuple[torch.Tensor, dict[str, Any]]], index: int
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
         height, width = self.size
         canvas = torch.zeros(3, 2 * height, 2 * width, dtype=torch.uint8)
         # The tiles meet at a centre drawn from the middle half of the canvas.

@@ -112,8 +112,14 @@ class ProblemReport:
         for kind, text in WARNING_KINDS.items():
             if kind in self.counts:
                 examples = "; ".join(self.examples[kind])
-                warnings.warn(f"{source}: {self.counts[kind]} {text}. Examples: {examples}", DatasetWarning, stacklevel=3)
+                warnings.warn(
+                    f"{source}: {self.counts[kind]} {text}. Examples: {examples}", DatasetWarning, stacklevel=3
+                )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form: ``{"warnings": {kind: n}, "notes": {kind: n}, "examples": {kind: [...]}}``."""
-        return {"warnings": self.warnings, "notes": self.notes, "examples": {k: list(v) for k, v in self.examples.items()}}
+        return {
+            "warnings": self.warnings,
+            "notes": self.notes,
+            "examples": {k: list(v) for k, v in self.examples.items()},
+        }

@@ -13,7 +13,17 @@ import colorsys
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-__all__ = ["SHAPES", "TEXTURES", "BACKGROUNDS", "EDGES", "shape_mask", "texture", "background", "blur_edges", "class_colour"]
+__all__ = [
+    "SHAPES",
+    "TEXTURES",
+    "BACKGROUNDS",
+    "EDGES",
+    "shape_mask",
+    "texture",
+    "background",
+    "blur_edges",
+    "class_colour",
+]
 
 SHAPES = ("rectangle", "ellipse", "triangle", "cross", "diamond", "ring")
 TEXTURES = ("solid", "stripes", "checker", "noise")
@@ -54,7 +64,9 @@ def class_colour(rng: np.random.Generator, label: int, num_classes: int) -> np.n
     return np.asarray(rgb, dtype=np.float32) * 255.0
 
 
-def texture(rng: np.random.Generator, height: int, width: int, colour: np.ndarray, kind: str | None = None) -> np.ndarray:
+def texture(
+    rng: np.random.Generator, height: int, width: int, colour: np.ndarray, kind: str | None = None
+) -> np.ndarray:
     """float32 [height, width, 3] fill: ``colour`` modulated by a solid/stripes/checker/noise pattern."""
     kind = kind or TEXTURES[rng.integers(len(TEXTURES))]
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
@@ -115,7 +127,9 @@ def background(rng: np.random.Generator, height: int, width: int, kinds: tuple[s
     elif kind == "gradient":
         canvas = _gradient(rng, height, width)
     elif kind == "clutter":
-        canvas = _clutter(rng, 0.5 * _gradient(rng, height, width) + 0.5 * _smooth_noise(rng, height, width, 4), clutter)
+        canvas = _clutter(
+            rng, 0.5 * _gradient(rng, height, width) + 0.5 * _smooth_noise(rng, height, width, 4), clutter
+        )
     else:
         raise ValueError(f"unknown background {kind!r}; known: {BACKGROUNDS}")
     return np.clip(canvas + rng.normal(0, 4, canvas.shape), 0, 255).astype(np.float32)
@@ -136,7 +150,12 @@ def blur_edges(mask: np.ndarray, edges: tuple[str, ...], sigma: float, margin: i
     blurred = np.asarray(blurred, dtype=np.float32) / 255.0
     ys = (np.arange(h + 2 * margin, dtype=np.float32) - margin)[:, None]  # [H, 1] from the top edge
     xs = (np.arange(w + 2 * margin, dtype=np.float32) - margin)[None, :]  # [1, W] from the left edge
-    ramps = {"left": 1 - xs / (0.5 * w), "right": 1 - (w - xs) / (0.5 * w), "top": 1 - ys / (0.5 * h), "bottom": 1 - (h - ys) / (0.5 * h)}
+    ramps = {
+        "left": 1 - xs / (0.5 * w),
+        "right": 1 - (w - xs) / (0.5 * w),
+        "top": 1 - ys / (0.5 * h),
+        "bottom": 1 - (h - ys) / (0.5 * h),
+    }
     weight = np.zeros_like(padded)
     for edge in edges:
         weight = np.maximum(weight, np.clip(ramps[edge], 0, 1))

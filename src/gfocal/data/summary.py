@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from gfocal.fileio import atomic_write_bytes
 from gfocal.data.loader import load_dataset
 from gfocal.data.records import DatasetRecords
+from gfocal.fileio import atomic_write_bytes
 
 __all__ = ["DatasetSummary", "summarize", "summarize_dataset", "plot_summary", "SIZE_RANGES"]
 
@@ -63,7 +63,9 @@ class DatasetSummary:
 
     def to_text(self) -> str:
         """A human-readable report."""
-        lines = [f"{self.source} ({self.format}): {self.num_images} images, {self.num_boxes} boxes, {len(self.boxes_per_class)} classes"]
+        lines = [
+            f"{self.source} ({self.format}): {self.num_images} images, {self.num_boxes} boxes, {len(self.boxes_per_class)} classes"
+        ]
         if self.num_images:
             w, h = self.image_sizes["width"], self.image_sizes["height"]
             lines.append(f"image size min/median/max: {w[0]}x{h[0]} / {w[1]}x{h[1]} / {w[2]}x{h[2]}")
@@ -103,7 +105,9 @@ def summarize(records: DatasetRecords) -> DatasetSummary:
         sizes_per_class={n: _size_counts(areas[labels == i]) for i, n in enumerate(names)},
         images_without_boxes=sum(not img.annotations for img in records.images),
         ignored_boxes=int(sum(img.ignore_mask().sum() for img in records.images)),
-        image_sizes={k: [int(v.min()), int(np.median(v)), int(v.max())] for k, v in (("width", widths), ("height", heights))},
+        image_sizes={
+            k: [int(v.min()), int(np.median(v)), int(v.max())] for k, v in (("width", widths), ("height", heights))
+        },
         problems=records.problems.to_dict(),
         problem_lines=records.problems.lines(),
         box_areas=areas.tolist(),
@@ -122,7 +126,9 @@ def plot_summary(summary: DatasetSummary, png_path: str | os.PathLike[str]) -> P
         counts = np.array([summary.sizes_per_class[n][size] for n in names], dtype=float)
         ax_cls.bar(names, counts, bottom=bottom, label=size)
         bottom += counts
-    ax_cls.set_title(f"boxes per class ({summary.num_boxes} boxes, {summary.num_images} images, {summary.images_without_boxes} without boxes)")
+    ax_cls.set_title(
+        f"boxes per class ({summary.num_boxes} boxes, {summary.num_images} images, {summary.images_without_boxes} without boxes)"
+    )
     ax_cls.legend(title="COCO size")
     ax_cls.tick_params(axis="x", labelrotation=45 if len(names) > 6 else 0)
     sides = np.sqrt(np.asarray(summary.box_areas)) if summary.box_areas else np.zeros(0)
@@ -136,7 +142,9 @@ def plot_summary(summary: DatasetSummary, png_path: str | os.PathLike[str]) -> P
     return atomic_write_bytes(png_path, buffer.getvalue())
 
 
-def summarize_dataset(path: str | os.PathLike[str], png_path: str | os.PathLike[str] | None = None, **load_kwargs: Any) -> DatasetSummary:
+def summarize_dataset(
+    path: str | os.PathLike[str], png_path: str | os.PathLike[str] | None = None, **load_kwargs: Any
+) -> DatasetSummary:
     """``gfocal data summary PATH``: load (without warnings; problems go in the summary), summarise, optionally plot.
 
     ``load_kwargs`` go to :func:`gfocal.data.load_dataset` (``images_dir``, ``split``, ``strict``...).

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from gfocal.fileio import atomic_write_bytes, atomic_write_json
 from gfocal.data.render import BACKGROUNDS, EDGES, SHAPES, background, blur_edges, class_colour, shape_mask, texture
+from gfocal.fileio import atomic_write_bytes, atomic_write_json
 
 __all__ = ["SyntheticConfig", "PRESETS", "make_synthetic_dataset", "make_synthetic_splits", "render_image"]
 
@@ -65,7 +65,9 @@ class SyntheticConfig:
         if unknown or not self.classes:
             raise ValueError(f"classes must be a non-empty subset of {SHAPES}, got unknown {unknown}")
         if not 2 <= self.size_range[0] <= self.size_range[1] <= min(self.image_size):
-            raise ValueError(f"size_range {self.size_range} must satisfy 2 <= lo <= hi <= min(image_size) = {min(self.image_size)}")
+            raise ValueError(
+                f"size_range {self.size_range} must satisfy 2 <= lo <= hi <= min(image_size) = {min(self.image_size)}"
+            )
         if self.image_format not in ("png", "jpg"):
             raise ValueError(f"image_format must be 'png' or 'jpg', got {self.image_format!r}")
 
@@ -73,7 +75,12 @@ class SyntheticConfig:
 PRESETS: dict[str, SyntheticConfig] = {
     "demo": SyntheticConfig(),
     "hard": SyntheticConfig(
-        objects_per_image=(8, 20), size_range=(4, 64), blur_fraction=0.3, occlusion_fraction=0.3, blur_sigma=(1.0, 3.0), clutter=12
+        objects_per_image=(8, 20),
+        size_range=(4, 64),
+        blur_fraction=0.3,
+        occlusion_fraction=0.3,
+        blur_sigma=(1.0, 3.0),
+        clutter=12,
     ),
 }
 
@@ -82,7 +89,9 @@ def _split_seed(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(split.encode()), index])
 
 
-def _place(rng: np.random.Generator, config: SyntheticConfig, taken: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+def _place(
+    rng: np.random.Generator, config: SyntheticConfig, taken: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray] | None:
     """An integer box ``[x0, y0, x1, y1]`` and its reserved zone (box + halo), not touching earlier zones."""
     height, width = config.image_size
     lo, hi = config.size_range

@@ -24,7 +24,14 @@ from torchvision.transforms.v2 import functional as F
 
 from gfocal.image_geometry import fit_size, mostly_outside
 
-__all__ = ["Augmentation", "ResizeKeepRatio", "ScaleJitterCrop", "RandomHueRotation", "build_transforms", "PER_BOX_KEYS"]
+__all__ = [
+    "Augmentation",
+    "ResizeKeepRatio",
+    "ScaleJitterCrop",
+    "RandomHueRotation",
+    "build_transforms",
+    "PER_BOX_KEYS",
+]
 
 #: Target keys holding one entry per box; kept in step with "boxes".
 PER_BOX_KEYS = ("labels", "ignore")
@@ -98,7 +105,9 @@ class ScaleJitterCrop(v2.Transform):
         min_visible: fraction of a box's (zoomed) area that must stay inside the output.
     """
 
-    def __init__(self, min_size: int, max_size: int, scale_range: tuple[float, float], min_visible: float = 0.2) -> None:
+    def __init__(
+        self, min_size: int, max_size: int, scale_range: tuple[float, float], min_visible: float = 0.2
+    ) -> None:
         super().__init__()
         self.min_size, self.max_size, self.scale_range, self.min_visible = min_size, max_size, scale_range, min_visible
 
@@ -124,8 +133,9 @@ class ScaleJitterCrop(v2.Transform):
     _transform = transform
 
 
-def _empty_hidden_boxes(before: tv_tensors.BoundingBoxes, after: tv_tensors.BoundingBoxes, shift: tuple[int, int],
-                        min_visible: float) -> tv_tensors.BoundingBoxes:
+def _empty_hidden_boxes(
+    before: tv_tensors.BoundingBoxes, after: tv_tensors.BoundingBoxes, shift: tuple[int, int], min_visible: float
+) -> tv_tensors.BoundingBoxes:
     """``after`` (``before`` cropped at offset ``shift`` = (left, top)) with the boxes the crop mostly hides collapsed."""
     left, top = shift
     moved = before.as_subclass(torch.Tensor) - before.new_tensor([left, top, left, top])  # [M, 4] not clamped
@@ -204,7 +214,9 @@ def build_transforms(
     return v2.Compose(steps)
 
 
-def to_tv_target(boxes: torch.Tensor, labels: torch.Tensor, ignore: torch.Tensor, height: int, width: int) -> dict[str, Any]:
+def to_tv_target(
+    boxes: torch.Tensor, labels: torch.Tensor, ignore: torch.Tensor, height: int, width: int
+) -> dict[str, Any]:
     """Wrap plain tensors (boxes float32 [M, 4] xyxy) as a v2 target for an image of ``height x width``."""
     return {
         "boxes": tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=(height, width)),

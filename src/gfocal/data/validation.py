@@ -100,7 +100,9 @@ def sanitize_boxes(
             report.add(kind, f"{names[i]}: {text} {boxes[i].tolist()}")
     duplicate = _duplicates(clipped, labels, keep)
     for i in np.flatnonzero(duplicate):
-        report.add("duplicate_box", f"{names[i]}: duplicate of an earlier box {clipped[i].tolist()} with label {labels[i]}")
+        report.add(
+            "duplicate_box", f"{names[i]}: duplicate of an earlier box {clipped[i].tolist()} with label {labels[i]}"
+        )
     return clipped, keep & ~duplicate
 
 
@@ -144,7 +146,10 @@ def _image_size(raw: RawImage, info: ImageInfo | None, report: ProblemReport) ->
         hint = ""
         if tuple(raw.declared_size) == (info.raw_width, info.raw_height):
             hint = f" (the size before EXIF orientation {info.orientation}; boxes are taken as in the displayed image)"
-        report.add("size_mismatch", f"{raw.where}: declared {raw.declared_size[0]}x{raw.declared_size[1]}, file {size[0]}x{size[1]}{hint}")
+        report.add(
+            "size_mismatch",
+            f"{raw.where}: declared {raw.declared_size[0]}x{raw.declared_size[1]}, file {size[0]}x{size[1]}{hint}",
+        )
     return size
 
 

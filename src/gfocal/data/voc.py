@@ -89,7 +89,10 @@ def _parse_xml(xml_path: Path, images_dir: Path, report: ProblemReport) -> tuple
         try:
             declared = (int(_number(size, "width")), int(_number(size, "height")))
         except (ValueError, OverflowError):
-            report.add("malformed_annotation", f"{where}: <size> {_text(size, 'width')!r}x{_text(size, 'height')!r} is not a number")
+            report.add(
+                "malformed_annotation",
+                f"{where}: <size> {_text(size, 'width')!r}x{_text(size, 'height')!r} is not a number",
+            )
             return None
     raw = RawImage(path, file_name, xml_path.stem, where, declared)
     names, boxes, difficult, extras, ann_ids, box_names = [], [], [], [], [], []

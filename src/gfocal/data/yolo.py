@@ -72,7 +72,9 @@ def _list_images(entry: Path) -> list[Path]:
     raise DatasetError(f"{entry}: split entry is neither a folder of images nor a .txt list of images")
 
 
-def _parse_labels(txt: Path, text: str, num_classes: int, report: ProblemReport, where: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _parse_labels(
+    txt: Path, text: str, num_classes: int, report: ProblemReport, where: str
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """``(boxes float64 [M, 4] normalised xyxy, labels int64 [M], names)`` from one label file."""
     boxes, labels, names = [], [], []
     for lineno, line in enumerate(text.splitlines(), start=1):
@@ -89,7 +91,9 @@ def _parse_labels(txt: Path, text: str, num_classes: int, report: ProblemReport,
             report.add("malformed_annotation", f"{name}: expected 'class cx cy w h' or a polygon, got {line.strip()!r}")
             continue
         if not 0 <= int(cls_float) < num_classes:
-            raise DatasetError(f"{name}: unknown class id {int(cls_float)}; the data yaml names {num_classes} classes (0..{num_classes - 1})")
+            raise DatasetError(
+                f"{name}: unknown class id {int(cls_float)}; the data yaml names {num_classes} classes (0..{num_classes - 1})"
+            )
         if len(values) == 4:
             cx, cy, w, h = values
             box = [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
@@ -147,13 +151,17 @@ def read_yolo(
                 return read_yolo(path / name, split, report, check_images, class_names)
         names = list(class_names) if class_names is not None else read_class_file(path)
         if names is None:
-            raise DatasetError(f"{path}: YOLO folder without class names (add classes.txt or a data.yaml, or pass class_names)")
+            raise DatasetError(
+                f"{path}: YOLO folder without class names (add classes.txt or a data.yaml, or pass class_names)"
+            )
         images, root = _list_images(path / "images" if (path / "images").is_dir() else path), path
     else:
         data = read_yolo_yaml(path)
         names, root, split = list(class_names or data["names"]), Path(data["path"]), split or "train"
         if not data.get(split):
-            raise DatasetError(f"{path}: no {split!r} entry (has {[k for k in ('train', 'val', 'test') if data.get(k)]})")
+            raise DatasetError(
+                f"{path}: no {split!r} entry (has {[k for k in ('train', 'val', 'test') if data.get(k)]})"
+            )
         entries = data[split] if isinstance(data[split], list) else [data[split]]
         images = [img for entry in entries for img in _list_images(root / entry)]
     records = validate_images(_raw_images(images, root, len(names), report), report, check_images)

@@ -16,15 +16,26 @@ from typing import Any
 # Each public name and the module that defines it, imported on first use (PEP 562): importing
 # gfocal.engine.config (the CLI's recipes) then does not load torch, and `gfocal --help` stays quick.
 _HOMES = {
-    "CheckpointError": "checkpoint", "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
-    "TrainConfig": "config", "load_config": "config", "parse_overrides": "config",
+    "CheckpointError": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    "TrainConfig": "config",
+    "load_config": "config",
+    "parse_overrides": "config",
     "ModelEMA": "ema",
-    "coco_ground_truth": "evaluate", "evaluate_detections": "evaluate", "evaluate_model": "evaluate",
-    "evaluate_weights": "evaluate", "format_results": "evaluate", "predict_dataset": "evaluate",
-    "TrainData": "build", "TrainSetupError": "build",
+    "coco_ground_truth": "evaluate",
+    "evaluate_detections": "evaluate",
+    "evaluate_model": "evaluate",
+    "evaluate_weights": "evaluate",
+    "format_results": "evaluate",
+    "predict_dataset": "evaluate",
+    "TrainData": "build",
+    "TrainSetupError": "build",
     "TrainingDiverged": "run",
-    "LRSchedule": "schedule", "fit_to_budget": "schedule",
-    "TrainResult": "trainer", "train": "trainer",
+    "LRSchedule": "schedule",
+    "fit_to_budget": "schedule",
+    "TrainResult": "trainer",
+    "train": "trainer",
 }
 
 __all__ = sorted(_HOMES)

@@ -143,7 +143,12 @@ def run_ablation(settings: AblationSettings, images: list[torch.Tensor], log: Ca
                     "inference_ms_per_image": _inference_ms(result.weights, images, settings.precision),
                 }
             )
-        results[variant.name] = {"id": key, "model_overrides": variant.overrides, "runs": runs, "summary": _summarise(runs)}
+        results[variant.name] = {
+            "id": key,
+            "model_overrides": variant.overrides,
+            "runs": runs,
+            "summary": _summarise(runs),
+        }
     return results
 
 
@@ -160,7 +165,9 @@ def _summarise(runs: list[dict]) -> dict[str, dict[str, float]]:
 
 def markdown_table(results: dict) -> str:
     """One row per variant: mean ± std over seeds (AP in percent)."""
-    header = "| variant | AP | AP50 | AP75 | AP_small | train s/iter | inference ms/image |\n|---|---|---|---|---|---|---|"
+    header = (
+        "| variant | AP | AP50 | AP75 | AP_small | train s/iter | inference ms/image |\n|---|---|---|---|---|---|---|"
+    )
     rows = []
     for name, entry in results.items():
         summary = entry["summary"]

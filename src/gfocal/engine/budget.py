@@ -74,8 +74,15 @@ def reserve_s(run: Run, seconds_per_step: float) -> float:
 
 def replan(run: Run, seconds_per_step: float) -> LRSchedule:
     """The schedule that fits what is left of the budget at the measured speed."""
-    return fit_to_budget(run.planned, run.iteration, run.clock.elapsed(), seconds_per_step, budget_s(run),  # type: ignore[arg-type]
-                         reserve_s=reserve_s(run, seconds_per_step), fill=run.config.epochs is None)
+    return fit_to_budget(
+        run.planned,
+        run.iteration,
+        run.clock.elapsed(),
+        seconds_per_step,
+        budget_s(run),  # type: ignore[arg-type]
+        reserve_s=reserve_s(run, seconds_per_step),
+        fill=run.config.epochs is None,
+    )
 
 
 def eta_s(run: Run, seconds_per_step: float) -> float:

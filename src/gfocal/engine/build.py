@@ -18,8 +18,15 @@ from torch.utils.data import Dataset
 
 from gfocal.engine.config import TrainConfig
 
-__all__ = ["TrainData", "TrainSetupError", "resolve_model_name", "build_model", "build_data", "build_optimizer",
-           "training_augmentation"]
+__all__ = [
+    "TrainData",
+    "TrainSetupError",
+    "resolve_model_name",
+    "build_model",
+    "build_data",
+    "build_optimizer",
+    "training_augmentation",
+]
 
 
 class TrainSetupError(ValueError):
@@ -57,8 +64,9 @@ def resolve_model_name(name: str, device: torch.device, imagenet_body: bool = Fa
     return "gfl_small" if imagenet_body else "gfl_nano"
 
 
-def build_model(config: TrainConfig, class_names: list[str], device: torch.device | None = None,
-                architecture: Any = None) -> nn.Module:
+def build_model(
+    config: TrainConfig, class_names: list[str], device: torch.device | None = None, architecture: Any = None
+) -> nn.Module:
     """The detector named by ``config.model`` (resolved for ``device``) for ``class_names`` (label i is ``class_names[i]``).
 
     ``architecture`` (the ``ModelConfig`` of pretrained weights) is built instead when ``config.model`` is
@@ -71,8 +79,10 @@ def build_model(config: TrainConfig, class_names: list[str], device: torch.devic
     name = resolve_model_name(config.model, device or torch.device("cpu"), imagenet_body=bool(config.backbone_weights))
     if name not in MODELS:
         close = difflib.get_close_matches(name, list(MODELS), n=3)
-        raise TrainSetupError(f"unknown model {name!r}; available: auto, {', '.join(MODELS)}"
-                              + (f" (did you mean {', '.join(close)}?)" if close else ""))
+        raise TrainSetupError(
+            f"unknown model {name!r}; available: auto, {', '.join(MODELS)}"
+            + (f" (did you mean {', '.join(close)}?)" if close else "")
+        )
     overrides = dict(config.model_overrides)
     if config.image_size is not None:
         overrides.update(_sizes_for(MODELS[name], config.image_size))
@@ -96,7 +106,9 @@ def _pretrained_architecture(config: TrainConfig, class_names: list[str], archit
     try:
         model_config = architecture.replace(num_classes=len(class_names), class_names=tuple(class_names), **overrides)
     except (ValueError, TypeError) as error:
-        raise TrainSetupError(f"the architecture of {config.weights} with model_overrides {overrides}: {error}") from error
+        raise TrainSetupError(
+            f"the architecture of {config.weights} with model_overrides {overrides}: {error}"
+        ) from error
     return build_detector(model_config)
 
 
@@ -112,8 +124,13 @@ def training_augmentation(config: TrainConfig) -> Any:
     """The ``gfocal.data.transforms.Augmentation`` a config asks for."""
     from gfocal.data.transforms import Augmentation
 
-    return Augmentation(scale_range=config.scale_range, min_visible=config.min_visible, hflip=config.hflip,
-                        vflip=config.vflip, color=config.photometric)
+    return Augmentation(
+        scale_range=config.scale_range,
+        min_visible=config.min_visible,
+        hflip=config.hflip,
+        vflip=config.vflip,
+        color=config.photometric,
+    )
 
 
 def build_data(config: TrainConfig, train_records: Any, model: nn.Module) -> TrainData:
@@ -123,7 +140,9 @@ def build_data(config: TrainConfig, train_records: Any, model: nn.Module) -> Tra
     from gfocal.data.transforms import build_transforms
 
     sizes = (model.config.min_size, model.config.max_size)  # type: ignore[attr-defined]
-    train: Dataset = DetectionDataset(train_records, build_transforms(*sizes, training_augmentation(config)), train=True)
+    train: Dataset = DetectionDataset(
+        train_records, build_transforms(*sizes, training_augmentation(config)), train=True
+    )
     if config.mosaic > 0:
         side = min(sizes)  # a square the model's rule maps to itself
         train = Mosaic(train, (side, side), config.mosaic, config.min_visible)
@@ -132,8 +151,10 @@ def build_data(config: TrainConfig, train_records: Any, model: nn.Module) -> Tra
     val_records = load_dataset(config.val_data, images_dir=config.val_images or None, split=config.val_split or None)
     val_records.require_boxes("evaluate against")  # else every AP is undefined: fail now, not after training
     if list(val_records.class_names) != list(train_records.class_names):
-        raise TrainSetupError(f"{config.val_data}: classes {val_records.class_names} differ from the training set's "
-                         f"{train_records.class_names}")
+        raise TrainSetupError(
+            f"{config.val_data}: classes {val_records.class_names} differ from the training set's "
+            f"{train_records.class_names}"
+        )
     val = DetectionDataset(val_records, None, train=False)  # the model resizes, exactly as in gfocal predict
     return TrainData(train, collate_detection, val, val_records)
 

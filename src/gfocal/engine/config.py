@@ -161,11 +161,19 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name, value in typing.get_type_hints(TrainConfig).items():
             object.__setattr__(self, name, _coerce(getattr(self, name), value, name))
-        positive = {"batch_size": self.batch_size, "lr": self.lr, "log_interval": self.log_interval,
-                    "epochs": 1 if self.epochs is None else self.epochs, "image_size": self.image_size or 32}
+        positive = {
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "log_interval": self.log_interval,
+            "epochs": 1 if self.epochs is None else self.epochs,
+            "image_size": self.image_size or 32,
+        }
         non_negative = {
-            "warmup_iters": self.warmup_iters, "weight_decay": self.weight_decay, "workers": self.workers,
-            "eval_interval": self.eval_interval, "checkpoint_interval": self.checkpoint_interval,
+            "warmup_iters": self.warmup_iters,
+            "weight_decay": self.weight_decay,
+            "workers": self.workers,
+            "eval_interval": self.eval_interval,
+            "checkpoint_interval": self.checkpoint_interval,
         }
         for name, value in positive.items():
             if value <= 0:
@@ -191,8 +199,10 @@ class TrainConfig:
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"TrainConfig.{name} must be in [0, 1], got {getattr(self, name)}")
         if self.weights and (self.backbone_weights or self.model_overrides.get("backbone_weights")):
-            raise ValueError("TrainConfig.weights and backbone_weights both set: the detector's weights hold a "
-                             "backbone already; keep one of them")
+            raise ValueError(
+                "TrainConfig.weights and backbone_weights both set: the detector's weights hold a "
+                "backbone already; keep one of them"
+            )
         if self.clip_grad_norm is not None and self.clip_grad_norm <= 0:
             raise ValueError(f"TrainConfig.clip_grad_norm must be > 0 or None, got {self.clip_grad_norm}")
 
@@ -201,7 +211,9 @@ class TrainConfig:
             scaled = sorted({max(1, round(epochs * 8 / 12)), max(1, round(epochs * 11 / 12))})
             object.__setattr__(self, "step_epochs", tuple(scaled))
         if list(self.step_epochs) != sorted(self.step_epochs) or any(not 0 < e <= epochs for e in self.step_epochs):
-            raise ValueError(f"TrainConfig.step_epochs must be increasing epochs in 1..{epochs}, got {self.step_epochs}")
+            raise ValueError(
+                f"TrainConfig.step_epochs must be increasing epochs in 1..{epochs}, got {self.step_epochs}"
+            )
 
     @classmethod
     def from_recipe(cls, recipe: str, **values: Any) -> TrainConfig:
@@ -239,8 +251,17 @@ RECIPES: dict[str, dict[str, Any]] = {
     "default": {},
     "finetune": {"lr": 0.001, "warmup_iters": 20},
     "paper": {
-        "model": "gfl_resnet50_fpn", "scale_range": None, "mosaic": 0.0, "photometric": False, "epochs": 12,
-        "optimizer": "sgd", "lr": 0.01, "weight_decay": 1e-4, "warmup_iters": 500, "schedule": "step", "ema": False,
+        "model": "gfl_resnet50_fpn",
+        "scale_range": None,
+        "mosaic": 0.0,
+        "photometric": False,
+        "epochs": 12,
+        "optimizer": "sgd",
+        "lr": 0.01,
+        "weight_decay": 1e-4,
+        "warmup_iters": 500,
+        "schedule": "step",
+        "ema": False,
     },
 }
 
@@ -268,8 +289,12 @@ def parse_overrides(overrides: typing.Iterable[str]) -> dict[str, Any]:
     return parsed
 
 
-def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] = (), recipe: str | None = None,
-                fields: typing.Mapping[str, Any] | None = None) -> TrainConfig:
+def load_config(
+    path: str | Path | None = None,
+    overrides: typing.Iterable[str] = (),
+    recipe: str | None = None,
+    fields: typing.Mapping[str, Any] | None = None,
+) -> TrainConfig:
     """The ``recipe``'s values, updated by the YAML file at ``path`` (if any), then by ``fields``
     (typed values, e.g. from CLI flags: taken as they are, never parsed), then by ``key=value`` overrides
     (values parsed as YAML).
@@ -294,14 +319,20 @@ def load_config(path: str | Path | None = None, overrides: typing.Iterable[str] 
         recipe = "finetune" if _starts_pretrained(values) else "default"
         if recipe == "finetune":
             chosen = {k: values.get(k, v) for k, v in RECIPES["finetune"].items()}
-            logger.info("pretrained weights: the 'finetune' recipe (%s; set fields win, --recipe default keeps "
-                        "the from-scratch one)", ", ".join(f"{k}={v}" for k, v in chosen.items()))
+            logger.info(
+                "pretrained weights: the 'finetune' recipe (%s; set fields win, --recipe default keeps "
+                "the from-scratch one)",
+                ", ".join(f"{k}={v}" for k, v in chosen.items()),
+            )
     return TrainConfig.from_recipe(recipe, **values)
 
 
 def _starts_pretrained(values: dict[str, Any]) -> bool:
-    return bool(values.get("weights") or values.get("backbone_weights")
-                or (values.get("model_overrides") or {}).get("backbone_weights"))
+    return bool(
+        values.get("weights")
+        or values.get("backbone_weights")
+        or (values.get("model_overrides") or {}).get("backbone_weights")
+    )
 
 
 def _check_known(key: str) -> None:

@@ -18,8 +18,16 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "setup_distributed", "cleanup_distributed", "all_gather_objects", "broadcast_object",
-           "all_reduce_mean", "barrier", "rank_and_world"]
+__all__ = [
+    "DistInfo",
+    "setup_distributed",
+    "cleanup_distributed",
+    "all_gather_objects",
+    "broadcast_object",
+    "all_reduce_mean",
+    "barrier",
+    "rank_and_world",
+]
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ import io
 import json
 import os
 from collections.abc import Callable, Mapping
-from typing import Any, ContextManager
+from contextlib import AbstractContextManager
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,14 +59,16 @@ def coco_ground_truth(records: Any) -> dict[str, Any]:
         images.append({"id": index, "width": int(image.width), "height": int(image.height)})
         for ann in image.annotations:
             x1, y1, x2, y2 = (float(v) for v in ann.box)
-            annotations.append({
-                "id": len(annotations) + 1,
-                "image_id": index,
-                "category_id": int(ann.label),
-                "bbox": [x1, y1, x2 - x1, y2 - y1],
-                "area": (x2 - x1) * (y2 - y1),
-                "iscrowd": int(bool(ann.iscrowd or ann.difficult)),
-            })
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": index,
+                    "category_id": int(ann.label),
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "area": (x2 - x1) * (y2 - y1),
+                    "iscrowd": int(bool(ann.iscrowd or ann.difficult)),
+                }
+            )
     categories = [{"id": k, "name": name} for k, name in enumerate(records.class_names)]
     return {"images": images, "annotations": annotations, "categories": categories}
 
@@ -75,12 +78,20 @@ def _detections_to_coco(detections: Detections) -> list[dict[str, Any]]:
     for image_id, det in detections.items():
         boxes = np.asarray(det["boxes"], dtype=np.float64).reshape(-1, 4)  # [K, 4] xyxy
         wh = boxes[:, 2:] - boxes[:, :2]
-        for (x1, y1), (w, h), score, label in zip(boxes[:, :2], wh, np.asarray(det["scores"]), np.asarray(det["labels"])):
-            results.append({
-                "id": len(results) + 1, "image_id": int(image_id), "category_id": int(label),
-                "bbox": [float(x1), float(y1), float(w), float(h)], "area": float(w * h),
-                "score": float(score), "iscrowd": 0,
-            })
+        for (x1, y1), (w, h), score, label in zip(
+            boxes[:, :2], wh, np.asarray(det["scores"]), np.asarray(det["labels"])
+        ):
+            results.append(
+                {
+                    "id": len(results) + 1,
+                    "image_id": int(image_id),
+                    "category_id": int(label),
+                    "bbox": [float(x1), float(y1), float(w), float(h)],
+                    "area": float(w * h),
+                    "score": float(score),
+                    "iscrowd": 0,
+                }
+            )
     return results
 
 
@@ -105,8 +116,11 @@ def evaluate_detections(records: Any, detections: Detections) -> dict[str, Any]:
         gt.dataset = gt_dict
         gt.createIndex()
         # Built directly rather than with gt.loadRes, which rejects an empty result list.
-        dt.dataset = {"images": gt_dict["images"], "categories": gt_dict["categories"],
-                      "annotations": _detections_to_coco(detections)}
+        dt.dataset = {
+            "images": gt_dict["images"],
+            "categories": gt_dict["categories"],
+            "annotations": _detections_to_coco(detections),
+        }
         dt.createIndex()
         coco_eval = COCOeval(gt, dt, iouType="bbox")
         coco_eval.evaluate()
@@ -114,11 +128,17 @@ def evaluate_detections(records: Any, detections: Detections) -> dict[str, Any]:
         coco_eval.summarize()
     results: dict[str, Any] = {name: float(v) for name, v in zip(METRIC_NAMES, coco_eval.stats)}
     precision = coco_eval.eval["precision"]  # [T IoU thresholds, R recall points, K classes, A areas, M max dets]
-    num_gt = np.bincount([a["category_id"] for a in gt_dict["annotations"] if not a["iscrowd"]],
-                         minlength=len(records.class_names))
+    num_gt = np.bincount(
+        [a["category_id"] for a in gt_dict["annotations"] if not a["iscrowd"]], minlength=len(records.class_names)
+    )
     results["per_class"] = [
-        {"class": name, "label": k, "num_gt": int(num_gt[k]),
-         "AP": _mean_valid(precision[:, :, k, 0, -1]), "AP50": _mean_valid(precision[0, :, k, 0, -1])}
+        {
+            "class": name,
+            "label": k,
+            "num_gt": int(num_gt[k]),
+            "AP": _mean_valid(precision[:, :, k, 0, -1]),
+            "AP50": _mean_valid(precision[0, :, k, 0, -1]),
+        }
         for k, name in enumerate(records.class_names)
     ]
     return results
@@ -141,8 +161,11 @@ def to_original_coordinates(
     """
     scale_xy = tuple(scale) if isinstance(scale, (tuple, list)) else (scale, scale)
     boxes = to_original_pixels(prediction["boxes"].detach().float().cpu(), scale_xy, orig_size)  # [K, 4]
-    return {"boxes": boxes.numpy(), "scores": prediction["scores"].detach().float().cpu().numpy(),
-            "labels": prediction["labels"].detach().cpu().numpy()}
+    return {
+        "boxes": boxes.numpy(),
+        "scores": prediction["scores"].detach().float().cpu().numpy(),
+        "labels": prediction["labels"].detach().cpu().numpy(),
+    }
 
 
 @torch.no_grad()
@@ -150,7 +173,7 @@ def predict_dataset(
     model: nn.Module,
     loader: DataLoader,
     device: torch.device,
-    autocast: Callable[[], ContextManager[None]] = contextlib.nullcontext,
+    autocast: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
 ) -> dict[int, dict[str, np.ndarray]]:
     """Run ``model`` in eval mode over ``loader``; detections per image index, in original pixels."""
     was_training = model.training
@@ -175,7 +198,7 @@ def evaluate_model(
     device: torch.device,
     batch_size: int = 8,
     workers: int = 0,
-    autocast: Callable[[], ContextManager[None]] = contextlib.nullcontext,
+    autocast: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
 ) -> dict[str, Any]:
     """Predict on ``dataset`` (shared between processes when distributed) and compute COCO metrics.
 
@@ -222,14 +245,25 @@ def evaluate_weights(
     records = load_dataset(data, images_dir=images, split=split)
     records.require_boxes("evaluate against")  # without ground truth every AP is undefined (-1)
     named = model.config.class_names
-    if (list(named) if named else model.config.num_classes) != (list(records.class_names) if named else records.num_classes):
-        raise DatasetError(f"{data}: classes {records.class_names} do not match the model's "
-                           f"{list(model.class_names)} ({weights})")
+    if (list(named) if named else model.config.num_classes) != (
+        list(records.class_names) if named else records.num_classes
+    ):
+        raise DatasetError(
+            f"{data}: classes {records.class_names} do not match the model's {list(model.class_names)} ({weights})"
+        )
     chosen = resolve_device(device)
     prepare_for_inference(model.to(chosen), compile=compile)
     with torch.inference_mode():
-        return evaluate_model(model, DetectionDataset(records), records, collate_detection, chosen, batch_size, workers,
-                              autocast=functools.partial(autocast, resolve_precision(precision, chosen)))
+        return evaluate_model(
+            model,
+            DetectionDataset(records),
+            records,
+            collate_detection,
+            chosen,
+            batch_size,
+            workers,
+            autocast=functools.partial(autocast, resolve_precision(precision, chosen)),
+        )
 
 
 def save_results(path: str | os.PathLike[str], results: Mapping[str, Any]) -> None:

@@ -66,8 +66,13 @@ class ResumableSampler(Sampler[tuple[int, int]]):
         return (self.batches_per_epoch - self.start_batch) * (self.batch_size // self.world_size)
 
     def state_dict(self) -> dict[str, int]:
-        return {"seed": self.seed, "epoch": self.epoch, "start_batch": self.start_batch,
-                "batch_size": self.batch_size, "world_size": self.world_size}
+        return {
+            "seed": self.seed,
+            "epoch": self.epoch,
+            "start_batch": self.start_batch,
+            "batch_size": self.batch_size,
+            "world_size": self.world_size,
+        }
 
 
 class SeededSamples(Dataset):

@@ -57,10 +57,7 @@ class MetricsLog:
 
 def plot_metrics(rows: list[dict[str, Any]], out_dir: str | os.PathLike[str]) -> list[Path]:
     """Draw ``loss.png`` (loss terms per iteration) and ``ap.png`` (AP, AP50, AP75 per epoch); returns the files."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: renders with Agg, leaves the user's backend alone
 
     out_dir = Path(out_dir)
     written = []
@@ -68,14 +65,16 @@ def plot_metrics(rows: list[dict[str, Any]], out_dir: str | os.PathLike[str]) ->
     evals = [r for r in rows if r.get("kind") == "eval"]
     if train:
         terms = [k for k in train[-1] if k == "loss" or k.startswith("loss_")]
-        fig, ax = plt.subplots(figsize=(7, 4))
+        fig = Figure(figsize=(7, 4))
+        ax = fig.subplots()
         for term in terms:
             ax.plot([r["iteration"] for r in train], [r[term] for r in train], label=term)
         ax.set(xlabel="iteration", ylabel="loss", title="training loss")
         ax.legend()
         written.append(_save(fig, out_dir / "loss.png"))
     if evals:
-        fig, ax = plt.subplots(figsize=(7, 4))
+        fig = Figure(figsize=(7, 4))
+        ax = fig.subplots()
         for metric in ("AP", "AP50", "AP75"):
             ax.plot([r["epoch"] for r in evals], [r[metric] for r in evals], marker="o", label=metric)
         ax.set(xlabel="epoch", ylabel="COCO AP", title="evaluation", ylim=(0, 1))
@@ -85,9 +84,6 @@ def plot_metrics(rows: list[dict[str, Any]], out_dir: str | os.PathLike[str]) ->
 
 
 def _save(fig: Any, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path

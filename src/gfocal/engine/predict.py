@@ -9,6 +9,7 @@ output folder, and an existing non-empty folder is only reused with ``overwrite`
 
 from __future__ import annotations
 
+import functools
 import glob
 import re
 import warnings
@@ -24,9 +25,9 @@ from tqdm import tqdm
 
 from gfocal.data import DatasetError, DatasetWarning
 from gfocal.data.image_io import decode_image
+from gfocal.engine.distributed import resolve_device
 from gfocal.fileio import atomic_write, atomic_write_json
 from gfocal.models import GFLDetector
-from gfocal.engine.distributed import resolve_device
 from gfocal.models.precision import PrecisionName, autocast, prepare_for_inference, resolve_precision
 from gfocal.visualize import draw_detections
 
@@ -43,7 +44,9 @@ def find_images(source: str | Path) -> list[Path]:
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     else:
-        files = sorted(Path(p) for p in glob.glob(str(source), recursive=True) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(
+            Path(p) for p in glob.glob(str(source), recursive=True) if Path(p).suffix.lower() in IMAGE_SUFFIXES
+        )
     if not files:
         raise FileNotFoundError(f"no images found at {source} (looked for {', '.join(IMAGE_SUFFIXES)})")
     return files
@@ -126,6 +129,10 @@ def predict_files(
                 yield Prediction(paths[index], image.shape[2], image.shape[1], detections)
 
 
+def _save_jpeg(image: Any, path: Path) -> None:
+    image.save(path, format="JPEG", quality=90)
+
+
 def _safe_name(path: Path, taken: set[str]) -> str:
     """A file name for a drawn image: the source's stem, sanitised, made unique; never a path."""
     stem = re.sub(r"[^\w.-]", "_", path.stem)[:100] or "image"
@@ -154,7 +161,9 @@ def write_predictions(
     drawn: set[str] = set()
     for image_id, prediction in enumerate(predictions, start=1):
         detections = prediction.detections
-        images.append({"id": image_id, "file_name": str(prediction.path), "width": prediction.width, "height": prediction.height})
+        images.append(
+            {"id": image_id, "file_name": str(prediction.path), "width": prediction.width, "height": prediction.height}
+        )
         for box, score, label, extra in zip(
             detections["boxes"].tolist(),
             detections["scores"].tolist(),
@@ -164,7 +173,9 @@ def write_predictions(
             x1, y1, x2, y2 = box
             entry = {"image_id": image_id, "category_id": label + 1, "bbox": [x1, y1, x2 - x1, y2 - y1], "score": score}
             results.append(entry)
-            annotations.append({"id": len(annotations) + 1, "area": (x2 - x1) * (y2 - y1), "iscrowd": 0, **entry, **extra})
+            annotations.append(
+                {"id": len(annotations) + 1, "area": (x2 - x1) * (y2 - y1), "iscrowd": 0, **entry, **extra}
+            )
         if draw:
             name = _safe_name(prediction.path, drawn)
             shown = detections["scores"] >= draw_threshold
@@ -175,9 +186,10 @@ def write_predictions(
                 detections["scores"][shown],
                 class_names,
             )
-            atomic_write(out_dir / "images" / name, lambda temporary: canvas.save(temporary, format="JPEG", quality=90))
+            atomic_write(out_dir / "images" / name, functools.partial(_save_jpeg, canvas))
     categories = [{"id": i + 1, "name": name} for i, name in enumerate(class_names)]
     atomic_write_json(out_dir / "results.json", results)
-    atomic_write_json(out_dir / "predictions.json", {"images": images, "categories": categories, "annotations": annotations})
+    atomic_write_json(
+        out_dir / "predictions.json", {"images": images, "categories": categories, "annotations": annotations}
+    )
     return {"images": len(images), "detections": len(results)}
-

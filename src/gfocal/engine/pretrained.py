@@ -73,8 +73,9 @@ def read_pretrained(path: str | Path) -> PretrainedDetector:
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for truncated or foreign files
-        raise WeightsError(f"{path}: cannot read it with torch.load(weights_only=True) "
-                           f"({type(error).__name__}: {error})") from error
+        raise WeightsError(
+            f"{path}: cannot read it with torch.load(weights_only=True) ({type(error).__name__}: {error})"
+        ) from error
     if isinstance(loaded, dict) and isinstance(loaded.get("model_config"), dict) and "model" in loaded:
         return _from_training_checkpoint(path, loaded)
     return _from_mmdet(path)
@@ -95,10 +96,14 @@ def _from_mmdet(path: Path) -> PretrainedDetector:
     config = mmdet_config_from_state(raw, str(path))  # raises WeightsError naming what is not a GFL
     state = mmdet_to_gfocal_state(raw, config.reg_max, str(path))
     if config.num_classes == len(COCO_CLASSES):
-        note = (f"{path}: mmdetection checkpoints store no class names; its 80 classes are taken as COCO's "
-                "(person, bicycle, car, ...)")
+        note = (
+            f"{path}: mmdetection checkpoints store no class names; its 80 classes are taken as COCO's "
+            "(person, bicycle, car, ...)"
+        )
         return PretrainedDetector(str(path), "mmdetection checkpoint", config, state, COCO_CLASSES, [note])
-    note = (f"{path}: mmdetection checkpoints store no class names and its {config.num_classes} classes are not "
-            "COCO's 80: they are unnamed, so no class row is kept unless weights_class_map=by_order "
-            f"(checkpoint class i = dataset class i; needs {config.num_classes} dataset classes)")
+    note = (
+        f"{path}: mmdetection checkpoints store no class names and its {config.num_classes} classes are not "
+        "COCO's 80: they are unnamed, so no class row is kept unless weights_class_map=by_order "
+        f"(checkpoint class i = dataset class i; needs {config.num_classes} dataset classes)"
+    )
     return PretrainedDetector(str(path), "mmdetection checkpoint", config, state, None, [note])

@@ -17,9 +17,10 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,10 +29,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from gfocal import __version__
+from gfocal.engine.build import TrainData, TrainSetupError, build_data, build_model, build_optimizer
 from gfocal.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from gfocal.engine.config import TrainConfig
 from gfocal.engine.distributed import DistInfo, all_gather_objects
-from gfocal.engine.build import TrainData, TrainSetupError, build_data, build_model, build_optimizer
 from gfocal.engine.ema import ModelEMA
 from gfocal.engine.loader import ResumableSampler, build_train_loader
 from gfocal.engine.metrics import MetricsLog
@@ -49,8 +50,18 @@ _CPU_PIXELS = 640 * 640  # network inputs larger than this train slowly on a CPU
 logger = logging.getLogger(__name__)
 
 # Settings that may change when resuming; any other difference from the checkpoint's config is an error.
-RESUMABLE_CHANGES = frozenset({"resume", "out_dir", "device", "workers", "eval_interval", "checkpoint_interval",
-                               "log_interval", "time_budget_minutes"})
+RESUMABLE_CHANGES = frozenset(
+    {
+        "resume",
+        "out_dir",
+        "device",
+        "workers",
+        "eval_interval",
+        "checkpoint_interval",
+        "log_interval",
+        "time_budget_minutes",
+    }
+)
 
 
 class TrainingDiverged(RuntimeError):
@@ -101,7 +112,7 @@ class Run:
     schedule: LRSchedule
     ema: ModelEMA | None
     scaler: torch.amp.GradScaler | None
-    autocast: Callable[[], ContextManager[None]]
+    autocast: Callable[[], AbstractContextManager[None]]
     loader: DataLoader
     sampler: ResumableSampler
     out_dir: Path
@@ -125,8 +136,9 @@ class Run:
         return round(self.iteration / self.sampler.batches_per_epoch, 4)
 
 
-def prepare_run(config: TrainConfig, info: DistInfo, device: torch.device,
-                model: nn.Module | None, data: TrainData | None) -> Run:
+def prepare_run(
+    config: TrainConfig, info: DistInfo, device: torch.device, model: nn.Module | None, data: TrainData | None
+) -> Run:
     """Build data, model, optimiser, schedule, EMA and loader; restore a checkpoint when resuming."""
     _seed_everything(config.seed)
     resume = _resume_path(config)
@@ -141,8 +153,9 @@ def prepare_run(config: TrainConfig, info: DistInfo, device: torch.device,
     module = module.to(device)
     if config.channels_last:
         module = module.to(memory_format=torch.channels_last)
-    loader, sampler = build_train_loader(data.train, data.collate, batch_size, config.seed, config.workers,
-                                         info.rank, info.world_size)
+    loader, sampler = build_train_loader(
+        data.train, data.collate, batch_size, config.seed, config.workers, info.rank, info.world_size
+    )
     planned = _planned_schedule(config, sampler.batches_per_epoch)
     base_lr = config.lr * batch_size / 16
     optimizer = build_optimizer(config, module, base_lr)
@@ -151,20 +164,44 @@ def prepare_run(config: TrainConfig, info: DistInfo, device: torch.device,
     if info.world_size > 1:
         wrapped = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
     out_dir = Path(config.out_dir)
-    run = Run(config, info, device, data, wrapped, module, optimizer, base_lr, planned, planned,
-              ModelEMA(module, config.ema_decay) if config.ema else None,
-              torch.amp.GradScaler(device.type) if precision.name == "fp16" else None,  # fp16 gradients underflow
-              functools.partial(autocast, precision), loader, sampler, out_dir,
-              MetricsLog(out_dir / "metrics.jsonl", enabled=info.is_main), Clock(0.0))
+    run = Run(
+        config,
+        info,
+        device,
+        data,
+        wrapped,
+        module,
+        optimizer,
+        base_lr,
+        planned,
+        planned,
+        ModelEMA(module, config.ema_decay) if config.ema else None,
+        torch.amp.GradScaler(device.type) if precision.name == "fp16" else None,  # fp16 gradients underflow
+        functools.partial(autocast, precision),
+        loader,
+        sampler,
+        out_dir,
+        MetricsLog(out_dir / "metrics.jsonl", enabled=info.is_main),
+        Clock(0.0),
+    )
     if info.is_main:
         _remove_interrupted_writes(out_dir)
     if resume is not None:
         _restore(run, resume)
     elif info.is_main:
         run.log.path.unlink(missing_ok=True)  # a fresh run in an old folder starts a fresh log
-        run.log.write({"kind": "setup", "epoch": 0.0, "iteration": 0, "batch_size": batch_size,
-                       "requested_batch_size": config.batch_size, "train_images": len(data.train),  # type: ignore[arg-type]
-                       "world_size": info.world_size, "base_lr": base_lr})
+        run.log.write(
+            {
+                "kind": "setup",
+                "epoch": 0.0,
+                "iteration": 0,
+                "batch_size": batch_size,
+                "requested_batch_size": config.batch_size,
+                "train_images": len(data.train),  # type: ignore[arg-type]
+                "world_size": info.world_size,
+                "base_lr": base_lr,
+            }
+        )
     if info.is_main:
         atomic_write_bytes(out_dir / "config.yaml", config.to_yaml().encode("utf-8"))
     run.last_save_s = _save_estimate_s(module, config)
@@ -185,15 +222,23 @@ def _warn_if_slow_here(module: nn.Module, device: torch.device) -> None:
     model_config = getattr(module, "config", None)
     if device.type != "cpu" or model_config is None or model_config.min_size * model_config.max_size <= _CPU_PIXELS:
         return
-    logger.warning("training a %s model at %dx%d on a CPU: each step takes long (the plan and ETA follow after the "
-                   "first steps); on a CPU the default model (gfl_nano) or a smaller --image-size trains far faster",
-                   model_config.backbone, model_config.max_size, model_config.min_size)
+    logger.warning(
+        "training a %s model at %dx%d on a CPU: each step takes long (the plan and ETA follow after the "
+        "first steps); on a CPU the default model (gfl_nano) or a smaller --image-size trains far faster",
+        model_config.backbone,
+        model_config.max_size,
+        model_config.min_size,
+    )
 
 
 def _planned_schedule(config: TrainConfig, batches_per_epoch: int) -> LRSchedule:
     """The schedule of ``config.epochs``; without epochs, a provisional one that the time budget re-plans."""
-    options = {"gamma": config.step_gamma, "min_ratio": config.min_lr_ratio, "warmup_iters": config.warmup_iters,
-               "warmup_ratio": config.warmup_ratio}
+    options = {
+        "gamma": config.step_gamma,
+        "min_ratio": config.min_lr_ratio,
+        "warmup_iters": config.warmup_iters,
+        "warmup_ratio": config.warmup_ratio,
+    }
     if config.epochs is not None:
         return LRSchedule.from_epochs(config.epochs, batches_per_epoch, config.schedule, config.step_epochs, **options)
     # Until the step time is measured (a few steps), a long plan: only the warm-up's start is used.
@@ -202,8 +247,9 @@ def _planned_schedule(config: TrainConfig, batches_per_epoch: int) -> LRSchedule
     return LRSchedule(provisional, batches_per_epoch, config.schedule, milestones, **options)
 
 
-def _model_and_data(config: TrainConfig, model: nn.Module | None, data: TrainData | None,
-                    device: torch.device, architecture: Any) -> tuple[nn.Module, TrainData]:
+def _model_and_data(
+    config: TrainConfig, model: nn.Module | None, data: TrainData | None, device: torch.device, architecture: Any
+) -> tuple[nn.Module, TrainData]:
     """Use what the caller gave; build the rest from the config (the model needs the class names first)."""
     if data is not None and model is not None:
         return model, data
@@ -224,16 +270,23 @@ def _model_and_data(config: TrainConfig, model: nn.Module | None, data: TrainDat
 def _start_from(module: nn.Module, pretrained: PretrainedDetector, config: TrainConfig, info: DistInfo) -> None:
     """Load the pretrained detector's tensors that fit; log each decision and list them in ``out_dir/pretrained.json``."""
     try:
-        report = transfer_weights(module, pretrained.state, pretrained.class_names, pretrained.source,
-                                  by_order=config.weights_class_map == "by_order")
+        report = transfer_weights(
+            module,
+            pretrained.state,
+            pretrained.class_names,
+            pretrained.source,
+            by_order=config.weights_class_map == "by_order",
+        )
     except WeightsError as error:
         raise TrainSetupError(str(error)) from error
     report.notes[:0] = pretrained.notes
     if info.is_main:
         for line in report.lines():
             logger.info("%s", line)
-        atomic_write_bytes(Path(config.out_dir) / "pretrained.json",
-                           json.dumps({"kind": pretrained.kind, **report.to_dict()}, indent=2).encode("utf-8"))
+        atomic_write_bytes(
+            Path(config.out_dir) / "pretrained.json",
+            json.dumps({"kind": pretrained.kind, **report.to_dict()}, indent=2).encode("utf-8"),
+        )
 
 
 def save_training_state(run: Run, best: bool) -> None:
@@ -245,8 +298,11 @@ def save_training_state(run: Run, best: bool) -> None:
     if not run.info.is_main:
         return
     if not all(torch.isfinite(p).all() for p in run.module.parameters()):
-        raise TrainingDiverged(f"training diverged: non-finite weights at iteration {run.iteration}; "
-                               f"not saving over the last good checkpoint {run.last_saved}", iteration=run.iteration)
+        raise TrainingDiverged(
+            f"training diverged: non-finite weights at iteration {run.iteration}; "
+            f"not saving over the last good checkpoint {run.last_saved}",
+            iteration=run.iteration,
+        )
     epoch, start_batch = divmod(run.iteration, run.sampler.batches_per_epoch)
     model_config = getattr(run.module, "config", None)
     state = {
@@ -283,7 +339,9 @@ def export_weights(run: Run) -> tuple[Path | None, Path | None]:
         return None, None
     best = run.out_dir / "best.pt"
     final = save_weights(_weights_of(run, run.out_dir / "last.pt"), run.out_dir / "model.safetensors")
-    return final, save_weights(_weights_of(run, best), run.out_dir / "model_best.safetensors") if best.is_file() else None
+    return final, save_weights(
+        _weights_of(run, best), run.out_dir / "model_best.safetensors"
+    ) if best.is_file() else None
 
 
 def _weights_of(run: Run, checkpoint: Path) -> nn.Module:
@@ -315,8 +373,10 @@ def _restore(run: Run, path: Path) -> None:
     changed = [k for k, v in run.config.to_dict().items() if k not in RESUMABLE_CHANGES and saved.get(k) != v]
     if changed:
         diffs = ", ".join(f"{k}: {saved.get(k)!r} -> {getattr(run.config, k)!r}" for k in changed)
-        raise TrainSetupError(f"cannot resume from {path}: the config differs from the checkpoint's in {diffs}; "
-                         "use the checkpoint's values or start a new run")
+        raise TrainSetupError(
+            f"cannot resume from {path}: the config differs from the checkpoint's in {diffs}; "
+            "use the checkpoint's values or start a new run"
+        )
     sampler = state["sampler"]
     if sampler["seed"] != run.sampler.seed:
         raise TrainSetupError(f"cannot resume from {path}: its data order (seed) differs from this run's")
@@ -324,7 +384,8 @@ def _restore(run: Run, path: Path) -> None:
         raise TrainSetupError(
             f"cannot resume from {path}: it trained with batches of {sampler['batch_size']} images, this run would use "
             f"{run.sampler.batch_size} (batch_size {run.config.batch_size}, {run.sampler.num_samples} usable training "
-            "images now); train on the images it started with or start a new run")
+            "images now); train on the images it started with or start a new run"
+        )
     run.module.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
     run.schedule = LRSchedule.from_dict(state["schedule"])
@@ -360,13 +421,26 @@ def _check_training_set(config: TrainConfig, data: TrainData, info: DistInfo) ->
         return config.batch_size
     batch = images // processes * processes
     if batch == 0:
-        detail = f"fewer than the {processes} processes (each needs an image per step)" if images else "nothing to train"
-        raise TrainSetupError(f"{source}: {images} usable images, {detail}; see the dataset warnings for skipped images")
+        detail = (
+            f"fewer than the {processes} processes (each needs an image per step)" if images else "nothing to train"
+        )
+        raise TrainSetupError(
+            f"{source}: {images} usable images, {detail}; see the dataset warnings for skipped images"
+        )
     if info.is_main:
         whole = "the whole set" if batch == images else f"a multiple of the {processes} processes"
-        logger.warning("the training set%s has %d usable images, fewer than batch_size %d: training with batches of %d "
-                       "(%s), lr %g (lr %g x %d/16)", f" {config.train_data}" if config.train_data else "", images,
-                       config.batch_size, batch, whole, config.lr * batch / 16, config.lr, batch)
+        logger.warning(
+            "the training set%s has %d usable images, fewer than batch_size %d: training with batches of %d "
+            "(%s), lr %g (lr %g x %d/16)",
+            f" {config.train_data}" if config.train_data else "",
+            images,
+            config.batch_size,
+            batch,
+            whole,
+            config.lr * batch / 16,
+            config.lr,
+            batch,
+        )
     return batch
 
 

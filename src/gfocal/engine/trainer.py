@@ -95,8 +95,14 @@ def _fit(run: Run) -> TrainResult:
     while run.iteration < run.schedule.total_iters:
         epoch, start = divmod(run.iteration, run.sampler.batches_per_epoch)
         run.sampler.set_epoch(epoch, start)
-        bar = tqdm(total=run.sampler.batches_per_epoch, initial=start, desc=f"epoch {epoch + 1}/{run.schedule.epochs}",
-                   disable=not (run.info.is_main and sys.stderr.isatty()), dynamic_ncols=True, leave=False)
+        bar = tqdm(
+            total=run.sampler.batches_per_epoch,
+            initial=start,
+            desc=f"epoch {epoch + 1}/{run.schedule.epochs}",
+            disable=not (run.info.is_main and sys.stderr.isatty()),
+            dynamic_ncols=True,
+            leave=False,
+        )
         tick = time.perf_counter()
         for images, targets in run.loader:
             data_time = time.perf_counter() - tick
@@ -117,7 +123,9 @@ def _step(run: Run, images: list[torch.Tensor], targets: list[dict[str, Any]]) -
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     images = [image.to(run.device, non_blocking=True) for image in images]
-    targets = [{k: v.to(run.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in t.items()} for t in targets]
+    targets = [
+        {k: v.to(run.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in t.items()} for t in targets
+    ]
     with run.autocast():
         loss_dict = run.model(images, targets, **_input_size(run))
     loss = sum(loss_dict.values())
@@ -159,8 +167,11 @@ def _input_size(run: Run) -> dict[str, tuple[int, int]]:
 def _diverged(run: Run, what: str, values: dict[str, float]) -> TrainingDiverged:
     epoch = run.iteration // run.sampler.batches_per_epoch + 1
     terms = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
-    kept = (f"the last good checkpoint is kept at {run.last_saved[0]} (iteration {run.last_saved[1]})"
-            if run.last_saved else "no checkpoint had been written yet")
+    kept = (
+        f"the last good checkpoint is kept at {run.last_saved[0]} (iteration {run.last_saved[1]})"
+        if run.last_saved
+        else "no checkpoint had been written yet"
+    )
     return TrainingDiverged(
         f"training diverged: non-finite {what} at iteration {run.iteration + 1} (epoch {epoch}): {terms}; {kept}. "
         f"Try a lower lr (now {run.config.lr} per 16 images), a clip_grad_norm, a longer warm-up, or check the data.",
@@ -178,7 +189,9 @@ def _after_step(run: Run, values: dict[str, float], data_time: float, iter_time:
     if run.iteration % config.log_interval == 0:
         keys = run.window[-1].keys()
         means = {k: sum(row.get(k, 0.0) for row in run.window) / len(run.window) for k in keys}
-        run.log.write({"kind": "train", "epoch": run.epoch_progress, "iteration": run.iteration, **means, "lr": values["lr"]})
+        run.log.write(
+            {"kind": "train", "epoch": run.epoch_progress, "iteration": run.iteration, **means, "lr": values["lr"]}
+        )
         run.window.clear()
     if config.checkpoint_interval and run.iteration % config.checkpoint_interval == 0:
         save_training_state(run, best=False)
@@ -199,16 +212,28 @@ def _track_speed(run: Run, iter_time: float, loss: float) -> None:
         schedule = broadcast_object(replan(run, seconds_per_step) if run.info.is_main else None)
         if schedule.total_iters != run.schedule.total_iters:
             run.schedule = schedule
-            run.stopped_by_time_budget = run.config.epochs is not None and schedule.total_iters < run.planned.total_iters
+            run.stopped_by_time_budget = (
+                run.config.epochs is not None and schedule.total_iters < run.planned.total_iters
+            )
     clock.session_steps += 1
     if clock.session_steps == _WARM_STEPS + _PLAN_STEPS and run.info.is_main:
         plan = plan_summary(run, seconds_per_step)
-        logger.info("plan: %d iterations (%.1f epochs) at %.2f s each; done in about %s",
-                    plan["iterations"], plan["epochs"], plan["seconds_per_step"], _clock_time(plan["eta_s"]))
-    elif run.info.is_main and not sys.stderr.isatty() and time.perf_counter() - run.last_progress_log >= _PROGRESS_EVERY_S:
+        logger.info(
+            "plan: %d iterations (%.1f epochs) at %.2f s each; done in about %s",
+            plan["iterations"],
+            plan["epochs"],
+            plan["seconds_per_step"],
+            _clock_time(plan["eta_s"]),
+        )
+    elif (
+        run.info.is_main
+        and not sys.stderr.isatty()
+        and time.perf_counter() - run.last_progress_log >= _PROGRESS_EVERY_S
+    ):
         run.last_progress_log = time.perf_counter()
-        logger.info("iteration %d/%d, loss %.4f, %.2f s/step", run.iteration, run.schedule.total_iters,
-                    loss, seconds_per_step)
+        logger.info(
+            "iteration %d/%d, loss %.4f, %.2f s/step", run.iteration, run.schedule.total_iters, loss, seconds_per_step
+        )
 
 
 def _clock_time(seconds: float) -> str:
@@ -223,9 +248,16 @@ def _end_epoch(run: Run, epoch: int) -> None:
     improved = False
     if evaluation_due(run, epoch, final, seconds_per_step):
         started = time.perf_counter()
-        metrics = evaluate_model(run.ema.module if run.ema else run.module, run.data.val, run.data.val_records,
-                                 run.data.collate, run.device, batch_size=max(run.config.batch_size // run.info.world_size, 1),
-                                 workers=run.config.workers, autocast=run.autocast)
+        metrics = evaluate_model(
+            run.ema.module if run.ema else run.module,
+            run.data.val,
+            run.data.val_records,
+            run.data.collate,
+            run.device,
+            batch_size=max(run.config.batch_size // run.info.world_size, 1),
+            workers=run.config.workers,
+            autocast=run.autocast,
+        )
         run.last_eval_s = time.perf_counter() - started
         run.clock.pause(run.last_eval_s)
         run.last_eval_end_s = run.clock.elapsed()
@@ -233,8 +265,15 @@ def _end_epoch(run: Run, epoch: int) -> None:
         improved = metrics["AP"] > run.best_ap
         if improved:
             run.best_ap, run.best_iteration = metrics["AP"], run.iteration
-        run.log.write({"kind": "eval", "epoch": run.epoch_progress, "iteration": run.iteration,
-                       "eval_s": run.last_eval_s, **{k: v for k, v in metrics.items() if k != "per_class"}})
+        run.log.write(
+            {
+                "kind": "eval",
+                "epoch": run.epoch_progress,
+                "iteration": run.iteration,
+                "eval_s": run.last_eval_s,
+                **{k: v for k, v in metrics.items() if k != "per_class"},
+            }
+        )
         if run.info.is_main:
             save_results(run.out_dir / "eval" / f"epoch_{math.ceil(run.epoch_progress):03d}.json", metrics)
             logger.info("evaluation after epoch %d (%.1f s):\n%s", epoch + 1, run.last_eval_s, format_results(metrics))
@@ -242,8 +281,9 @@ def _end_epoch(run: Run, epoch: int) -> None:
     save_training_state(run, best=improved)
     run.last_save_s = time.perf_counter() - started
     if run.info.is_main:
-        logger.info("epoch %d/%d done: iteration %d/%d", epoch + 1, run.schedule.epochs, run.iteration,
-                    run.schedule.total_iters)
+        logger.info(
+            "epoch %d/%d done: iteration %d/%d", epoch + 1, run.schedule.epochs, run.iteration, run.schedule.total_iters
+        )
 
 
 def _finish(run: Run) -> TrainResult:
@@ -252,8 +292,12 @@ def _finish(run: Run) -> TrainResult:
     best = run.out_dir / "best.pt"
     weights, best_weights = export_weights(run)
     if run.info.is_main and weights is not None:
-        best_note = (f"; the best validation AP ({run.best_ap:.3f}, iteration {run.best_iteration}) is in {best_weights.name}, "
-                     "picked on the validation set" if best_weights is not None else "")
+        best_note = (
+            f"; the best validation AP ({run.best_ap:.3f}, iteration {run.best_iteration}) is in {best_weights.name}, "
+            "picked on the validation set"
+            if best_weights is not None
+            else ""
+        )
         logger.info("%s holds the final weights%s", weights, best_note)
     return TrainResult(
         out_dir=run.out_dir,
@@ -267,4 +311,3 @@ def _finish(run: Run) -> TrainResult:
         best_ap=run.best_ap if run.final_metrics is not None else None,
         stopped_by_time_budget=run.stopped_by_time_budget,
     )
-

@@ -39,8 +39,8 @@ from torch import Tensor, nn
 from torchvision.ops import nms
 
 from gfocal.models import GFLDetector
-from gfocal.models.criterion import decode_boxes
 from gfocal.models.detector import ScoredOutputs
+from gfocal.ops import decode_boxes
 
 __all__ = ["RAW_OUTPUTS", "DECODED_OUTPUTS", "ExportedDetector", "batched_detections", "export_onnx"]
 
@@ -109,16 +109,29 @@ def batched_detections(model: GFLDetector, scored: ScoredOutputs, height: int, w
     if scored.score_factors is not None:
         candidate = candidate * scored.score_factors.gather(1, locations)
     selected = box_outputs.gather(1, locations.unsqueeze(-1).expand(-1, -1, box_outputs.shape[-1]))  # [N, K, 4B]
-    boxes = decode_boxes(selected, grid.points[locations], grid.strides[locations], config.box)  # [N, K, 4]
+    boxes = decode_boxes(selected, grid.points[locations], grid.strides[locations], config.box == "dfl")  # [N, K, 4]
     boxes = torch.stack(
-        (boxes[..., 0].clamp(0, width), boxes[..., 1].clamp(0, height), boxes[..., 2].clamp(0, width), boxes[..., 3].clamp(0, height)),
+        (
+            boxes[..., 0].clamp(0, width),
+            boxes[..., 1].clamp(0, height),
+            boxes[..., 2].clamp(0, width),
+            boxes[..., 3].clamp(0, height),
+        ),
         dim=-1,
     )
-    return _nms_per_image_and_class(boxes, candidate, labels, valid, config.nms_iou_threshold, config.max_detections, num_classes)
+    return _nms_per_image_and_class(
+        boxes, candidate, labels, valid, config.nms_iou_threshold, config.max_detections, num_classes
+    )
 
 
 def _nms_per_image_and_class(
-    boxes: Tensor, scores: Tensor, labels: Tensor, valid: Tensor, iou_threshold: float, max_detections: int, num_classes: int
+    boxes: Tensor,
+    scores: Tensor,
+    labels: Tensor,
+    valid: Tensor,
+    iou_threshold: float,
+    max_detections: int,
+    num_classes: int,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     n, k = scores.shape
     image = torch.arange(n, device=boxes.device).unsqueeze(1).expand(n, k)  # [N, K]
@@ -149,7 +162,11 @@ def _nms_per_image_and_class(
 
 
 def export_onnx(
-    model: GFLDetector, path: str | Path, form: Form = "raw", opset: int = 18, example_size: tuple[int, int] = (320, 352),
+    model: GFLDetector,
+    path: str | Path,
+    form: Form = "raw",
+    opset: int = 18,
+    example_size: tuple[int, int] = (320, 352),
     optimize: bool = True,
 ) -> Path:
     """Export ``model`` to ONNX with dynamic batch, height and width; returns the path.
@@ -165,19 +182,36 @@ def export_onnx(
     wrapper = ExportedDetector(model, form)
     height, width = example_size
     example = torch.rand(2, 3, height, width) * 255
-    dynamic = {"images": {0: torch.export.Dim("batch", min=1, max=1024), 2: torch.export.Dim("height", min=1, max=8192), 3: torch.export.Dim("width", min=1, max=8192)}}
+    dynamic = {
+        "images": {
+            0: torch.export.Dim("batch", min=1, max=1024),
+            2: torch.export.Dim("height", min=1, max=8192),
+            3: torch.export.Dim("width", min=1, max=8192),
+        }
+    }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
         program = torch.onnx.export(
-            wrapper, (example,), input_names=["images"], output_names=list(wrapper.output_names),
-            dynamic_shapes=dynamic, opset_version=opset, dynamo=True, external_data=False, verbose=False, optimize=optimize,
+            wrapper,
+            (example,),
+            input_names=["images"],
+            output_names=list(wrapper.output_names),
+            dynamic_shapes=dynamic,
+            opset_version=opset,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+            optimize=optimize,
         )
     proto = program.model_proto
     for key, value in (
         ("gfocal_config", json.dumps(model.config.to_dict())),
         ("gfocal_form", form),
-        ("gfocal_input", "images: float32 [N, 3, H, W], RGB, 0-255, resized by the caller; normalised and padded inside"),
+        (
+            "gfocal_input",
+            "images: float32 [N, 3, H, W], RGB, 0-255, resized by the caller; normalised and padded inside",
+        ),
     ):
         proto.metadata_props.add(key=key, value=value)
     onnx.save(proto, str(path))

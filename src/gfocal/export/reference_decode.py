@@ -80,7 +80,9 @@ def _antialiased_weights(size_in: int, size_out: int) -> np.ndarray:
     return (weights / weights.sum(1, keepdims=True)).astype(np.float32)
 
 
-def preprocess(image: np.ndarray, settings: DecodeSettings, pad: bool = False) -> tuple[np.ndarray, tuple[int, int], tuple[float, float]]:
+def preprocess(
+    image: np.ndarray, settings: DecodeSettings, pad: bool = False
+) -> tuple[np.ndarray, tuple[int, int], tuple[float, float]]:
     """One RGB image [H0, W0, 3] (uint8 or float, 0-255) to the graph's input [1, 3, H, W] float32 0-255.
 
     The graph normalises and pads to a multiple of ``size_divisible`` itself, so by default the
@@ -177,7 +179,13 @@ def decode(
 
 def _class_aware_nms(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, iou_threshold: float) -> np.ndarray:
     """NMS within each class; indices of the kept boxes, by decreasing score."""
-    keep = np.concatenate([np.flatnonzero(labels == c)[nms(boxes[labels == c], scores[labels == c], iou_threshold)] for c in np.unique(labels)] or [np.zeros(0, np.int64)])
+    keep = np.concatenate(
+        [
+            np.flatnonzero(labels == c)[nms(boxes[labels == c], scores[labels == c], iou_threshold)]
+            for c in np.unique(labels)
+        ]
+        or [np.zeros(0, np.int64)]
+    )
     return keep[np.argsort(-scores[keep], kind="stable")]
 
 
@@ -192,8 +200,12 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
     while order.size:
         best, rest = order[0], order[1:]
         keep.append(best)
-        width = np.clip(np.minimum(boxes[best, 2], boxes[rest, 2]) - np.maximum(boxes[best, 0], boxes[rest, 0]), 0, None)
-        height = np.clip(np.minimum(boxes[best, 3], boxes[rest, 3]) - np.maximum(boxes[best, 1], boxes[rest, 1]), 0, None)
+        width = np.clip(
+            np.minimum(boxes[best, 2], boxes[rest, 2]) - np.maximum(boxes[best, 0], boxes[rest, 0]), 0, None
+        )
+        height = np.clip(
+            np.minimum(boxes[best, 3], boxes[rest, 3]) - np.maximum(boxes[best, 1], boxes[rest, 1]), 0, None
+        )
         intersection = width * height
         with np.errstate(invalid="ignore", divide="ignore"):
             iou = intersection / (areas[best] + areas[rest] - intersection)

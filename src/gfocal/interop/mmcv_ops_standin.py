@@ -48,7 +48,9 @@ def _module(name: str) -> types.ModuleType:
     module = types.ModuleType(name)
     module.__path__ = []  # a package, so that submodules import
     module.nms, module.batched_nms = nms, batched_nms
-    module.__getattr__ = lambda attr: _Placeholder if not attr.startswith("__") else (_ for _ in ()).throw(AttributeError(attr))
+    module.__getattr__ = lambda attr: (
+        _Placeholder if not attr.startswith("__") else (_ for _ in ()).throw(AttributeError(attr))
+    )
     return module
 
 

@@ -51,7 +51,13 @@ MMDET_PREPROCESSING: dict[str, Any] = {
     "relu_before_extra_convs": False,
 }
 
-_DEPTHS = {(2, 2, 2, 2, False): 18, (3, 4, 6, 3, False): 34, (3, 4, 6, 3, True): 50, (3, 4, 23, 3, True): 101, (3, 8, 36, 3, True): 152}
+_DEPTHS = {
+    (2, 2, 2, 2, False): 18,
+    (3, 4, 6, 3, False): 34,
+    (3, 4, 6, 3, True): 50,
+    (3, 4, 23, 3, True): 101,
+    (3, 8, 36, 3, True): 152,
+}
 _STAGES = ("layer1", "layer2", "layer3", "layer4")
 
 
@@ -87,14 +93,21 @@ def from_mmdet(checkpoint: str | Path | Mapping[str, Tensor], **overrides: Any) 
 
 def mmdet_config_from_state(state: Mapping[str, Tensor], source: str = "checkpoint") -> ModelConfig:
     """Infer the ModelConfig of an mmdetection GFL state dict from its key names and shapes."""
-    for prefix in ("backbone.conv1.weight", "neck.lateral_convs.0.conv.weight", "bbox_head.gfl_cls.weight", "bbox_head.gfl_reg.weight"):
+    for prefix in (
+        "backbone.conv1.weight",
+        "neck.lateral_convs.0.conv.weight",
+        "bbox_head.gfl_cls.weight",
+        "bbox_head.gfl_reg.weight",
+    ):
         if prefix not in state:
             raise WeightsError(f"{source}: not an mmdetection GFL (ResNet + FPN + GFLHead) state dict; no {prefix!r}")
     blocks = tuple(_count(state, rf"backbone\.{stage}\.(\d+)\.") for stage in _STAGES)
     bottleneck = "backbone.layer1.0.conv3.weight" in state
     depth = _DEPTHS.get((*blocks, bottleneck))
     if depth is None:
-        raise WeightsError(f"{source}: ResNet with blocks per stage {blocks} (bottleneck={bottleneck}) is not a known depth")
+        raise WeightsError(
+            f"{source}: ResNet with blocks per stage {blocks} (bottleneck={bottleneck}) is not a known depth"
+        )
     fpn_channels = state["neck.lateral_convs.0.conv.weight"].shape[0]
     laterals, outputs = _count(state, r"neck\.lateral_convs\.(\d+)\."), _count(state, r"neck\.fpn_convs\.(\d+)\.")
     if (laterals, outputs) != (3, 5) or state["neck.fpn_convs.3.conv.weight"].shape[1] != fpn_channels:
@@ -169,10 +182,20 @@ def _load_exactly(model: GFLDetector, state: dict[str, Tensor], origin: dict[str
     expected = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
     missing = sorted(k for k in expected if k not in state)
     unmatched = sorted(origin.get(k, k) for k in state if k not in expected)
-    mis_shaped = [f"{origin.get(k, k)} -> {k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}" for k in expected if k in state and state[k].shape != expected[k].shape]
+    mis_shaped = [
+        f"{origin.get(k, k)} -> {k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in expected
+        if k in state and state[k].shape != expected[k].shape
+    ]
     if missing or unmatched or mis_shaped:
-        lines = [f"{source}: does not map onto a gfocal GFL detector ({model.config.backbone}, {model.config.num_classes} classes, reg_max={model.config.reg_max})"]
-        for title, keys in (("unmatched checkpoint keys", unmatched), ("model keys left empty", missing), ("mis-shaped", mis_shaped)):
+        lines = [
+            f"{source}: does not map onto a gfocal GFL detector ({model.config.backbone}, {model.config.num_classes} classes, reg_max={model.config.reg_max})"
+        ]
+        for title, keys in (
+            ("unmatched checkpoint keys", unmatched),
+            ("model keys left empty", missing),
+            ("mis-shaped", mis_shaped),
+        ):
             if keys:
                 lines.append(f"  {title} ({len(keys)}): " + ", ".join(keys))
         raise WeightsError("\n".join(lines))

@@ -37,18 +37,53 @@ def build_mmdet_gfl(
     stage_channels = [64, 128, 256, 512] if depth < 50 else [256, 512, 1024, 2048]
     config = dict(
         type="GFL",
-        data_preprocessor=dict(type="DetDataPreprocessor", mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_size_divisor=32),
-        backbone=dict(type="ResNet", depth=depth, num_stages=4, out_indices=(0, 1, 2, 3), frozen_stages=1, norm_cfg=dict(type="BN", requires_grad=True), norm_eval=True, style="pytorch"),
-        neck=dict(type="FPN", in_channels=stage_channels, out_channels=channels, start_level=1, add_extra_convs="on_output", num_outs=5),
+        data_preprocessor=dict(
+            type="DetDataPreprocessor",
+            mean=[123.675, 116.28, 103.53],
+            std=[58.395, 57.12, 57.375],
+            bgr_to_rgb=True,
+            pad_size_divisor=32,
+        ),
+        backbone=dict(
+            type="ResNet",
+            depth=depth,
+            num_stages=4,
+            out_indices=(0, 1, 2, 3),
+            frozen_stages=1,
+            norm_cfg=dict(type="BN", requires_grad=True),
+            norm_eval=True,
+            style="pytorch",
+        ),
+        neck=dict(
+            type="FPN",
+            in_channels=stage_channels,
+            out_channels=channels,
+            start_level=1,
+            add_extra_convs="on_output",
+            num_outs=5,
+        ),
         bbox_head=dict(
-            type="GFLHead", num_classes=num_classes, in_channels=channels, stacked_convs=stacked_convs, feat_channels=channels, reg_max=reg_max,
-            anchor_generator=dict(type="AnchorGenerator", ratios=[1.0], octave_base_scale=8, scales_per_octave=1, strides=[8, 16, 32, 64, 128]),
+            type="GFLHead",
+            num_classes=num_classes,
+            in_channels=channels,
+            stacked_convs=stacked_convs,
+            feat_channels=channels,
+            reg_max=reg_max,
+            anchor_generator=dict(
+                type="AnchorGenerator",
+                ratios=[1.0],
+                octave_base_scale=8,
+                scales_per_octave=1,
+                strides=[8, 16, 32, 64, 128],
+            ),
             loss_cls=dict(type="QualityFocalLoss", use_sigmoid=True, beta=2.0, loss_weight=1.0),
             loss_dfl=dict(type="DistributionFocalLoss", loss_weight=0.25),
             loss_bbox=dict(type="GIoULoss", loss_weight=2.0),
         ),
         train_cfg=dict(assigner=dict(type="ATSSAssigner", topk=9), allowed_border=-1, pos_weight=-1, debug=False),
-        test_cfg=dict(nms_pre=1000, min_bbox_size=0, score_thr=0.05, nms=dict(type="nms", iou_threshold=0.6), max_per_img=100),
+        test_cfg=dict(
+            nms_pre=1000, min_bbox_size=0, score_thr=0.05, nms=dict(type="nms", iou_threshold=0.6), max_per_img=100
+        ),
     )
     torch.manual_seed(0)
     model = MODELS.build(ConfigDict(config))

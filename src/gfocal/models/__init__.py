@@ -3,7 +3,13 @@
 from gfocal.models.config import ModelConfig
 from gfocal.models.detector import GFLDetector
 from gfocal.models.factory import (
-    MODELS, build_detector, gfl_nano, gfl_resnet18_fpn, gfl_resnet50_fpn, gfl_small, load_model,
+    MODELS,
+    build_detector,
+    gfl_nano,
+    gfl_resnet18_fpn,
+    gfl_resnet50_fpn,
+    gfl_small,
+    load_model,
 )
 from gfocal.models.weights import WeightsError, save_weights
 

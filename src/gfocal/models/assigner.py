@@ -1,5 +1,4 @@
-"""Location points, their validity in a padded batch, and ATSS assignment, vectorised over images,
-ground truths and levels.
+"""ATSS assignment of locations to ground truths, vectorised over images, ground truths and levels.
 
 Shape letters:
     N  images      A  locations over all levels      L  levels
@@ -17,79 +16,9 @@ import torch
 from torch import Tensor
 from torchvision.ops import box_iou
 
-__all__ = ["LocationGrid", "location_grid", "valid_locations", "Assignment", "atss_assign"]
+from gfocal.models.grid import LocationGrid
 
-
-class LocationGrid(NamedTuple):
-    """Where every output location sits, flattened over levels (level-major, then row-major).
-
-    points (Tensor[A, 2]): (x, y) in input pixels.
-    strides (Tensor[A]): the stride of each location's level.
-    level_sizes (list[int]): locations per level, summing to A.
-    level_shapes (list[tuple[int, int]]): (height, width) of each level's feature map.
-    level_strides (list[int]): the stride of each level, in input pixels.
-    """
-
-    points: Tensor
-    strides: Tensor
-    level_sizes: list[int]
-    level_shapes: list[tuple[int, int]]
-    level_strides: list[int]
-
-
-def location_grid(
-    feature_shapes: list[tuple[int, int]], strides: tuple[int, ...], offset: float, device: torch.device
-) -> LocationGrid:
-    """Points at ``(index + offset) * stride`` for every cell of every level, float32."""
-    points, point_strides, sizes = [], [], []
-    for (height, width), stride in zip(feature_shapes, strides):
-        ys = (torch.arange(height, device=device, dtype=torch.float32) + offset) * stride
-        xs = (torch.arange(width, device=device, dtype=torch.float32) + offset) * stride
-        grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-        points.append(torch.stack((grid_x.reshape(-1), grid_y.reshape(-1)), dim=-1))
-        point_strides.append(torch.full((height * width,), float(stride), device=device))
-        sizes.append(height * width)
-    shapes = [(height, width) for height, width in feature_shapes]
-    return LocationGrid(torch.cat(points), torch.cat(point_strides), sizes, shapes, list(strides[: len(shapes)]))
-
-
-def valid_locations(grid: LocationGrid, image_sizes: list[tuple[int, int]], size_divisible: int = 1) -> Tensor:
-    """Which locations of a zero-padded batch belong to each image: mmdetection's "valid flags".
-
-    Each image counts as padded to its own multiple of ``size_divisible`` (mmdetection's
-    ``pad_shape``); on a level of stride s, a cell (row, col) is valid when
-    ``row < ceil(pad_h / s)`` and ``col < ceil(pad_w / s)``. The valid cells of an image are then
-    exactly the grid it would have alone, so a batch assigns and trains as its images one by one.
-    The rest lies in padding added only to match other images: it is never a candidate of
-    :func:`atss_assign` and has no loss.
-
-    Args:
-        grid: the batch's locations (A of them).
-        image_sizes: (height, width) of each image inside the padding, in input pixels.
-        size_divisible: the multiple each image is padded to on its own (1: valid = ``ceil(h / s)`` cells).
-
-    Returns:
-        Tensor[N, A] bool.
-
-    Reference: mmdetection ``AnchorGenerator.valid_flags`` with ``img_meta["pad_shape"]``, and
-    ``anchor_inside_flags`` with ``allowed_border=-1`` (GFL's setting), which keeps exactly those.
-    """
-    device = grid.points.device
-    divisor = size_divisible
-    padded = [(_ceil_div(h, divisor) * divisor, _ceil_div(w, divisor) * divisor) for h, w in image_sizes]
-    levels = []
-    for (height, width), stride in zip(grid.level_shapes, grid.level_strides):
-        # Counts from Python ints on the host: no device sync.
-        valid_rows = torch.tensor([min(_ceil_div(h, stride), height) for h, _ in padded], device=device)  # [N]
-        valid_cols = torch.tensor([min(_ceil_div(w, stride), width) for _, w in padded], device=device)  # [N]
-        rows = torch.arange(height, device=device) < valid_rows.unsqueeze(-1)  # [N, H_l]
-        cols = torch.arange(width, device=device) < valid_cols.unsqueeze(-1)  # [N, W_l]
-        levels.append((rows.unsqueeze(-1) & cols.unsqueeze(1)).flatten(1))  # [N, H_l*W_l]
-    return torch.cat(levels, dim=1)
-
-
-def _ceil_div(value: int, divisor: int) -> int:
-    return -(-value // divisor)
+__all__ = ["Assignment", "atss_assign"]
 
 
 class Assignment(NamedTuple):
@@ -143,7 +72,9 @@ def atss_assign(
         return Assignment(empty, empty >= 0)
     half = grid.strides.unsqueeze(-1) * (anchor_scale / 2)
     anchors = torch.cat((grid.points - half, grid.points + half), dim=-1)  # [A, 4]
-    ious = box_iou(anchors, gt_boxes.reshape(-1, 4)).reshape(num_locations, num_images, num_gt).permute(1, 0, 2)  # [N, A, M]
+    ious = (
+        box_iou(anchors, gt_boxes.reshape(-1, 4)).reshape(num_locations, num_images, num_gt).permute(1, 0, 2)
+    )  # [N, A, M]
 
     gt_centers = (gt_boxes[..., :2] + gt_boxes[..., 2:]) / 2  # [N, M, 2]
     # Exact distances (not the matmul form) so near-ties order the same as a direct computation.
@@ -162,15 +93,18 @@ def atss_assign(
 
     candidate_points = grid.points[candidate_index]  # [N, K, M, 2]
     boxes = gt_boxes.unsqueeze(1)  # [N, 1, M, 4]
-    inside = torch.stack(
-        (
-            candidate_points[..., 0] - boxes[..., 0],
-            candidate_points[..., 1] - boxes[..., 1],
-            boxes[..., 2] - candidate_points[..., 0],
-            boxes[..., 3] - candidate_points[..., 1],
-        ),
-        dim=-1,
-    ).amin(-1) > 0.01  # [N, K, M]
+    inside = (
+        torch.stack(
+            (
+                candidate_points[..., 0] - boxes[..., 0],
+                candidate_points[..., 1] - boxes[..., 1],
+                boxes[..., 2] - candidate_points[..., 0],
+                boxes[..., 3] - candidate_points[..., 1],
+            ),
+            dim=-1,
+        ).amin(-1)
+        > 0.01
+    )  # [N, K, M]
     keep = (candidate_iou >= threshold.unsqueeze(1)) & inside & gt_valid.unsqueeze(1)  # [N, K, M]
     if is_candidate is not None:
         keep &= is_candidate

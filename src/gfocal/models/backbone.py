@@ -56,7 +56,9 @@ class ResNetFPN(nn.Module):
         stage_channels = [body.layer2[-1], body.layer3[-1], body.layer4[-1]]
         in_channels = [_block_out_channels(block) for block in stage_channels]
         self.fpn = FeaturePyramidNetwork(
-            in_channels, config.fpn_channels, extra_blocks=_ExtraLevels(config.fpn_channels, config.relu_before_extra_convs)
+            in_channels,
+            config.fpn_channels,
+            extra_blocks=_ExtraLevels(config.fpn_channels, config.relu_before_extra_convs),
         )
 
     def _freeze(self, trainable_layers: int) -> None:
@@ -117,7 +119,11 @@ class ScaledResNet(nn.Module):
 
 
 def _stage(
-    block: type[BasicBlock] | type[Bottleneck], in_channels: int, planes: int, blocks: int, stride: int,
+    block: type[BasicBlock] | type[Bottleneck],
+    in_channels: int,
+    planes: int,
+    blocks: int,
+    stride: int,
     norm_layer: type[nn.Module],
 ) -> tuple[nn.Sequential, int]:
     """One ResNet stage of torchvision's blocks, and its output channels."""

@@ -1,4 +1,4 @@
-"""Training targets and losses for every variant of the head.
+"""The losses of every variant of the head, from its outputs and the batch's ATSS targets.
 
 Shape letters:
     N  images      A  locations      C  classes      M  ground truths per image (padded)
@@ -17,19 +17,20 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
-from gfocal.models.assigner import LocationGrid, atss_assign
 from gfocal.models.config import ModelConfig
+from gfocal.models.grid import LocationGrid
 from gfocal.models.head import HeadOutputs, joint_score_logits
+from gfocal.models.targets import assign_targets
 from gfocal.ops import (
     aligned_box_iou,
     box_to_distance,
-    distance_to_box,
+    centerness,
+    decode_boxes,
     distribution_focal_loss,
-    integral,
     quality_focal_loss,
 )
 
-__all__ = ["GFLCriterion", "centerness", "decode_boxes", "pad_targets"]
+__all__ = ["GFLCriterion"]
 
 
 def _mean_over_ranks(value: Tensor) -> Tensor:
@@ -39,58 +40,6 @@ def _mean_over_ranks(value: Tensor) -> Tensor:
         dist.all_reduce(value)
         value /= dist.get_world_size()
     return value
-
-
-def pad_targets(targets: list[dict[str, Tensor]], device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
-    """Stack per-image boxes and labels into padded tensors.
-
-    Returns:
-        boxes (Tensor[N, M, 4] float32), labels (Tensor[N, M] int64), valid (Tensor[N, M] bool).
-    """
-    most = max((len(t["boxes"]) for t in targets), default=0)
-    boxes = torch.zeros(len(targets), most, 4, device=device)
-    labels = torch.zeros(len(targets), most, dtype=torch.long, device=device)
-    valid = torch.zeros(len(targets), most, dtype=torch.bool, device=device)
-    for i, target in enumerate(targets):
-        count = len(target["boxes"])
-        boxes[i, :count] = target["boxes"].to(device=device, dtype=torch.float32)
-        labels[i, :count] = target["labels"].to(device)
-        valid[i, :count] = True
-    return boxes, labels, valid
-
-
-def centerness(points: Tensor, boxes: Tensor) -> Tensor:
-    """FCOS centerness ``sqrt(min(l,r)/max(l,r) * min(t,b)/max(t,b))`` of points in boxes.
-
-    Args:
-        points (Tensor[P, 2]); boxes (Tensor[P, 4]) xyxy; points inside their boxes.
-
-    Returns:
-        Tensor[P] in [0, 1].
-    """
-    distances = box_to_distance(points, boxes).clamp_min(0)
-    horizontal, vertical = distances[:, 0::2], distances[:, 1::2]
-    ratio = (horizontal.amin(-1) / horizontal.amax(-1).clamp_min(1e-6)) * (
-        vertical.amin(-1) / vertical.amax(-1).clamp_min(1e-6)
-    )
-    return ratio.sqrt()
-
-
-def decode_boxes(box_outputs: Tensor, points: Tensor, strides: Tensor, box: str) -> Tensor:
-    """Box outputs at some locations to xyxy boxes in pixels.
-
-    Args:
-        box_outputs (Tensor[..., 4*B]): distribution logits (``box="dfl"``) or stride-unit distances.
-        points (Tensor[..., 2]) and strides (Tensor[...]) of the same locations.
-
-    Returns:
-        Tensor[..., 4] xyxy in pixels.
-    """
-    if box == "dfl":
-        distances = integral(box_outputs.unflatten(-1, (4, box_outputs.shape[-1] // 4)))  # [..., 4] in strides
-    else:
-        distances = box_outputs
-    return distance_to_box(points, distances * strides.unsqueeze(-1))
 
 
 class GFLCriterion:
@@ -113,35 +62,27 @@ class GFLCriterion:
             grid: the locations.
             targets: per image ``boxes`` (Tensor[M, 4] xyxy, input pixels) and ``labels`` (Tensor[M] in [0, C)).
             valid (Tensor[N, A] bool | None): the locations of each image, not padding added for other
-                images (:func:`gfocal.models.assigner.valid_locations`); the rest are never assigned and
+                images (:func:`gfocal.models.grid.valid_locations`); the rest are never assigned and
                 have no loss, as in mmdetection. None: all locations.
         """
         with torch.autocast(outputs.cls_logits.device.type, enabled=False):
             return self._losses(outputs, grid, targets, valid)
 
-    def _losses(
-        self, outputs: HeadOutputs, grid: LocationGrid, targets: list[dict[str, Tensor]], valid: Tensor | None
-    ):
+    def _losses(self, outputs: HeadOutputs, grid: LocationGrid, targets: list[dict[str, Tensor]], valid: Tensor | None):
         config = self.config
         device = outputs.cls_logits.device
-        gt_boxes, gt_labels, gt_valid = pad_targets(targets, device)
-        assignment = atss_assign(grid, gt_boxes, gt_valid, config.atss_topk, config.anchor_scale, valid)
+        positives = assign_targets(grid, targets, config.atss_topk, config.anchor_scale, valid).positives
+        pos_gt_boxes, pos_labels = positives.box, positives.label  # [P, 4], [P]
+        pos_points, pos_strides = positives.point, positives.stride  # [P, 2], [P]
+        pos_box_outputs = positives.gather(outputs.box_outputs)  # [P, 4*B]
+        pos_boxes = decode_boxes(pos_box_outputs, pos_points, pos_strides, config.box == "dfl")  # [P, 4] pixels
         num_classes = config.num_classes
 
-        image_index, location_index = assignment.positive.nonzero(as_tuple=True)  # [P] each
-        matched = assignment.gt_index[image_index, location_index]  # [P]
-        pos_gt_boxes = gt_boxes[image_index, matched]  # [P, 4]
-        pos_labels = gt_labels[image_index, matched]  # [P]
-        pos_points = grid.points[location_index]  # [P, 2]
-        pos_strides = grid.strides[location_index]  # [P]
-        pos_box_outputs = outputs.box_outputs[image_index, location_index]  # [P, 4*B]
-        pos_boxes = decode_boxes(pos_box_outputs, pos_points, pos_strides, config.box)  # [P, 4] pixels
-
-        num_pos = _mean_over_ranks(torch.tensor(float(len(image_index)), device=device)).clamp_min(1.0)
+        num_pos = _mean_over_ranks(torch.tensor(float(len(pos_labels)), device=device)).clamp_min(1.0)
         cls_logits = outputs.cls_logits.reshape(-1, num_classes)  # [N*A, C]
         # Positives are valid by construction; only the classification terms reach invalid locations.
         cls_weight = None if valid is None else valid.reshape(-1, 1).to(cls_logits.dtype)  # [N*A, 1]
-        flat_pos = image_index * outputs.cls_logits.shape[1] + location_index  # [P]
+        flat_pos = positives.flat_index(outputs.cls_logits.shape[1])  # [P]
         pos_centerness = centerness(pos_points, pos_gt_boxes)  # [P]
 
         losses: dict[str, Tensor] = {}
@@ -159,7 +100,11 @@ class GFLCriterion:
             if outputs.quality_logits is not None:  # DGQP: the joint score is class x quality
                 score_logits = joint_score_logits(cls_logits, outputs.quality_logits.reshape(-1, 1))
             losses["loss_qfl"] = config.loss_cls_weight * quality_focal_loss(
-                score_logits, (labels, scores), beta=config.qfl_beta, weight=cls_weight, avg_factor=num_pos,
+                score_logits,
+                (labels, scores),
+                beta=config.qfl_beta,
+                weight=cls_weight,
+                avg_factor=num_pos,
                 validate=False,
             )
             box_weight = score_logits.detach()[flat_pos].sigmoid().amax(-1)  # [P]
@@ -173,9 +118,11 @@ class GFLCriterion:
                 focal = focal * cls_weight
             losses["loss_focal"] = config.loss_cls_weight * focal.sum() / num_pos
             pos_quality_logits = outputs.quality_logits.reshape(-1)[flat_pos]  # [P]
-            losses["loss_centerness"] = config.loss_centerness_weight * F.binary_cross_entropy_with_logits(
-                pos_quality_logits, pos_centerness, reduction="sum"
-            ) / num_pos
+            losses["loss_centerness"] = (
+                config.loss_centerness_weight
+                * F.binary_cross_entropy_with_logits(pos_quality_logits, pos_centerness, reduction="sum")
+                / num_pos
+            )
             box_weight = pos_centerness
 
         weight_sum = _mean_over_ranks(box_weight.sum()).clamp_min(1.0)
@@ -193,6 +140,5 @@ class GFLCriterion:
             ).reshape(-1, 4)  # [P, 4]
             losses["loss_dfl"] = config.loss_dfl_weight * (dfl.mean(-1) * box_weight).sum() / weight_sum
 
-        stats = {"num_pos": float(len(image_index)) / max(len(targets), 1)}
+        stats = {"num_pos": float(len(pos_labels)) / max(len(targets), 1)}
         return losses, stats
-

@@ -16,10 +16,10 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from gfocal.models.assigner import LocationGrid, location_grid, valid_locations
 from gfocal.models.backbone import ResNetFPN
 from gfocal.models.config import ModelConfig
 from gfocal.models.criterion import GFLCriterion
+from gfocal.models.grid import LocationGrid, location_grid, valid_locations
 from gfocal.models.head import GFLHead, HeadOutputs, joint_score_logits
 from gfocal.models.postprocess import postprocess_image
 from gfocal.models.transform import DetectionTransform, ImageBatch

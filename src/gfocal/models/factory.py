@@ -26,7 +26,8 @@ def build_detector(
             f"backbone weights {backbone_weights} are for torchvision's {config.backbone} (backbone_width 64), "
             f"but this model's body has backbone_width {config.backbone_width} (gfl_nano's half-width ResNet-18): "
             "pick a model with a full-width body (gfl_small, gfl_resnet18_fpn, gfl_resnet50_fpn), "
-            "or set model_overrides.backbone_width=64")
+            "or set model_overrides.backbone_width=64"
+        )
     model = GFLDetector(config)
     if weights is not None:
         load_state_into(model, read_state_dict(weights), weights)
@@ -67,7 +68,9 @@ def _named(defaults: dict[str, Any]) -> Callable[..., GFLDetector]:
 
 
 gfl_resnet50_fpn = _named({"backbone": "resnet50"})
-gfl_resnet50_fpn.__doc__ = """The paper's GFL: ResNet-50 FPN P3-P7, 256 channels, 4-conv towers, reg_max 16, 1333x800."""
+gfl_resnet50_fpn.__doc__ = (
+    """The paper's GFL: ResNet-50 FPN P3-P7, 256 channels, 4-conv towers, reg_max 16, 1333x800."""
+)
 gfl_resnet18_fpn = _named({"backbone": "resnet18"})
 gfl_resnet18_fpn.__doc__ = """GFL with a ResNet-18 body, otherwise the paper's settings."""
 gfl_small = _named(

@@ -13,10 +13,9 @@ import torch
 from torch import Tensor
 from torchvision.ops import batched_nms
 
-from gfocal.models.assigner import LocationGrid
 from gfocal.models.config import ModelConfig
-from gfocal.models.criterion import decode_boxes
-from gfocal.ops import distribution_std
+from gfocal.models.grid import LocationGrid
+from gfocal.ops import decode_boxes, distribution_std
 
 __all__ = ["postprocess_image"]
 
@@ -63,10 +62,15 @@ def postprocess_image(
         scores = scores * score_factors[locations]
 
     selected_outputs = box_outputs[locations]  # [K', 4*B]
-    boxes = decode_boxes(selected_outputs, grid.points[locations], grid.strides[locations], config.box)
+    boxes = decode_boxes(selected_outputs, grid.points[locations], grid.strides[locations], config.box == "dfl")
     height, width = image_size
     boxes = torch.stack(
-        (boxes[:, 0].clamp(0, width), boxes[:, 1].clamp(0, height), boxes[:, 2].clamp(0, width), boxes[:, 3].clamp(0, height)),
+        (
+            boxes[:, 0].clamp(0, width),
+            boxes[:, 1].clamp(0, height),
+            boxes[:, 2].clamp(0, width),
+            boxes[:, 3].clamp(0, height),
+        ),
         dim=-1,
     )
     keep = batched_nms(boxes, scores, labels, config.nms_iou_threshold)[: config.max_detections]

@@ -19,7 +19,14 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torchvision.ops import FrozenBatchNorm2d
 
-__all__ = ["Precision", "resolve_precision", "cpu_has_native_bf16", "autocast", "prepare_for_inference", "compile_network"]
+__all__ = [
+    "Precision",
+    "resolve_precision",
+    "cpu_has_native_bf16",
+    "autocast",
+    "prepare_for_inference",
+    "compile_network",
+]
 
 PrecisionName = Literal["auto", "fp32", "bf16", "fp16"]
 logger = logging.getLogger("gfocal")
@@ -49,15 +56,21 @@ def resolve_precision(name: PrecisionName, device: torch.device | str) -> Precis
     device_type = torch.device(device).type
     if name not in ("auto", "fp32", "bf16", "fp16"):
         raise ValueError(f"precision must be one of auto, fp32, bf16, fp16; got {name!r}")
-    native_bf16 = cpu_has_native_bf16() if device_type == "cpu" else torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    native_bf16 = (
+        cpu_has_native_bf16() if device_type == "cpu" else torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    )
     if name == "auto":
         if device_type == "cpu":
-            chosen = Precision("bf16", "cpu", "CPU has native bf16 (AMX/AVX512-BF16)") if native_bf16 else Precision(
-                "fp32", "cpu", "CPU lacks native bf16, float32 is faster"
+            chosen = (
+                Precision("bf16", "cpu", "CPU has native bf16 (AMX/AVX512-BF16)")
+                if native_bf16
+                else Precision("fp32", "cpu", "CPU lacks native bf16, float32 is faster")
             )
         elif device_type == "cuda":
-            chosen = Precision("bf16", "cuda", "GPU supports bf16") if native_bf16 else Precision(
-                "fp16", "cuda", "GPU lacks bf16, using fp16 with loss scaling"
+            chosen = (
+                Precision("bf16", "cuda", "GPU supports bf16")
+                if native_bf16
+                else Precision("fp16", "cuda", "GPU lacks bf16, using fp16 with loss scaling")
             )
         else:
             chosen = Precision("fp32", device_type, f"no mixed precision on {device_type}")

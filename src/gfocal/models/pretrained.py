@@ -55,8 +55,10 @@ class TransferReport:
     def lines(self) -> list[str]:
         """One line per decision, for the log."""
         lines = [*self.notes, f"loaded {len(self.loaded)} tensors from {self.source}; {self._classes_line()}"]
-        for title, keys in (("model tensors not in the checkpoint, left as initialised", self.left_initialised),
-                            ("checkpoint tensors unused", self.unused)):
+        for title, keys in (
+            ("model tensors not in the checkpoint, left as initialised", self.left_initialised),
+            ("checkpoint tensors unused", self.unused),
+        ):
             if keys:
                 lines.append(f"{len(keys)} {title}: {_some(keys)}")
         return lines
@@ -73,8 +75,14 @@ class TransferReport:
         return f"cls_out: {len(kept)} of {total} classes from the checkpoint ({_some(kept)}), {len(new)} new ({_some(new)})"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "lines": self.lines(), "loaded": self.loaded, "class_rows": self.class_rows,
-                "left_initialised": self.left_initialised, "unused": self.unused}
+        return {
+            "source": self.source,
+            "lines": self.lines(),
+            "loaded": self.loaded,
+            "class_rows": self.class_rows,
+            "left_initialised": self.left_initialised,
+            "unused": self.unused,
+        }
 
 
 def transfer_weights(
@@ -111,8 +119,10 @@ def transfer_weights(
     report.unused = sorted(k for k in state if k not in expected and not k.endswith("num_batches_tracked"))
     fitting = {k: v for k, v in state.items() if k in expected and k not in CLASS_TENSORS}
     rows = _class_rows(names, checkpoint_classes, state[CLASS_TENSORS[0]].shape[0], source, by_order)
-    report.class_rows = {name: (checkpoint_classes[row] if checkpoint_classes else f"class {row}") if row is not None
-                         else None for name, row in zip(names, rows)}
+    report.class_rows = {
+        name: (checkpoint_classes[row] if checkpoint_classes else f"class {row}") if row is not None else None
+        for name, row in zip(names, rows)
+    }
     report.reordered = any(row is not None and row != c for c, row in enumerate(rows))
     with torch.no_grad():
         for key in CLASS_TENSORS:
@@ -125,13 +135,17 @@ def transfer_weights(
 
 def _check_shapes(model: nn.Module, state: Mapping[str, Tensor], expected: Mapping[str, Tensor], source: str) -> None:
     """Every shared tensor must have the model's shape; the class rows only beyond their first dimension."""
+
     def fits(key: str) -> bool:
         if key in CLASS_TENSORS:
             return state[key].shape[1:] == expected[key].shape[1:]
         return state[key].shape == expected[key].shape
 
-    mis_shaped = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-                  for k in expected if k in state and not fits(k)]
+    mis_shaped = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in expected
+        if k in state and not fits(k)
+    ]
     if CLASS_TENSORS[0] not in state:
         raise WeightsError(f"{source}: no {CLASS_TENSORS[0]}; not a gfocal detector's weights")
     if mis_shaped:
@@ -140,16 +154,20 @@ def _check_shapes(model: nn.Module, state: Mapping[str, Tensor], expected: Mappi
             f"{source}: {len(mis_shaped)} tensors do not fit the model ({config.backbone}, fpn_channels="
             f"{config.fpn_channels}, feat_channels={config.feat_channels}, stacked_convs={config.stacked_convs}, "
             f"reg_max={config.reg_max}): {_some(mis_shaped, 6)}. Leave out --model (and the model_overrides that change "
-            "the architecture) to build the checkpoint's own architecture, or start from --backbone-weights")
+            "the architecture) to build the checkpoint's own architecture, or start from --backbone-weights"
+        )
 
 
-def _class_rows(names: list[str], checkpoint_classes: Sequence[str] | None, rows: int, source: str,
-                by_order: bool) -> list[int | None]:
+def _class_rows(
+    names: list[str], checkpoint_classes: Sequence[str] | None, rows: int, source: str, by_order: bool
+) -> list[int | None]:
     """For each model class, the checkpoint row holding it (None: a new class)."""
     if by_order:
         if rows != len(names):
-            raise WeightsError(f"{source}: weights_class_map=by_order needs as many classes in the checkpoint ({rows}) "
-                               f"as in the dataset ({len(names)})")
+            raise WeightsError(
+                f"{source}: weights_class_map=by_order needs as many classes in the checkpoint ({rows}) "
+                f"as in the dataset ({len(names)})"
+            )
         return list(range(rows))
     if checkpoint_classes is None:
         return [None] * len(names)
@@ -204,11 +222,15 @@ def resolve_backbone_weights(spec: str | Path, backbone: str) -> Path:
         full_name = "." in text and path.suffix.lower() not in (".pth", ".pt", ".safetensors")
         weights = get_weight(text) if full_name else enum[text]
     except (KeyError, ValueError, AttributeError):
-        raise WeightsError(f"backbone weights {text!r}: no such file, and not a torchvision weights name of {backbone} "
-                           f"(names: DEFAULT, {', '.join(w.name for w in enum)}, or {enum.__name__}.<name>)") from None
+        raise WeightsError(
+            f"backbone weights {text!r}: no such file, and not a torchvision weights name of {backbone} "
+            f"(names: DEFAULT, {', '.join(w.name for w in enum)}, or {enum.__name__}.<name>)"
+        ) from None
     if type(weights) is not enum:
-        raise WeightsError(f"backbone weights {text!r} are {type(weights).__name__}, not weights of a {backbone} body "
-                           f"({enum.__name__})")
+        raise WeightsError(
+            f"backbone weights {text!r} are {type(weights).__name__}, not weights of a {backbone} body "
+            f"({enum.__name__})"
+        )
     cached = hub_checkpoint_path(weights.url)
     if not cached.is_file():
         try:
@@ -216,5 +238,6 @@ def resolve_backbone_weights(spec: str | Path, backbone: str) -> Path:
         except OSError as error:  # URLError, socket and HTTP errors are OSErrors
             raise WeightsError(
                 f"backbone weights {text!r} ({type(weights).__name__}.{weights.name}): cannot download {weights.url} "
-                f"({error}); offline, place that file at {cached} or pass its path to --backbone-weights") from None
+                f"({error}); offline, place that file at {cached} or pass its path to --backbone-weights"
+            ) from None
     return cached

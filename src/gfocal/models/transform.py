@@ -124,6 +124,8 @@ def _check_images(images: list[Tensor]) -> None:
             low, high = image.aminmax()
             # 0-255 floats or pre-normalised images would be normalised again: wrong results, no error.
             if low < -_RANGE_SLACK or high > 1 + _RANGE_SLACK:
-                raise ValueError(f"images[{index}] is float with values in [{low.item():.4g}, {high.item():.4g}]; "
-                                 "float images must be in [0, 1] (divide 0-255 values by 255, or pass uint8), "
-                                 "not normalised: the model normalises them itself")
+                raise ValueError(
+                    f"images[{index}] is float with values in [{low.item():.4g}, {high.item():.4g}]; "
+                    "float images must be in [0, 1] (divide 0-255 values by 255, or pass uint8), "
+                    "not normalised: the model normalises them itself"
+                )

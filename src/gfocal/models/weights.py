@@ -31,7 +31,10 @@ class WeightsError(ValueError):
 
 def save_weights(model: GFLDetector, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
     """Write the model's float32 weights and config to a safetensors file, atomically."""
-    state = {k: v.detach().float().contiguous() if v.is_floating_point() else v.contiguous() for k, v in model.state_dict().items()}
+    state = {
+        k: v.detach().float().contiguous() if v.is_floating_point() else v.contiguous()
+        for k, v in model.state_dict().items()
+    }
     info = {"format": _FORMAT, "config": json.dumps(model.config.to_dict()), **(metadata or {})}
     atomic_write(path, lambda temporary: save_file(state, temporary, metadata=info))
     return Path(path)
@@ -69,7 +72,9 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for truncated or foreign files
-        raise WeightsError(f"{path}: cannot read it as a PyTorch state dict ({type(error).__name__}: {error})") from error
+        raise WeightsError(
+            f"{path}: cannot read it as a PyTorch state dict ({type(error).__name__}: {error})"
+        ) from error
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -89,7 +94,9 @@ def load_state_into(model: GFLDetector, state: dict[str, Tensor], source: str | 
         if k in state and state[k].shape != expected[k].shape
     ]
     if missing or unexpected or mis_shaped:
-        lines = [f"{source}: weights do not fit this model ({model.config.num_classes} classes, reg_max={model.config.reg_max})"]
+        lines = [
+            f"{source}: weights do not fit this model ({model.config.num_classes} classes, reg_max={model.config.reg_max})"
+        ]
         for title, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", mis_shaped)):
             if keys:
                 lines.append(f"  {title} ({len(keys)}): " + ", ".join(keys[:8]) + (" ..." if len(keys) > 8 else ""))
@@ -97,6 +104,8 @@ def load_state_into(model: GFLDetector, state: dict[str, Tensor], source: str | 
     # NaN weights would load fine and then predict nothing, silently.
     non_finite = sorted(k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all())
     if non_finite:
-        raise WeightsError(f"{source}: {len(non_finite)} tensors hold NaN or infinite values "
-                           f"(e.g. {', '.join(non_finite[:3])}); the run that wrote them diverged")
+        raise WeightsError(
+            f"{source}: {len(non_finite)} tensors hold NaN or infinite values "
+            f"(e.g. {', '.join(non_finite[:3])}); the run that wrote them diverged"
+        )
     model.load_state_dict(state)

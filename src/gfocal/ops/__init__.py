@@ -3,19 +3,22 @@
 from gfocal.ops.distribution import (
     PeakStatistics,
     box_to_distance,
+    decode_boxes,
     distance_to_box,
     distribution_entropy,
     distribution_std,
     integral,
     peak_statistics,
 )
-from gfocal.ops.geometry import aligned_box_iou
+from gfocal.ops.geometry import aligned_box_iou, centerness
 from gfocal.ops.losses import distribution_focal_loss, generalized_focal_loss, quality_focal_loss, reduce_loss
 
 __all__ = [
     "PeakStatistics",
     "aligned_box_iou",
     "box_to_distance",
+    "centerness",
+    "decode_boxes",
     "distance_to_box",
     "distribution_entropy",
     "distribution_focal_loss",

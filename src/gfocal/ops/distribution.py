@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "decode_boxes",
     "integral",
     "distance_to_box",
     "box_to_distance",
@@ -71,6 +72,24 @@ def distance_to_box(points: Tensor, distances: Tensor, max_shape: tuple[int, int
             dim=-1,
         )
     return boxes
+
+
+def decode_boxes(box_outputs: Tensor, points: Tensor, strides: Tensor, distribution: bool = True) -> Tensor:
+    """Box outputs at some locations to xyxy boxes in pixels.
+
+    Args:
+        box_outputs (Tensor[..., 4*B]): per-edge distribution logits (``distribution``: the Integral of
+            their softmax) or, with ``distribution`` False, distances in strides (B = 1, Dirac).
+        points (Tensor[..., 2]) and strides (Tensor[...]) of the same locations.
+
+    Returns:
+        Tensor[..., 4] xyxy in pixels.
+    """
+    if distribution:
+        distances = integral(box_outputs.unflatten(-1, (4, box_outputs.shape[-1] // 4)))  # [..., 4] in strides
+    else:
+        distances = box_outputs
+    return distance_to_box(points, distances * strides.unsqueeze(-1))
 
 
 def box_to_distance(points: Tensor, boxes: Tensor, max_distance: float | None = None, eps: float = 0.1) -> Tensor:

@@ -1,4 +1,4 @@
-"""Box geometry the method needs and torchvision lacks: IoU of paired boxes.
+"""Box geometry the method needs and torchvision lacks: IoU of paired boxes, FCOS centerness.
 
 Shape letters: P pairs of boxes.
 """
@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from torch import Tensor
 
-__all__ = ["aligned_box_iou"]
+from gfocal.ops.distribution import box_to_distance
+
+__all__ = ["aligned_box_iou", "centerness"]
 
 
 def aligned_box_iou(boxes: Tensor, other: Tensor, eps: float = 1e-6) -> Tensor:
@@ -25,3 +27,20 @@ def aligned_box_iou(boxes: Tensor, other: Tensor, eps: float = 1e-6) -> Tensor:
     area = (boxes[:, 2:] - boxes[:, :2]).clamp_min(0).prod(-1)
     area_other = (other[:, 2:] - other[:, :2]).clamp_min(0).prod(-1)
     return intersection / (area + area_other - intersection).clamp_min(eps)
+
+
+def centerness(points: Tensor, boxes: Tensor) -> Tensor:
+    """FCOS centerness ``sqrt(min(l,r)/max(l,r) * min(t,b)/max(t,b))`` of points in boxes.
+
+    Args:
+        points (Tensor[P, 2]); boxes (Tensor[P, 4]) xyxy; points inside their boxes.
+
+    Returns:
+        Tensor[P] in [0, 1].
+    """
+    distances = box_to_distance(points, boxes).clamp_min(0)
+    horizontal, vertical = distances[:, 0::2], distances[:, 1::2]
+    ratio = (horizontal.amin(-1) / horizontal.amax(-1).clamp_min(1e-6)) * (
+        vertical.amin(-1) / vertical.amax(-1).clamp_min(1e-6)
+    )
+    return ratio.sqrt()

@@ -111,13 +111,13 @@ class _QualityFocalLossFunction(torch.autograd.Function):
         )
 
 
-def _dense_quality_target(
-    logits: Tensor, target: Tensor | tuple[Tensor, Tensor], validate: bool
-) -> Tensor:
+def _dense_quality_target(logits: Tensor, target: Tensor | tuple[Tensor, Tensor], validate: bool) -> Tensor:
     num_classes = logits.shape[-1]
     if isinstance(target, Tensor):
         if target.shape != logits.shape:
-            raise ValueError(f"dense target must have the logits' shape {tuple(logits.shape)}, got {tuple(target.shape)}")
+            raise ValueError(
+                f"dense target must have the logits' shape {tuple(logits.shape)}, got {tuple(target.shape)}"
+            )
         if validate:
             _check_range("target", target, 0.0, 1.0)
         return target.to(logits.dtype)
@@ -127,7 +127,9 @@ def _dense_quality_target(
             f"labels and scores must have shape ({logits.shape[0]},), got {tuple(labels.shape)} and {tuple(scores.shape)}"
         )
     if labels.dtype.is_floating_point:
-        raise ValueError(f"labels must be integers in [0, {num_classes}] ({num_classes} = background), got {labels.dtype}")
+        raise ValueError(
+            f"labels must be integers in [0, {num_classes}] ({num_classes} = background), got {labels.dtype}"
+        )
     if validate:
         _check_range(f"labels (0..{num_classes - 1} classes, {num_classes} = background)", labels, 0, num_classes)
         _check_range("scores", scores, 0.0, 1.0)
