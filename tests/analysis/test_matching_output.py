@@ -8,7 +8,7 @@ import torch
 
 from gfocal.analysis import auroc
 from gfocal.analysis.matching import match_detections
-from gfocal.analysis.output import OutputExistsError, output_path, prepare_output_dir, safe_name
+from gfocal.fileio import OutputExistsError, output_path, prepare_output_dir, safe_name
 
 
 def t(values, dtype=torch.float32):

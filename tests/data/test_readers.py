@@ -24,10 +24,24 @@ def test_coco_reader_maps_categories_and_keeps_fields(coco_dir):
     assert [img.id for img in rec.images] == [1, 2, 5]
     a = rec.images[0].annotations
     assert a[0].box == (4.0, 5.0, 14.0, 25.0) and a[0].label == 1 and a[0].id == 10
-    assert a[0].extra == {"ambiguous_edges": {"left": "blur"}}
+    assert a[0].extra == {"ambiguous_edges": {"left": "blur"}, "area": 200}
     assert a[1].iscrowd and a[1].ignore and not a[0].ignore
     assert rec.images[2].annotations == [] and rec.problems.count("empty_image") == 1
     assert rec.images[0].path == coco_dir / "images" / "a.jpg"
+
+
+def test_coco_area_sorts_boxes_by_size_in_evaluation_as_pycocotools_does(coco_dir):
+    from gfocal.engine.evaluate import coco_ground_truth
+
+    data = json.loads((coco_dir / "ann.json").read_text())
+    data["annotations"][0]["area"] = 150.5  # a segment's area, smaller than its 10 x 20 box
+    data["annotations"][2]["area"] = "n/a"  # not a number: the box area is used instead
+    del data["annotations"][1]["area"]  # absent: the box area
+    (coco_dir / "ann.json").write_text(json.dumps(data))
+    rec = load_dataset(coco_dir / "ann.json")
+    areas = [a["area"] for a in coco_ground_truth(rec)["annotations"]]
+    assert areas == [150.5, 900.0, 64.0]
+    assert [a.area for img in rec.images for a in img.annotations] == [200.0, 900.0, 64.0]  # the box's own
 
 
 def test_coco_unknown_category_is_an_error_naming_the_record(coco_dir):
@@ -43,7 +57,7 @@ def test_coco_write_read_round_trip_and_pycocotools(coco_dir, tmp_path):
     out = write_coco(rec, tmp_path / "out" / "copy.json")
     again = load_dataset(out)
     assert _boxes(again) == [(f"../coco/images/{n}", b) for n, b in _boxes(rec)]
-    assert again.images[0].annotations[0].extra == {"ambiguous_edges": {"left": "blur"}}
+    assert again.images[0].annotations[0].extra == {"ambiguous_edges": {"left": "blur"}, "area": 200}
     coco = COCO(str(out))
     assert coco.getCatIds() == [1, 2] and coco.loadAnns(11)[0]["iscrowd"] == 1
 

@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from gfocal.data.records import Annotation
+
 
 class TinyDetector(nn.Module):
     """Conv + linear "detector": train mode returns a loss dict, eval mode one box per image.
@@ -86,12 +88,7 @@ def collate(batch):
     return list(images), list(targets)
 
 
-@dataclass
-class Ann:
-    box: tuple[float, float, float, float]
-    label: int
-    iscrowd: bool = False
-    difficult: bool = False
+Ann = Annotation  # the real record type: evaluation reads its properties (area, evaluation_area)
 
 
 @dataclass

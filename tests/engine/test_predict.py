@@ -6,7 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from gfocal.engine.predict import find_images, predict_files, prepare_output_dir, write_predictions
+from gfocal.engine.predict import find_images, predict_files, write_predictions
+from gfocal.fileio import prepare_output_dir
 from gfocal.models import gfl_small
 
 

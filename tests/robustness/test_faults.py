@@ -29,6 +29,14 @@ FORK = multiprocessing.get_context("fork")
 OUTCOMES: Counter = Counter()  # what the kills hit, for docs/reliability.md (printed with -s)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _print_outcomes():
+    """After the module: what the random kills interrupted (run with -s); the figures go to docs/reliability.md."""
+    yield
+    if OUTCOMES:
+        print(f"\nfault-injection outcomes: {dict(OUTCOMES)} (total {sum(OUTCOMES.values())})")
+
+
 def config(out_dir: Path, resume: str = ""):
     return run_standin.config(str(out_dir), resume).replace(checkpoint_interval=1)
 
@@ -216,8 +224,3 @@ def test_full_disk_at_the_command_line_is_one_line_and_exit_status_2(tmp_path, c
         and "No space left" in err
         and "Traceback" not in err
     )
-
-
-def test_report_outcomes():
-    """Prints what the random kills interrupted (run with -s); the figures go to docs/reliability.md."""
-    print(f"\nfault-injection outcomes: {dict(OUTCOMES)} (total {sum(OUTCOMES.values())})")

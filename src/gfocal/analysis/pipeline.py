@@ -19,10 +19,10 @@ from typing import Any
 
 from gfocal.analysis.ambiguity import CSV_COLUMNS, AmbiguityAnalysis, analyze_ambiguity
 from gfocal.analysis.labels import label_figure, quality_label_statistics
-from gfocal.analysis.output import output_path, prepare_output_dir, write_csv, write_json
+from gfocal.analysis.output import write_csv, write_json
 from gfocal.analysis.report import render_html, write_figures
 from gfocal.data import DatasetRecords
-from gfocal.fileio import atomic_write_bytes
+from gfocal.fileio import atomic_write_bytes, output_path, prepare_output_dir
 from gfocal.models import GFLDetector
 
 __all__ = ["ambiguity_report", "label_report"]

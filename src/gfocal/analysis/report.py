@@ -26,9 +26,8 @@ from matplotlib.patches import Rectangle
 
 from gfocal.analysis.ambiguity import AmbiguityAnalysis, AnnotationDistributions
 from gfocal.analysis.distributions import EDGES
-from gfocal.analysis.output import output_path, safe_name
 from gfocal.data.image_io import decode_image
-from gfocal.fileio import atomic_write_bytes
+from gfocal.fileio import atomic_write_bytes, output_path, safe_name
 
 __all__ = ["annotation_figure", "write_figures", "render_html"]
 

@@ -32,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from gfocal.data.synthetic import make_synthetic_splits
     from gfocal.engine import TrainConfig, format_results, train
-    from gfocal.engine.predict import predict_files, prepare_output_dir, write_predictions
+    from gfocal.engine.predict import predict_files, write_predictions
+    from gfocal.fileio import prepare_output_dir
     from gfocal.models import load_model
 
     started = time.perf_counter()

@@ -51,7 +51,8 @@ def distribution_fields(detections: dict) -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gfocal.engine.predict import find_images, predict_files, prepare_output_dir, write_predictions
+    from gfocal.engine.predict import find_images, predict_files, write_predictions
+    from gfocal.fileio import prepare_output_dir
     from gfocal.models import load_model
 
     with user_errors():

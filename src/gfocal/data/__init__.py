@@ -11,7 +11,7 @@ Knows nothing of models. The pieces:
 
 from gfocal.data.coco import coco_image_ids, read_coco, write_coco
 from gfocal.data.dataset import DetectionDataset, collate_detection
-from gfocal.data.loader import detect_format, load_dataset
+from gfocal.data.formats import detect_format, load_dataset
 from gfocal.data.problems import DatasetError, DatasetWarning, ProblemReport
 from gfocal.data.records import Annotation, DatasetRecords, ImageRecord
 from gfocal.data.transforms import build_transforms

@@ -15,6 +15,7 @@ unique ints; ``iscrowd`` = crowd or difficult, so pycocotools ignores both.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,7 +32,8 @@ from gfocal.fileio import atomic_write_json
 
 __all__ = ["read_coco", "write_coco", "coco_image_ids"]
 
-_STANDARD_KEYS = {"id", "image_id", "category_id", "bbox", "area", "iscrowd", "segmentation", "difficult", "ignore"}
+# Keys read into Annotation fields; the rest, COCO's own "area" included, stay in Annotation.extra.
+_STANDARD_KEYS = {"id", "image_id", "category_id", "bbox", "iscrowd", "segmentation", "difficult", "ignore"}
 
 
 def _load_json(path: Path) -> dict[str, Any]:
@@ -171,8 +173,18 @@ def _fill(raw: RawImage, anns: list[tuple[dict[str, Any], list[float], int]]) ->
     # A file we wrote marks difficult boxes iscrowd too, for pycocotools; read them back as difficult only.
     raw.iscrowd = np.asarray([bool(ann.get("iscrowd")) for ann, _, _ in anns]) & ~difficult
     raw.difficult = difficult
-    raw.extras = [{k: v for k, v in ann.items() if k not in _STANDARD_KEYS} for ann, _, _ in anns]
+    raw.extras = [_extra_fields(ann) for ann, _, _ in anns]
     raw.box_names = [f"{raw.where}, annotation id={ann.get('id')}" for ann, _, _ in anns]
+
+
+def _extra_fields(ann: dict[str, Any]) -> dict[str, Any]:
+    """The annotation's non-standard fields; an ``area`` that is not a positive number is left out, so
+    evaluation falls back to the box area for it (see :attr:`Annotation.evaluation_area`)."""
+    extra = {k: v for k, v in ann.items() if k not in _STANDARD_KEYS}
+    area = extra.get("area")
+    if "area" in extra and not (isinstance(area, (int, float)) and not isinstance(area, bool) and 0 < area < math.inf):
+        del extra["area"]
+    return extra
 
 
 def _unique_ints(values: Sequence[Any]) -> bool:
@@ -197,7 +209,8 @@ def write_coco(records: DatasetRecords, path: str | os.PathLike[str]) -> Path:
 
     ``file_name`` is the image path relative to the json's folder, so
     ``load_dataset(path)`` finds the images again. Boxes are written as
-    ``[x, y, w, h]`` with ``area = w * h``; ``extra`` fields are written back.
+    ``[x, y, w, h]``; ``extra`` fields are written back, and ``area`` is the one read from a COCO
+    file (e.g. a segment's) or else ``w * h``.
     """
     path = Path(path)
     image_ids = coco_image_ids(records)
@@ -211,7 +224,7 @@ def write_coco(records: DatasetRecords, path: str | os.PathLike[str]) -> Path:
         for ann in img.annotations:
             x0, y0, x1, y1 = ann.box
             entry = {**ann.extra, "id": ann.id if keep_ann_ids else len(annotations) + 1, "image_id": image_id}
-            entry.update(category_id=ann.label + 1, bbox=[x0, y0, x1 - x0, y1 - y0], area=(x1 - x0) * (y1 - y0))
+            entry.update(category_id=ann.label + 1, bbox=[x0, y0, x1 - x0, y1 - y0], area=ann.evaluation_area)
             entry["iscrowd"] = int(ann.iscrowd or ann.difficult)
             if ann.difficult:
                 entry["difficult"] = 1

@@ -50,6 +50,13 @@ class Annotation:
         x0, y0, x1, y1 = self.box
         return (x1 - x0) * (y1 - y0)
 
+    @property
+    def evaluation_area(self) -> float:
+        """The area COCO evaluation sorts this box by into small / medium / large: the source file's own
+        ``area`` when it gave one (a COCO json's, which for COCO itself is the segment's, smaller than the
+        box), else the box area. With it, AP small/medium/large compare with published COCO numbers."""
+        return float(self.extra.get("area", self.area))
+
 
 @dataclass(frozen=True)
 class ImageRecord:

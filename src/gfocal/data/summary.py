@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from gfocal.data.loader import load_dataset
+from gfocal.data.formats import load_dataset
 from gfocal.data.records import DatasetRecords
 from gfocal.fileio import atomic_write_bytes
 

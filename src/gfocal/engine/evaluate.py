@@ -2,7 +2,8 @@
 
 The ground truth is converted in memory to a COCO dict; crowd and "difficult"
 boxes become ``iscrowd=1``, so matching them is neither rewarded nor penalised.
-Areas are box areas (w x h) for ground truth and detections alike.
+Ground-truth areas, which set the small/medium/large ranges, are the dataset's own COCO ``area``
+where the file has one (as pycocotools uses it) and box areas (w x h) otherwise.
 
 Coordinates: the model resizes the images it is given and maps its detections
 back to them; a dataset whose pipeline resized the image too records its
@@ -65,7 +66,7 @@ def coco_ground_truth(records: Any) -> dict[str, Any]:
                     "image_id": index,
                     "category_id": int(ann.label),
                     "bbox": [x1, y1, x2 - x1, y2 - y1],
-                    "area": (x2 - x1) * (y2 - y1),
+                    "area": ann.evaluation_area,
                     "iscrowd": int(bool(ann.iscrowd or ann.difficult)),
                 }
             )

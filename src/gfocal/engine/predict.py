@@ -31,7 +31,7 @@ from gfocal.models import GFLDetector
 from gfocal.models.precision import PrecisionName, autocast, prepare_for_inference, resolve_precision
 from gfocal.visualize import draw_detections
 
-__all__ = ["IMAGE_SUFFIXES", "find_images", "Prediction", "predict_files", "write_predictions", "prepare_output_dir"]
+__all__ = ["IMAGE_SUFFIXES", "find_images", "Prediction", "predict_files", "write_predictions"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -50,17 +50,6 @@ def find_images(source: str | Path) -> list[Path]:
     if not files:
         raise FileNotFoundError(f"no images found at {source} (looked for {', '.join(IMAGE_SUFFIXES)})")
     return files
-
-
-def prepare_output_dir(out_dir: str | Path, overwrite: bool) -> Path:
-    """Create ``out_dir``; refuse a non-empty existing one unless ``overwrite`` (nothing is deleted either way)."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out} already exists and is not empty; choose another folder or pass --overwrite")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 @dataclass
@@ -133,7 +122,7 @@ def _save_jpeg(image: Any, path: Path) -> None:
     image.save(path, format="JPEG", quality=90)
 
 
-def _safe_name(path: Path, taken: set[str]) -> str:
+def _drawn_image_name(path: Path, taken: set[str]) -> str:
     """A file name for a drawn image: the source's stem, sanitised, made unique; never a path."""
     stem = re.sub(r"[^\w.-]", "_", path.stem)[:100] or "image"
     name, counter = f"{stem}.jpg", 1
@@ -177,7 +166,7 @@ def write_predictions(
                 {"id": len(annotations) + 1, "area": (x2 - x1) * (y2 - y1), "iscrowd": 0, **entry, **extra}
             )
         if draw:
-            name = _safe_name(prediction.path, drawn)
+            name = _drawn_image_name(prediction.path, drawn)
             shown = detections["scores"] >= draw_threshold
             canvas = draw_detections(
                 decode_image(prediction.path),

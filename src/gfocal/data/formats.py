@@ -1,4 +1,4 @@
-"""``load_dataset``: one entry point that detects the format from the path."""
+"""``load_dataset``: one entry point for COCO, VOC and YOLO that detects the format from the path."""
 
 from __future__ import annotations
 
