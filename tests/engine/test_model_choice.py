@@ -26,6 +26,8 @@ def test_imagenet_weights_pick_a_full_width_body_on_a_cpu_and_gfl_nano_refuses_t
     built = build_model(TrainConfig(backbone_weights=str(imagenet)), ["a"], torch.device("cpu"))
     assert built.config.backbone == "resnet18" and built.config.backbone_width == 64  # gfl_small
     assert torch.equal(built.backbone.body.layer1[0].conv1.weight, reference.layer1[0].conv1.weight)
+    by_override = build_model(TrainConfig(model_overrides={"backbone_weights": str(imagenet)}), ["a"])
+    assert by_override.config.backbone_width == 64  # the same choice when the weights come as a model option
     with pytest.raises(WeightsError, match="backbone_width 32.*gfl_small"):
         build_model(TrainConfig(model="gfl_nano", backbone_weights=str(imagenet)), ["a"], torch.device("cpu"))
 

@@ -114,9 +114,8 @@ def _probes(
     num_locations = grid.points.shape[0]
     if num_gt == 0:
         return [_empty(config.reg_max + 1, device) for _ in range(num_images)]
-    assigned = F.one_hot(assignment.gt_index.clamp_min(0), num_gt).bool() & assignment.positive.unsqueeze(
-        -1
-    )  # [N, A, M]
+    assigned = F.one_hot(assignment.gt_index.clamp_min(0), num_gt).bool()  # [N, A, M]
+    assigned &= assignment.positive.unsqueeze(-1)
     inside = box_to_distance(grid.points[None, :, None, :], gt_boxes[:, None]).amin(-1) > 0  # [N, A, M]
     inside &= valid.unsqueeze(-1)
     centres = (gt_boxes[..., :2] + gt_boxes[..., 2:]) / 2  # [N, M, 2]

@@ -76,7 +76,8 @@ def build_model(
 
     if architecture is not None and config.model == "auto":
         return _pretrained_architecture(config, class_names, architecture)
-    name = resolve_model_name(config.model, device or torch.device("cpu"), imagenet_body=bool(config.backbone_weights))
+    imagenet_body = bool(config.backbone_weights or config.model_overrides.get("backbone_weights"))
+    name = resolve_model_name(config.model, device or torch.device("cpu"), imagenet_body=imagenet_body)
     if name not in MODELS:
         close = difflib.get_close_matches(name, list(MODELS), n=3)
         raise TrainSetupError(

@@ -18,6 +18,7 @@ the AP of a class without ground truth) are -1.0, as pycocotools prints them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
@@ -30,9 +31,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from gfocal.engine.distributed import all_gather_objects, broadcast_object, rank_and_world
+from gfocal.data import DatasetError, DetectionDataset, collate_detection, detect_format, load_dataset
+from gfocal.engine.distributed import all_gather_objects, broadcast_object, rank_and_world, resolve_device
 from gfocal.fileio import atomic_write_bytes
 from gfocal.image_geometry import to_original_pixels
+from gfocal.models import load_model
+from gfocal.models.precision import autocast as precision_autocast
+from gfocal.models.precision import prepare_for_inference, resolve_precision
 
 __all__ = [
     "coco_ground_truth",
@@ -234,13 +239,6 @@ def evaluate_weights(
         DatasetError: the dataset has no box, or its classes are not the model's (label k of the model
             would be scored as class k of the data: a wrong AP, not an error, if let through).
     """
-    import functools
-
-    from gfocal.data import DatasetError, DetectionDataset, collate_detection, detect_format, load_dataset
-    from gfocal.engine.distributed import resolve_device
-    from gfocal.models import load_model
-    from gfocal.models.precision import autocast, prepare_for_inference, resolve_precision
-
     model = load_model(weights, image_size=image_size)
     split = split or ("val" if detect_format(data) == "yolo" else None)
     records = load_dataset(data, images_dir=images, split=split)
@@ -263,7 +261,7 @@ def evaluate_weights(
             chosen,
             batch_size,
             workers,
-            autocast=functools.partial(autocast, resolve_precision(precision, chosen)),
+            autocast=functools.partial(precision_autocast, resolve_precision(precision, chosen)),
         )
 
 
