@@ -160,7 +160,12 @@ TABLES: dict[str, Callable[[Path], str]] = {
         results,
     ),
     "small-data-before-steps": lambda results: comparison_table(
-        [Source("small_data_today_steps.json", rename={"today_fp32": "today"})], FINAL_LABELS, results
+        [
+            Source("small_data_today_steps_coins.json", rename={"today_fp32": "today"}),
+            Source("small_data_today_steps_cells.json", rename={"today_fp32": "today"}),
+        ],
+        FINAL_LABELS,
+        results,
     ),
     "small-data-pieces": lambda results: paired_table(
         [Source("small_data_screen_steps.json")], "default", PIECE_LABELS, results
