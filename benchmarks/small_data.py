@@ -177,7 +177,8 @@ def run_peer(split: dict[str, Path], run_dir: Path, minutes: float, seed: int, p
 
 def fixed_steps_args(epochs: int | None) -> list[str]:
     """Extra ``gfocal train`` arguments for a run of exactly ``epochs`` epochs, evaluated only at the end."""
-    return [] if epochs is None else ["--epochs", str(epochs), "--set", "eval_interval=0"]
+    # eval_share=0: a budgeted run evaluates by the clock, which would tie what runs to the machine's load.
+    return [] if epochs is None else ["--epochs", str(epochs), "--set", "eval_interval=0", "--set", "eval_share=0"]
 
 
 def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -103,7 +103,7 @@ def test_fixed_step_runs_train_the_given_epochs_and_evaluate_only_at_the_end():
 
     args = build_parser().parse_args(["train", "--data", "d.json", "--out", "o", *small_data.VARIANTS["today"], *extra])
     assert args.epochs == 40  # the fixed-step flag comes last, so it wins over a variant's own --epochs
-    assert "eval_interval=0" in args.overrides and "mosaic=0" in args.overrides
+    assert {"eval_interval=0", "eval_share=0", "mosaic=0"} <= set(args.overrides)
 
 
 def test_fixed_step_screen_refuses_the_peer(monkeypatch: pytest.MonkeyPatch):
