@@ -52,8 +52,6 @@ PEER = "yolov8n"
 VARIANTS: dict[str, list[str]] = {
     # What a user got before the small-data recipe: the paper's recipe on the small model, 300 epochs capped by the budget.
     "today": ["--recipe", "paper", "--model", "gfl_small", "--epochs", "300"],
-    # The same in float32, as it trained on a CPU without native bf16 (the AVX2 machine of the 20-minute table).
-    "today_fp32": ["--recipe", "paper", "--model", "gfl_small", "--epochs", "300", "--precision", "fp32"],
     "default": [],  # gfocal's default recipe, filling the budget (gfl_nano at 416 px on a CPU)
     # The default before gfl_nano: gfl_small at 320 px, otherwise the same recipe.
     "small": ["--model", "gfl_small"],

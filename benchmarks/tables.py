@@ -118,12 +118,15 @@ def paired_table(sources: list[Source], reference: str, labels: dict[str, str], 
 
 def demo_steps_table(files: dict[str, str], results: Path) -> str:
     """The demo's recipe at a fixed number of steps, one row per checkout."""
-    lines = ["| code | commit | steps | AP | AP50 | seconds (machine shared) |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| code | commit | steps | AP | AP50 | seconds (machine shared) | machine |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for label, file in files.items():
         data = json.loads((results / file).read_text())
         lines.append(
             f"| {label} | {(data['checkout_commit'] or '?')[:7]} | {data['iterations']} | {data['AP'] * 100:.1f} | "
-            f"{data['AP50'] * 100:.1f} | {data['seconds']:.0f} |"
+            f"{data['AP50'] * 100:.1f} | {data['seconds']:.0f} | {data['machine']['cpu']}, torch {data['machine']['torch']} |"
         )
     return "\n".join(lines)
 
@@ -161,8 +164,8 @@ TABLES: dict[str, Callable[[Path], str]] = {
     ),
     "small-data-before-steps": lambda results: comparison_table(
         [
-            Source("small_data_today_steps_coins.json", rename={"today_fp32": "today"}),
-            Source("small_data_today_steps_cells.json", rename={"today_fp32": "today"}),
+            Source("small_data_today_steps_coins.json"),
+            Source("small_data_today_steps_cells.json"),
         ],
         FINAL_LABELS,
         results,
@@ -171,7 +174,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
         [Source("small_data_screen_steps.json")], "default", PIECE_LABELS, results
     ),
     "demo-steps": lambda results: demo_steps_table(
-        {"before #21 (54963fe)": "demo_steps_base.json", "this commit": "demo_steps_head.json"}, results
+        {"before #21": "demo_steps_before_21.json", "after #21": "demo_steps_after_21.json"}, results
     ),
 }
 
