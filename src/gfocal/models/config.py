@@ -13,6 +13,8 @@ DFL only               ``"focal"``     ``"dfl"``    —              False
 ATSS baseline          ``"focal"``     ``"dirac"``  —              False
 =====================  ==============  ===========  =============  ======
 
+``classification`` names the quality branch and ``box`` the box coding (keys of
+:data:`gfocal.models.components.QUALITY_BRANCHES` and ``BOX_CODINGS``, where each maps to its component);
 ``classification="focal"`` is the ATSS baseline's sigmoid Focal Loss with a
 separate centerness branch (BCE), multiplied into the score at test time;
 ``"qfl"`` is the joint classification-quality score trained with QFL.
@@ -44,7 +46,8 @@ class ModelConfig:
     num_classes: int
     class_names: tuple[str, ...] | None = None
     # Backbone and neck.
-    backbone: Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"] = "resnet50"
+    # A key of gfocal.models.components.BACKBONES: resnet18, resnet34, resnet50, resnet101, resnet152.
+    backbone: str = "resnet50"
     # Channels of the ResNet's stem and first stage: 64 is torchvision's network (ImageNet weights
     # fit); other widths scale every stage (see gfocal.models.backbone.ScaledResNet).
     backbone_width: int = 64
@@ -59,14 +62,15 @@ class ModelConfig:
     feat_channels: int = 256
     norm_groups: int = 32
     reg_max: int = 16
-    classification: Literal["qfl", "focal"] = "qfl"
-    box: Literal["dfl", "dirac"] = "dfl"
+    classification: str = "qfl"  # "qfl" | "focal" (see the table above)
+    box: str = "dfl"  # "dfl" | "dirac"
     quality_label: Literal["iou", "centerness"] = "iou"
     dgqp: bool = False
     dgqp_topk: int = 4
     dgqp_channels: int = 64
     prior_prob: float = 0.01
-    # ATSS assignment.
+    # Assignment: a key of gfocal.models.components.ASSIGNERS, and ATSS's settings.
+    assigner: str = "atss"
     atss_topk: int = 9
     anchor_scale: float = 8.0
     point_offset: float = 0.0
@@ -102,9 +106,8 @@ class ModelConfig:
             raise ValueError("dgqp needs classification='qfl' and box='dfl' (it reads the edge distributions)")
         if self.dgqp and self.dgqp_topk > self.reg_max + 1:
             raise ValueError(f"dgqp_topk={self.dgqp_topk} exceeds the {self.reg_max + 1} bins per edge")
+        # backbone, assigner, box and classification name components: build_detector checks them.
         for name, allowed in (
-            ("classification", ("qfl", "focal")),
-            ("box", ("dfl", "dirac")),
             ("quality_label", ("iou", "centerness")),
             ("backbone_norm", ("bn", "frozen_bn")),
         ):

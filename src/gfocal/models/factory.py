@@ -28,7 +28,7 @@ def build_detector(
             "pick a model with a full-width body (gfl_small, gfl_resnet18_fpn, gfl_resnet50_fpn), "
             "or set model_overrides.backbone_width=64"
         )
-    model = GFLDetector(config)
+    model = GFLDetector.from_config(config)
     if weights is not None:
         load_state_into(model, read_state_dict(weights), weights)
     elif backbone_weights is not None:
