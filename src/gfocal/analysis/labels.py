@@ -98,7 +98,7 @@ def quality_label_statistics(
         "images": len(images_used),
         "levels": {},
     }
-    for level, stride in enumerate(model.config.strides):
+    for level, stride in enumerate(model.backbone.strides):
         mask = levels == level
         result["levels"][f"P{int(round(math.log2(stride)))}"] = {
             "stride": stride,

@@ -62,20 +62,22 @@ class GFLDetector(nn.Module):
     @classmethod
     def from_config(cls, config: ModelConfig) -> GFLDetector:
         """The detector a configuration describes (components by name: :mod:`gfocal.models.components`)."""
+        # Every name is looked up before the backbone allocates its weights.
+        assigner, box_coding = build_assigner(config), build_box_coding(config)
+        quality = build_quality(config, box_coding)
         backbone = build_backbone(config)
-        box_coding = build_box_coding(config)
         head = GFLHead(
             backbone.out_channels,
             len(backbone.strides),
             config.num_classes,
             box_coding,
-            build_quality(config, box_coding),
+            quality,
             feat_channels=config.feat_channels,
             stacked_convs=config.stacked_convs,
             norm_groups=config.norm_groups,
             prior_prob=config.prior_prob,
         )
-        return cls(config, backbone, head, GFLCriterion(box_coding, head.quality, build_assigner(config)))
+        return cls(config, backbone, head, GFLCriterion(box_coding, head.quality, assigner))
 
     @property
     def class_names(self) -> tuple[str, ...]:
