@@ -18,6 +18,7 @@ from gfocal.models.config import ModelConfig
 from gfocal.models.quality import (
     DistributionGuidedQuality,
     JointQuality,
+    JointScoreLoss,
     QualityBranch,
     SeparateCenterness,
     centerness_label,
@@ -44,10 +45,10 @@ def _dirac_boxes(config: ModelConfig) -> DiracBoxes:
 def _joint_quality(config: ModelConfig, box_coding: BoxCoding) -> Callable[[int], QualityBranch]:
     """GFL's joint score (QFL), with GFLv2's DGQP when ``config.dgqp``."""
     label = iou_label if config.quality_label == "iou" else centerness_label
-    joint = {"label": label, "beta": config.qfl_beta, "loss_weight": config.loss_cls_weight}
+    loss = JointScoreLoss(label, config.qfl_beta, config.loss_cls_weight)
     if config.dgqp:
-        return lambda channels: DistributionGuidedQuality(box_coding, config.dgqp_topk, config.dgqp_channels, **joint)
-    return lambda channels: JointQuality(**joint)
+        return lambda channels: DistributionGuidedQuality(box_coding, config.dgqp_topk, config.dgqp_channels, loss)
+    return lambda channels: JointQuality(loss)
 
 
 def _separate_centerness(config: ModelConfig, box_coding: BoxCoding) -> Callable[[int], QualityBranch]:

@@ -37,6 +37,7 @@ __all__ = [
     "QualityBranch",
     "QualityLabel",
     "JointQuality",
+    "JointScoreLoss",
     "DistributionGuidedQuality",
     "SeparateCenterness",
     "iou_label",
@@ -121,22 +122,32 @@ def joint_score_logits(cls_logits: Tensor, quality_logits: Tensor) -> Tensor:
     return log_p - log_one_minus_p
 
 
-def _quality_focal_losses(
-    score_logits: Tensor, inputs: ClassificationInputs, label: QualityLabel, beta: float, loss_weight: float
-) -> tuple[dict[str, Tensor], Tensor]:
-    """QFL on joint score logits (Tensor[N*A, C]); box weights are the positives' best joint scores."""
-    with torch.no_grad():
-        quality = label(inputs.boxes, inputs.gt_boxes, inputs.points)  # [P]
-    rows, num_classes = score_logits.shape
-    labels = torch.full((rows,), num_classes, dtype=torch.long, device=score_logits.device)  # C: background
-    labels[inputs.positive] = inputs.labels
-    scores = torch.zeros(rows, device=score_logits.device)
-    scores[inputs.positive] = quality
-    loss = quality_focal_loss(
-        score_logits, (labels, scores), beta=beta, weight=inputs.weight, avg_factor=inputs.num_pos, validate=False
-    )
-    box_weight = score_logits.detach()[inputs.positive].sigmoid().amax(-1)  # [P]
-    return {"loss_qfl": loss_weight * loss}, box_weight
+class JointScoreLoss(NamedTuple):
+    """QFL on a joint score: the quality label it is trained towards, QFL's beta, the term's weight."""
+
+    label: QualityLabel = iou_label
+    beta: float = 2.0
+    loss_weight: float = 1.0
+
+    def __call__(self, score_logits: Tensor, inputs: ClassificationInputs) -> tuple[dict[str, Tensor], Tensor]:
+        """QFL on score logits (Tensor[N*A, C]); box weights are the positives' best joint scores."""
+        with torch.no_grad():
+            quality = self.label(inputs.boxes, inputs.gt_boxes, inputs.points)  # [P]
+        rows, num_classes = score_logits.shape
+        labels = torch.full((rows,), num_classes, dtype=torch.long, device=score_logits.device)  # C: background
+        labels[inputs.positive] = inputs.labels
+        scores = torch.zeros(rows, device=score_logits.device)
+        scores[inputs.positive] = quality
+        loss = quality_focal_loss(
+            score_logits,
+            (labels, scores),
+            beta=self.beta,
+            weight=inputs.weight,
+            avg_factor=inputs.num_pos,
+            validate=False,
+        )
+        box_weight = score_logits.detach()[inputs.positive].sigmoid().amax(-1)  # [P]
+        return {"loss_qfl": self.loss_weight * loss}, box_weight
 
 
 class JointQuality(nn.Module):
@@ -145,9 +156,9 @@ class JointQuality(nn.Module):
     weights_name = "joint_quality"  # no tensors: nothing of it appears in weights files
     has_score_factors = False
 
-    def __init__(self, label: QualityLabel = iou_label, beta: float = 2.0, loss_weight: float = 1.0) -> None:
+    def __init__(self, loss: JointScoreLoss = JointScoreLoss()) -> None:
         super().__init__()
-        self.label, self.beta, self.loss_weight = label, beta, loss_weight
+        self.loss = loss
 
     def logits(self, reg_features: list[Tensor], box_outputs: Tensor) -> Tensor | None:
         return None
@@ -156,7 +167,7 @@ class JointQuality(nn.Module):
         return cls_logits.sigmoid(), None
 
     def losses(self, inputs: ClassificationInputs) -> tuple[dict[str, Tensor], Tensor]:
-        return _quality_focal_losses(inputs.cls_logits, inputs, self.label, self.beta, self.loss_weight)
+        return self.loss(inputs.cls_logits, inputs)
 
 
 class DistributionGuidedQuality(nn.Sequential):
@@ -170,21 +181,14 @@ class DistributionGuidedQuality(nn.Sequential):
     has_score_factors = False
 
     def __init__(
-        self,
-        box_coding: BoxCoding,
-        topk: int = 4,
-        channels: int = 64,
-        label: QualityLabel = iou_label,
-        beta: float = 2.0,
-        loss_weight: float = 1.0,
+        self, box_coding: BoxCoding, topk: int = 4, channels: int = 64, loss: JointScoreLoss = JointScoreLoss()
     ) -> None:
         if not box_coding.has_distributions:
             raise ValueError("DGQP reads the edge distributions: it needs a distribution box coding (box='dfl')")
         if topk > box_coding.bins:
             raise ValueError(f"dgqp_topk={topk} exceeds the {box_coding.bins} bins per edge")
         super().__init__(nn.Conv2d(4 * (topk + 1), channels, 1), nn.ReLU(inplace=True), nn.Conv2d(channels, 1, 1))
-        self.box_coding, self.topk = box_coding, topk
-        self.label, self.beta, self.loss_weight = label, beta, loss_weight
+        self.box_coding, self.topk, self.loss = box_coding, topk, loss
 
     def logits(self, reg_features: list[Tensor], box_outputs: Tensor) -> Tensor | None:
         n, a, _ = box_outputs.shape
@@ -200,7 +204,7 @@ class DistributionGuidedQuality(nn.Sequential):
 
     def losses(self, inputs: ClassificationInputs) -> tuple[dict[str, Tensor], Tensor]:
         score_logits = joint_score_logits(inputs.cls_logits, inputs.quality_logits)
-        return _quality_focal_losses(score_logits, inputs, self.label, self.beta, self.loss_weight)
+        return self.loss(score_logits, inputs)
 
 
 class SeparateCenterness(nn.Conv2d):
