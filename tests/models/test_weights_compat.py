@@ -1,8 +1,8 @@
 """Weights files written before variants became components still load and predict the same.
 
 The file is written as gfocal's save path wrote it then (``gfocal-weights-1``: the state dict and the
-ModelConfig's JSON without the fields added since, e.g. ``assigner``), and the quality branches' tensor
-names are pinned to the names those files hold.
+ModelConfig's JSON without the fields added since, e.g. ``assigner``, and with those retired since,
+``extra``), and the quality branches' tensor names are pinned to the names those files hold.
 """
 
 import json
@@ -28,7 +28,7 @@ NEW_FIELDS = ("assigner",)
 
 
 def write_legacy_file(model, path):
-    config = {k: v for k, v in model.config.to_dict().items() if k not in NEW_FIELDS}
+    config = {**{k: v for k, v in model.config.to_dict().items() if k not in NEW_FIELDS}, "extra": {}}
     state = {k: v.detach().float().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(path), metadata={"format": "gfocal-weights-1", "config": json.dumps(config)})
 

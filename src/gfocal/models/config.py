@@ -26,10 +26,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 __all__ = ["ModelConfig", "image_size_options"]
+
+#: Fields that files written by earlier versions hold, read and ignored: ``extra`` (always empty, never read).
+RETIRED_FIELDS = ("extra",)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -93,7 +96,6 @@ class ModelConfig:
     pre_nms_top_k: int = 1000
     nms_iou_threshold: float = 0.6
     max_detections: int = 100
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         if self.num_classes < 1:
@@ -134,6 +136,9 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
+        """The config of a weights file or ONNX metadata; fields that older files hold and that no longer
+        mean anything (:data:`RETIRED_FIELDS`) are dropped."""
+        values = {k: v for k, v in values.items() if k not in RETIRED_FIELDS}
         _check_names(values)
         tuple_fields = {"class_names", "strides", "image_mean", "image_std"}
         converted = {k: tuple(v) if k in tuple_fields and v is not None else v for k, v in values.items()}
