@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gfocal.models import ModelConfig, build_detector
+from gfocal.models import ModelConfig, WeightsError, build_detector
 from gfocal.models.assigner import Assignment
 from gfocal.models.components import ASSIGNERS, BACKBONES, QUALITY_BRANCHES
 from gfocal.models.grid import LocationGrid, flatten_locations
@@ -119,3 +119,9 @@ def test_unknown_component_names_are_errors_listing_the_known_ones():
     for field, name in (("backbone", "resnet5"), ("assigner", "atsss"), ("box", "gaussian"), ("classification", "x")):
         with pytest.raises(ValueError, match=rf"unknown .*'{name}'; known: "):
             build_detector(ModelConfig(num_classes=1, **{field: name}))
+
+
+def test_imagenet_weights_are_refused_for_a_backbone_that_is_not_a_resnet(registered):
+    config = ModelConfig(num_classes=1, backbone="tiny", strides=(8,), fpn_channels=32, feat_channels=32)
+    with pytest.raises(WeightsError, match="'tiny' is not a ResNet"):
+        build_detector(config, backbone_weights="IMAGENET1K_V1")
