@@ -25,9 +25,10 @@ edge (Integral + GIoU + DFL); ``"dirac"`` regresses each edge directly (GIoU).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from gfocal.strict import check_field_names
 
 __all__ = ["ModelConfig", "image_size_options"]
 
@@ -128,7 +129,7 @@ class ModelConfig:
 
     def replace(self, **overrides: Any) -> ModelConfig:
         """A copy with some fields changed; unknown names are an error."""
-        _check_names(overrides)
+        check_field_names(ModelConfig, overrides, "model option")
         return dataclasses.replace(self, **overrides)
 
     def to_dict(self) -> dict[str, Any]:
@@ -139,7 +140,7 @@ class ModelConfig:
         """The config of a weights file or ONNX metadata; fields that older files hold and that no longer
         mean anything (:data:`RETIRED_FIELDS`) are dropped."""
         values = {k: v for k, v in values.items() if k not in RETIRED_FIELDS}
-        _check_names(values)
+        check_field_names(ModelConfig, values, "model option")
         tuple_fields = {"class_names", "strides", "image_mean", "image_std"}
         converted = {k: tuple(v) if k in tuple_fields and v is not None else v for k, v in values.items()}
         return cls(**converted)
@@ -151,15 +152,6 @@ def image_size_options(min_size: int, max_size: int, image_size: int) -> dict[st
     if image_size < 1:
         raise ValueError(f"image_size must be >= 1 pixel, got {image_size}")
     return {"min_size": max(1, round(image_size * min_size / max_size)), "max_size": image_size}
-
-
-def _check_names(values: dict[str, Any]) -> None:
-    known = {f.name for f in dataclasses.fields(ModelConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        hints = {name: difflib.get_close_matches(name, known, n=1) for name in unknown}
-        described = ", ".join(f"{n!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for n, h in hints.items())
-        raise ValueError(f"unknown model option(s): {described}")
 
 
 def _plain(value: Any) -> Any:
