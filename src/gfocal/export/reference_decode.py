@@ -11,8 +11,9 @@ and it is tested to give the same detections as ``model.eval()(images)`` in PyTo
          -> boxes, class-aware NMS, rescale to the original image
 
 Shape letters: A locations over all levels, C classes, B bins per edge (reg_max + 1, or 1 for a
-Dirac box), K candidates, D detections. The settings (thresholds, ``reg_max``, ``box``) are in
-the ONNX file's ``gfocal_config`` metadata; :func:`decode_settings` reads them from that JSON.
+Dirac box), K candidates, D detections. The settings (thresholds, sizes) are in the ONNX file's
+``gfocal_config`` metadata; :func:`decode_settings` reads them from that JSON. The box outputs say
+themselves how to read them: B > 1 outputs per edge are a distribution, B = 1 a distance.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ class DecodeSettings:
     """What decoding needs from the model's config (ModelConfig field names)."""
 
     num_classes: int
-    box: str = "dfl"  # "dfl": edge distribution logits; "dirac": stride-unit distances
     score_threshold: float = 0.05
     pre_nms_top_k: int = 1000  # per level
     nms_iou_threshold: float = 0.6
@@ -147,8 +147,9 @@ def decode(
 
     # 2. Box outputs -> distances in stride units -> pixels -> xyxy boxes, clipped to the image.
     outputs = box_outputs[locations]  # [K, 4*B]
-    if settings.box == "dfl":
-        logits = outputs.reshape(len(outputs), 4, box_outputs.shape[-1] // 4)  # [K, 4, B]
+    bins = box_outputs.shape[-1] // 4
+    if bins > 1:  # edge distribution logits (a Dirac box has one stride-unit distance per edge)
+        logits = outputs.reshape(len(outputs), 4, bins)  # [K, 4, B]
         probs = np.exp(logits - logits.max(-1, keepdims=True))
         probs /= probs.sum(-1, keepdims=True)  # softmax per edge
         distances = probs @ np.arange(probs.shape[-1], dtype=np.float32)  # the Integral, [K, 4]
