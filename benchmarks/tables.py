@@ -171,7 +171,14 @@ TABLES: dict[str, Callable[[Path], str]] = {
         results,
     ),
     "small-data-pieces": lambda results: paired_table(
-        [Source("small_data_screen_steps.json")], "default", PIECE_LABELS, results
+        [
+            Source("small_data_screen_steps_default_s0.json"),
+            Source("small_data_screen_steps_s0.json"),
+            Source("small_data_screen_steps_s1.json"),
+        ],
+        "default",
+        PIECE_LABELS,
+        results,
     ),
     "demo-steps": lambda results: demo_steps_table(
         {"before #21": "demo_steps_before_21.json", "after #21": "demo_steps_after_21.json"}, results
