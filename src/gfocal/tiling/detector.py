@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from gfocal.image_geometry import clip_boxes
 from gfocal.tiling.merge import MERGES
 from gfocal.tiling.slicing import cut_edges, tile_windows
 
@@ -110,6 +111,7 @@ class TiledDetector(nn.Module):
         edge_std = detections.get("edge_std")
         cut = cut_edges(detections["boxes"], window_of, (height, width), self.config.border_margin, edge_std)
         merged = MERGES[self.config.merge](detections, cut)
+        merged["boxes"] = clip_boxes(merged["boxes"], (height, width))  # a weighted mean may round past the edge
         if not return_distributions:
             merged = {key: value for key, value in merged.items() if key not in _DISTRIBUTION_KEYS}
         return {key: value[: self.config.max_detections] for key, value in merged.items()}
