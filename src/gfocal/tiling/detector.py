@@ -76,6 +76,7 @@ class TiledDetector(nn.Module):
     def __init__(self, detector: nn.Module, config: TilingConfig, progress: Callable[[int], object] | None = None):
         super().__init__()
         self.detector, self.config, self.progress = detector, config, progress
+        self.train(detector.training)  # a wrapper of a model in eval mode is ready to predict
 
     def count_tiles(self, height: int, width: int) -> int:
         """How many tiles an image of ``height x width`` is cut into."""
