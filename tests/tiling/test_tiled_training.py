@@ -19,7 +19,7 @@ BOXES = [[100, 100, 140, 130], [300, 200, 330, 240], [600, 440, 630, 470]]
 @pytest.fixture()
 def large_dataset(tmp_path):
     """Two 640 x 480 images, each with three boxes, as COCO json; the pixels are a gradient."""
-    pixels = np.broadcast_to(np.arange(WIDTH, dtype=np.uint8)[None, :, None] // 3, (HEIGHT, WIDTH, 3))
+    pixels = np.broadcast_to((np.arange(WIDTH) // 3).astype(np.uint8)[None, :, None], (HEIGHT, WIDTH, 3))
     images, annotations = [], []
     for index in range(2):
         Image.fromarray(np.ascontiguousarray(pixels)).save(tmp_path / f"{index}.png")
@@ -57,14 +57,14 @@ def test_image_smaller_than_the_tile_is_taken_whole():
 
 def test_tiles_per_epoch_follow_the_tiling_and_boxes_follow_the_tile(large_dataset):
     records = load_dataset(large_dataset)
-    dataset = TileDataset(records, 256, None, overlap=0.2, object_bias=1.0, min_visible=0.5)
+    dataset = TileDataset(records, 256, None, overlap=0.2, object_bias=1.0, min_visible=0.2)
     assert len(dataset) == 2 * 3 * 3  # each 640 x 480 image: 3 columns x 3 rows of 256 px at overlap 0.2
     random.seed(1)
     for item in range(len(dataset)):
         image, target = dataset[item]
         assert image.shape == (3, 256, 256) and target["image_id"] == item // 9
         boxes = target["boxes"]
-        assert len(boxes) >= 1  # centred on an object: at least that one is more than half visible
+        assert len(boxes) >= 1  # a box's centre is in the tile: at least a quarter of that box is
         assert (boxes >= 0).all() and (boxes <= 256).all() and (boxes[:, 2:] - boxes[:, :2] >= 1).all()
         # The pixels are x // 3: the tile's first column tells where it was cut, and so where the boxes go.
         x0 = int(image[0, 0, 0]) * 3
