@@ -55,3 +55,13 @@ def test_bad_overlap_is_a_one_line_error(tmp_path, weights, large_image, capsys)
     assert main([*argv, "--overlap", "1.5"]) == 2
     error = capsys.readouterr().err
     assert "overlap" in error and "Traceback" not in error
+
+
+def test_tile_accepts_images_over_pils_default_limit(tmp_path, weights, large_image, monkeypatch, capsys):
+    # PIL's limit stands at 89 Mpx; a 700 x 1100 image plays a 10,000 x 10,000 one under a 500 kpx limit.
+    monkeypatch.setattr("PIL.Image.MAX_IMAGE_PIXELS", 500_000)
+    argv = ["predict", str(large_image), "--weights", str(weights), "--workers", "0", "--no-draw"]
+    assert main([*argv, "--out", str(tmp_path / "whole")]) == 0
+    assert "0 detections in 0 images (1 unreadable" in capsys.readouterr().out
+    assert main([*argv, "--out", str(tmp_path / "tiled"), "--tile", "512"]) == 0
+    assert "in 1 images" in capsys.readouterr().out

@@ -100,11 +100,24 @@ def add_tiling_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: Pixels of the largest image --tile accepts; PIL's own decompression-bomb limit is about 89 million.
+TILED_IMAGE_PIXELS = 1_000_000_000
+
+
 def tiling_config(args: argparse.Namespace):
-    """The ``gfocal.tiling.TilingConfig`` the tiling options ask for, or None without --tile."""
+    """The ``gfocal.tiling.TilingConfig`` the tiling options ask for, or None without --tile.
+
+    With --tile, images up to :data:`TILED_IMAGE_PIXELS` are accepted (``PIL.Image.MAX_IMAGE_PIXELS``
+    is raised to it): tiling exists for images larger than PIL lets through by default (10,000 x 10,000).
+    """
     if args.tile is None:
         return None
+    from PIL import Image
+
     from gfocal.tiling import TilingConfig
+
+    if Image.MAX_IMAGE_PIXELS is not None:
+        Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS, TILED_IMAGE_PIXELS)
 
     try:
         return TilingConfig(args.tile, args.overlap, args.merge, batch_size=args.batch_size)
