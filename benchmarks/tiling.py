@@ -116,12 +116,12 @@ def methods(weights: Path, precision: str) -> dict[str, torch.nn.Module]:
     """Each way of predicting a whole scene, on the same weights."""
 
     def model(**overrides):
-        return prepare_for_inference(load_model(weights, max_detections=MAX_DETECTIONS, **overrides))
+        return prepare_for_inference(load_model(weights, **overrides))
 
-    tiles = model()
+    tiles = model()  # up to 100 detections per 416 px tile (the model's own limit), more per whole image
     return {
-        "resize_whole_image": model(),
-        "whole_image_native_size": model(image_size=SIDE),
+        "resize_whole_image": model(max_detections=MAX_DETECTIONS),
+        "whole_image_native_size": model(image_size=SIDE, max_detections=MAX_DETECTIONS),
         **{f"tiles_{merge}": TiledDetector(tiles, TilingConfig(TILE, OVERLAP, merge, batch_size=8)) for merge in ("nms", "nmm", "dist")},
     }  # fmt: skip
 
