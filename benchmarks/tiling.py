@@ -1,6 +1,6 @@
 """Large images: resizing the whole image against tiles merged by NMS, greedy NMM and the distribution-aware merge.
 
-    python benchmarks/tiling.py [--minutes 7] [--out runs/tiling] [--json docs/results/tiling.json]
+    python benchmarks/tiling.py [--minutes 7] [--out runs/tiling] [--json docs/results/tiling.json] [--run FOLDER]
 
 1. Writes scenes of 2400 x 2400 pixels (3 to train on, 2 to test on), each with a few hundred
    small objects (14-40 px: three shape classes) in clusters of touching neighbours (0-2 px apart),
@@ -103,12 +103,18 @@ def train(train_json: Path, out: Path, minutes: float, seed: int) -> dict:
         "--set", f"tile_overlap={OVERLAP}",
     ]  # fmt: skip
     subprocess.run(command, check=True, stdout=sys.stderr)  # stdout is for the JSON report
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    iterations = max(row.get("iteration", 0) for row in rows)
+    return {"command": shlex.join(["gfocal", *command[3:]]), **run_summary(out)}
+
+
+def run_summary(run: Path) -> dict:
+    """Iterations, seconds per step and the weights of a finished training run folder."""
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [row for row in rows if row.get("kind") == "train"]
     return {
-        "command": shlex.join(["gfocal", *command[3:]]),
-        "iterations": iterations,
-        "weights": str(out / "model.safetensors"),
+        "run": str(run),
+        "iterations": max(row.get("iteration", 0) for row in rows),
+        "seconds_per_step": round(sum(row["iter_time"] for row in steps) / len(steps), 2),
+        "weights": str(run / "model.safetensors"),
     }
 
 
@@ -155,12 +161,12 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the results here")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--weights", default=None, help="skip training: score these weights")
+    parser.add_argument("--run", default=None, help="skip training: score this finished run folder's weights")
     args = parser.parse_args()
     out = Path(args.out)
     train_json = write_split(out / "data", "train", 3, args.seed)
     test_json = write_split(out / "data", "test", 2, args.seed)
-    training = {"weights": args.weights} if args.weights else train(train_json, out / "run", args.minutes, args.seed)
+    training = run_summary(Path(args.run)) if args.run else train(train_json, out / "run", args.minutes, args.seed)
     records = load_dataset(test_json)
     images = [decode_image(image.path) for image in records.images]
     results = {
