@@ -107,12 +107,12 @@ def train(train_json: Path, out: Path, minutes: float, seed: int) -> dict:
 
 
 def run_summary(run: Path) -> dict:
-    """Iterations, seconds per step and the weights of a finished training run folder."""
+    """The last logged iteration, seconds per step and the weights of a finished training run folder."""
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     steps = [row for row in rows if row.get("kind") == "train"]
     return {
         "run": str(run),
-        "iterations": max(row.get("iteration", 0) for row in rows),
+        "last_logged_iteration": max(row.get("iteration", 0) for row in rows),  # logged every log_interval
         "seconds_per_step": round(sum(row["iter_time"] for row in steps) / len(steps), 2),
         "weights": str(run / "model.safetensors"),
     }
