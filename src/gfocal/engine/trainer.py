@@ -24,7 +24,7 @@ from torch import nn
 from tqdm import tqdm
 
 from gfocal.engine.budget import evaluation_due, plan_summary, replan
-from gfocal.engine.build import TrainData
+from gfocal.engine.build import TrainData, validation_network
 from gfocal.engine.config import TrainConfig
 from gfocal.engine.distributed import all_reduce_mean, broadcast_object, cleanup_distributed, setup_distributed
 from gfocal.engine.evaluate import evaluate_model, format_results, save_results
@@ -249,7 +249,7 @@ def _end_epoch(run: Run, epoch: int) -> None:
     if evaluation_due(run, epoch, final, seconds_per_step):
         started = time.perf_counter()
         metrics = evaluate_model(
-            run.ema.module if run.ema else run.module,
+            validation_network(run.ema.module if run.ema else run.module, run.config),
             run.data.val,
             run.data.val_records,
             run.data.collate,
@@ -257,6 +257,7 @@ def _end_epoch(run: Run, epoch: int) -> None:
             batch_size=max(run.config.batch_size // run.info.world_size, 1),
             workers=run.config.workers,
             autocast=run.autocast,
+            max_detections=run.config.eval_max_detections,
         )
         run.last_eval_s = time.perf_counter() - started
         run.clock.pause(run.last_eval_s)
