@@ -48,6 +48,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     labels.add_argument("--image-size", type=int, default=None, help="input size of the untrained model (default 320)")
     labels.set_defaults(run=_run_labels)
 
+    ranges = commands.add_parser(
+        "range",
+        help="share of ATSS positives' edges beyond reg_max x stride, per level, and a suggested reg_max",
+        description="Run the ATSS assigner on the dataset's boxes at the model's input size and strides (no "
+        "network) and report the share of positive edge distances that training clamps to the last bin "
+        "(beyond reg_max - 0.1 strides), per FPN level, and the least reg_max that holds --coverage of them.",
+    )
+    ranges.add_argument("--data", type=Path, required=True, help="COCO .json, VOC folder, or YOLO .yaml/folder")
+    model = ranges.add_mutually_exclusive_group()
+    model.add_argument("--weights", type=Path, default=None, help="take the model's settings from a weights file")
+    model.add_argument("--model", default="gfl_nano", help="a named model (default gfl_nano, the CPU default)")
+    ranges.add_argument("--image-size", type=int, default=None, help="longer side of the network input")
+    ranges.add_argument("--reg-max", type=int, default=None, help="the reg_max to check (default: the model's)")
+    ranges.add_argument("--coverage", type=float, default=0.99, help="share of edges to hold (default 0.99)")
+    ranges.add_argument("--json", type=Path, default=None, help="also write the statistics here")
+    ranges.add_argument("--split", default=None, help="YOLO yaml key or VOC ImageSets split (default: the reader's)")
+    ranges.add_argument("--images-dir", type=Path, default=None, help="image folder (COCO, VOC) when not guessed")
+    ranges.set_defaults(run=_run_range)
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, required=True, help="COCO .json, VOC folder, or YOLO .yaml/folder")
@@ -125,4 +144,30 @@ def _run_labels(args: argparse.Namespace) -> int:
                 f"{name:<6}{level['positives']:>10}{iou['tiny_fraction']:>10.2f}{ctr['tiny_fraction']:>10.2f}{iou['mean']:>10.2f}{ctr['mean']:>10.2f}"
             )
     print(f"-> {args.out}/labels.json, {args.out}/labels.png")
+    return 0
+
+
+def _run_range(args: argparse.Namespace) -> int:
+    from gfocal.analysis.output import write_json
+    from gfocal.analysis.range import edge_range_statistics, model_settings
+
+    with _errors():
+        records = _load(args)
+        config = model_settings(records.num_classes, args.weights, args.model, args.image_size, args.reg_max)
+        stats = edge_range_statistics(config, records, coverage=args.coverage)
+        if args.json is not None:
+            write_json(args.json, stats)
+    print(
+        f"reg_max {stats['reg_max']} at input {stats['input_size'][1]} px: {stats['positives']} positives of "
+        f"{stats['boxes']} boxes; {stats['clamped_edge_fraction']:.1%} of their edges and "
+        f"{stats['clamped_box_fraction']:.1%} of the boxes are beyond the range"
+    )
+    print(f"{'level':<6}{'stride':>7}{'range px':>10}{'positives':>10}{'clamped':>9}{'p99 strides':>13}")
+    for name, level in stats["levels"].items():
+        if level["positives"]:
+            print(
+                f"{name:<6}{level['stride']:>7}{level['range_pixels']:>10}{level['positives']:>10}"
+                f"{level['clamped_edge_fraction']:>9.1%}{level['p99_distance']:>13.2f}"
+            )
+    print(f"suggested reg_max (holds {stats['coverage']:.0%} of the edges): {stats['suggested_reg_max']}")
     return 0

@@ -141,4 +141,8 @@ class GFLCriterion:
             losses["loss_dfl"] = config.loss_dfl_weight * (dfl.mean(-1) * box_weight).sum() / weight_sum
 
         stats = {"num_pos": float(len(pos_labels)) / max(len(targets), 1)}
+        if config.box == "dfl":
+            # Targets clamped to the last bin: a reg_max too short for this data (gfocal analyze range).
+            raw = box_to_distance(pos_points / scale, pos_gt_boxes / scale)  # [P, 4] strides, unclamped
+            stats["last_bin_fraction"] = float((raw >= config.reg_max - 0.1).float().mean()) if len(raw) else 0.0
         return losses, stats
