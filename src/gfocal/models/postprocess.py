@@ -39,7 +39,7 @@ def postprocess_image(
         image_size: (height, width) of the image before padding; boxes are clipped to it.
         return_distributions: also return ``box_distributions`` (Tensor[K, 4, B], probabilities
             over bins, edges left, top, right, bottom), ``edge_std`` (Tensor[K, 4], standard deviation
-            of each edge in pixels) and ``bin_size`` (Tensor[K, 4], pixels per bin along each edge).
+            of each edge in pixels, times ``config.std_scale``) and ``bin_size`` (Tensor[K, 4], pixels per bin along each edge).
 
     Returns:
         {"boxes" [K, 4], "scores" [K], "labels" int64 [K]} (+ the optional keys), sorted by score.
@@ -87,6 +87,6 @@ def _distribution_outputs(config: ModelConfig, box_outputs: Tensor, strides: Ten
     probs = box_outputs.reshape(-1, 4, config.reg_max + 1).softmax(-1)
     return {
         "box_distributions": probs,
-        "edge_std": distribution_std(probs) * strides.unsqueeze(-1),
+        "edge_std": distribution_std(probs) * strides.unsqueeze(-1) * config.std_scale,
         "bin_size": strides.unsqueeze(-1).expand(-1, 4).clone(),
     }
