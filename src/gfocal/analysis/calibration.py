@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["fit_std_scale", "rank_correlation", "score_reliability", "spread_reliability"]
+__all__ = ["average_ranks", "fit_std_scale", "rank_correlation", "score_reliability", "spread_reliability"]
 
 
 def rank_correlation(x: np.ndarray, y: np.ndarray) -> float | None:
@@ -40,14 +40,14 @@ def rank_correlation(x: np.ndarray, y: np.ndarray) -> float | None:
         raise ValueError(f"rank_correlation needs arrays of one length, got {x.size} and {y.size}")
     if x.size < 2:
         return None
-    rx, ry = _average_ranks(x), _average_ranks(y)
+    rx, ry = average_ranks(x), average_ranks(y)
     rx, ry = rx - rx.mean(), ry - ry.mean()
     norm = np.sqrt((rx * rx).sum() * (ry * ry).sum())
     return float((rx * ry).sum() / norm) if norm > 0 else None
 
 
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks 0..n-1, tied values sharing the mean of their ranks."""
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 0..n-1 of a 1-D array (float [n]), tied values sharing the mean of their ranks."""
     order = np.argsort(values, kind="stable")
     sorted_values = values[order]
     # Each run of equal values: its first and last position in sorted order.
