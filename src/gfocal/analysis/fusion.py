@@ -21,6 +21,7 @@ Shape letters: K pooled detections, L clusters, V views.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -28,10 +29,20 @@ from typing import Literal
 import torch
 from torch import Tensor
 from torchvision.ops import batched_nms, box_iou
+from tqdm import tqdm
 
+from gfocal.data import DatasetRecords
+from gfocal.data.image_io import decode_image
 from gfocal.models import GFLDetector
 
-__all__ = ["FUSION_METHODS", "TestTimeAugmentation", "cluster_detections", "fuse_detections", "view_detections"]
+__all__ = [
+    "FUSION_METHODS",
+    "TestTimeAugmentation",
+    "cluster_detections",
+    "fuse_detections",
+    "fused_dataset_detections",
+    "view_detections",
+]
 
 FusionMethod = Literal["nms", "wbf", "distribution"]
 FUSION_METHODS: tuple[FusionMethod, ...] = ("nms", "wbf", "distribution")
@@ -179,3 +190,46 @@ def _unflip(detections: dict[str, Tensor], width: int) -> dict[str, Tensor]:
         "boxes": torch.stack((width - x1, y0, width - x0, y1), dim=-1),
         "edge_std": torch.stack((right, top, left, bottom), dim=-1),
     }
+
+
+def fused_dataset_detections(
+    models: Sequence[GFLDetector],
+    records: DatasetRecords,
+    tta: TestTimeAugmentation,
+    methods: Sequence[FusionMethod] = FUSION_METHODS,
+    iou_threshold: float = 0.55,
+    batch_size: int = 4,
+    max_images: int | None = None,
+    progress: bool = True,
+) -> dict[str, tuple[dict[int, dict[str, Tensor]], float]]:
+    """Detections of the dataset's images per fusion method, and the seconds each took.
+
+    ``"single"`` is the first model alone on the plain view (its own NMS), the baseline. Every
+    method's time includes the views' inference, which they share (run once, timed once).
+
+    Returns:
+        method -> (image index -> {"boxes", "scores", "labels"} in the image's pixels, seconds).
+    """
+    num_views = len(models) * tta.num_views
+    max_detections = models[0].config.max_detections
+    detections: dict[str, dict[int, dict[str, Tensor]]] = {method: {} for method in ("single", *methods)}
+    seconds = dict.fromkeys(detections, 0.0)
+    chosen = records.images[:max_images]
+    for start in tqdm(range(0, len(chosen), batch_size), desc="fusion", unit="batch", disable=not progress):
+        images = [decode_image(record.path) for record in chosen[start : start + batch_size]]
+        tick = time.perf_counter()
+        with torch.no_grad():
+            single = models[0].eval()(images)
+        seconds["single"] += time.perf_counter() - tick
+        tick = time.perf_counter()
+        pooled = view_detections(models, images, tta)
+        shared = time.perf_counter() - tick
+        for method in methods:
+            tick = time.perf_counter()
+            fused = [
+                fuse_detections(p, method, num_views, iou_threshold, max_detections=max_detections) for p in pooled
+            ]
+            seconds[method] += shared + time.perf_counter() - tick
+            detections[method].update(enumerate(fused, start=start))
+        detections["single"].update(enumerate(single, start=start))
+    return {method: (detections[method], seconds[method]) for method in detections}
