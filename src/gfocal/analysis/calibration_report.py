@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from gfocal.analysis.ambiguity import load_annotated_image
 from gfocal.analysis.calibration import fit_std_scale, score_reliability, spread_reliability
-from gfocal.analysis.distributions import EDGES
+from gfocal.analysis.distributions import EDGES, require_distribution_head
 from gfocal.analysis.matching import match_detections
 from gfocal.analysis.output import write_json
 from gfocal.data import DatasetRecords
@@ -76,8 +76,7 @@ def collect(
     progress: bool = True,
 ) -> CalibrationData:
     """Run ``model`` over ``records`` and pair predicted spreads with actual errors (see the module doc)."""
-    if model.config.box != "dfl":
-        raise ValueError("calibration needs a distribution head (box='dfl'); this model regresses Dirac boxes")
+    require_distribution_head(model.config, "calibration")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     model.eval()

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gfocal.models.config import ModelConfig
 from gfocal.ops import distribution_entropy, distribution_focal_loss, distribution_std, peak_statistics
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "distribution_statistics",
     "edge_focus",
     "edge_statistics",
+    "require_distribution_head",
     "to_records",
 ]
 
@@ -56,6 +58,12 @@ EDGE_STATISTICS = (
 ANNOTATION_STATISTICS = ("annotated_position", "annotated_offset", "annotated_nll", "annotated_at_second_peak")
 # +1 for left/top (a larger distance moves the edge towards smaller coordinates), -1 otherwise.
 _OUTWARD = (-1.0, -1.0, 1.0, 1.0)
+
+
+def require_distribution_head(config: ModelConfig, purpose: str) -> None:
+    """Raise ValueError unless the model (its ``config``) predicts edge distributions (``box="dfl"``)."""
+    if config.box != "dfl":
+        raise ValueError(f"{purpose} needs a distribution head (box='dfl'); this model regresses Dirac boxes")
 
 
 def bin_positions(probs: Tensor, boxes: Tensor, bin_size: Tensor) -> Tensor:

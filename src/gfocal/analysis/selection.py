@@ -33,6 +33,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from gfocal.analysis.calibration import average_ranks
+from gfocal.analysis.distributions import require_distribution_head
 from gfocal.data import DatasetError, DatasetWarning
 from gfocal.data.image_io import decode_image
 from gfocal.models import GFLDetector
@@ -102,8 +103,7 @@ def score_images(
     Files that cannot be decoded are skipped with a :class:`DatasetWarning` naming each.
     The model must have a distribution head (``box="dfl"``).
     """
-    if model.config.box != "dfl":
-        raise ValueError("selection needs a distribution head (box='dfl'); this model regresses Dirac boxes")
+    require_distribution_head(model.config, "selection")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     model.eval()

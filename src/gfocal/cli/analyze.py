@@ -76,16 +76,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "each, and for the first model alone.",
     )
     fusion.add_argument("--weights", type=Path, nargs="+", required=True, help="one weights file, or several")
-    fusion.add_argument("--data", type=Path, required=True, help="COCO .json, VOC folder, or YOLO .yaml/folder")
+    _dataset_options(fusion)
     fusion.add_argument("--scales", type=float, nargs="+", default=[1.0], help="input-size factors (default 1.0)")
     fusion.add_argument("--flip", action="store_true", help="add horizontally flipped views")
     fusion.add_argument("--iou", type=float, default=0.55, help="IoU to join a cluster (default 0.55)")
     fusion.add_argument("--json", type=Path, default=None, help="also write the table here")
-    fusion.add_argument("--split", default=None, help="YOLO yaml key or VOC ImageSets split (default: the reader's)")
-    fusion.add_argument("--images-dir", type=Path, default=None, help="image folder (COCO, VOC) when not guessed")
-    fusion.add_argument("--max-images", type=int, default=None, help="use only the first N images")
-    fusion.add_argument("--batch-size", type=int, default=4)
-    fusion.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    _run_options(fusion)
     fusion.set_defaults(run=_run_fusion)
 
     ranges = commands.add_parser(
@@ -95,7 +91,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "network) and report the share of positive edge distances that training clamps to the last bin "
         "(beyond reg_max - 0.1 strides), per FPN level, and the least reg_max that holds --coverage of them.",
     )
-    ranges.add_argument("--data", type=Path, required=True, help="COCO .json, VOC folder, or YOLO .yaml/folder")
+    _dataset_options(ranges)
     model = ranges.add_mutually_exclusive_group()
     model.add_argument("--weights", type=Path, default=None, help="take the model's settings from a weights file")
     model.add_argument("--model", default="gfl_nano", help="a named model (default gfl_nano, the CPU default)")
@@ -103,20 +99,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ranges.add_argument("--reg-max", type=int, default=None, help="the reg_max to check (default: the model's)")
     ranges.add_argument("--coverage", type=float, default=0.99, help="share of edges to hold (default 0.99)")
     ranges.add_argument("--json", type=Path, default=None, help="also write the statistics here")
-    ranges.add_argument("--split", default=None, help="YOLO yaml key or VOC ImageSets split (default: the reader's)")
-    ranges.add_argument("--images-dir", type=Path, default=None, help="image folder (COCO, VOC) when not guessed")
     ranges.set_defaults(run=_run_range)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, required=True, help="COCO .json, VOC folder, or YOLO .yaml/folder")
+    _dataset_options(parser)
     parser.add_argument("--out", type=Path, required=True, help="output folder (refused if not empty, see --overwrite)")
+    _run_options(parser)
+    parser.add_argument("--overwrite", action="store_true", help="replace files in an existing output folder")
+
+
+def _dataset_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, required=True, help="COCO .json, VOC folder, or YOLO .yaml/folder")
     parser.add_argument("--split", default=None, help="YOLO yaml key or VOC ImageSets split (default: the reader's)")
     parser.add_argument("--images-dir", type=Path, default=None, help="image folder (COCO, VOC) when not guessed")
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-images", type=int, default=None, help="analyse only the first N images")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    parser.add_argument("--overwrite", action="store_true", help="replace files in an existing output folder")
 
 
 @contextlib.contextmanager
