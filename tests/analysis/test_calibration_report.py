@@ -64,3 +64,17 @@ def test_statistics_of_no_match():
 def test_dirac_models_are_refused(tiny_coco):
     with pytest.raises(ValueError, match="box='dfl'"):
         collect(gfl_small(4, box="dirac"), load_dataset(tiny_coco, warn=False))
+
+
+def test_predicted_statistics_report_the_calibrated_std():
+    from gfocal.analysis.distributions import edge_statistics
+
+    torch.manual_seed(0)
+    plain = gfl_small(2, min_size=SIZE, max_size=SIZE, score_threshold=0.0).eval()
+    scaled = gfl_small(2, min_size=SIZE, max_size=SIZE, score_threshold=0.0, std_scale=3.0).eval()
+    scaled.load_state_dict(plain.state_dict())
+    image = torch.rand(3, SIZE, SIZE)
+    with torch.no_grad():
+        a, b = (edge_statistics(m([image], return_distributions=True)[0]) for m in (plain, scaled))
+    torch.testing.assert_close(b["std"], 3.0 * a["std"])
+    torch.testing.assert_close(b["std_bins"], a["std_bins"])  # the distribution itself is unchanged

@@ -227,14 +227,20 @@ def edge_statistics(detection: Mapping[str, Tensor], min_ratio: float = 0.1) -> 
         min_ratio: see :func:`distribution_statistics`.
 
     Returns:
-        :func:`distribution_statistics` of the K detections.
+        :func:`distribution_statistics` of the K detections; ``std`` is the detection's ``edge_std``
+        when it has one (the learned spread times the model's ``std_scale``).
     """
     missing = [k for k in ("boxes", "box_distributions", "bin_size") if k not in detection]
     if missing:
         raise KeyError(
             f"detection lacks {missing}; call the model with return_distributions=True (needs a box='dfl' model)"
         )
-    return distribution_statistics(detection["box_distributions"], detection["boxes"], detection["bin_size"], min_ratio)
+    statistics = distribution_statistics(
+        detection["box_distributions"], detection["boxes"], detection["bin_size"], min_ratio
+    )
+    if "edge_std" in detection:  # the model's, with its calibrated temperature (std_scale) applied
+        statistics["std"] = detection["edge_std"].float()
+    return statistics
 
 
 def to_records(
