@@ -32,6 +32,12 @@ def time_call(fn: Callable[[], Any], warmup: int = 3, repeats: int = 20) -> dict
     return {"median_ms": statistics.median(samples), "min_ms": min(samples), "repeats": repeats}
 
 
+def _cpu_check(name: str) -> bool | None:
+    """One of torch's private CPU feature checks; None where this torch lacks it."""
+    check = getattr(torch.cpu, name, None)
+    return None if check is None else bool(check())
+
+
 def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
     cpu = platform.processor() or platform.machine()
@@ -42,6 +48,10 @@ def machine() -> dict[str, Any]:
         pass
     return {
         "cpu": cpu,
+        # What the CPU offers torch: e.g. AVX2 (float32 only), or AVX512 with native bf16 and AMX tiles.
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_native_bf16": _cpu_check("_is_avx512_bf16_supported"),
+        "cpu_amx": _cpu_check("_is_amx_tile_supported"),
         "threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "python": platform.python_version(),
@@ -49,12 +59,13 @@ def machine() -> dict[str, Any]:
     }
 
 
-def gfocal_commit() -> str | None:
-    """The git commit of the checkout these benchmarks are in, ``+dirty`` when it has uncommitted changes."""
+def gfocal_commit(where: Path | None = None) -> str | None:
+    """The git commit of the checkout these benchmarks are in (or of the one holding ``where``), ``+dirty``
+    when it has uncommitted changes."""
 
     def git(*args: str) -> str:
         return subprocess.run(
-            ["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, check=True
+            ["git", *args], cwd=where or Path(__file__).parent, capture_output=True, text=True, check=True
         ).stdout.strip()
 
     try:

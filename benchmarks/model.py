@@ -69,7 +69,13 @@ def benchmark(name: str, repeats: int, device: torch.device) -> dict:
 
         def post():
             postprocess_image(
-                model.config, scored.scores[0], factors, scored.box_outputs[0], scored.grid, batch.image_sizes[0]
+                model.config,
+                model.head.box_coding,
+                scored.scores[0],
+                factors,
+                scored.box_outputs[0],
+                scored.grid,
+                batch.image_sizes[0],
             )
 
         post_time = time_call(post, warmup=1, repeats=repeats)

@@ -4,7 +4,7 @@
     python3 -m venv /work/yolo-venv && /work/yolo-venv/bin/pip install ultralytics   # the peer, in its own venv
     python benchmarks/small_data.py --minutes 5 --seeds 0 1 2 [--datasets coins cells] \\
         [--variants today default yolov8n] [--data-root runs/small_data/data] [--work runs/small_data] \\
-        [--json docs/results/small_data_screen.json]
+        [--json docs/results/small_data_screen.json] [--epochs N]
 
 For each dataset x variant x seed, one after another (each run has the
 machine's cores to itself): a gfocal variant runs ``gfocal train --data
@@ -15,6 +15,14 @@ on the test split; the peer
 its last.pt detections are scored here by the same code as gfocal's
 (``gfocal.engine.evaluate.evaluate_detections``). The val split may steer
 a recipe (checkpoints, schedule); AP is on the test split, which none sees.
+
+``--epochs N`` screens recipes at equal *steps* instead of equal time: each
+gfocal run trains exactly N epochs (the budget is then only a cap) and is
+evaluated once, at the end. On a machine shared with other work, a
+time-budgeted run's steps depend on the load; a fixed-step run's result does
+not, so the pieces of a recipe can be compared there. It measures what a piece
+does per step, not what it costs per step: the JSON keeps each run's training
+seconds, and the peer (which has no such mode) is refused.
 
 The datasets (``benchmarks/small_data_sets.py``) are written under
 ``--data-root`` when missing. Prints JSON (every run, and mean/std per dataset
@@ -165,6 +173,12 @@ def run_peer(split: dict[str, Path], run_dir: Path, minutes: float, seed: int, p
     }
 
 
+def fixed_steps_args(epochs: int | None) -> list[str]:
+    """Extra ``gfocal train`` arguments for a run of exactly ``epochs`` epochs, evaluated only at the end."""
+    # eval_share=0: a budgeted run evaluates by the clock, which would tie what runs to the machine's load.
+    return [] if epochs is None else ["--epochs", str(epochs), "--set", "eval_interval=0", "--set", "eval_share=0"]
+
+
 def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean and standard deviation of each metric per dataset x variant (failed runs left out, counted)."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -219,7 +233,12 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("runs/small_data"), help="run folders")
     parser.add_argument("--json", help="also write the JSON here")
     parser.add_argument("--yolo-python", default="/work/yolo-venv/bin/python", help="python of the ultralytics venv")
+    parser.add_argument(
+        "--epochs", type=int, help="gfocal runs train exactly this many epochs (equal steps; --minutes is a cap)"
+    )
     args = parser.parse_args()
+    if args.epochs is not None and PEER in args.variants:
+        parser.error(f"--epochs compares gfocal recipes at equal steps; {PEER} has no such mode")
     runs: list[dict[str, Any]] = []
     for dataset in args.datasets:
         if not (args.data_root / dataset / "test.json").is_file():
@@ -230,29 +249,41 @@ def main() -> None:
         for variant in args.variants:
             for seed in args.seeds:
                 run_dir = args.work / dataset / variant / f"seed{seed}"
+                extra = VARIANTS[variant] + fixed_steps_args(args.epochs)
                 run: dict[str, Any] = {
                     "dataset": dataset,
                     "variant": variant,
                     "seed": seed,
                     "minutes": args.minutes,
-                    "args": VARIANTS[variant] if variant != PEER else ["benchmarks/yolo_peer.py"],
+                    "args": extra if variant != PEER else ["benchmarks/yolo_peer.py"],
                 }
                 try:
                     run |= (
                         run_peer(split, run_dir, args.minutes, seed, args.yolo_python)
                         if variant == PEER
-                        else run_gfocal(split, run_dir, args.minutes, seed, VARIANTS[variant])
+                        else run_gfocal(split, run_dir, args.minutes, seed, extra)
                     )
                 except (subprocess.CalledProcessError, OSError, StopIteration, KeyError, ValueError) as exc:
                     run["error"] = repr(exc)  # a screen goes on past one broken variant
                 runs.append(run)
                 print(json.dumps(run), file=sys.stderr, flush=True)
                 if args.json:  # a screen stopped part-way still leaves its runs, with their provenance
-                    report({"complete": False, "minutes": args.minutes, "runs": runs}, args.json, quiet=True)
+                    report(
+                        {"complete": False, "minutes": args.minutes, "epochs": args.epochs, "runs": runs},
+                        args.json,
+                        quiet=True,
+                    )
     summary = summarise(runs)
     print(markdown(summary, args.minutes), file=sys.stderr)
     report(
-        {"complete": True, "minutes": args.minutes, "data_root": str(args.data_root), "summary": summary, "runs": runs},
+        {
+            "complete": True,
+            "minutes": args.minutes,
+            "epochs": args.epochs,
+            "data_root": str(args.data_root),
+            "summary": summary,
+            "runs": runs,
+        },
         args.json,
     )
 

@@ -94,3 +94,20 @@ def test_dataset_images_are_deterministic_with_boxes_inside(name: str):
     boxes = np.asarray(boxes, dtype=float)
     assert (boxes[:, :2] >= 0).all() and (boxes[:, 2] <= 200).all() and (boxes[:, 3] <= 160).all()
     assert (boxes[:, 2:] - boxes[:, :2] >= 3).all()
+
+
+def test_fixed_step_runs_train_the_given_epochs_and_evaluate_only_at_the_end():
+    assert small_data.fixed_steps_args(None) == []
+    extra = small_data.VARIANTS["no_mosaic"] + small_data.fixed_steps_args(40)
+    from gfocal.cli.main import build_parser
+
+    args = build_parser().parse_args(["train", "--data", "d.json", "--out", "o", *small_data.VARIANTS["today"], *extra])
+    assert args.epochs == 40  # the fixed-step flag comes last, so it wins over a variant's own --epochs
+    assert {"eval_interval=0", "eval_share=0", "mosaic=0"} <= set(args.overrides)
+
+
+def test_fixed_step_screen_refuses_the_peer(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(sys, "argv", ["small_data.py", "--epochs", "10", "--variants", "default", small_data.PEER])
+    with pytest.raises(SystemExit) as stop:
+        small_data.main()
+    assert stop.value.code == 2

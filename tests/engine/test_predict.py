@@ -81,3 +81,22 @@ def test_eval_and_predict_feed_the_network_identical_tensors(tmp_path):
     from_eval, _ = model.transform([evaluated])
     from_predict, _ = model.transform([decode_image(tmp_path / "a.png")])
     assert from_eval.image_sizes == [(42, 64)] and torch.equal(from_eval.tensors, from_predict.tensors)
+
+
+def test_drawing_uses_the_image_predict_decoded(images, tmp_path, monkeypatch):
+    """With ``keep_images``, each file is decoded once: drawing reuses the decoded image."""
+    from gfocal.data.image_io import decode_image
+    from gfocal.engine import predict
+
+    model = gfl_small(2, min_size=64, max_size=64)
+    paths = find_images(images)
+    predictions = list(predict_files(model, paths, precision="fp32", progress=False, keep_images=True))
+    for prediction in predictions:
+        assert torch.equal(prediction.image, decode_image(prediction.path))
+
+    def no_second_decode(path):
+        raise AssertionError(f"{path} decoded again")
+
+    monkeypatch.setattr(predict, "decode_image", no_second_decode)
+    counts = write_predictions(iter(predictions), prepare_output_dir(tmp_path / "out", False), model.class_names)
+    assert counts["images"] == 2 and len(list((tmp_path / "out" / "images").iterdir())) == 2

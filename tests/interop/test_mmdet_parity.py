@@ -52,7 +52,9 @@ def test_detections_equal_mmdetection(depth, stacked_convs, reg_max):
     flatten = lambda levels: torch.cat([level.flatten(2).transpose(1, 2) for level in levels], 1)  # noqa: E731
     torch.testing.assert_close(scored.scores, flatten(cls_levels).sigmoid(), atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(scored.box_outputs, flatten(box_levels), atol=1e-4, rtol=1e-4)
-    actual = postprocess_image(ours.config, scored.scores[0], None, scored.box_outputs[0], scored.grid, image_size)
+    actual = postprocess_image(
+        ours.config, ours.head.box_coding, scored.scores[0], None, scored.box_outputs[0], scored.grid, image_size
+    )
     assert len(expected_boxes) > 10
     assert torch.equal(actual["labels"], expected_labels)
     torch.testing.assert_close(actual["boxes"], expected_boxes, atol=1e-3, rtol=0)

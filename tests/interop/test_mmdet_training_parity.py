@@ -8,7 +8,7 @@ border and an image without any.
 
 GFLv2: mmdetection 3.3 has no DGQP head (no ``GFLHeadV2`` in ``mmdet.models.dense_heads``); its
 GFL loss is fed the joint score ``sigmoid(cls) * sigmoid(quality)`` as logits
-(:func:`gfocal.models.head.joint_score_logits`), which is GFLv2's loss on its joint score, so the
+(:func:`gfocal.models.quality.joint_score_logits`), which is GFLv2's loss on its joint score, so the
 criterion's ``dgqp=True`` path is checked through to the quality logits.
 
 One known difference, kept and pinned here: mmdetection's QFL normaliser counts each image's
@@ -25,7 +25,8 @@ from gfocal.models import ModelConfig
 from gfocal.models.assigner import atss_assign
 from gfocal.models.criterion import GFLCriterion
 from gfocal.models.grid import location_grid, valid_locations
-from gfocal.models.head import HeadOutputs, joint_score_logits
+from gfocal.models.head import HeadOutputs
+from gfocal.models.quality import joint_score_logits
 from gfocal.models.targets import pad_targets
 
 pytestmark = pytest.mark.mmdet
@@ -111,7 +112,7 @@ def test_losses_and_gradients_equal_mmdetection(dgqp, num_images):
     ]
 
     valid = valid_locations(grid, IMAGE_SIZES[:num_images], 32)
-    ours, stats = GFLCriterion(config)(HeadOutputs(cls_logits, box_outputs, quality), grid, targets, valid)
+    ours, stats = GFLCriterion.from_config(config)(HeadOutputs(cls_logits, box_outputs, quality), grid, targets, valid)
     assert stats["num_pos"] > 0
     score_logits = cls_logits if quality is None else joint_score_logits(cls_logits, quality)
     theirs = mmdet_losses(mmdet_gfl_head(), score_logits, box_outputs, shapes, images)

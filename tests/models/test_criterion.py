@@ -101,7 +101,7 @@ def test_padding_has_no_loss_and_no_gradient(overrides):
         torch.randn(2, 80, 3, generator=generator), torch.rand(2, 80, 4 * config.bins, generator=generator), quality
     )
     outputs = HeadOutputs(*(None if o is None else o.requires_grad_() for o in outputs))
-    losses, _ = GFLCriterion(config)(outputs, grid, targets, valid)
+    losses, _ = GFLCriterion.from_config(config)(outputs, grid, targets, valid)
     sum(losses.values()).backward()
     for output in outputs:
         if output is not None:
@@ -109,5 +109,5 @@ def test_padding_has_no_loss_and_no_gradient(overrides):
 
     # Whatever the head says in the padding changes no loss.
     moved = HeadOutputs(*(None if o is None else torch.where(valid.unsqueeze(-1), o, o + 5.0) for o in outputs))
-    for name, value in GFLCriterion(config)(moved, grid, targets, valid)[0].items():
+    for name, value in GFLCriterion.from_config(config)(moved, grid, targets, valid)[0].items():
         assert torch.equal(value, losses[name]), name

@@ -14,7 +14,8 @@ from gfocal.models import ModelConfig
 from gfocal.models.assigner import atss_assign
 from gfocal.models.criterion import GFLCriterion
 from gfocal.models.grid import location_grid, valid_locations
-from gfocal.models.head import HeadOutputs, joint_score_logits
+from gfocal.models.head import HeadOutputs
+from gfocal.models.quality import joint_score_logits
 from gfocal.models.targets import pad_targets
 from gfocal.ops import centerness
 
@@ -126,7 +127,7 @@ def test_criterion_equals_the_written_out_losses(variant):
         0.5 + torch.rand(2, count, 4 * config.bins, generator=generator),
         quality,
     )
-    losses, _ = GFLCriterion(config)(outputs, grid, TARGETS, valid)
+    losses, _ = GFLCriterion.from_config(config)(outputs, grid, TARGETS, valid)
     expected, num_pos = reference_losses(config, outputs, grid, TARGETS, valid)
     assert num_pos > 3
     assert set(losses) == set(expected)

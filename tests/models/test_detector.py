@@ -6,7 +6,8 @@ from torch import nn
 from torchvision.ops import box_iou
 
 from gfocal.models import WeightsError, gfl_small, load_model, save_weights
-from gfocal.models.head import HeadOutputs, joint_score_logits
+from gfocal.models.head import HeadOutputs
+from gfocal.models.quality import joint_score_logits
 
 SIZE = 96
 VARIANTS = {

@@ -10,6 +10,7 @@ import torch
 from torchvision.ops import box_iou
 
 from gfocal.models import ModelConfig
+from gfocal.models.box_coding import DiracBoxes
 from gfocal.models.grid import location_grid
 from gfocal.models.postprocess import postprocess_image
 from gfocal.ops import box_to_distance
@@ -39,7 +40,7 @@ def outputs(grid, placed):
 
 def detect(config, grid, placed):
     scores, boxes = outputs(grid, placed)
-    return postprocess_image(config, scores, None, boxes, grid, IMAGE_SIZE)
+    return postprocess_image(config, DiracBoxes(), scores, None, boxes, grid, IMAGE_SIZE)
 
 
 def test_the_paper_test_settings_are_the_defaults():

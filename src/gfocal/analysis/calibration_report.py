@@ -35,7 +35,7 @@ from gfocal.analysis.matching import match_detections
 from gfocal.analysis.output import write_json
 from gfocal.data import DatasetRecords
 from gfocal.fileio import atomic_write_bytes, output_path, prepare_output_dir
-from gfocal.models import GFLDetector, save_weights
+from gfocal.models import GFLDetector, build_detector, save_weights
 
 __all__ = [
     "CalibrationData",
@@ -231,6 +231,6 @@ def calibration_report(
 
 def save_calibrated(model: GFLDetector, fitted_scale: float, path: str | os.PathLike[str]) -> None:
     """Write ``model``'s weights with ``std_scale`` multiplied by ``fitted_scale`` (the model is not changed)."""
-    calibrated = GFLDetector(model.config.replace(std_scale=model.config.std_scale * fitted_scale))
+    calibrated = build_detector(model.config.replace(std_scale=model.config.std_scale * fitted_scale))
     calibrated.load_state_dict(model.state_dict())
     save_weights(calibrated, path)

@@ -32,8 +32,7 @@ from gfocal.data import DatasetRecords
 from gfocal.data.image_io import decode_image
 from gfocal.models import GFLDetector
 from gfocal.models.grid import valid_locations
-from gfocal.models.targets import assign_targets
-from gfocal.ops import aligned_box_iou, centerness, decode_boxes
+from gfocal.ops import aligned_box_iou, centerness
 
 __all__ = ["quality_label_statistics", "label_figure"]
 
@@ -45,10 +44,10 @@ def _positive_labels(model: GFLDetector, images: list[torch.Tensor], targets: li
     batch, scaled = model.transform(images, targets)
     outputs, grid = model.head_outputs(batch.tensors)
     valid = valid_locations(grid, batch.image_sizes, config.size_divisible)  # [N, A]: not another image's padding
-    positives = assign_targets(grid, scaled, config.atss_topk, config.anchor_scale, valid).positives
+    positives = model.assign(grid, scaled, valid).positives
     pos_gt, points, strides = positives.box, positives.point, positives.stride  # [P, 4], [P, 2], [P]
-    predicted = decode_boxes(positives.gather(outputs.box_outputs), points, strides, config.box == "dfl")  # [P, 4]
-    levels = (strides.unsqueeze(-1) == strides.new_tensor(config.strides)).float().argmax(-1)  # [P]
+    predicted = model.head.box_coding.decode(positives.gather(outputs.box_outputs), points, strides)  # [P, 4]
+    levels = (strides.unsqueeze(-1) == strides.new_tensor(grid.level_strides)).float().argmax(-1)  # [P]
     return aligned_box_iou(predicted, pos_gt), centerness(points, pos_gt), levels
 
 
@@ -99,7 +98,7 @@ def quality_label_statistics(
         "images": len(images_used),
         "levels": {},
     }
-    for level, stride in enumerate(model.config.strides):
+    for level, stride in enumerate(model.backbone.strides):
         mask = levels == level
         result["levels"][f"P{int(round(math.log2(stride)))}"] = {
             "stride": stride,

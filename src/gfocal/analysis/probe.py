@@ -23,12 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gfocal.models import GFLDetector, ModelConfig
+from gfocal.models import GFLDetector
 from gfocal.models.detector import ScoredOutputs
 from gfocal.models.grid import valid_locations
-from gfocal.models.targets import assign_targets
 from gfocal.models.transform import ImageBatch
-from gfocal.ops import box_to_distance, decode_boxes
+from gfocal.ops import box_to_distance
 
 __all__ = ["AnnotationProbe", "PROBE_KINDS", "probe_annotations", "probe_and_detect"]
 
@@ -86,8 +85,7 @@ def probe_and_detect(
         (probes, detections): detections as ``model(images, return_distributions=True)`` gives
         them in eval mode (empty list when ``detect`` is False).
     """
-    config = model.config
-    if config.box != "dfl":
+    if not model.head.box_coding.has_distributions:
         raise ValueError("ambiguity analysis needs a distribution head (box='dfl'); this model regresses Dirac boxes")
     was_training = model.training
     model.eval()
@@ -97,23 +95,23 @@ def probe_and_detect(
     scored = model.scored_outputs(batch.tensors)
     model.train(was_training)
     detections = model.detect(batch, scored, return_distributions=True) if detect else []
-    return _probes(config, batch, scored, scaled, len(images)), detections
+    return _probes(model, batch, scored, scaled), detections
 
 
 def _probes(
-    config: ModelConfig, batch: ImageBatch, scored: ScoredOutputs, targets: list[dict[str, Tensor]], num_images: int
+    model: GFLDetector, batch: ImageBatch, scored: ScoredOutputs, targets: list[dict[str, Tensor]]
 ) -> list[AnnotationProbe]:
     device = scored.scores.device
-    grid = scored.grid
+    grid, box_coding = scored.grid, model.head.box_coding
     # As in training, padding added for other images of the batch holds no probe.
-    valid = valid_locations(grid, batch.image_sizes, config.size_divisible)  # [N, A]
-    assigned_targets = assign_targets(grid, targets, config.atss_topk, config.anchor_scale, valid)
+    valid = valid_locations(grid, batch.image_sizes, model.config.size_divisible)  # [N, A]
+    assigned_targets = model.assign(grid, targets, valid)
     gt_boxes, gt_labels, gt_valid = assigned_targets.padded  # [N, M, 4], [N, M], [N, M]
     assignment = assigned_targets.assignment
     num_images, num_gt = gt_valid.shape
     num_locations = grid.points.shape[0]
     if num_gt == 0:
-        return [_empty(config.reg_max + 1, device) for _ in range(num_images)]
+        return [_empty(box_coding.bins, device) for _ in range(num_images)]
     assigned = F.one_hot(assignment.gt_index.clamp_min(0), num_gt).bool()  # [N, A, M]
     assigned &= assignment.positive.unsqueeze(-1)
     inside = box_to_distance(grid.points[None, :, None, :], gt_boxes[:, None]).amin(-1) > 0  # [N, A, M]
@@ -130,13 +128,13 @@ def _probes(
     class_scores = scored.scores.gather(2, gt_labels.unsqueeze(1).expand(-1, num_locations, -1))  # [N, A, M]
     best_score, best_location = torch.where(candidates, class_scores, -1.0).max(dim=1)  # [N, M]
 
-    bins = config.reg_max + 1
-    box_outputs = scored.box_outputs.gather(1, best_location.unsqueeze(-1).expand(-1, -1, 4 * bins))  # [N, M, 4*B]
+    width = scored.box_outputs.shape[-1]
+    box_outputs = scored.box_outputs.gather(1, best_location.unsqueeze(-1).expand(-1, -1, width))  # [N, M, 4*B]
     points, strides = grid.points[best_location], grid.strides[best_location]  # [N, M, 2], [N, M]
-    boxes = decode_boxes(box_outputs, points, strides)  # [N, M, 4] network pixels (a distribution head)
+    boxes = box_coding.decode(box_outputs, points, strides)  # [N, M, 4] network pixels
     annotated_bins = box_to_distance(points, gt_boxes) / strides.unsqueeze(-1)  # [N, M, 4]
-    levels = (strides.unsqueeze(-1) == strides.new_tensor(config.strides)).float().argmax(-1)  # [N, M]
-    probs = box_outputs.unflatten(-1, (4, bins)).softmax(-1)  # [N, M, 4, B]
+    levels = (strides.unsqueeze(-1) == strides.new_tensor(grid.level_strides)).float().argmax(-1)  # [N, M]
+    probs = box_coding.distributions(box_outputs)  # [N, M, 4, B]
 
     probes = []
     for i, target in enumerate(targets):

@@ -25,6 +25,7 @@ import torch
 from gfocal.data import DatasetRecords, ImageRecord
 from gfocal.image_geometry import fit_size
 from gfocal.models import MODELS, ModelConfig
+from gfocal.models.components import build_assigner
 from gfocal.models.config import image_size_options
 from gfocal.models.grid import LocationGrid, location_grid
 from gfocal.models.targets import assign_targets
@@ -89,6 +90,7 @@ def positive_edge_distances(
         (distances float [P, 4] in strides, level index int [P], box id int [P] unique over the
         dataset, number of boxes, number of boxes without any positive).
     """
+    assigner = build_assigner(config)
     distances, levels, box_ids = [], [], []
     num_boxes = 0
     for size, chunk in _same_size_batches(records.images, config, batch_size):
@@ -99,7 +101,7 @@ def positive_edge_distances(
             targets.append({"boxes": boxes, "labels": torch.zeros(len(boxes), dtype=torch.long)})
             first_ids.append(num_boxes)
             num_boxes += len(boxes)
-        positives = assign_targets(grid, targets, config.atss_topk, config.anchor_scale).positives
+        positives = assign_targets(grid, targets, assigner).positives
         stride = positives.stride.unsqueeze(-1)  # [P, 1]
         distances.append(box_to_distance(positives.point / stride, positives.box / stride).numpy())  # [P, 4]
         levels.append((stride == stride.new_tensor(config.strides)).float().argmax(-1).numpy())  # [P]

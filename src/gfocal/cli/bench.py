@@ -47,7 +47,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from gfocal.data import DetectionDataset, load_dataset
     from gfocal.data.synthetic import make_synthetic_splits
-    from gfocal.engine.ablation import SWEEPS, VARIANTS, AblationSettings, markdown_table, run_ablation
+    from gfocal.engine.ablation import (
+        SWEEPS,
+        VARIANTS,
+        AblationSettings,
+        ablation_base,
+        markdown_table,
+        run_ablation,
+    )
     from gfocal.fileio import atomic_write_bytes
 
     out = Path(args.out)
@@ -62,10 +69,9 @@ def run(args: argparse.Namespace) -> int:
         if not (args.data and args.val_data):
             raise CommandError("--full needs --data and --val-data (COCO-format training and validation sets)")
         train_json, val_json = args.data, args.val_data
-        sizes = {
+        training = {
             "model": "gfl_resnet50_fpn",
-            "min_size": None,
-            "max_size": None,
+            "model_overrides": {},  # the model's own sizes
             "epochs": args.epochs or 12,
             "batch_size": 16,
             "lr": 0.01,
@@ -74,20 +80,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         counts = (8, 4) if args.smoke else (args.num_train, args.num_val)
         train_json, val_json = make_synthetic_splits(out / "data", "hard", 0, *counts)
-        sizes = {"epochs": 1 if args.smoke else (args.epochs or 5)}
+        training = {"epochs": 1 if args.smoke else (args.epochs or 5)}
         if args.smoke:
-            sizes.update(min_size=64, max_size=64, batch_size=4, warmup_iters=1)
+            training.update(model_overrides={"min_size": 64, "max_size": 64}, batch_size=4, warmup_iters=1)
             variants = dict(list(variants.items())[:2])
-    settings = AblationSettings(
-        train_data=str(train_json),
-        val_data=str(val_json),
-        out_dir=str(out / "runs"),
-        seeds=tuple(args.seeds[:1] if args.smoke else args.seeds),
-        workers=args.workers,
-        precision=args.precision,
-        variants=variants,
-        **sizes,
+    base = ablation_base(
+        str(train_json), str(val_json), str(out / "runs"), workers=args.workers, precision=args.precision, **training
     )
+    settings = AblationSettings(base, tuple(args.seeds[:1] if args.smoke else args.seeds), variants)
     with user_errors():
         records = load_dataset(val_json, warn=False)
     images = [DetectionDataset(records)[i][0] for i in range(min(20, len(records.images)))]

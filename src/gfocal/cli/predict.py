@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         args.device,
         return_distributions=args.distributions,
         compile=bool(args.compile),
+        keep_images=not args.no_draw,
     )
     counts = write_predictions(
         predictions,

@@ -22,7 +22,16 @@ from gfocal.engine.config import TrainConfig
 from gfocal.engine.distributed import resolve_device
 from gfocal.engine.trainer import train
 
-__all__ = ["Variant", "VARIANTS", "SWEEPS", "AblationSettings", "run_ablation", "markdown_table"]
+__all__ = [
+    "Variant",
+    "VARIANTS",
+    "SWEEPS",
+    "ABLATION_RECIPE",
+    "AblationSettings",
+    "ablation_base",
+    "run_ablation",
+    "markdown_table",
+]
 
 
 @dataclass(frozen=True)
@@ -50,50 +59,46 @@ SWEEPS: dict[str, Variant] = {
 METRICS = ("AP", "AP50", "AP75", "APs")
 
 
+#: The ablation's budget on top of the paper recipe (its SGD, step-free cosine schedule, flip-only
+#: augmentation): gfl_small at 256 px, 5 epochs of 8 images at lr 0.02 with 100 warm-up steps, no
+#: evaluation during training, and a log row per iteration for the time per iteration.
+ABLATION_RECIPE: dict[str, Any] = {
+    "model": "gfl_small",
+    "model_overrides": {"min_size": 256, "max_size": 256},
+    "epochs": 5,
+    "batch_size": 8,
+    "lr": 0.02,
+    "warmup_iters": 100,
+    "schedule": "cosine",
+    "eval_interval": 0,
+    "workers": 2,
+    "channels_last": True,
+    "log_interval": 1,
+}
+
+
 @dataclass(frozen=True)
 class AblationSettings:
-    """One budget for every run: data, recipe, iterations (via epochs) and seeds."""
+    """One budget for every run: the training config each run starts from (data, recipe, iterations;
+    its ``out_dir`` holds the runs), the seeds and the variants. A run changes only its seed, its
+    folder and its variant's model options."""
 
-    train_data: str
-    val_data: str
-    out_dir: str
-    model: str = "gfl_small"
-    min_size: int | None = 256  # None: the model's own sizes
-    max_size: int | None = 256
-    epochs: int = 5
-    batch_size: int = 8
-    lr: float = 0.02
-    warmup_iters: int = 100
+    base: TrainConfig
     seeds: tuple[int, ...] = (0, 1, 2)
-    workers: int = 2
-    precision: str = "auto"
     variants: dict[str, Variant] = field(default_factory=lambda: {**VARIANTS, **SWEEPS})
 
 
-def _train_config(settings: AblationSettings, overrides: dict[str, Any], seed: int, out: Path) -> TrainConfig:
+def ablation_base(train_data: str, val_data: str, out_dir: str, **training: Any) -> TrainConfig:
+    """The paper recipe with :data:`ABLATION_RECIPE` on top, then ``training`` (TrainConfig fields)."""
     return TrainConfig.from_recipe(
         "paper",
-        model=settings.model,
-        model_overrides={**_sizes(settings), **overrides},
-        train_data=settings.train_data,
-        val_data=settings.val_data,
-        epochs=settings.epochs,
-        batch_size=settings.batch_size,
-        lr=settings.lr,
-        warmup_iters=settings.warmup_iters,
-        schedule="cosine",
-        eval_interval=0,
-        seed=seed,
-        workers=settings.workers,
-        precision=settings.precision,
-        channels_last=True,
-        log_interval=1,  # a row per iteration, for the time per iteration
-        out_dir=str(out),
+        **{**ABLATION_RECIPE, "train_data": train_data, "val_data": val_data, "out_dir": out_dir, **training},
     )
 
 
-def _sizes(settings: AblationSettings) -> dict[str, int]:
-    return {k: v for k, v in (("min_size", settings.min_size), ("max_size", settings.max_size)) if v is not None}
+def _train_config(settings: AblationSettings, overrides: dict[str, Any], seed: int, out: Path) -> TrainConfig:
+    base = settings.base
+    return base.replace(model_overrides={**base.model_overrides, **overrides}, seed=seed, out_dir=str(out))
 
 
 def _inference_ms(weights: Path, images: list[torch.Tensor], precision: str) -> float:
@@ -131,7 +136,7 @@ def run_ablation(settings: AblationSettings, images: list[torch.Tensor], log: Ca
     for key, variant in settings.variants.items():
         runs = []
         for seed in settings.seeds:
-            out = Path(settings.out_dir) / f"{key}_seed{seed}"
+            out = Path(settings.base.out_dir) / f"{key}_seed{seed}"
             log(f"{variant.name}, seed {seed} -> {out}")
             result = train(_train_config(settings, variant.overrides, seed, out))
             runs.append(
@@ -140,7 +145,7 @@ def run_ablation(settings: AblationSettings, images: list[torch.Tensor], log: Ca
                     **{m: result.final_metrics[m] for m in METRICS},
                     "iterations": result.iterations,
                     "train_s_per_iter": _iteration_seconds(out),
-                    "inference_ms_per_image": _inference_ms(result.weights, images, settings.precision),
+                    "inference_ms_per_image": _inference_ms(result.weights, images, settings.base.precision),
                 }
             )
         results[variant.name] = {

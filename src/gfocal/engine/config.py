@@ -14,7 +14,6 @@ actually used is ``lr * batch / 16``, ``batch`` being the batch the run trains w
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import logging
 import types
 import typing
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+
+from gfocal.strict import check_field_names
 
 __all__ = ["TrainConfig", "RECIPES", "load_config", "parse_overrides"]
 
@@ -225,8 +226,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Build from plain data (as read from YAML); an unknown key is an error naming close matches."""
-        for key in values:
-            _check_known(key)
+        check_field_names(TrainConfig, values, "training config key")
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -237,8 +237,7 @@ class TrainConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def replace(self, **changes: Any) -> TrainConfig:
-        for key in changes:
-            _check_known(key)
+        check_field_names(TrainConfig, changes, "training config key")
         return dataclasses.replace(self, **changes)
 
 
@@ -279,7 +278,7 @@ def parse_overrides(overrides: typing.Iterable[str]) -> dict[str, Any]:
             raise ValueError(f"override {item!r} is not of the form key=value")
         value = yaml.safe_load(text) if text.strip() else ""
         head, dot, sub = key.partition(".")
-        _check_known(head)
+        check_field_names(TrainConfig, [head], "training config key")
         if dot:
             if head != "model_overrides":
                 raise ValueError(f"override {item!r}: only model_overrides takes dotted keys")
@@ -308,8 +307,7 @@ def load_config(
         if not isinstance(loaded, dict):
             raise ValueError(f"{path}: a training config must be a YAML mapping, got {type(loaded).__name__}")
         values.update(loaded)
-    for key in fields or {}:
-        _check_known(key)
+    check_field_names(TrainConfig, fields or {}, "training config key")
     values.update(fields or {})
     extra = parse_overrides(overrides)
     if "model_overrides" in extra:
@@ -333,14 +331,6 @@ def _starts_pretrained(values: dict[str, Any]) -> bool:
         or values.get("backbone_weights")
         or (values.get("model_overrides") or {}).get("backbone_weights")
     )
-
-
-def _check_known(key: str) -> None:
-    names = [f.name for f in dataclasses.fields(TrainConfig)]
-    if key not in names:
-        close = difflib.get_close_matches(key, names, n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else f"; known keys: {', '.join(names)}"
-        raise ValueError(f"unknown training config key {key!r}{hint}")
 
 
 def _coerce(value: Any, annotation: Any, name: str) -> Any:

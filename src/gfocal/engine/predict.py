@@ -54,12 +54,14 @@ def find_images(source: str | Path) -> list[Path]:
 
 @dataclass
 class Prediction:
-    """Detections of one image, in its original pixels (boxes xyxy)."""
+    """Detections of one image, in its original pixels (boxes xyxy); ``image`` (uint8 Tensor[3, H, W] RGB)
+    is the decoded image when :func:`predict_files` was asked to keep it (for drawing), else None."""
 
     path: Path
     width: int
     height: int
     detections: dict[str, Tensor]
+    image: Tensor | None = None
 
 
 class _ImageFiles(Dataset):
@@ -90,6 +92,7 @@ def predict_files(
     return_distributions: bool = False,
     progress: bool = True,
     compile: bool = False,
+    keep_images: bool = False,
 ) -> Iterator[Prediction]:
     """Run the model over image files; decoding happens in ``workers`` background processes.
 
@@ -98,6 +101,8 @@ def predict_files(
     cannot be decoded (corrupt, not an image, over ``PIL.Image.MAX_IMAGE_PIXELS``)
     are skipped with a :class:`~gfocal.data.DatasetWarning` naming each; they
     yield no :class:`Prediction`. ``compile``: see :func:`gfocal.models.precision.compile_network`.
+    ``keep_images``: each :class:`Prediction` carries its decoded image, so that drawing it
+    (:func:`write_predictions`) does not decode the file again; leave it off when collecting many.
     """
     device = resolve_device(device)
     model = prepare_for_inference(model.to(device), compile=compile)
@@ -115,7 +120,8 @@ def predict_files(
             outputs = model([image.to(device) for image in images], return_distributions=return_distributions)
             for index, image, detections in zip(indices, images, outputs):
                 detections = {k: v.cpu() for k, v in detections.items()}
-                yield Prediction(paths[index], image.shape[2], image.shape[1], detections)
+                kept = image if keep_images else None
+                yield Prediction(paths[index], image.shape[2], image.shape[1], detections, kept)
 
 
 def _save_jpeg(image: Any, path: Path) -> None:
@@ -169,7 +175,7 @@ def write_predictions(
             name = _drawn_image_name(prediction.path, drawn)
             shown = detections["scores"] >= draw_threshold
             canvas = draw_detections(
-                decode_image(prediction.path),
+                decode_image(prediction.path) if prediction.image is None else prediction.image,
                 detections["boxes"][shown],
                 detections["labels"][shown],
                 detections["scores"][shown],

@@ -13,8 +13,8 @@ Forms (``form=``):
                             stride-unit distances (B = 1, ``box="dirac"``), edges left, top, right, bottom
     points [A, 2]           (x, y) of every location in input pixels
     strides [A]             the stride of every location's level (levels are contiguous runs)
-    score_factors [N, A]    centerness, multiplied in *after* thresholding (ATSS-baseline
-                            variants, ``classification="focal"``, only)
+    score_factors [N, A]    centerness, multiplied in *after* thresholding (only for quality branches
+                            with score factors: the ATSS baseline's, ``classification="focal"``)
 ``"decoded"``: the same post-processing as ``model.eval()(images)`` inside the graph
     boxes [N, D, 4]         xyxy in input pixels, clipped to (H, W); D = ``max_detections``
     scores [N, D], labels [N, D] int64 (-1 in empty slots), num_detections [N] int64
@@ -43,7 +43,7 @@ from torchvision.ops import nms
 
 from gfocal.models import GFLDetector
 from gfocal.models.detector import ScoredOutputs
-from gfocal.ops import decode_boxes, distribution_std
+from gfocal.ops import distribution_std
 
 __all__ = ["RAW_OUTPUTS", "DECODED_OUTPUTS", "ExportedDetector", "batched_detections", "export_onnx"]
 
@@ -63,7 +63,7 @@ class ExportedDetector(nn.Module):
         super().__init__()
         if form not in ("raw", "decoded"):
             raise ValueError(f"form must be 'raw' or 'decoded', got {form!r}")
-        if edge_std and (form != "decoded" or model.config.box != "dfl"):
+        if edge_std and (form != "decoded" or not model.head.box_coding.has_distributions):
             raise ValueError(
                 "edge_std needs form='decoded' and a distribution head (box='dfl'); "
                 "the raw form's box_outputs hold the distributions (reference_decode computes the std)"
@@ -76,7 +76,7 @@ class ExportedDetector(nn.Module):
     def output_names(self) -> tuple[str, ...]:
         if self.form == "decoded":
             return DECODED_OUTPUTS + (("edge_std",) if self.edge_std else ())
-        return RAW_OUTPUTS + (("score_factors",) if self.model.config.classification == "focal" else ())
+        return RAW_OUTPUTS + (("score_factors",) if self.model.head.quality.has_score_factors else ())
 
     def forward(self, images: Tensor) -> tuple[Tensor, ...]:
         """images (Tensor[N, 3, H, W]): float RGB in [0, 255], resized by the caller."""
@@ -120,7 +120,7 @@ def batched_detections(
     if scored.score_factors is not None:
         candidate = candidate * scored.score_factors.gather(1, locations)
     selected = box_outputs.gather(1, locations.unsqueeze(-1).expand(-1, -1, box_outputs.shape[-1]))  # [N, K, 4B]
-    boxes = decode_boxes(selected, grid.points[locations], grid.strides[locations], config.box == "dfl")  # [N, K, 4]
+    boxes = model.head.box_coding.decode(selected, grid.points[locations], grid.strides[locations])  # [N, K, 4]
     boxes = torch.stack(
         (
             boxes[..., 0].clamp(0, width),
@@ -131,7 +131,7 @@ def batched_detections(
         dim=-1,
     )
     if edge_std:  # carried through NMS as 4 more columns of the boxes
-        probs = selected.unflatten(-1, (4, config.reg_max + 1)).softmax(-1)  # [N, K, 4, B]
+        probs = model.head.box_coding.distributions(selected)  # [N, K, 4, B]
         spread = distribution_std(probs) * grid.strides[locations].unsqueeze(-1) * config.std_scale  # [N, K, 4]
         boxes = torch.cat((boxes, spread), dim=-1)  # [N, K, 8]
     detections = _nms_per_image_and_class(

@@ -12,8 +12,9 @@ and it is tested to give the same detections as ``model.eval()(images)`` in PyTo
          distribution (x stride x std_scale) comes out as "edge_std", pixels
 
 Shape letters: A locations over all levels, C classes, B bins per edge (reg_max + 1, or 1 for a
-Dirac box), K candidates, D detections. The settings (thresholds, ``reg_max``, ``box``) are in
-the ONNX file's ``gfocal_config`` metadata; :func:`decode_settings` reads them from that JSON.
+Dirac box), K candidates, D detections. The settings (thresholds, sizes) are in the ONNX file's
+``gfocal_config`` metadata; :func:`decode_settings` reads them from that JSON. The box outputs say
+themselves how to read them: B > 1 outputs per edge are a distribution, B = 1 a distance.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ class DecodeSettings:
     """What decoding needs from the model's config (ModelConfig field names)."""
 
     num_classes: int
-    box: str = "dfl"  # "dfl": edge distribution logits; "dirac": stride-unit distances
     score_threshold: float = 0.05
     pre_nms_top_k: int = 1000  # per level
     nms_iou_threshold: float = 0.6
@@ -131,7 +131,7 @@ def decode(
 
     Returns:
         {"boxes" float32 [D, 4] xyxy in original pixels, "scores" [D], "labels" int64 [D]}, best first;
-        for a distribution head (``box="dfl"``) also "edge_std" float32 [D, 4]: the standard deviation
+        for a distribution head (B > 1) also "edge_std" float32 [D, 4]: the standard deviation
         of each edge's distribution (left, top, right, bottom) in original pixels, times ``std_scale``.
     """
     num_classes = settings.num_classes
@@ -152,15 +152,16 @@ def decode(
 
     # 2. Box outputs -> distances in stride units -> pixels -> xyxy boxes, clipped to the image.
     outputs = box_outputs[locations]  # [K, 4*B]
-    if settings.box == "dfl":
-        logits = outputs.reshape(len(outputs), 4, box_outputs.shape[-1] // 4)  # [K, 4, B]
+    bins = box_outputs.shape[-1] // 4
+    if bins > 1:  # edge distribution logits (a Dirac box has one stride-unit distance per edge)
+        logits = outputs.reshape(len(outputs), 4, bins)  # [K, 4, B]
         probs = np.exp(logits - logits.max(-1, keepdims=True))
         probs /= probs.sum(-1, keepdims=True)  # softmax per edge
-        bins = np.arange(probs.shape[-1], dtype=np.float32)
-        distances = probs @ bins  # the Integral, [K, 4]
-        spread = np.sqrt(np.clip(probs @ (bins * bins) - distances**2, 0, None))  # std in strides, [K, 4]
+        values = np.arange(bins, dtype=np.float32)
+        distances = probs @ values  # the Integral, [K, 4]
+        spread = np.sqrt(np.clip(probs @ (values * values) - distances**2, 0, None))  # std in strides, [K, 4]
     else:
-        distances = outputs
+        distances, spread = outputs, None
     distances = distances * strides[locations, None]
     x, y = points[locations, 0], points[locations, 1]
     height, width = image_size
@@ -182,7 +183,7 @@ def decode(
         "scores": kept_scores[keep].astype(np.float32),
         "labels": labels[keep].astype(np.int64),
     }
-    if settings.box == "dfl":
+    if spread is not None:
         pixels = spread[keep] * strides[locations[keep], None] * settings.std_scale / per_edge
         result["edge_std"] = pixels.astype(np.float32)
     return result

@@ -85,7 +85,7 @@ def from_mmdet(checkpoint: str | Path | Mapping[str, Tensor], **overrides: Any) 
     config = mmdet_config_from_state(state, source)
     if overrides:
         config = config.replace(**overrides)
-    model = GFLDetector(config)
+    model = GFLDetector.from_config(config)
     mapped = mmdet_to_gfocal_state(state, config.reg_max, source)
     _load_exactly(model, mapped, {mmdet_key_to_gfocal(k): k for k in state}, source)
     return model.eval()

@@ -10,7 +10,7 @@ Reference: PAPER.md "Training recipe", Assignment: ATSS (Zhang et al., CVPR 2020
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import torch
 from torch import Tensor
@@ -18,7 +18,7 @@ from torchvision.ops import box_iou
 
 from gfocal.models.grid import LocationGrid
 
-__all__ = ["Assignment", "atss_assign"]
+__all__ = ["Assigner", "Assignment", "atss_assign"]
 
 
 class Assignment(NamedTuple):
@@ -30,6 +30,17 @@ class Assignment(NamedTuple):
 
     gt_index: Tensor
     positive: Tensor
+
+
+class Assigner(Protocol):
+    """Any function choosing each location's ground truth for a batch, as :func:`atss_assign` does
+    (with its own settings bound, e.g. by ``functools.partial``)."""
+
+    def __call__(
+        self, grid: LocationGrid, gt_boxes: Tensor, gt_valid: Tensor, valid: Tensor | None = None
+    ) -> Assignment:
+        """grid: A locations; gt_boxes (Tensor[N, M, 4] xyxy input pixels, padded); gt_valid (Tensor[N, M]
+        bool): real slots; valid (Tensor[N, A] bool | None): each image's own locations, None: all."""
 
 
 def atss_assign(

@@ -1,4 +1,4 @@
-"""ResNet body + FPN (P3-P7) from torchvision parts.
+"""What a backbone is (:class:`Backbone`), and the one gfocal ships: a ResNet body + FPN (P3-P7) from torchvision parts.
 
 The extra levels P6 and P7 come from the P5 *output* (mmdetection's
 ``add_extra_convs="on_output"``), which is torchvision's ``LastLevelP6P7`` when
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +23,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from gfocal.models.config import ModelConfig
 
-__all__ = ["ResNetFPN", "ScaledResNet", "FrozenBatchNorm", "load_backbone_weights"]
+__all__ = ["Backbone", "ResNetFPN", "ScaledResNet", "FrozenBatchNorm", "load_backbone_weights"]
 
 #: torchvision's ResNet layouts: block type and blocks per stage.
 RESNET_LAYOUTS: dict[str, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, int, int, int]]] = {
@@ -32,6 +33,19 @@ RESNET_LAYOUTS: dict[str, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, 
     "resnet101": (Bottleneck, (3, 4, 23, 3)),
     "resnet152": (Bottleneck, (3, 8, 36, 3)),
 }
+
+
+class Backbone(Protocol):
+    """Any module giving feature maps for the head (an ``nn.Module`` in practice).
+
+    Called on Tensor[N, 3, H, W] normalised images (H, W padded to ``size_divisible``), it returns one
+    Tensor[N, out_channels, H / s, W / s] per stride s in ``strides``, finest first.
+    """
+
+    out_channels: int
+    strides: tuple[int, ...]
+
+    def __call__(self, images: Tensor) -> list[Tensor]: ...
 
 
 class ResNetFPN(nn.Module):
@@ -52,6 +66,7 @@ class ResNetFPN(nn.Module):
         else:
             body = ScaledResNet(*RESNET_LAYOUTS[config.backbone], config.backbone_width, norm_layer)
         self.body = body
+        self.out_channels, self.strides = config.fpn_channels, tuple(config.strides)
         self._freeze(config.trainable_backbone_layers)
         stage_channels = [body.layer2[-1], body.layer3[-1], body.layer4[-1]]
         in_channels = [_block_out_channels(block) for block in stage_channels]

@@ -13,6 +13,8 @@ DFL only               ``"focal"``     ``"dfl"``    —              False
 ATSS baseline          ``"focal"``     ``"dirac"``  —              False
 =====================  ==============  ===========  =============  ======
 
+``classification`` names the quality branch and ``box`` the box coding (keys of
+:data:`gfocal.models.components.QUALITY_BRANCHES` and ``BOX_CODINGS``, where each maps to its component);
 ``classification="focal"`` is the ATSS baseline's sigmoid Focal Loss with a
 separate centerness branch (BCE), multiplied into the score at test time;
 ``"qfl"`` is the joint classification-quality score trained with QFL.
@@ -23,11 +25,15 @@ edge (Integral + GIoU + DFL); ``"dirac"`` regresses each edge directly (GIoU).
 from __future__ import annotations
 
 import dataclasses
-import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
+from gfocal.strict import check_field_names
+
 __all__ = ["ModelConfig", "image_size_options"]
+
+#: Fields that files written by earlier versions hold, read and ignored: ``extra`` (always empty, never read).
+RETIRED_FIELDS = ("extra",)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -44,7 +50,8 @@ class ModelConfig:
     num_classes: int
     class_names: tuple[str, ...] | None = None
     # Backbone and neck.
-    backbone: Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"] = "resnet50"
+    # A key of gfocal.models.components.BACKBONES: resnet18, resnet34, resnet50, resnet101, resnet152.
+    backbone: str = "resnet50"
     # Channels of the ResNet's stem and first stage: 64 is torchvision's network (ImageNet weights
     # fit); other widths scale every stage (see gfocal.models.backbone.ScaledResNet).
     backbone_width: int = 64
@@ -59,14 +66,15 @@ class ModelConfig:
     feat_channels: int = 256
     norm_groups: int = 32
     reg_max: int = 16
-    classification: Literal["qfl", "focal"] = "qfl"
-    box: Literal["dfl", "dirac"] = "dfl"
+    classification: str = "qfl"  # "qfl" | "focal" (see the table above)
+    box: str = "dfl"  # "dfl" | "dirac"
     quality_label: Literal["iou", "centerness"] = "iou"
     dgqp: bool = False
     dgqp_topk: int = 4
     dgqp_channels: int = 64
     prior_prob: float = 0.01
-    # ATSS assignment.
+    # Assignment: a key of gfocal.models.components.ASSIGNERS, and ATSS's settings.
+    assigner: str = "atss"
     atss_topk: int = 9
     anchor_scale: float = 8.0
     point_offset: float = 0.0
@@ -90,9 +98,8 @@ class ModelConfig:
     nms_iou_threshold: float = 0.6
     max_detections: int = 100
     # Temperature on the reported edge std (edge_std = std_scale x the distribution's std), fitted on a
-    # validation set by `gfocal analyze calibration --fit-scale`; 1 leaves the learned spread as it is.
+    # validation set by `gfocal analyze calibration --save-calibrated`; 1 leaves the learned spread as it is.
     std_scale: float = 1.0
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         if self.num_classes < 1:
@@ -105,9 +112,8 @@ class ModelConfig:
             raise ValueError("dgqp needs classification='qfl' and box='dfl' (it reads the edge distributions)")
         if self.dgqp and self.dgqp_topk > self.reg_max + 1:
             raise ValueError(f"dgqp_topk={self.dgqp_topk} exceeds the {self.reg_max + 1} bins per edge")
+        # backbone, assigner, box and classification name components: build_detector checks them.
         for name, allowed in (
-            ("classification", ("qfl", "focal")),
-            ("box", ("dfl", "dirac")),
             ("quality_label", ("iou", "centerness")),
             ("backbone_norm", ("bn", "frozen_bn")),
         ):
@@ -128,7 +134,7 @@ class ModelConfig:
 
     def replace(self, **overrides: Any) -> ModelConfig:
         """A copy with some fields changed; unknown names are an error."""
-        _check_names(overrides)
+        check_field_names(ModelConfig, overrides, "model option")
         return dataclasses.replace(self, **overrides)
 
     def to_dict(self) -> dict[str, Any]:
@@ -136,7 +142,10 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
-        _check_names(values)
+        """The config of a weights file or ONNX metadata; fields that older files hold and that no longer
+        mean anything (:data:`RETIRED_FIELDS`) are dropped."""
+        values = {k: v for k, v in values.items() if k not in RETIRED_FIELDS}
+        check_field_names(ModelConfig, values, "model option")
         tuple_fields = {"class_names", "strides", "image_mean", "image_std"}
         converted = {k: tuple(v) if k in tuple_fields and v is not None else v for k, v in values.items()}
         return cls(**converted)
@@ -148,15 +157,6 @@ def image_size_options(min_size: int, max_size: int, image_size: int) -> dict[st
     if image_size < 1:
         raise ValueError(f"image_size must be >= 1 pixel, got {image_size}")
     return {"min_size": max(1, round(image_size * min_size / max_size)), "max_size": image_size}
-
-
-def _check_names(values: dict[str, Any]) -> None:
-    known = {f.name for f in dataclasses.fields(ModelConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        hints = {name: difflib.get_close_matches(name, known, n=1) for name in unknown}
-        described = ", ".join(f"{n!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for n, h in hints.items())
-        raise ValueError(f"unknown model option(s): {described}")
 
 
 def _plain(value: Any) -> Any:

@@ -13,22 +13,17 @@ from __future__ import annotations
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import Tensor
-from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
+from gfocal.models.assigner import Assigner
+from gfocal.models.box_coding import BoxCoding, BoxLossInputs, DistributionBoxes
+from gfocal.models.components import build_assigner, build_box_coding, build_quality
 from gfocal.models.config import ModelConfig
 from gfocal.models.grid import LocationGrid
-from gfocal.models.head import HeadOutputs, joint_score_logits
+from gfocal.models.head import HeadOutputs
+from gfocal.models.quality import ClassificationInputs, QualityBranch
 from gfocal.models.targets import assign_targets
-from gfocal.ops import (
-    aligned_box_iou,
-    box_to_distance,
-    centerness,
-    decode_boxes,
-    distribution_focal_loss,
-    quality_focal_loss,
-)
+from gfocal.ops import box_to_distance
 
 __all__ = ["GFLCriterion"]
 
@@ -43,10 +38,19 @@ def _mean_over_ranks(value: Tensor) -> Tensor:
 
 
 class GFLCriterion:
-    """Computes the loss dict of a batch from head outputs and targets, for every variant."""
+    """The loss dict of a batch from head outputs and targets: the assigner picks the positives, the
+    quality branch gives the classification terms and each positive's box weight, the box coding the
+    box terms. The criterion itself only owns the normalisers and the order of these steps.
+    """
 
-    def __init__(self, config: ModelConfig) -> None:
-        self.config = config
+    def __init__(self, box_coding: BoxCoding, quality: QualityBranch, assigner: Assigner) -> None:
+        self.box_coding, self.quality, self.assigner = box_coding, quality, assigner
+
+    @classmethod
+    def from_config(cls, config: ModelConfig) -> GFLCriterion:
+        """The criterion of a configuration, with its own quality branch (a detector shares its head's)."""
+        box_coding = build_box_coding(config)
+        return cls(box_coding, build_quality(config, box_coding)(config.feat_channels), build_assigner(config))
 
     def __call__(
         self,
@@ -68,81 +72,60 @@ class GFLCriterion:
         with torch.autocast(outputs.cls_logits.device.type, enabled=False):
             return self._losses(outputs, grid, targets, valid)
 
-    def _losses(self, outputs: HeadOutputs, grid: LocationGrid, targets: list[dict[str, Tensor]], valid: Tensor | None):
-        config = self.config
+    def _losses(
+        self, outputs: HeadOutputs, grid: LocationGrid, targets: list[dict[str, Tensor]], valid: Tensor | None
+    ) -> tuple[dict[str, Tensor], dict[str, float]]:
         device = outputs.cls_logits.device
-        positives = assign_targets(grid, targets, config.atss_topk, config.anchor_scale, valid).positives
-        pos_gt_boxes, pos_labels = positives.box, positives.label  # [P, 4], [P]
-        pos_points, pos_strides = positives.point, positives.stride  # [P, 2], [P]
+        positives = assign_targets(grid, targets, self.assigner, valid).positives
         pos_box_outputs = positives.gather(outputs.box_outputs)  # [P, 4*B]
-        pos_boxes = decode_boxes(pos_box_outputs, pos_points, pos_strides, config.box == "dfl")  # [P, 4] pixels
-        num_classes = config.num_classes
-
-        num_pos = _mean_over_ranks(torch.tensor(float(len(pos_labels)), device=device)).clamp_min(1.0)
+        pos_boxes = self.box_coding.decode(pos_box_outputs, positives.point, positives.stride)  # [P, 4] pixels
+        num_pos = _mean_over_ranks(torch.tensor(float(len(positives.label)), device=device)).clamp_min(1.0)
+        num_classes = outputs.cls_logits.shape[-1]
         cls_logits = outputs.cls_logits.reshape(-1, num_classes)  # [N*A, C]
+        quality_logits = None if outputs.quality_logits is None else outputs.quality_logits.reshape(-1, 1)  # [N*A, 1]
         # Positives are valid by construction; only the classification terms reach invalid locations.
         cls_weight = None if valid is None else valid.reshape(-1, 1).to(cls_logits.dtype)  # [N*A, 1]
         flat_pos = positives.flat_index(outputs.cls_logits.shape[1])  # [P]
-        pos_centerness = centerness(pos_points, pos_gt_boxes)  # [P]
-
-        losses: dict[str, Tensor] = {}
-        if config.classification == "qfl":
-            with torch.no_grad():
-                if config.quality_label == "iou":
-                    quality = aligned_box_iou(pos_boxes.detach(), pos_gt_boxes)
-                else:
-                    quality = pos_centerness
-            labels = torch.full((cls_logits.shape[0],), num_classes, dtype=torch.long, device=device)
-            labels[flat_pos] = pos_labels
-            scores = torch.zeros(cls_logits.shape[0], device=device)
-            scores[flat_pos] = quality
-            score_logits = cls_logits
-            if outputs.quality_logits is not None:  # DGQP: the joint score is class x quality
-                score_logits = joint_score_logits(cls_logits, outputs.quality_logits.reshape(-1, 1))
-            losses["loss_qfl"] = config.loss_cls_weight * quality_focal_loss(
-                score_logits,
-                (labels, scores),
-                beta=config.qfl_beta,
-                weight=cls_weight,
-                avg_factor=num_pos,
-                validate=False,
-            )
-            box_weight = score_logits.detach()[flat_pos].sigmoid().amax(-1)  # [P]
-        else:
-            onehot = torch.zeros_like(cls_logits)
-            onehot[flat_pos, pos_labels] = 1.0
-            focal = sigmoid_focal_loss(
-                cls_logits, onehot, alpha=config.focal_alpha, gamma=config.focal_gamma, reduction="none"
-            )  # [N*A, C]
-            if cls_weight is not None:
-                focal = focal * cls_weight
-            losses["loss_focal"] = config.loss_cls_weight * focal.sum() / num_pos
-            pos_quality_logits = outputs.quality_logits.reshape(-1)[flat_pos]  # [P]
-            losses["loss_centerness"] = (
-                config.loss_centerness_weight
-                * F.binary_cross_entropy_with_logits(pos_quality_logits, pos_centerness, reduction="sum")
-                / num_pos
-            )
-            box_weight = pos_centerness
-
+        losses, box_weight = self.quality.losses(
+            ClassificationInputs(
+                cls_logits,
+                quality_logits,
+                flat_pos,
+                positives.label,
+                pos_boxes,
+                positives.box,
+                positives.point,
+                cls_weight,
+                num_pos,
+            )  # fmt: skip
+        )
         weight_sum = _mean_over_ranks(box_weight.sum()).clamp_min(1.0)
-        scale = pos_strides.unsqueeze(-1)
-        # GIoU on boxes in stride units, as the reference (the loss is scale-invariant anyway).
-        giou = generalized_box_iou_loss(pos_boxes / scale, pos_gt_boxes / scale, reduction="none")  # [P]
-        losses["loss_bbox"] = config.loss_bbox_weight * (giou * box_weight).sum() / weight_sum
-        if config.box == "dfl":
-            edge_targets = box_to_distance(pos_points / scale, pos_gt_boxes / scale, max_distance=config.reg_max)
-            dfl = distribution_focal_loss(
-                pos_box_outputs.reshape(-1, config.reg_max + 1),
-                edge_targets.reshape(-1),
-                reduction="none",
-                validate=False,
-            ).reshape(-1, 4)  # [P, 4]
-            losses["loss_dfl"] = config.loss_dfl_weight * (dfl.mean(-1) * box_weight).sum() / weight_sum
-
-        stats = {"num_pos": float(len(pos_labels)) / max(len(targets), 1)}
-        if config.box == "dfl":
-            # Targets clamped to the last bin: a reg_max too short for this data (gfocal analyze range).
-            raw = box_to_distance(pos_points / scale, pos_gt_boxes / scale)  # [P, 4] strides, unclamped
-            stats["last_bin_fraction"] = float((raw >= config.reg_max - 0.1).float().mean()) if len(raw) else 0.0
+        losses.update(
+            self.box_coding.losses(
+                BoxLossInputs(
+                    pos_box_outputs,
+                    pos_boxes,
+                    positives.box,
+                    positives.point,
+                    positives.stride,
+                    box_weight,
+                    weight_sum,
+                )  # fmt: skip
+            )
+        )
+        stats = {"num_pos": float(len(positives.label)) / max(len(targets), 1)}
+        if isinstance(self.box_coding, DistributionBoxes):
+            stats["last_bin_fraction"] = _last_bin_fraction(
+                positives.box, positives.point, positives.stride, self.box_coding.reg_max
+            )
         return losses, stats
+
+
+def _last_bin_fraction(boxes: Tensor, points: Tensor, strides: Tensor, reg_max: int) -> float:
+    """Share of the positives' edge targets that training clamps to the last bin (``reg_max - 0.1`` strides):
+    a reg_max too short for the data (``gfocal analyze range``). boxes [P, 4], points [P, 2], strides [P]."""
+    if len(boxes) == 0:
+        return 0.0
+    scale = strides.unsqueeze(-1)
+    distances = box_to_distance(points / scale, boxes / scale)  # [P, 4] strides, unclamped
+    return float((distances >= reg_max - 0.1).float().mean())

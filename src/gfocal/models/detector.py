@@ -1,4 +1,4 @@
-"""The GFL detector: transform -> ResNet+FPN -> GFL head -> (losses | detections).
+"""The GFL detector: transform -> backbone (ResNet+FPN) -> GFL head -> (losses | detections).
 
 Follows torchvision's detection contract: in training mode
 ``model(images, targets)`` returns a dict of losses to be summed; in eval mode
@@ -16,12 +16,14 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from gfocal.models.backbone import ResNetFPN
+from gfocal.models.backbone import Backbone
+from gfocal.models.components import build_assigner, build_backbone, build_box_coding, build_quality
 from gfocal.models.config import ModelConfig
 from gfocal.models.criterion import GFLCriterion
 from gfocal.models.grid import LocationGrid, location_grid, valid_locations
-from gfocal.models.head import GFLHead, HeadOutputs, joint_score_logits
+from gfocal.models.head import GFLHead, HeadOutputs
 from gfocal.models.postprocess import postprocess_image
+from gfocal.models.targets import BatchTargets, assign_targets
 from gfocal.models.transform import DetectionTransform, ImageBatch
 
 __all__ = ["GFLDetector", "ScoredOutputs"]
@@ -43,16 +45,39 @@ class ScoredOutputs(NamedTuple):
 
 
 class GFLDetector(nn.Module):
-    """A GFL (or ATSS-baseline, or GFLv2) detector built from a :class:`ModelConfig`."""
+    """A GFL (or ATSS-baseline, or GFLv2) detector: a backbone, a head and a criterion that share the
+    head's box coding and quality branch; ``config`` is its serialised form (inference settings,
+    input transform, and what :meth:`from_config` builds it from).
+    """
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, backbone: Backbone, head: GFLHead, criterion: GFLCriterion) -> None:
         super().__init__()
         self.config = config
         self.transform = DetectionTransform(config)
-        self.backbone = ResNetFPN(config)
-        self.head = GFLHead(config, config.fpn_channels, len(config.strides))
-        self.criterion = GFLCriterion(config)
+        self.backbone = backbone
+        self.head = head
+        self.criterion = criterion
         self.last_stats: dict[str, float] = {}
+
+    @classmethod
+    def from_config(cls, config: ModelConfig) -> GFLDetector:
+        """The detector a configuration describes (components by name: :mod:`gfocal.models.components`)."""
+        # Every name is looked up before the backbone allocates its weights.
+        assigner, box_coding = build_assigner(config), build_box_coding(config)
+        quality = build_quality(config, box_coding)
+        backbone = build_backbone(config)
+        head = GFLHead(
+            backbone.out_channels,
+            len(backbone.strides),
+            config.num_classes,
+            box_coding,
+            quality,
+            feat_channels=config.feat_channels,
+            stacked_convs=config.stacked_convs,
+            norm_groups=config.norm_groups,
+            prior_prob=config.prior_prob,
+        )
+        return cls(config, backbone, head, GFLCriterion(box_coding, head.quality, assigner))
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -70,22 +95,20 @@ class GFLDetector(nn.Module):
         features = self.backbone(batch)
         outputs = self.head(features)
         grid = location_grid(
-            [tuple(f.shape[-2:]) for f in features], self.config.strides, self.config.point_offset, batch.device
+            [tuple(f.shape[-2:]) for f in features], self.backbone.strides, self.config.point_offset, batch.device
         )
         return outputs, grid
 
     def scored_outputs(self, batch: Tensor) -> ScoredOutputs:
-        """Head outputs turned into per-location scores (sigmoid, DGQP folded in); used by inference and export."""
+        """Head outputs turned into per-location scores by the quality branch; used by inference and export."""
         outputs, grid = self.head_outputs(batch)
-        score_factors = None
-        if self.config.classification == "focal":
-            scores = outputs.cls_logits.sigmoid()
-            score_factors = outputs.quality_logits.squeeze(-1).sigmoid()
-        elif outputs.quality_logits is not None:
-            scores = joint_score_logits(outputs.cls_logits, outputs.quality_logits).sigmoid()
-        else:
-            scores = outputs.cls_logits.sigmoid()
+        scores, score_factors = self.head.quality.scores(outputs.cls_logits, outputs.quality_logits)
         return ScoredOutputs(scores, score_factors, outputs.box_outputs, grid)
+
+    def assign(self, grid: LocationGrid, targets: list[dict[str, Tensor]], valid: Tensor | None = None) -> BatchTargets:
+        """The positives training would use (the criterion's assigner), for analysis tools; arguments as
+        :func:`gfocal.models.targets.assign_targets`."""
+        return assign_targets(grid, targets, self.criterion.assigner, valid)
 
     def forward(
         self,
@@ -124,6 +147,7 @@ class GFLDetector(nn.Module):
         detections = [
             postprocess_image(
                 self.config,
+                self.head.box_coding,
                 scored.scores[i],
                 None if scored.score_factors is None else scored.score_factors[i],
                 scored.box_outputs[i],

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gfocal.models.backbone import load_backbone_weights
+from gfocal.models.backbone import ResNetFPN, load_backbone_weights
 from gfocal.models.config import ModelConfig, image_size_options
 from gfocal.models.detector import GFLDetector
 from gfocal.models.pretrained import resolve_backbone_weights
@@ -28,10 +28,14 @@ def build_detector(
             "pick a model with a full-width body (gfl_small, gfl_resnet18_fpn, gfl_resnet50_fpn), "
             "or set model_overrides.backbone_width=64"
         )
-    model = GFLDetector(config)
+    model = GFLDetector.from_config(config)
     if weights is not None:
         load_state_into(model, read_state_dict(weights), weights)
     elif backbone_weights is not None:
+        if not isinstance(model.backbone, ResNetFPN):
+            raise WeightsError(
+                f"backbone weights {backbone_weights} are ResNet weights; backbone {config.backbone!r} is not a ResNet"
+            )
         load_backbone_weights(model.backbone, resolve_backbone_weights(backbone_weights, config.backbone))
     return model
 

@@ -11,7 +11,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-__all__ = ["LocationGrid", "location_grid", "valid_locations"]
+__all__ = ["LocationGrid", "flatten_locations", "location_grid", "valid_locations"]
 
 
 class LocationGrid(NamedTuple):
@@ -29,6 +29,11 @@ class LocationGrid(NamedTuple):
     level_sizes: list[int]
     level_shapes: list[tuple[int, int]]
     level_strides: list[int]
+
+
+def flatten_locations(x: Tensor) -> Tensor:
+    """One level's per-cell outputs in location order: Tensor[N, K, H, W] -> Tensor[N, H*W, K] (row-major)."""
+    return x.flatten(2).transpose(1, 2)
 
 
 def location_grid(

@@ -13,15 +13,17 @@ import torch
 from torch import Tensor
 from torchvision.ops import batched_nms
 
+from gfocal.models.box_coding import BoxCoding
 from gfocal.models.config import ModelConfig
 from gfocal.models.grid import LocationGrid
-from gfocal.ops import decode_boxes, distribution_std
+from gfocal.ops import distribution_std
 
 __all__ = ["postprocess_image"]
 
 
 def postprocess_image(
     config: ModelConfig,
+    box_coding: BoxCoding,
     cls_scores: Tensor,
     score_factors: Tensor | None,
     box_outputs: Tensor,
@@ -32,6 +34,8 @@ def postprocess_image(
     """Detections of one image, in the coordinates of the (resized) network input.
 
     Args:
+        config: the inference settings (thresholds, top-k, NMS IoU, detections kept).
+        box_coding: reads ``box_outputs``.
         cls_scores (Tensor[A, C]): class (or joint) scores in [0, 1].
         score_factors (Tensor[A] | None): centerness multiplied in after thresholding (ATSS baseline).
         box_outputs (Tensor[A, 4*B]): edge distribution logits or stride-unit distances.
@@ -39,7 +43,8 @@ def postprocess_image(
         image_size: (height, width) of the image before padding; boxes are clipped to it.
         return_distributions: also return ``box_distributions`` (Tensor[K, 4, B], probabilities
             over bins, edges left, top, right, bottom), ``edge_std`` (Tensor[K, 4], standard deviation
-            of each edge in pixels, times ``config.std_scale``) and ``bin_size`` (Tensor[K, 4], pixels per bin along each edge).
+            of each edge in pixels, times ``config.std_scale``) and ``bin_size`` (Tensor[K, 4], pixels
+            per bin along each edge).
 
     Returns:
         {"boxes" [K, 4], "scores" [K], "labels" int64 [K]} (+ the optional keys), sorted by score.
@@ -62,7 +67,7 @@ def postprocess_image(
         scores = scores * score_factors[locations]
 
     selected_outputs = box_outputs[locations]  # [K', 4*B]
-    boxes = decode_boxes(selected_outputs, grid.points[locations], grid.strides[locations], config.box == "dfl")
+    boxes = box_coding.decode(selected_outputs, grid.points[locations], grid.strides[locations])
     height, width = image_size
     boxes = torch.stack(
         (
@@ -76,17 +81,20 @@ def postprocess_image(
     keep = batched_nms(boxes, scores, labels, config.nms_iou_threshold)[: config.max_detections]
     result = {"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep]}
     if return_distributions:
-        result.update(_distribution_outputs(config, selected_outputs[keep], grid.strides[locations[keep]]))
+        strides = grid.strides[locations[keep]]
+        result.update(_distribution_outputs(box_coding, selected_outputs[keep], strides, config.std_scale))
     return result
 
 
-def _distribution_outputs(config: ModelConfig, box_outputs: Tensor, strides: Tensor) -> dict[str, Tensor]:
-    """Edge distributions [K, 4, B], their standard deviations and bin sizes in pixels [K, 4]."""
-    if config.box != "dfl":
+def _distribution_outputs(
+    box_coding: BoxCoding, box_outputs: Tensor, strides: Tensor, std_scale: float
+) -> dict[str, Tensor]:
+    """Edge distributions [K, 4, B], their standard deviations (times ``std_scale``) and bin sizes in pixels [K, 4]."""
+    if not box_coding.has_distributions:
         raise ValueError("return_distributions needs a distribution head (box='dfl'); this model regresses Dirac boxes")
-    probs = box_outputs.reshape(-1, 4, config.reg_max + 1).softmax(-1)
+    probs = box_coding.distributions(box_outputs)
     return {
         "box_distributions": probs,
-        "edge_std": distribution_std(probs) * strides.unsqueeze(-1) * config.std_scale,
+        "edge_std": distribution_std(probs) * strides.unsqueeze(-1) * std_scale,
         "bin_size": strides.unsqueeze(-1).expand(-1, 4).clone(),
     }

@@ -100,9 +100,9 @@ def prepare_for_inference(model: nn.Module, channels_last: bool = True, compile:
     :func:`compile_network`.
     """
     model.eval()
-    body = getattr(getattr(model, "backbone", None), "body", None)
-    if body is not None:
-        _fold_batchnorm(body)
+    backbone = getattr(model, "backbone", None)
+    if backbone is not None:
+        _fold_batchnorm(backbone)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     if compile:
@@ -132,8 +132,9 @@ def compile_network(model: nn.Module) -> nn.Module:
 def _fold_batchnorm(module: nn.Module) -> None:
     """Fuse each (Conv2d, BatchNorm) pair registered one after the other into one Conv2d.
 
-    Valid for ResNet bodies, where every BN directly follows its convolution
-    (conv1/bn1, convK/bnK, downsample.0/1); not a general graph rewrite.
+    Valid for backbones built, as torchvision's are, with every BN registered right after the
+    convolution feeding it (a ResNet's conv1/bn1, convK/bnK, downsample.0/1; an FPN has no BN);
+    not a general graph rewrite.
     """
     children = dict(module.named_children())
     for child in children.values():

@@ -1,5 +1,5 @@
-"""Training targets: a batch's ground truth turned into ATSS positives, for the loss and for every
-analysis tool that needs to know which locations train on which box.
+"""Training targets: a batch's ground truth turned into positives (ATSS's by default), for the loss and
+for every analysis tool that needs to know which locations train on which box.
 
 Shape letters:
     N  images      A  locations over all levels      M  ground truths per image (padded)
@@ -13,7 +13,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from gfocal.models.assigner import Assignment, atss_assign
+from gfocal.models.assigner import Assigner, Assignment
 from gfocal.models.grid import LocationGrid
 
 __all__ = ["PaddedTargets", "Positives", "BatchTargets", "pad_targets", "assign_targets"]
@@ -84,24 +84,19 @@ def pad_targets(targets: list[dict[str, Tensor]], device: torch.device) -> Padde
 
 
 def assign_targets(
-    grid: LocationGrid,
-    targets: list[dict[str, Tensor]],
-    topk: int = 9,
-    anchor_scale: float = 8.0,
-    valid: Tensor | None = None,
+    grid: LocationGrid, targets: list[dict[str, Tensor]], assigner: Assigner, valid: Tensor | None = None
 ) -> BatchTargets:
-    """ATSS positives of a batch.
+    """The positives of a batch, as ``assigner`` picks them.
 
     Args:
         grid: the batch's A locations.
         targets: per image ``boxes`` (Tensor[M, 4] xyxy, input pixels) and ``labels`` (Tensor[M] in [0, C)).
-        topk, anchor_scale: ATSS's candidates per level and anchor side in strides
-            (:func:`gfocal.models.assigner.atss_assign`).
+        assigner: e.g. ATSS with its settings bound (:func:`gfocal.models.components.build_assigner`).
         valid (Tensor[N, A] bool | None): the locations of each image, not padding added for other
             images (:func:`gfocal.models.grid.valid_locations`); the rest are never assigned. None: all.
     """
     padded = pad_targets(targets, grid.points.device)
-    assignment = atss_assign(grid, padded.boxes, padded.valid, topk, anchor_scale, valid)
+    assignment = assigner(grid, padded.boxes, padded.valid, valid=valid)
     image, location = assignment.positive.nonzero(as_tuple=True)  # [P] each
     gt_index = assignment.gt_index[image, location]  # [P]
     positives = Positives(

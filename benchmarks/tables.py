@@ -1,0 +1,219 @@
+"""The docs' result tables, generated from the raw benchmark JSON under ``docs/results/``.
+
+    python benchmarks/tables.py            # print every table
+    python benchmarks/tables.py --write    # rewrite the generated blocks in README.md and docs/*.md
+    python benchmarks/tables.py --check    # exit 1 when a block differs from what the JSON gives (a test runs this)
+
+A generated block in a markdown file sits between ``<!-- table: NAME -->`` and
+``<!-- end table -->``; everything between the two lines is this script's, so
+a figure in a table can always be traced to a committed run. Each table names
+its source files and which runs of them it takes (a file may hold runs that
+belong elsewhere, e.g. a variant later renamed), and states the machine and
+commit the runs carry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results"
+DOCUMENTS = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
+BLOCK = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end table -->)", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Runs taken from one results file: those of ``variants`` (all when empty), renamed by ``rename``.
+
+    ``provenance`` = (cpu, commit) for a file written before the benchmarks recorded their own (its
+    ``annotated_after_the_run`` says which).
+    """
+
+    file: str
+    variants: tuple[str, ...] = ()
+    rename: dict[str, str] = field(default_factory=dict)
+    provenance: tuple[str, str] | None = None
+
+    def runs(self, results: Path) -> list[dict[str, Any]]:
+        data = json.loads((results / self.file).read_text())
+        machine, commit = self.provenance or (data["machine"]["cpu"], data["gfocal_commit"][:7])
+        taken = []
+        for run in data["runs"]:
+            if "error" in run or (self.variants and run["variant"] not in self.variants):
+                continue
+            variant = self.rename.get(run["variant"], run["variant"])
+            taken.append({**run, "variant": variant, "source": self.file, "cpu": machine, "commit": commit})
+        return taken
+
+
+def load_runs(sources: list[Source], results: Path) -> list[dict[str, Any]]:
+    return [run for source in sources for run in source.runs(results)]
+
+
+def groups(runs: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Runs by (dataset, variant), in the order first seen, each group sorted by seed."""
+    grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for run in runs:
+        grouped.setdefault((run["dataset"], run["variant"]), []).append(run)
+    return {key: sorted(group, key=lambda r: r["seed"]) for key, group in grouped.items()}
+
+
+def mean_std(values: list[float], scale: float = 100.0) -> str:
+    """``mean ± std`` (sample std) of ``values`` x ``scale`` to one decimal; a single value alone."""
+    scaled = [v * scale for v in values]
+    if len(scaled) == 1:
+        return f"{scaled[0]:.1f}"
+    return f"{statistics.fmean(scaled):.1f} ± {statistics.stdev(scaled):.1f}"
+
+
+def per_seed(group: list[dict[str, Any]], key: str, scale: float = 100.0) -> str:
+    return ", ".join(f"{run[key] * scale:.1f}" if scale != 1 else str(run[key]) for run in group)
+
+
+def comparison_table(sources: list[Source], labels: dict[str, str], results: Path) -> str:
+    """One row per dataset x variant: seeds, AP metrics as mean ± std, AP and iterations per seed."""
+    lines = [
+        "| dataset | run | seeds | AP | AP50 | AP small | AP medium | AP per seed | iterations | machine, commit |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (dataset, variant), group in groups(load_runs(sources, results)).items():
+        provenance = sorted({f"{r['cpu']}, {r['commit']}" for r in group})
+        lines.append(
+            f"| {dataset} | {labels.get(variant, variant)} | {', '.join(str(r['seed']) for r in group)} | "
+            + " | ".join(mean_std([r[m] for r in group]) for m in ("AP", "AP50", "APs", "APm"))
+            + f" | {per_seed(group, 'AP')} | {per_seed(group, 'iterations', 1)} | {'; '.join(provenance)} |"
+        )
+    return "\n".join(lines)
+
+
+def paired_table(sources: list[Source], reference: str, labels: dict[str, str], results: Path) -> str:
+    """Each variant against ``reference`` on the same seeds: AP, and the per-seed difference in AP."""
+    grouped = groups(load_runs(sources, results))
+    lines = [
+        f"| dataset | variant | seeds | AP | AP50 | AP small | AP − {reference} per seed | mean AP − {reference} | train s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (dataset, variant), group in grouped.items():
+        base = {r["seed"]: r["AP"] for r in grouped.get((dataset, reference), [])}
+        paired = [r for r in group if r["seed"] in base]
+        differences = [r["AP"] - base[r["seed"]] for r in paired]
+        lines.append(
+            f"| {dataset} | {labels.get(variant, variant)} | {', '.join(str(r['seed']) for r in group)} | "
+            + " | ".join(mean_std([r[m] for r in group]) for m in ("AP", "AP50", "APs"))
+            + f" | {', '.join(f'{d * 100:+.1f}' for d in differences) or '–'}"
+            + f" | {f'{statistics.fmean(differences) * 100:+.1f}' if differences else '–'}"
+            + f" | {statistics.fmean(r['train_seconds'] for r in group):.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def demo_steps_table(files: dict[str, str], results: Path) -> str:
+    """The demo's recipe at a fixed number of steps, one row per checkout."""
+    lines = [
+        "| code | commit | steps | AP | AP50 | seconds (machine shared) | machine |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, file in files.items():
+        data = json.loads((results / file).read_text())
+        lines.append(
+            f"| {label} | {(data['checkout_commit'] or '?')[:7]} | {data['iterations']} | {data['AP'] * 100:.1f} | "
+            f"{data['AP50'] * 100:.1f} | {data['seconds']:.0f} | {data['machine']['cpu']}, torch {data['machine']['torch']} |"
+        )
+    return "\n".join(lines)
+
+
+FINAL_LABELS = {
+    "today": "before (paper recipe, gfl_small, flip only)",
+    "default": "**gfocal default (gfl_nano)**",
+    "yolov8n": "YOLOv8n from scratch",
+}
+PIECE_LABELS = {
+    "default": "default (all pieces)",
+    "no_mosaic": "without mosaic",
+    "no_zoom": "without zoom-and-crop",
+    "no_color": "without colour jitter",
+    "no_ema": "without EMA",
+    "sgd": "SGD instead of AdamW",
+}
+
+TABLES: dict[str, Callable[[Path], str]] = {
+    # 20 minutes each on the 2-core AMD EPYC (AVX2, float32); gfl_nano was named "nano" in the first runs.
+    "small-data-final": lambda results: comparison_table(
+        [
+            Source("small_data_20min_final_coins_today_s0.json"),
+            Source("small_data_20min_nano.json", rename={"nano": "default"}),
+            Source("small_data_20min_final_coins_default_s1.json"),
+            Source("small_data_20min_final_coins_default_s2.json"),
+            # Its "default" was gfl_small, the default before gfl_nano.
+            Source("small_data_20min.json", variants=("yolov8n",), provenance=("AMD EPYC", "2e1ecef")),
+            Source("small_data_20min_final_coins_yolo_s1.json"),
+            Source("small_data_20min_final_coins_yolo_s2.json"),
+            Source("small_data_20min_cells.json", rename={"nano": "default"}),
+        ],
+        FINAL_LABELS,
+        results,
+    ),
+    "small-data-before-steps": lambda results: comparison_table(
+        [
+            Source("small_data_today_steps_coins.json"),
+            Source("small_data_today_steps_cells.json"),
+        ],
+        FINAL_LABELS,
+        results,
+    ),
+    "small-data-pieces": lambda results: paired_table(
+        [Source("small_data_screen_steps.json")], "default", PIECE_LABELS, results
+    ),
+    "demo-steps": lambda results: demo_steps_table(
+        {"before #21": "demo_steps_before_21.json", "after #21": "demo_steps_after_21.json"}, results
+    ),
+}
+
+
+def render_document(text: str, results: Path) -> str:
+    """``text`` with every generated block rewritten from the results; an unknown table name is an error."""
+
+    def fill(match: re.Match[str]) -> str:
+        name = match["name"]
+        if name not in TABLES:
+            raise KeyError(f"unknown generated table {name!r}; known: {', '.join(TABLES)}")
+        return f"{match.group(1)}{TABLES[name](results)}\n{match.group(4)}"
+
+    return BLOCK.sub(fill, text)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="rewrite the generated blocks in place")
+    mode.add_argument("--check", action="store_true", help="exit 1 if a generated block is out of date")
+    args = parser.parse_args()
+    if not (args.write or args.check):
+        for name, build in TABLES.items():
+            print(f"## {name}\n\n{build(RESULTS)}\n")
+        return 0
+    stale = []
+    for path in DOCUMENTS:
+        text = path.read_text()
+        rendered = render_document(text, RESULTS)
+        if rendered != text:
+            stale.append(path.relative_to(ROOT))
+            if args.write:
+                path.write_text(rendered)
+    if args.check and stale:
+        print(f"out of date (run python benchmarks/tables.py --write): {', '.join(map(str, stale))}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""The one place that maps a :class:`ModelConfig` (the serialised form) to the detector's components.
+
+Every string option of the config is read here and nowhere else: the backbone and the assigner by
+name from a plain dict of constructors, the box coding and the quality branch from the variant fields
+(``box``, ``classification``, ``quality_label``, ``dgqp``). Adding any of them is one new file plus
+one line in its dict below (see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+from gfocal.models.assigner import Assigner, atss_assign
+from gfocal.models.backbone import RESNET_LAYOUTS, Backbone, ResNetFPN
+from gfocal.models.box_coding import BoxCoding, DiracBoxes, DistributionBoxes
+from gfocal.models.config import ModelConfig
+from gfocal.models.quality import (
+    DistributionGuidedQuality,
+    JointQuality,
+    JointScoreLoss,
+    QualityBranch,
+    SeparateCenterness,
+    centerness_label,
+    iou_label,
+)
+
+__all__ = [
+    "BACKBONES",
+    "ASSIGNERS",
+    "BOX_CODINGS",
+    "QUALITY_BRANCHES",
+    "build_backbone",
+    "build_assigner",
+    "build_box_coding",
+    "build_quality",
+]
+
+
+def _dirac_boxes(config: ModelConfig) -> DiracBoxes:
+    # A Dirac box starts as the ATSS anchor: anchor_scale strides square.
+    return DiracBoxes(config.anchor_scale / 2, config.loss_bbox_weight)
+
+
+def _joint_quality(config: ModelConfig, box_coding: BoxCoding) -> Callable[[int], QualityBranch]:
+    """GFL's joint score (QFL), with GFLv2's DGQP when ``config.dgqp``."""
+    label = iou_label if config.quality_label == "iou" else centerness_label
+    loss = JointScoreLoss(label, config.qfl_beta, config.loss_cls_weight)
+    if config.dgqp:
+        return lambda channels: DistributionGuidedQuality(box_coding, config.dgqp_topk, config.dgqp_channels, loss)
+    return lambda channels: JointQuality(loss)
+
+
+def _separate_centerness(config: ModelConfig, box_coding: BoxCoding) -> Callable[[int], QualityBranch]:
+    """The ATSS baseline: Focal Loss on the classes and a centerness branch."""
+    return partial(
+        SeparateCenterness,
+        alpha=config.focal_alpha,
+        gamma=config.focal_gamma,
+        loss_cls_weight=config.loss_cls_weight,
+        loss_centerness_weight=config.loss_centerness_weight,
+    )
+
+
+#: Backbone constructors by ``ModelConfig.backbone``.
+BACKBONES: dict[str, Callable[[ModelConfig], Backbone]] = {name: ResNetFPN for name in RESNET_LAYOUTS}
+
+#: Assigner constructors by ``ModelConfig.assigner``.
+ASSIGNERS: dict[str, Callable[[ModelConfig], Assigner]] = {
+    "atss": lambda config: partial(atss_assign, topk=config.atss_topk, anchor_scale=config.anchor_scale),
+}
+
+#: Box codings by ``ModelConfig.box``.
+BOX_CODINGS: dict[str, Callable[[ModelConfig], BoxCoding]] = {
+    "dfl": lambda config: DistributionBoxes(config.reg_max, config.loss_bbox_weight, config.loss_dfl_weight),
+    "dirac": _dirac_boxes,
+}
+
+#: Quality branches by ``ModelConfig.classification``: given the config and the box coding, the branch's
+#: constructor, which the head calls with its regression tower's output channels.
+QUALITY_BRANCHES: dict[str, Callable[[ModelConfig, BoxCoding], Callable[[int], QualityBranch]]] = {
+    "qfl": _joint_quality,
+    "focal": _separate_centerness,
+}
+
+
+def _lookup(table: dict[str, Callable], kind: str, name: str) -> Callable:
+    if name not in table:
+        raise ValueError(f"unknown {kind} {name!r}; known: {', '.join(sorted(table))}")
+    return table[name]
+
+
+def build_backbone(config: ModelConfig) -> Backbone:
+    return _lookup(BACKBONES, "backbone", config.backbone)(config)
+
+
+def build_assigner(config: ModelConfig) -> Assigner:
+    return _lookup(ASSIGNERS, "assigner", config.assigner)(config)
+
+
+def build_box_coding(config: ModelConfig) -> BoxCoding:
+    return _lookup(BOX_CODINGS, "box coding (box)", config.box)(config)
+
+
+def build_quality(config: ModelConfig, box_coding: BoxCoding) -> Callable[[int], QualityBranch]:
+    """The quality branch's constructor, given the regression tower's output channels (the head calls it)."""
+    return _lookup(QUALITY_BRANCHES, "quality branch (classification)", config.classification)(config, box_coding)
