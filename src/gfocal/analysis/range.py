@@ -3,7 +3,7 @@
 A DFL head predicts each edge distance as a distribution over bins ``0..R`` (R = ``reg_max``) in
 strides, and training clamps targets to ``R - 0.1`` (:func:`gfocal.ops.box_to_distance`), so an
 edge farther than that from its positive location is learned as if it were at the last bin: the
-box comes out cropped. This module runs the real ATSS assigner (:func:`assign_targets`, as
+box comes out cropped. This module runs the model's real assigner (ATSS by default, :func:`assign_targets`, as
 training does) on a dataset's boxes at the model's input size and strides, without a network,
 and reports per level the share of positive edges beyond the range and the ``reg_max`` that
 would hold a given share of them.
