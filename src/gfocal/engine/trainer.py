@@ -192,10 +192,27 @@ def _after_step(run: Run, values: dict[str, float], data_time: float, iter_time:
         run.log.write(
             {"kind": "train", "epoch": run.epoch_progress, "iteration": run.iteration, **means, "lr": values["lr"]}
         )
+        if run.iteration == config.log_interval and run.info.is_main:  # once, on the first window
+            _warn_short_range(means.get("last_bin_fraction", 0.0), run.module)
         run.window.clear()
     if config.checkpoint_interval and run.iteration % config.checkpoint_interval == 0:
         save_training_state(run, best=False)
     _track_speed(run, iter_time, values["loss"])
+
+
+_LAST_BIN_WARNING = 0.02  # share of positive edge targets clamped to the last bin worth a warning
+
+
+def _warn_short_range(last_bin_fraction: float, model: nn.Module) -> None:
+    """Warn when many positives' edge targets sit at the last bin: reg_max x stride is too short for the data."""
+    if last_bin_fraction > _LAST_BIN_WARNING:
+        logger.warning(
+            "%.1f%% of the positives' edge targets sit at the last bin (beyond reg_max=%d strides), so large "
+            "boxes are learned cropped; `gfocal analyze range --data ... --model ...` suggests a reg_max "
+            "(set it with --set model_overrides.reg_max=...)",
+            100 * last_bin_fraction,
+            model.config.reg_max,
+        )
 
 
 def _track_speed(run: Run, iter_time: float, loss: float) -> None:

@@ -8,7 +8,8 @@ and it is tested to give the same detections as ``model.eval()(images)`` in PyTo
       -> the ONNX graph (form "raw"): normalise and pad to a multiple of 32 inside, network
             scores [N, A, C], box_outputs [N, A, 4*B], points [A, 2], strides [A] (+ score_factors [N, A])
       -> decode: per level top-k above the score threshold, softmax -> Integral -> distances x stride
-         -> boxes, class-aware NMS, rescale to the original image
+         -> boxes, class-aware NMS, rescale to the original image; the std of each edge's
+         distribution (x stride x std_scale) comes out as "edge_std", pixels
 
 Shape letters: A locations over all levels, C classes, B bins per edge (reg_max + 1, or 1 for a
 Dirac box), K candidates, D detections. The settings (thresholds, sizes) are in the ONNX file's
@@ -39,12 +40,14 @@ class DecodeSettings:
     max_size: int = 1333
     size_divisible: int = 32
     image_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # RGB, [0, 1] units
+    std_scale: float = 1.0  # temperature on the reported edge std (gfocal analyze calibration)
 
 
 def decode_settings(config_json: str) -> DecodeSettings:
     """Settings from the ``gfocal_config`` metadata string of an exported ONNX file."""
     config = json.loads(config_json)
-    values = {name: config[name] for name in DecodeSettings.__dataclass_fields__}
+    # Files exported before a field existed lack it and keep its default.
+    values = {name: config[name] for name in DecodeSettings.__dataclass_fields__ if name in config}
     return DecodeSettings(**{**values, "image_mean": tuple(values["image_mean"])})
 
 
@@ -127,7 +130,9 @@ def decode(
             thresholding.
 
     Returns:
-        {"boxes" float32 [D, 4] xyxy in original pixels, "scores" [D], "labels" int64 [D]}, best first.
+        {"boxes" float32 [D, 4] xyxy in original pixels, "scores" [D], "labels" int64 [D]}, best first;
+        for a distribution head (B > 1) also "edge_std" float32 [D, 4]: the standard deviation
+        of each edge's distribution (left, top, right, bottom) in original pixels, times ``std_scale``.
     """
     num_classes = settings.num_classes
     # 1. Per level (levels are contiguous runs of equal stride): top-k scores, then the threshold.
@@ -152,9 +157,11 @@ def decode(
         logits = outputs.reshape(len(outputs), 4, bins)  # [K, 4, B]
         probs = np.exp(logits - logits.max(-1, keepdims=True))
         probs /= probs.sum(-1, keepdims=True)  # softmax per edge
-        distances = probs @ np.arange(probs.shape[-1], dtype=np.float32)  # the Integral, [K, 4]
+        values = np.arange(bins, dtype=np.float32)
+        distances = probs @ values  # the Integral, [K, 4]
+        spread = np.sqrt(np.clip(probs @ (values * values) - distances**2, 0, None))  # std in strides, [K, 4]
     else:
-        distances = outputs
+        distances, spread = outputs, None
     distances = distances * strides[locations, None]
     x, y = points[locations, 0], points[locations, 1]
     height, width = image_size
@@ -170,12 +177,16 @@ def decode(
 
     # 3. Class-aware NMS, at most max_detections, then back to original pixels.
     keep = _class_aware_nms(boxes, kept_scores, labels, settings.nms_iou_threshold)[: settings.max_detections]
-    scale_x, scale_y = scale
-    return {
-        "boxes": boxes[keep] / np.array([scale_x, scale_y, scale_x, scale_y], dtype=np.float32),
+    per_edge = np.array([scale[0], scale[1], scale[0], scale[1]], dtype=np.float32)
+    result = {
+        "boxes": boxes[keep] / per_edge,
         "scores": kept_scores[keep].astype(np.float32),
         "labels": labels[keep].astype(np.int64),
     }
+    if spread is not None:
+        pixels = spread[keep] * strides[locations[keep], None] * settings.std_scale / per_edge
+        result["edge_std"] = pixels.astype(np.float32)
+    return result
 
 
 def _class_aware_nms(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, iou_threshold: float) -> np.ndarray:
