@@ -76,7 +76,7 @@ def collect(
     progress: bool = True,
 ) -> CalibrationData:
     """Run ``model`` over ``records`` and pair predicted spreads with actual errors (see the module doc)."""
-    require_distribution_head(model.config, "calibration")
+    require_distribution_head(model, "calibration")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     model.eval()

@@ -22,9 +22,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from gfocal.models.config import ModelConfig
 from gfocal.ops import distribution_entropy, distribution_focal_loss, distribution_std, peak_statistics
 
 __all__ = [
@@ -60,9 +59,9 @@ ANNOTATION_STATISTICS = ("annotated_position", "annotated_offset", "annotated_nl
 _OUTWARD = (-1.0, -1.0, 1.0, 1.0)
 
 
-def require_distribution_head(config: ModelConfig, purpose: str) -> None:
-    """Raise ValueError unless the model (its ``config``) predicts edge distributions (``box="dfl"``)."""
-    if config.box != "dfl":
+def require_distribution_head(model: nn.Module, purpose: str) -> None:
+    """Raise ValueError unless the detector's box coding predicts edge distributions."""
+    if not model.head.box_coding.has_distributions:
         raise ValueError(f"{purpose} needs a distribution head (box='dfl'); this model regresses Dirac boxes")
 
 

@@ -103,7 +103,7 @@ def score_images(
     Files that cannot be decoded are skipped with a :class:`DatasetWarning` naming each.
     The model must have a distribution head (``box="dfl"``).
     """
-    require_distribution_head(model.config, "selection")
+    require_distribution_head(model, "selection")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     model.eval()

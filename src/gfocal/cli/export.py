@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from gfocal.models import load_model
 
     model = load_model(args.weights)
-    if args.edge_std and (args.form != "decoded" or model.config.box != "dfl"):
+    if args.edge_std and (args.form != "decoded" or not model.head.box_coding.has_distributions):
         raise CommandError("--edge-std needs --form decoded and a model with box='dfl' (learned distributions)")
     path = export_onnx(
         model, args.output, form=args.form, opset=args.opset, optimize=not args.no_optimize, edge_std=args.edge_std

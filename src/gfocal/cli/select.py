@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     with user_errors():
         paths = find_images(args.images)
         model = load_model(args.weights)
-        if model.config.box != "dfl":
+        if not model.head.box_coding.has_distributions:
             raise CommandError(f"{args.weights}: selection needs a model with learned distributions (box='dfl')")
         rows = selection_report(
             model.to(resolve_device(args.device)), paths, args.images, args.out, args.budget, args.diversity,
