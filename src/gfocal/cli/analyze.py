@@ -246,10 +246,11 @@ def _number(value: float | None) -> str:
 
 
 def _run_fusion(args: argparse.Namespace) -> int:
-    from gfocal.analysis.fusion import TestTimeAugmentation, fused_dataset_detections
+    from gfocal.analysis.fusion import fused_dataset_detections
     from gfocal.analysis.output import write_json
     from gfocal.engine.evaluate import evaluate_detections
     from gfocal.models import load_model
+    from gfocal.models.fusion import TestTimeAugmentation
 
     with _errors():
         records = _load(args)

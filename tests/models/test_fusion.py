@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from gfocal.analysis.fusion import TestTimeAugmentation, _unflip, cluster_detections, fuse_detections, view_detections
 from gfocal.models import gfl_small
+from gfocal.models.fusion import TestTimeAugmentation, _unflip, cluster_detections, fuse_detections, view_detections
 
 
 def pooled(boxes, scores, labels, stds):
