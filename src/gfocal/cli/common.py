@@ -16,6 +16,9 @@ __all__ = [
     "add_tiling_options",
     "tiling_config",
     "check_merge",
+    "add_tta_options",
+    "tta_config",
+    "check_fusion",
 ]
 
 
@@ -131,4 +134,59 @@ def check_merge(tiling, has_distributions: bool, weights: str) -> None:
         raise CommandError(
             f"--merge dist needs a model with edge distributions; {weights} regresses plain distances "
             "(use --merge nms or nmm)"
+        )
+
+
+def add_tta_options(parser: argparse.ArgumentParser) -> None:
+    """--tta, --tta-scales, --tta-no-flip, --fusion: test-time augmentation (gfocal.models.fusion)."""
+    parser.add_argument(
+        "--tta",
+        action="store_true",
+        help="test-time augmentation: predict each image at several input scales, with and without a horizontal "
+        "flip, and merge the views' detections (--fusion); costs one forward pass per view",
+    )
+    parser.add_argument(
+        "--tta-scales",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="FACTOR",
+        help="with --tta: factors on the network input size (default 0.83 1.0 1.2)",
+    )
+    parser.add_argument("--tta-no-flip", action="store_true", help="with --tta: no flipped views")
+    parser.add_argument(
+        "--fusion",
+        choices=("distribution", "wbf", "nms"),
+        default=None,
+        help="with --tta: how the views merge: distribution (default) weighs each edge by its learned certainty "
+        "(score / std^2); wbf averages coordinates weighted by score; nms keeps the best box",
+    )
+
+
+#: The views ``--tta`` makes without ``--tta-scales``: a sixth smaller and a fifth larger than the model's size.
+DEFAULT_TTA_SCALES = (0.83, 1.0, 1.2)
+
+
+def tta_config(args: argparse.Namespace):
+    """The ``gfocal.models.fusion.TestTimeAugmentation`` the options ask for, or None without --tta."""
+    if not args.tta:
+        if args.tta_scales is not None or args.tta_no_flip or args.fusion is not None:
+            raise CommandError("--tta-scales, --tta-no-flip and --fusion need --tta")
+        return None
+    if args.tile is not None:
+        raise CommandError("--tta and --tile do not combine (each tile would need its own views); choose one")
+    from gfocal.models.fusion import TestTimeAugmentation
+
+    try:
+        return TestTimeAugmentation(tuple(args.tta_scales or DEFAULT_TTA_SCALES), flip=not args.tta_no_flip)
+    except ValueError as error:
+        raise CommandError(f"--tta-scales: {error}") from error
+
+
+def check_fusion(fusion: str, has_distributions: bool, weights: str) -> None:
+    """Distribution fusion weighs edges by their learned spread: a Dirac-box model has none."""
+    if fusion == "distribution" and not has_distributions:
+        raise CommandError(
+            f"--fusion distribution needs a model with edge distributions; {weights} regresses plain distances "
+            "(use --fusion wbf or nms)"
         )

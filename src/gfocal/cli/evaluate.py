@@ -10,9 +10,12 @@ from gfocal.cli.common import (
     add_image_size_option,
     add_precision_option,
     add_tiling_options,
+    add_tta_options,
+    check_fusion,
     check_merge,
     positive_int,
     tiling_config,
+    tta_config,
     user_errors,
 )
 
@@ -39,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="detections per image that count (COCO's maxDets, default 100); raise it for scenes with more objects",
     )
     add_tiling_options(parser)
+    add_tta_options(parser)
     add_image_size_option(parser)
     add_precision_option(parser)
     add_compile_option(parser)
@@ -51,10 +55,14 @@ def run(args: argparse.Namespace) -> int:
     from gfocal.models.components import build_box_coding
     from gfocal.models.weights import read_config
 
-    tiling = tiling_config(args)
+    tiling, tta = tiling_config(args), tta_config(args)
+    fusion = args.fusion or "distribution"
     with user_errors():
-        if tiling is not None:
-            check_merge(tiling, build_box_coding(read_config(args.weights)).has_distributions, args.weights)
+        if tiling is not None or tta is not None:
+            has_distributions = build_box_coding(read_config(args.weights)).has_distributions
+            check_merge(tiling, has_distributions, args.weights)
+            if tta is not None:
+                check_fusion(fusion, has_distributions, args.weights)
         results = evaluate_weights(
             args.weights,
             args.data,
@@ -68,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             tiling=tiling,
             max_detections=args.max_detections,
+            tta=tta,
+            fusion=fusion,
         )
     out = Path(args.out) if args.out else Path(args.weights).parent / f"eval_{Path(args.data).stem}.json"
     save_results(out, {"weights": str(args.weights), "data": str(args.data), **results})

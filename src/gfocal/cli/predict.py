@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 
 from gfocal.cli.common import (
+    CommandError,
     add_compile_option,
     add_image_size_option,
     add_precision_option,
     add_tiling_options,
+    add_tta_options,
+    check_fusion,
     check_merge,
     positive_int,
     tiling_config,
+    tta_config,
     user_errors,
 )
 
@@ -44,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--overwrite", action="store_true", help="write into an existing non-empty folder")
     add_tiling_options(parser)
+    add_tta_options(parser)
     add_image_size_option(parser)
     add_precision_option(parser)
     add_compile_option(parser)
@@ -65,12 +70,20 @@ def run(args: argparse.Namespace) -> int:
     from gfocal.fileio import prepare_output_dir
     from gfocal.models import load_model
 
-    tiling = tiling_config(args)
+    tiling, tta = tiling_config(args), tta_config(args)
+    fusion = args.fusion or "distribution"
+    if tta is not None and args.distributions:
+        raise CommandError(
+            "--distributions writes each box's own edge distributions; a box fused from --tta views has none "
+            "(drop one of the two)"
+        )
     with user_errors():
         paths = find_images(args.source)
         overrides = {} if args.score_threshold is None else {"score_threshold": args.score_threshold}
         model = load_model(args.weights, image_size=args.image_size, **overrides)
         check_merge(tiling, model.head.box_coding.has_distributions, args.weights)
+        if tta is not None:
+            check_fusion(fusion, model.head.box_coding.has_distributions, args.weights)
         out = prepare_output_dir(args.out, args.overwrite)
     predictions = predict_files(
         model,
@@ -83,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
         compile=bool(args.compile),
         keep_images=not args.no_draw,
         tiling=tiling,
+        tta=tta,
+        fusion=fusion,
     )
     counts = write_predictions(
         predictions,

@@ -37,6 +37,7 @@ from gfocal.engine.distributed import all_gather_objects, broadcast_object, rank
 from gfocal.fileio import atomic_write_bytes
 from gfocal.image_geometry import to_original_pixels
 from gfocal.models import load_model
+from gfocal.models.fusion import FusedDetector, FusionMethod, TestTimeAugmentation
 from gfocal.models.precision import autocast as precision_autocast
 from gfocal.models.precision import prepare_for_inference, resolve_precision
 from gfocal.tiling import TiledDetector, TilingConfig
@@ -249,18 +250,24 @@ def evaluate_weights(
     device: str | torch.device | None = None,
     tiling: TilingConfig | None = None,
     max_detections: int = 100,
+    tta: TestTimeAugmentation | None = None,
+    fusion: FusionMethod = "distribution",
 ) -> dict[str, Any]:
     """COCO metrics of a weights file on a labelled dataset (what ``gfocal eval`` prints).
 
     ``split`` defaults to "val" for a YOLO yaml. The images are decoded at their own size and the model
     resizes them, exactly as ``gfocal predict`` feeds it. With ``tiling``, each whole image is predicted
     on tiles (``batch_size`` tiles per pass) and scored against its own annotations, as ``gfocal predict
-    --tile`` would find them. ``max_detections``: see :func:`evaluate_detections`.
+    --tile`` would find them. With ``tta``, every view of each image is predicted and the views merged by
+    ``fusion`` (:class:`~gfocal.models.fusion.FusedDetector`), as ``gfocal predict --tta``; not with ``tiling``.
+    ``max_detections``: see :func:`evaluate_detections`.
 
     Raises:
         DatasetError: the dataset has no box, or its classes are not the model's (label k of the model
             would be scored as class k of the data: a wrong AP, not an error, if let through).
     """
+    if tta is not None and tiling is not None:
+        raise ValueError("test-time augmentation and tiling do not combine; choose one")
     model = load_model(weights, image_size=image_size)
     split = split or ("val" if detect_format(data) == "yolo" else None)
     records = load_dataset(data, images_dir=images, split=split)
@@ -277,6 +284,8 @@ def evaluate_weights(
     if tiling is not None:
         network = TiledDetector(network, replace(tiling, batch_size=batch_size))
         batch_size = 1  # one large image at a time; its tiles are batched
+    if tta is not None:
+        network = FusedDetector([network], tta, fusion)
     with torch.inference_mode():
         return evaluate_model(
             network,

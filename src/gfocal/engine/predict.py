@@ -28,6 +28,7 @@ from gfocal.data.image_io import decode_image
 from gfocal.engine.distributed import resolve_device
 from gfocal.fileio import atomic_write, atomic_write_json
 from gfocal.models import GFLDetector
+from gfocal.models.fusion import FusedDetector, FusionMethod, TestTimeAugmentation
 from gfocal.models.precision import PrecisionName, autocast, prepare_for_inference, resolve_precision
 from gfocal.tiling import TiledDetector, TilingConfig
 from gfocal.visualize import draw_detections
@@ -95,6 +96,8 @@ def predict_files(
     compile: bool = False,
     keep_images: bool = False,
     tiling: TilingConfig | None = None,
+    tta: TestTimeAugmentation | None = None,
+    fusion: FusionMethod = "distribution",
 ) -> Iterator[Prediction]:
     """Run the model over image files; decoding happens in ``workers`` background processes.
 
@@ -107,9 +110,15 @@ def predict_files(
     (:func:`write_predictions`) does not decode the file again; leave it off when collecting many.
     ``tiling``: predict each image on overlapping tiles (:class:`~gfocal.tiling.TiledDetector`), one image
     at a time with ``batch_size`` tiles per forward pass; the progress bar counts tiles.
+    ``tta``: predict every view of each image and merge the views' detections by ``fusion``
+    (:class:`~gfocal.models.fusion.FusedDetector`); not with ``tiling``.
     """
+    if tta is not None and tiling is not None:
+        raise ValueError("test-time augmentation and tiling do not combine; choose one")
     device = resolve_device(device)
     network: nn.Module = prepare_for_inference(model.to(device), compile=compile)
+    if tta is not None:
+        network = FusedDetector([network], tta, fusion)
     chosen = resolve_precision(precision, device)
     tile_bar = tqdm(desc="predict", unit="tile", total=0, disable=not progress or tiling is None)
     if tiling is not None:
