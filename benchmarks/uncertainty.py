@@ -36,7 +36,7 @@ from ambiguity_auroc import DATA_OPTIONS, train_briefly
 from common import report
 
 from gfocal.analysis.calibration_report import calibration_statistics, collect
-from gfocal.analysis.fusion import TestTimeAugmentation, fused_dataset_detections
+from gfocal.analysis.fusion import fused_dataset_detections
 from gfocal.analysis.range import edge_range_statistics
 from gfocal.analysis.selection import choose, score_images
 from gfocal.data import DatasetRecords, load_dataset
@@ -44,6 +44,7 @@ from gfocal.data.image_io import decode_image
 from gfocal.data.synthetic import make_synthetic_splits
 from gfocal.engine.evaluate import evaluate_detections
 from gfocal.models import GFLDetector
+from gfocal.models.fusion import TestTimeAugmentation
 
 SIZE = 64
 FROZEN = {"trainable_backbone_layers": 0}  # as the ambiguity test: FPN and head train, the body stays random
