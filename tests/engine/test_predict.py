@@ -9,6 +9,8 @@ from PIL import Image
 from gfocal.engine.predict import find_images, predict_files, write_predictions
 from gfocal.fileio import prepare_output_dir
 from gfocal.models import gfl_small
+from gfocal.models.fusion import TestTimeAugmentation
+from gfocal.tiling import TilingConfig
 
 
 @pytest.fixture()
@@ -100,3 +102,10 @@ def test_drawing_uses_the_image_predict_decoded(images, tmp_path, monkeypatch):
     monkeypatch.setattr(predict, "decode_image", no_second_decode)
     counts = write_predictions(iter(predictions), prepare_output_dir(tmp_path / "out", False), model.class_names)
     assert counts["images"] == 2 and len(list((tmp_path / "out" / "images").iterdir())) == 2
+
+
+def test_tta_and_tiling_are_refused_together(images):
+    model = gfl_small(2, min_size=64, max_size=64)
+    run = predict_files(model, find_images(images), tta=TestTimeAugmentation(), tiling=TilingConfig(64), progress=False)
+    with pytest.raises(ValueError, match="do not combine"):
+        next(run)
