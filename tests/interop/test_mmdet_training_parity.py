@@ -70,16 +70,18 @@ def mmdet_gfl_head():
     return MODELS.build(ConfigDict(head))
 
 
-def mmdet_losses(head, score_logits, box_outputs, shapes, images):
-    """mmdetection's loss dict (levels summed) for flat [N, A, K] outputs, reshaped to its [N, K, H, W] levels."""
-    from mmengine.structures import InstanceData
+def to_levels(flat, shapes):
+    """Flat [N, A, K] outputs as mmdetection's per-level [N, K, H, W] maps."""
+    sizes = [h * w for h, w in shapes]
+    return [
+        level.transpose(1, 2).reshape(flat.shape[0], flat.shape[2], h, w)
+        for level, (h, w) in zip(flat.split(sizes, dim=1), shapes)
+    ]
 
-    def levels(flat):
-        sizes = [h * w for h, w in shapes]
-        return [
-            level.transpose(1, 2).reshape(flat.shape[0], flat.shape[2], h, w)
-            for level, (h, w) in zip(flat.split(sizes, dim=1), shapes)
-        ]
+
+def mmdet_ground_truth(images):
+    """mmdetection's (gt instances, image metas) for (boxes, labels) pairs of the first images of IMAGE_SIZES."""
+    from mmengine.structures import InstanceData
 
     gt = [
         InstanceData(bboxes=torch.tensor(b).reshape(-1, 4), labels=torch.tensor(labels, dtype=torch.long))
@@ -89,7 +91,14 @@ def mmdet_losses(head, score_logits, box_outputs, shapes, images):
         dict(img_shape=size, pad_shape=tuple(-(-s // 32) * 32 for s in size), batch_input_shape=BATCH_SHAPE)
         for size in IMAGE_SIZES[: len(images)]
     ]
-    losses = head.loss_by_feat(levels(score_logits), levels(box_outputs), gt, metas)
+    return gt, metas
+
+
+def mmdet_losses(head, score_logits, box_outputs, shapes, images):
+    """mmdetection's loss dict (levels summed) for flat [N, A, K] outputs, reshaped to its [N, K, H, W] levels."""
+    losses = head.loss_by_feat(
+        to_levels(score_logits, shapes), to_levels(box_outputs, shapes), *mmdet_ground_truth(images)
+    )
     return {name: sum(values) for name, values in losses.items()}
 
 
