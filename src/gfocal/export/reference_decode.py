@@ -8,12 +8,14 @@ and it is tested to give the same detections as ``model.eval()(images)`` in PyTo
       -> the ONNX graph (form "raw"): normalise and pad to a multiple of 32 inside, network
             scores [N, A, C], box_outputs [N, A, 4*B], points [A, 2], strides [A] (+ score_factors [N, A])
       -> decode: per level top-k above the score threshold, softmax -> Integral -> distances x stride
-         -> boxes, class-aware NMS, rescale to the original image
+         (or deltas applied to the location's square anchor) -> boxes, class-aware NMS, rescale to
+         the original image
 
 Shape letters: A locations over all levels, C classes, B bins per edge (reg_max + 1, or 1 for a
 Dirac box), K candidates, D detections. The settings (thresholds, sizes) are in the ONNX file's
-``gfocal_config`` metadata; :func:`decode_settings` reads them from that JSON. The box outputs say
-themselves how to read them: B > 1 outputs per edge are a distribution, B = 1 a distance.
+``gfocal_config`` metadata; :func:`decode_settings` reads them from that JSON. B > 1 outputs per
+edge are a distribution; B = 1 is a distance per edge, or, for the anchor-based ATSS baseline
+(``box="anchor_delta"``), the deltas (dx, dy, dw, dh) of a square anchor of ``anchor_scale`` strides.
 """
 
 from __future__ import annotations
@@ -39,13 +41,23 @@ class DecodeSettings:
     max_size: int = 1333
     size_divisible: int = 32
     image_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # RGB, [0, 1] units
+    box: str = "dfl"  # "anchor_delta": B = 1 outputs are anchor deltas, not distances
+    anchor_scale: float = 8.0  # the anchor's side in strides (box="anchor_delta")
+
+
+#: The anchor deltas' normalisation (dx, dy, dw, dh) and size-ratio limit, as gfocal.ops.anchors (ATSS's).
+DELTA_STDS = (0.1, 0.1, 0.2, 0.2)
+WH_RATIO_CLIP = 16 / 1000
 
 
 def decode_settings(config_json: str) -> DecodeSettings:
     """Settings from the ``gfocal_config`` metadata string of an exported ONNX file."""
     config = json.loads(config_json)
-    values = {name: config[name] for name in DecodeSettings.__dataclass_fields__}
-    return DecodeSettings(**{**values, "image_mean": tuple(values["image_mean"])})
+    # Fields a file's config lacks keep their defaults (older files lack none of them but may one day).
+    values = {name: config[name] for name in DecodeSettings.__dataclass_fields__ if name in config}
+    if "image_mean" in values:
+        values["image_mean"] = tuple(values["image_mean"])
+    return DecodeSettings(**values)
 
 
 def resize_keep_ratio(image: np.ndarray, min_size: int, max_size: int) -> tuple[np.ndarray, float, float]:
@@ -145,28 +157,14 @@ def decode(
     if score_factors is not None:
         kept_scores = kept_scores * score_factors[locations]
 
-    # 2. Box outputs -> distances in stride units -> pixels -> xyxy boxes, clipped to the image.
+    # 2. Box outputs -> xyxy boxes in pixels, clipped to the image.
     outputs = box_outputs[locations]  # [K, 4*B]
-    bins = box_outputs.shape[-1] // 4
-    if bins > 1:  # edge distribution logits (a Dirac box has one stride-unit distance per edge)
-        logits = outputs.reshape(len(outputs), 4, bins)  # [K, 4, B]
-        probs = np.exp(logits - logits.max(-1, keepdims=True))
-        probs /= probs.sum(-1, keepdims=True)  # softmax per edge
-        distances = probs @ np.arange(probs.shape[-1], dtype=np.float32)  # the Integral, [K, 4]
+    if settings.box == "anchor_delta":
+        boxes = _anchor_delta_boxes(outputs, points[locations], strides[locations], settings.anchor_scale)
     else:
-        distances = outputs
-    distances = distances * strides[locations, None]
-    x, y = points[locations, 0], points[locations, 1]
+        boxes = _distance_boxes(outputs, points[locations], strides[locations])
     height, width = image_size
-    boxes = np.stack(
-        (
-            np.clip(x - distances[:, 0], 0, width),
-            np.clip(y - distances[:, 1], 0, height),
-            np.clip(x + distances[:, 2], 0, width),
-            np.clip(y + distances[:, 3], 0, height),
-        ),
-        axis=-1,
-    ).astype(np.float32)
+    boxes = np.clip(boxes, 0, np.array([width, height, width, height], np.float32)).astype(np.float32)
 
     # 3. Class-aware NMS, at most max_detections, then back to original pixels.
     keep = _class_aware_nms(boxes, kept_scores, labels, settings.nms_iou_threshold)[: settings.max_detections]
@@ -176,6 +174,30 @@ def decode(
         "scores": kept_scores[keep].astype(np.float32),
         "labels": labels[keep].astype(np.int64),
     }
+
+
+def _distance_boxes(outputs: np.ndarray, points: np.ndarray, strides: np.ndarray) -> np.ndarray:
+    """[K, 4*B] edge distribution logits (B > 1) or stride-unit distances (B = 1) -> [K, 4] xyxy pixels."""
+    bins = outputs.shape[-1] // 4
+    if bins > 1:  # edge distribution logits (a Dirac box has one stride-unit distance per edge)
+        logits = outputs.reshape(len(outputs), 4, bins)  # [K, 4, B]
+        probs = np.exp(logits - logits.max(-1, keepdims=True))
+        probs /= probs.sum(-1, keepdims=True)  # softmax per edge
+        distances = probs @ np.arange(probs.shape[-1], dtype=np.float32)  # the Integral, [K, 4]
+    else:
+        distances = outputs
+    distances = distances * strides[:, None]  # left, top, right, bottom
+    return np.concatenate((points - distances[:, :2], points + distances[:, 2:]), axis=-1)
+
+
+def _anchor_delta_boxes(outputs: np.ndarray, points: np.ndarray, strides: np.ndarray, scale: float) -> np.ndarray:
+    """[K, 4] deltas (dx, dy, dw, dh) on squares of ``scale`` strides centred on the points -> [K, 4] xyxy pixels."""
+    deltas = outputs * np.asarray(DELTA_STDS, np.float32)
+    size = (strides * scale)[:, None]  # [K, 1], the anchor's side
+    max_ratio = abs(np.log(WH_RATIO_CLIP))
+    centre = points + size * deltas[:, :2]
+    half = size * np.exp(np.clip(deltas[:, 2:], -max_ratio, max_ratio)) * 0.5
+    return np.concatenate((centre - half, centre + half), axis=-1)
 
 
 def _class_aware_nms(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, iou_threshold: float) -> np.ndarray:
