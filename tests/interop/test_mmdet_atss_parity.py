@@ -11,9 +11,18 @@ counts each image's positives as at least 1, gfocal the batch's positives; their
 
 import pytest
 import torch
-from test_mmdet_training_parity import BATCH_SHAPE, BOXES, IMAGE_SIZES, LABELS, mmdet_ground_truth, to_levels
+from test_mmdet_training_parity import (
+    BATCH_SHAPE,
+    BOXES,
+    IMAGE_SIZES,
+    LABELS,
+    NUM_CLASSES,
+    STRIDES,
+    build_mmdet_head,
+    mmdet_ground_truth,
+    to_levels,
+)
 
-from gfocal.interop import mmcv_ops_standin
 from gfocal.models import ModelConfig
 from gfocal.models.assigner import atss_assign
 from gfocal.models.components import build_box_coding
@@ -26,36 +35,19 @@ from gfocal.models.targets import pad_targets
 
 pytestmark = pytest.mark.mmdet
 
-NUM_CLASSES = 3
-STRIDES = (8, 16, 32, 64, 128)
 CONFIG = ModelConfig(num_classes=NUM_CLASSES, strides=STRIDES, classification="focal", box="anchor_delta")
 
 
 def mmdet_atss_head():
     """mmdetection's ATSS head with the settings of its ``atss_r50_fpn_1x_coco`` config."""
-    mmcv_ops_standin.install()
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-    from mmengine.config import ConfigDict
-
-    register_all_modules()
-    head = dict(
+    head = build_mmdet_head(
         type="ATSSHead",
-        num_classes=NUM_CLASSES,
-        in_channels=32,
-        stacked_convs=1,
-        feat_channels=32,
-        anchor_generator=dict(
-            type="AnchorGenerator", ratios=[1.0], octave_base_scale=8, scales_per_octave=1, strides=list(STRIDES)
-        ),
         bbox_coder=dict(type="DeltaXYWHBBoxCoder", target_means=[0.0] * 4, target_stds=[0.1, 0.1, 0.2, 0.2]),
         loss_cls=dict(type="FocalLoss", use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
         loss_bbox=dict(type="GIoULoss", loss_weight=2.0),
         loss_centerness=dict(type="CrossEntropyLoss", use_sigmoid=True, loss_weight=1.0),
-        train_cfg=dict(assigner=dict(type="ATSSAssigner", topk=9), allowed_border=-1, pos_weight=-1, debug=False),
         test_cfg=dict(nms_pre=1000, min_bbox_size=0, score_thr=0.05, nms=dict(type="nms", iou_threshold=0.6)),
     )
-    head = MODELS.build(ConfigDict(head))
     head.test_cfg.max_per_img = 100
     return head
 

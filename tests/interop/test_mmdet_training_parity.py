@@ -45,7 +45,10 @@ BOXES = [
 LABELS = [[0, 2, 1, 1], [2, 0], []]
 
 
-def mmdet_gfl_head():
+def build_mmdet_head(**settings):
+    """An mmdetection dense head on NUM_CLASSES, 32 channels, one conv per tower, with the settings GFL
+    and ATSS share (one square anchor of 8 strides per location, ATSS with top 9); ``settings`` add
+    its type and losses."""
     mmcv_ops_standin.install()
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
@@ -53,21 +56,27 @@ def mmdet_gfl_head():
 
     register_all_modules()
     head = dict(
-        type="GFLHead",
         num_classes=NUM_CLASSES,
         in_channels=32,
         stacked_convs=1,
         feat_channels=32,
-        reg_max=REG_MAX,
         anchor_generator=dict(
             type="AnchorGenerator", ratios=[1.0], octave_base_scale=8, scales_per_octave=1, strides=list(STRIDES)
         ),
+        train_cfg=dict(assigner=dict(type="ATSSAssigner", topk=9), allowed_border=-1, pos_weight=-1, debug=False),
+        **settings,
+    )
+    return MODELS.build(ConfigDict(head))
+
+
+def mmdet_gfl_head():
+    return build_mmdet_head(
+        type="GFLHead",
+        reg_max=REG_MAX,
         loss_cls=dict(type="QualityFocalLoss", use_sigmoid=True, beta=2.0, loss_weight=1.0),
         loss_dfl=dict(type="DistributionFocalLoss", loss_weight=0.25),
         loss_bbox=dict(type="GIoULoss", loss_weight=2.0),
-        train_cfg=dict(assigner=dict(type="ATSSAssigner", topk=9), allowed_border=-1, pos_weight=-1, debug=False),
     )
-    return MODELS.build(ConfigDict(head))
 
 
 def to_levels(flat, shapes):
