@@ -46,10 +46,11 @@ class Variant:
 VARIANTS: dict[str, Variant] = {
     # The paper's baseline: mmdetection's anchor-based ATSSHead (parity-tested in tests/interop).
     "atss-anchor": Variant(
-        "ATSS baseline (FL + centerness, anchor deltas)", {"classification": "focal", "box": "anchor_delta"}
+        "ATSS baseline, the paper's (FL + centerness, anchor deltas)",
+        {"classification": "focal", "box": "anchor_delta"},
     ),
     # The same with point distances instead of anchor deltas: the baseline of earlier tables.
-    "atss": Variant("ATSS, point-based (FL + centerness, Dirac box)", {"classification": "focal", "box": "dirac"}),
+    "atss": Variant("ATSS baseline (FL + centerness, Dirac box)", {"classification": "focal", "box": "dirac"}),
     "qfl": Variant("QFL only (Dirac box)", {"classification": "qfl", "box": "dirac"}),
     "dfl": Variant("DFL only (FL + centerness)", {"classification": "focal", "box": "dfl"}),
     "gfl": Variant("GFL = QFL + DFL"),
