@@ -6,7 +6,8 @@
 with other work measures the other work too. This script also reports the
 step's CPU time (``time.process_time``: all of the process's threads), which
 another process's load barely moves, so two checkouts can be compared on a
-busy machine: run it on each, alternating, and compare the CPU-time medians.
+busy machine: run it on each, alternating, and compare the CPU-time medians; or run the two at
+once with ``--threads 1`` each, so that both see the same load, and compare their wall times.
 It uses only what every gfocal since the CPU fast path has (``gfl_small``,
 ``model(images, targets)`` returning the loss dict, ``precision.resolve_precision`` and ``autocast``),
 so it runs on an older checkout as it is (point ``PYTHONPATH`` at its ``src``).
@@ -47,8 +48,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30, help="timed steps, after 3 warm-up steps")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", type=int, default=320)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
     parser.add_argument("--json", help="also write the JSON here")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     precision = resolve_precision("auto", "cpu")  # bf16 where the CPU has it natively, as training does
     model = gfl_small(num_classes=3).train().to(memory_format=torch.channels_last)
@@ -77,6 +81,7 @@ def main() -> None:
             "batch": args.batch,
             "size": args.size,
             "steps": args.steps,
+            "threads": torch.get_num_threads(),
             "median_wall_s": statistics.median(wall),
             "median_cpu_s": statistics.median(cpu),
         },

@@ -131,6 +131,29 @@ def demo_steps_table(files: dict[str, str], results: Path) -> str:
     return "\n".join(lines)
 
 
+def step_pairs_table(rounds: list[tuple[str, str]], results: Path) -> str:
+    """Training-step times of two checkouts run at once (one thread each), round by round, and their ratio."""
+    lines = [
+        "| round | before: commit | s / step (wall) | CPU s / step | after: commit | s / step (wall) | CPU s / step "
+        "| after / before (wall) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    ratios = []
+    for number, (before_file, after_file) in enumerate(rounds, 1):
+        before, after = (json.loads((results / f).read_text()) for f in (before_file, after_file))
+        ratios.append(after["median_wall_s"] / before["median_wall_s"])
+        lines.append(
+            f"| {number} | "
+            + " | ".join(
+                f"{d['checkout_commit'][:7]} | {d['median_wall_s']:.2f} | {d['median_cpu_s']:.2f}"
+                for d in (before, after)
+            )
+            + f" | {ratios[-1]:.2f} |"
+        )
+    lines.append(f"| median | | | | | | | {statistics.median(ratios):.2f} |")
+    return "\n".join(lines)
+
+
 FINAL_LABELS = {
     "today": "before (paper recipe, gfl_small, flip only)",
     "default": "**gfocal default (gfl_nano)**",
@@ -171,7 +194,17 @@ TABLES: dict[str, Callable[[Path], str]] = {
         results,
     ),
     "small-data-pieces": lambda results: paired_table(
-        [Source("small_data_screen_steps.json")], "default", PIECE_LABELS, results
+        [
+            Source("small_data_screen_steps_default_s0.json"),
+            Source("small_data_screen_steps_s0.json"),
+            Source("small_data_screen_steps_s1.json"),
+        ],
+        "default",
+        PIECE_LABELS,
+        results,
+    ),
+    "step-pairs": lambda results: step_pairs_table(
+        [(f"step_pair_before_21_{n}.json", f"step_pair_after_21_{n}.json") for n in (1, 2, 3)], results
     ),
     "demo-steps": lambda results: demo_steps_table(
         {"before #21": "demo_steps_before_21.json", "after #21": "demo_steps_after_21.json"}, results

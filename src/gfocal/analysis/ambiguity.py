@@ -34,7 +34,7 @@ from gfocal.data import Annotation, DatasetRecords, ImageRecord
 from gfocal.data.image_io import decode_image
 from gfocal.models import GFLDetector
 
-__all__ = ["AmbiguityAnalysis", "AnnotationDistributions", "analyze_ambiguity", "CSV_COLUMNS"]
+__all__ = ["AmbiguityAnalysis", "AnnotationDistributions", "analyze_ambiguity", "load_annotated_image", "CSV_COLUMNS"]
 
 _PER_EDGE = (
     "position", "std", "std_bins", "entropy", "focus", "num_modes", "second_peak_ratio",
@@ -111,7 +111,7 @@ def analyze_ambiguity(
     drawings: list[AnnotationDistributions] = []
     bar = tqdm(total=len(chosen), desc="analyse", unit="img", disable=not progress)
     for batch in _batches(chosen, batch_size):
-        images, targets, kept = zip(*(_load(record, device) for _, record in batch))
+        images, targets, kept = zip(*(load_annotated_image(record, device) for _, record in batch))
         probes, detections = probe_and_detect(model, list(images), list(targets))
         for (index, record), probe, detection, target, kept_annotations in zip(
             batch, probes, detections, targets, kept
@@ -134,7 +134,9 @@ def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def _load(record: ImageRecord, device: torch.device) -> tuple[Tensor, dict[str, Tensor], list[Annotation]]:
+def load_annotated_image(
+    record: ImageRecord, device: torch.device
+) -> tuple[Tensor, dict[str, Tensor], list[Annotation]]:
     """The image (uint8 [3, H, W]), its non-crowd boxes in decoded pixels and labels, and those annotations."""
     image = decode_image(record.path)  # [3, H, W]
     # A format without annotation ids (YOLO) gets "<file name>#<index in the image>".

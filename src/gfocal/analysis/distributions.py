@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from gfocal.ops import distribution_entropy, distribution_focal_loss, distribution_std, peak_statistics
 
@@ -36,6 +36,7 @@ __all__ = [
     "distribution_statistics",
     "edge_focus",
     "edge_statistics",
+    "require_distribution_head",
     "to_records",
 ]
 
@@ -56,6 +57,12 @@ EDGE_STATISTICS = (
 ANNOTATION_STATISTICS = ("annotated_position", "annotated_offset", "annotated_nll", "annotated_at_second_peak")
 # +1 for left/top (a larger distance moves the edge towards smaller coordinates), -1 otherwise.
 _OUTWARD = (-1.0, -1.0, 1.0, 1.0)
+
+
+def require_distribution_head(model: nn.Module, purpose: str) -> None:
+    """Raise ValueError unless the detector's box coding predicts edge distributions."""
+    if not model.head.box_coding.has_distributions:
+        raise ValueError(f"{purpose} needs a distribution head (box='dfl'); this model regresses Dirac boxes")
 
 
 def bin_positions(probs: Tensor, boxes: Tensor, bin_size: Tensor) -> Tensor:
@@ -219,14 +226,20 @@ def edge_statistics(detection: Mapping[str, Tensor], min_ratio: float = 0.1) -> 
         min_ratio: see :func:`distribution_statistics`.
 
     Returns:
-        :func:`distribution_statistics` of the K detections.
+        :func:`distribution_statistics` of the K detections; ``std`` is the detection's ``edge_std``
+        when it has one (the learned spread times the model's ``std_scale``).
     """
     missing = [k for k in ("boxes", "box_distributions", "bin_size") if k not in detection]
     if missing:
         raise KeyError(
             f"detection lacks {missing}; call the model with return_distributions=True (needs a box='dfl' model)"
         )
-    return distribution_statistics(detection["box_distributions"], detection["boxes"], detection["bin_size"], min_ratio)
+    statistics = distribution_statistics(
+        detection["box_distributions"], detection["boxes"], detection["bin_size"], min_ratio
+    )
+    if "edge_std" in detection:  # the model's, with its calibrated temperature (std_scale) applied
+        statistics["std"] = detection["edge_std"].float()
+    return statistics
 
 
 def to_records(

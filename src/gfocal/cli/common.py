@@ -13,6 +13,9 @@ __all__ = [
     "add_compile_option",
     "add_image_size_option",
     "positive_int",
+    "add_tiling_options",
+    "tiling_config",
+    "check_merge",
 ]
 
 
@@ -72,3 +75,60 @@ def add_precision_option(parser: argparse.ArgumentParser) -> None:
         "and on bf16-capable GPUs, fp32 otherwise (default: auto)",
     )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+
+
+def add_tiling_options(parser: argparse.ArgumentParser) -> None:
+    """--tile, --overlap, --merge: predict large images on overlapping tiles (gfocal.tiling)."""
+    parser.add_argument(
+        "--tile",
+        type=positive_int,
+        default=None,
+        metavar="PIXELS",
+        help="cut each image into overlapping tiles of this size, predict them in batches of --batch-size "
+        "and merge the detections (for images much larger than the network input)",
+    )
+    parser.add_argument(
+        "--overlap", type=float, default=0.2, help="with --tile: fraction of a tile its neighbours share (default 0.2)"
+    )
+    parser.add_argument(
+        "--merge",
+        choices=("dist", "nms", "nmm"),
+        default="dist",
+        help="with --tile: how detections of overlapping tiles merge: dist (default) fuses the views of an object "
+        "edge by edge weighted by each edge's learned certainty, distrusting edges on tile borders; nms keeps the "
+        "best box; nmm (SAHI's greedy merge) takes the union",
+    )
+
+
+#: Pixels of the largest image --tile accepts; PIL's own decompression-bomb limit is about 89 million.
+TILED_IMAGE_PIXELS = 1_000_000_000
+
+
+def tiling_config(args: argparse.Namespace):
+    """The ``gfocal.tiling.TilingConfig`` the tiling options ask for, or None without --tile.
+
+    With --tile, images up to :data:`TILED_IMAGE_PIXELS` are accepted (``PIL.Image.MAX_IMAGE_PIXELS``
+    is raised to it): tiling exists for images larger than PIL lets through by default (10,000 x 10,000).
+    """
+    if args.tile is None:
+        return None
+    from PIL import Image
+
+    from gfocal.tiling import TilingConfig
+
+    if Image.MAX_IMAGE_PIXELS is not None:
+        Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS, TILED_IMAGE_PIXELS)
+
+    try:
+        return TilingConfig(args.tile, args.overlap, args.merge, batch_size=args.batch_size)
+    except ValueError as error:
+        raise CommandError(f"--tile/--overlap/--merge: {error}") from error
+
+
+def check_merge(tiling, has_distributions: bool, weights: str) -> None:
+    """The distribution-aware merge reads the edge distributions: a Dirac-box model has none."""
+    if tiling is not None and tiling.merge == "dist" and not has_distributions:
+        raise CommandError(
+            f"--merge dist needs a model with edge distributions; {weights} regresses plain distances "
+            "(use --merge nms or nmm)"
+        )

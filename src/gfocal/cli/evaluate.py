@@ -9,7 +9,10 @@ from gfocal.cli.common import (
     add_compile_option,
     add_image_size_option,
     add_precision_option,
+    add_tiling_options,
+    check_merge,
     positive_int,
+    tiling_config,
     user_errors,
 )
 
@@ -26,8 +29,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--images", default=None, help="images folder (COCO/VOC)")
     parser.add_argument("--split", default=None, help="YOLO yaml / VOC split (default: val for YOLO)")
     parser.add_argument("--out", default=None, help="results JSON (default: next to the weights, eval_<data>.json)")
-    parser.add_argument("--batch-size", type=positive_int, default=8)
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="images (with --tile: tiles) per pass")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--max-detections",
+        type=positive_int,
+        default=100,
+        metavar="N",
+        help="detections per image that count (COCO's maxDets, default 100); raise it for scenes with more objects",
+    )
+    add_tiling_options(parser)
     add_image_size_option(parser)
     add_precision_option(parser)
     add_compile_option(parser)
@@ -37,8 +48,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from gfocal.engine import format_results
     from gfocal.engine.evaluate import evaluate_weights, save_results
+    from gfocal.models.components import build_box_coding
+    from gfocal.models.weights import read_config
 
+    tiling = tiling_config(args)
     with user_errors():
+        if tiling is not None:
+            check_merge(tiling, build_box_coding(read_config(args.weights)).has_distributions, args.weights)
         results = evaluate_weights(
             args.weights,
             args.data,
@@ -50,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
             precision=args.precision,
             compile=bool(args.compile),
             device=args.device,
+            tiling=tiling,
+            max_detections=args.max_detections,
         )
     out = Path(args.out) if args.out else Path(args.weights).parent / f"eval_{Path(args.data).stem}.json"
     save_results(out, {"weights": str(args.weights), "data": str(args.data), **results})

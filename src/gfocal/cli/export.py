@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from gfocal.cli.common import CommandError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("export", help="export a model for deployment")
@@ -17,6 +19,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--no-optimize", action="store_true", help="skip onnxscript's graph optimisation (faster export)"
     )
+    parser.add_argument(
+        "--edge-std",
+        action="store_true",
+        help="decoded form: also output edge_std [N, D, 4], each box edge's std in input pixels",
+    )
     parser.set_defaults(run=run)
 
 
@@ -25,6 +32,10 @@ def run(args: argparse.Namespace) -> int:
     from gfocal.models import load_model
 
     model = load_model(args.weights)
-    path = export_onnx(model, args.output, form=args.form, opset=args.opset, optimize=not args.no_optimize)
+    if args.edge_std and (args.form != "decoded" or not model.head.box_coding.has_distributions):
+        raise CommandError("--edge-std needs --form decoded and a model with box='dfl' (learned distributions)")
+    path = export_onnx(
+        model, args.output, form=args.form, opset=args.opset, optimize=not args.no_optimize, edge_std=args.edge_std
+    )
     print(f"wrote {path} ({args.form} form, opset {args.opset}): input 'images' float32 [N, 3, H, W] RGB 0-255")
     return 0

@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 
 from gfocal import __version__
-from gfocal.cli import analyze, bench, convert, data, demo, evaluate, export, predict, train
+from gfocal.cli import analyze, bench, convert, data, demo, evaluate, export, predict, select, train
 from gfocal.cli.common import CommandError
 
 
@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gfocal {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only print warnings and results")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in (demo, train, evaluate, predict, data, analyze, export, convert, bench):
+    for command in (demo, train, evaluate, predict, select, data, analyze, export, convert, bench):
         command.register(subparsers)
     return parser
 

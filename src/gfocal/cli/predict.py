@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from gfocal.cli.common import add_compile_option, add_image_size_option, add_precision_option, positive_int, user_errors
+from gfocal.cli.common import (
+    add_compile_option,
+    add_image_size_option,
+    add_precision_option,
+    add_tiling_options,
+    check_merge,
+    positive_int,
+    tiling_config,
+    user_errors,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--weights", required=True, help="a .safetensors weights file written by 'gfocal train'")
     parser.add_argument("--out", required=True, help="output folder (must be new or empty unless --overwrite)")
     parser.add_argument("--score-threshold", type=float, default=None, help="keep detections scoring at least this")
-    parser.add_argument("--batch-size", type=positive_int, default=4)
+    parser.add_argument("--batch-size", type=positive_int, default=4, help="images (with --tile: tiles) per pass")
     parser.add_argument("--workers", type=int, default=2, help="image-decoding processes (default: 2)")
     parser.add_argument("--no-draw", action="store_true", help="do not write images with boxes drawn")
     parser.add_argument(
@@ -34,6 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "statistics (expected position, std in pixels, entropy, modes, second peak) and the box's ambiguity score",
     )
     parser.add_argument("--overwrite", action="store_true", help="write into an existing non-empty folder")
+    add_tiling_options(parser)
     add_image_size_option(parser)
     add_precision_option(parser)
     add_compile_option(parser)
@@ -55,10 +65,12 @@ def run(args: argparse.Namespace) -> int:
     from gfocal.fileio import prepare_output_dir
     from gfocal.models import load_model
 
+    tiling = tiling_config(args)
     with user_errors():
         paths = find_images(args.source)
         overrides = {} if args.score_threshold is None else {"score_threshold": args.score_threshold}
         model = load_model(args.weights, image_size=args.image_size, **overrides)
+        check_merge(tiling, model.head.box_coding.has_distributions, args.weights)
         out = prepare_output_dir(args.out, args.overwrite)
     predictions = predict_files(
         model,
@@ -70,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         return_distributions=args.distributions,
         compile=bool(args.compile),
         keep_images=not args.no_draw,
+        tiling=tiling,
     )
     counts = write_predictions(
         predictions,

@@ -28,6 +28,7 @@ _FIELDS = {
     "seed": "seed",
     "weights": "weights",
     "backbone_weights": "backbone_weights",
+    "tile": "tile",
 }
 
 
@@ -101,6 +102,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="MINUTES",
         help="train for this many minutes, final evaluation and save included: the schedule is planned from the "
         "measured speed to fill them (with --epochs: a cap that squeezes the schedule to fit)",
+    )
+    parser.add_argument(
+        "--tile",
+        type=positive_int,
+        default=None,
+        metavar="PIXELS",
+        help="train on random tiles of this size cut from large images (most centred on an object; boxes a tile "
+        "cuts kept unless less than min_visible of them is inside) and validate on whole images predicted on "
+        "tiles; --set tile_overlap=0.2 tile_object_bias=0.75 eval_max_detections=100",
     )
     parser.add_argument("--workers", type=int, default=None, help="data-loading processes (default 2)")
     parser.add_argument("--seed", type=int, default=None)

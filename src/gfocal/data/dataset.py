@@ -13,7 +13,7 @@ from gfocal.data.image_io import decode_image
 from gfocal.data.records import DatasetRecords
 from gfocal.data.transforms import to_tv_target
 
-__all__ = ["DetectionDataset", "collate_detection"]
+__all__ = ["DetectionDataset", "collate_detection", "transformed_sample"]
 
 Target = dict[str, Any]
 
@@ -62,21 +62,35 @@ class DetectionDataset(Dataset):
         ignore = torch.as_tensor(record.ignore_mask())  # [M]
         if self.train:
             boxes, labels, ignore = boxes[~ignore], labels[~ignore], ignore[~ignore]
-        out_image, target = tv_tensors.Image(image), to_tv_target(boxes, labels, ignore, height, width)
-        if self.transforms is not None:
-            out_image, target = self.transforms(out_image, target)
-        keep = ~target["ignore"]
-        out_boxes = target["boxes"].as_subclass(torch.Tensor).to(torch.float32)
-        sx, sy = out_image.shape[-1] / width, out_image.shape[-2] / height
-        return out_image.as_subclass(torch.Tensor), {
-            "boxes": out_boxes[keep],
-            "labels": target["labels"][keep],
-            "ignore_boxes": out_boxes[~keep],
-            "image_id": index,
-            "orig_size": (int(height), int(width)),
-            "scale": float(sx),
-            "scale_xy": (float(sx), float(sy)),
-        }
+        return transformed_sample(image, boxes, labels, ignore, self.transforms, index)
+
+
+def transformed_sample(
+    image: torch.Tensor,
+    boxes: torch.Tensor,
+    labels: torch.Tensor,
+    ignore: torch.Tensor,
+    transforms: Callable[..., Any] | None,
+    image_id: int,
+) -> tuple[torch.Tensor, Target]:
+    """One sample as :class:`DetectionDataset` gives it: ``image`` (uint8 [3, H, W]) and its boxes
+    (float32 [M, 4] xyxy), labels [M] and ignore mask (bool [M]) through ``transforms``."""
+    height, width = image.shape[-2:]
+    out_image, target = tv_tensors.Image(image), to_tv_target(boxes, labels, ignore, height, width)
+    if transforms is not None:
+        out_image, target = transforms(out_image, target)
+    keep = ~target["ignore"]
+    out_boxes = target["boxes"].as_subclass(torch.Tensor).to(torch.float32)
+    sx, sy = out_image.shape[-1] / width, out_image.shape[-2] / height
+    return out_image.as_subclass(torch.Tensor), {
+        "boxes": out_boxes[keep],
+        "labels": target["labels"][keep],
+        "ignore_boxes": out_boxes[~keep],
+        "image_id": image_id,
+        "orig_size": (int(height), int(width)),
+        "scale": float(sx),
+        "scale_xy": (float(sx), float(sy)),
+    }
 
 
 def collate_detection(batch: list[tuple[torch.Tensor, Target]]) -> tuple[list[torch.Tensor], list[Target]]:

@@ -26,6 +26,7 @@ __all__ = [
     "build_data",
     "build_optimizer",
     "training_augmentation",
+    "validation_network",
 ]
 
 
@@ -135,15 +136,21 @@ def training_augmentation(config: TrainConfig) -> Any:
 
 
 def build_data(config: TrainConfig, train_records: Any, model: nn.Module) -> TrainData:
-    """Datasets for ``train_records`` (augmented, resized by the model's own rule) and ``config.val_data`` (as decoded)."""
+    """Datasets for ``train_records`` (augmented, resized by the model's own rule; random tiles of them with
+    ``config.tile``) and ``config.val_data`` (as decoded)."""
     from gfocal.data import DetectionDataset, collate_detection, load_dataset
     from gfocal.data.mosaic import Mosaic
+    from gfocal.data.tiles import TileDataset
     from gfocal.data.transforms import build_transforms
 
     sizes = (model.config.min_size, model.config.max_size)  # type: ignore[attr-defined]
-    train: Dataset = DetectionDataset(
-        train_records, build_transforms(*sizes, training_augmentation(config)), train=True
-    )
+    transforms = build_transforms(*sizes, training_augmentation(config))
+    if config.tile is not None:
+        train: Dataset = TileDataset(
+            train_records, config.tile, transforms, config.tile_overlap, config.tile_object_bias, config.min_visible
+        )
+    else:
+        train = DetectionDataset(train_records, transforms, train=True)
     if config.mosaic > 0:
         side = min(sizes)  # a square the model's rule maps to itself
         train = Mosaic(train, (side, side), config.mosaic, config.min_visible)
@@ -158,6 +165,17 @@ def build_data(config: TrainConfig, train_records: Any, model: nn.Module) -> Tra
         )
     val = DetectionDataset(val_records, None, train=False)  # the model resizes, exactly as in gfocal predict
     return TrainData(train, collate_detection, val, val_records)
+
+
+def validation_network(model: nn.Module, config: TrainConfig) -> nn.Module:
+    """What evaluation during training runs: the model, or with ``config.tile`` the model on tiles of each
+    whole validation image, merged by the distribution-aware merge (NMS for a model without distributions)."""
+    if config.tile is None:
+        return model
+    from gfocal.tiling import TiledDetector, TilingConfig
+
+    merge = "dist" if model.head.box_coding.has_distributions else "nms"  # type: ignore[union-attr]
+    return TiledDetector(model, TilingConfig(config.tile, config.tile_overlap, merge, batch_size=config.batch_size))
 
 
 def build_optimizer(config: TrainConfig, module: nn.Module, lr: float) -> torch.optim.Optimizer:

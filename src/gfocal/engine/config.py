@@ -55,7 +55,14 @@ class TrainConfig:
             range, in multiples of 32; None keeps the model's size.
         scale_range: ``(lo, hi)`` zoom factors of the zoom-and-crop augmentation (None: off).
         mosaic: share of training samples tiled 2 x 2 from four images.
-        min_visible: a box cut by a crop to less than this share of its area is dropped.
+        min_visible: a box cut by a crop (or a tile) to less than this share of its area is dropped.
+        tile: train on random tiles of this many pixels cut from the training images
+            (:class:`gfocal.data.tiles.TileDataset`), and validate on whole images predicted on tiles
+            (:class:`gfocal.tiling.TiledDetector`); for images much larger than the network input. None: off.
+        tile_overlap: overlap of the validation tiles, and of the tiling that sets how many tiles an
+            epoch draws from each image.
+        tile_object_bias: share of training tiles centred on an object.
+        eval_max_detections: detections per image that count in evaluation (COCO's 100; more for dense scenes).
         hflip, vflip: probabilities of a random horizontal / vertical flip during training.
         photometric: random brightness/saturation/hue jitter during training.
         epochs: passes over the training set; None (only with a time budget) plans the run to fill
@@ -124,6 +131,10 @@ class TrainConfig:
     scale_range: tuple[float, ...] | None = (0.5, 1.5)
     mosaic: float = 0.5
     min_visible: float = 0.2
+    tile: int | None = None
+    tile_overlap: float = 0.2
+    tile_object_bias: float = 0.75
+    eval_max_detections: int = 100
     hflip: float = 0.5
     vflip: float = 0.0
     photometric: bool = True
@@ -168,6 +179,8 @@ class TrainConfig:
             "log_interval": self.log_interval,
             "epochs": 1 if self.epochs is None else self.epochs,
             "image_size": self.image_size or 32,
+            "tile": self.tile or 32,
+            "eval_max_detections": self.eval_max_detections,
         }
         non_negative = {
             "warmup_iters": self.warmup_iters,
@@ -196,7 +209,9 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and (len(value) != 2 or not 0 < value[0] <= value[1]):
                 raise ValueError(f"TrainConfig.{name} must be (lo, hi) with 0 < lo <= hi, or None; got {value}")
-        for name in ("mosaic", "min_visible", "hflip", "vflip", "eval_share"):
+        if not 0 <= self.tile_overlap < 1:
+            raise ValueError(f"TrainConfig.tile_overlap must be in [0, 1), got {self.tile_overlap}")
+        for name in ("mosaic", "min_visible", "tile_object_bias", "hflip", "vflip", "eval_share"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"TrainConfig.{name} must be in [0, 1], got {getattr(self, name)}")
         if self.weights and (self.backbone_weights or self.model_overrides.get("backbone_weights")):

@@ -24,6 +24,7 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,7 @@ from gfocal.image_geometry import to_original_pixels
 from gfocal.models import load_model
 from gfocal.models.precision import autocast as precision_autocast
 from gfocal.models.precision import prepare_for_inference, resolve_precision
+from gfocal.tiling import TiledDetector, TilingConfig
 
 __all__ = [
     "coco_ground_truth",
@@ -101,17 +103,23 @@ def _detections_to_coco(detections: Detections) -> list[dict[str, Any]]:
     return results
 
 
-def evaluate_detections(records: Any, detections: Detections) -> dict[str, Any]:
+def evaluate_detections(records: Any, detections: Detections, max_detections: int = 100) -> dict[str, Any]:
     """COCO metrics of ``detections`` (in original image pixels) against ``records``.
 
     Args:
         records: ``DatasetRecords`` (images with annotations, ``class_names``).
         detections: image index -> {"boxes" [K,4] xyxy pixels, "scores" [K], "labels" [K] in 0..C-1};
             missing images have no detections. May be empty (every AP is then 0).
+        max_detections: detections per image (and class) that count, best first: pycocotools' largest
+            ``maxDets`` (COCO's 100). A scene with more objects than this cannot reach AP 1: raise it for
+            dense scenes.
 
     Returns:
         ``{"AP": ..., "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"``
-        (floats in [0, 1], or -1.0), ``"per_class": [{"class", "label", "num_gt", "AP", "AP50"}, ...]}``.
+        (floats in [0, 1], or -1.0; "AR100" is the recall at ``max_detections``),
+        ``"per_class": [{"class", "label", "num_gt", "AP", "AP50"}, ...]``, ``"max_detections"``, and
+        ``"images_over_max_detections"``: how many images have more ground-truth boxes than ``max_detections``
+        (their AP is capped), ``"most_ground_truth"``: the most ground-truth boxes in one image}.
     """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -129,11 +137,14 @@ def evaluate_detections(records: Any, detections: Detections) -> dict[str, Any]:
         }
         dt.createIndex()
         coco_eval = COCOeval(gt, dt, iouType="bbox")
+        coco_eval.params.maxDets = [1, 10, max_detections]
         coco_eval.evaluate()
         coco_eval.accumulate()
         coco_eval.summarize()
     results: dict[str, Any] = {name: float(v) for name, v in zip(METRIC_NAMES, coco_eval.stats)}
     precision = coco_eval.eval["precision"]  # [T IoU thresholds, R recall points, K classes, A areas, M max dets]
+    # pycocotools' summarize scores AP (its stats[0] alone) at maxDets=100 whatever maxDets holds: -1 otherwise.
+    results["AP"] = _mean_valid(precision[:, :, :, 0, -1])
     num_gt = np.bincount(
         [a["category_id"] for a in gt_dict["annotations"] if not a["iscrowd"]], minlength=len(records.class_names)
     )
@@ -147,6 +158,10 @@ def evaluate_detections(records: Any, detections: Detections) -> dict[str, Any]:
         }
         for k, name in enumerate(records.class_names)
     ]
+    per_image = np.bincount([a["image_id"] for a in gt_dict["annotations"] if not a["iscrowd"]], minlength=1)
+    results["max_detections"] = max_detections
+    results["images_over_max_detections"] = int((per_image > max_detections).sum())
+    results["most_ground_truth"] = int(per_image.max())
     return results
 
 
@@ -205,16 +220,19 @@ def evaluate_model(
     batch_size: int = 8,
     workers: int = 0,
     autocast: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
+    max_detections: int = 100,
 ) -> dict[str, Any]:
     """Predict on ``dataset`` (shared between processes when distributed) and compute COCO metrics.
 
     Every process must call this; all receive the same results, computed on rank 0.
+    ``max_detections``: see :func:`evaluate_detections`.
     """
     rank, world_size = rank_and_world()
     shard = Subset(dataset, range(rank, len(dataset), world_size))  # type: ignore[arg-type]
     loader = DataLoader(shard, batch_size=batch_size, num_workers=workers, collate_fn=collate)
     gathered = all_gather_objects(predict_dataset(model, loader, device, autocast))
-    results = evaluate_detections(records, {k: v for part in gathered for k, v in part.items()}) if rank == 0 else None
+    detections = {k: v for part in gathered for k, v in part.items()}
+    results = evaluate_detections(records, detections, max_detections) if rank == 0 else None
     return broadcast_object(results)
 
 
@@ -229,11 +247,15 @@ def evaluate_weights(
     precision: str = "auto",
     compile: bool = False,
     device: str | torch.device | None = None,
+    tiling: TilingConfig | None = None,
+    max_detections: int = 100,
 ) -> dict[str, Any]:
     """COCO metrics of a weights file on a labelled dataset (what ``gfocal eval`` prints).
 
     ``split`` defaults to "val" for a YOLO yaml. The images are decoded at their own size and the model
-    resizes them, exactly as ``gfocal predict`` feeds it.
+    resizes them, exactly as ``gfocal predict`` feeds it. With ``tiling``, each whole image is predicted
+    on tiles (``batch_size`` tiles per pass) and scored against its own annotations, as ``gfocal predict
+    --tile`` would find them. ``max_detections``: see :func:`evaluate_detections`.
 
     Raises:
         DatasetError: the dataset has no box, or its classes are not the model's (label k of the model
@@ -251,10 +273,13 @@ def evaluate_weights(
             f"{data}: classes {records.class_names} do not match the model's {list(model.class_names)} ({weights})"
         )
     chosen = resolve_device(device)
-    prepare_for_inference(model.to(chosen), compile=compile)
+    network: nn.Module = prepare_for_inference(model.to(chosen), compile=compile)
+    if tiling is not None:
+        network = TiledDetector(network, replace(tiling, batch_size=batch_size))
+        batch_size = 1  # one large image at a time; its tiles are batched
     with torch.inference_mode():
         return evaluate_model(
-            model,
+            network,
             DetectionDataset(records),
             records,
             collate_detection,
@@ -262,6 +287,7 @@ def evaluate_weights(
             batch_size,
             workers,
             autocast=functools.partial(precision_autocast, resolve_precision(precision, chosen)),
+            max_detections=max_detections,
         )
 
 
@@ -277,4 +303,10 @@ def format_results(results: Mapping[str, Any]) -> str:
     lines.append(f"{'class':<{width}}  {'num_gt':>6}  {'AP':>6}  {'AP50':>6}")
     for row in results["per_class"]:
         lines.append(f"{row['class']:<{width}}  {row['num_gt']:>6}  {row['AP']:>6.3f}  {row['AP50']:>6.3f}")
+    if results.get("images_over_max_detections"):
+        lines.append(
+            f"warning: {results['images_over_max_detections']} images have more ground-truth boxes than the "
+            f"{results['max_detections']} detections per image scored (up to {results['most_ground_truth']}): "
+            "their AP is capped; raise --max-detections"
+        )
     return "\n".join(lines)

@@ -14,12 +14,12 @@ import glob
 import re
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
@@ -29,6 +29,7 @@ from gfocal.engine.distributed import resolve_device
 from gfocal.fileio import atomic_write, atomic_write_json
 from gfocal.models import GFLDetector
 from gfocal.models.precision import PrecisionName, autocast, prepare_for_inference, resolve_precision
+from gfocal.tiling import TiledDetector, TilingConfig
 from gfocal.visualize import draw_detections
 
 __all__ = ["IMAGE_SUFFIXES", "find_images", "Prediction", "predict_files", "write_predictions"]
@@ -93,6 +94,7 @@ def predict_files(
     progress: bool = True,
     compile: bool = False,
     keep_images: bool = False,
+    tiling: TilingConfig | None = None,
 ) -> Iterator[Prediction]:
     """Run the model over image files; decoding happens in ``workers`` background processes.
 
@@ -103,13 +105,19 @@ def predict_files(
     yield no :class:`Prediction`. ``compile``: see :func:`gfocal.models.precision.compile_network`.
     ``keep_images``: each :class:`Prediction` carries its decoded image, so that drawing it
     (:func:`write_predictions`) does not decode the file again; leave it off when collecting many.
+    ``tiling``: predict each image on overlapping tiles (:class:`~gfocal.tiling.TiledDetector`), one image
+    at a time with ``batch_size`` tiles per forward pass; the progress bar counts tiles.
     """
     device = resolve_device(device)
-    model = prepare_for_inference(model.to(device), compile=compile)
+    network: nn.Module = prepare_for_inference(model.to(device), compile=compile)
     chosen = resolve_precision(precision, device)
+    tile_bar = tqdm(desc="predict", unit="tile", total=0, disable=not progress or tiling is None)
+    if tiling is not None:
+        network = TiledDetector(network, replace(tiling, batch_size=batch_size), progress=tile_bar.update)
+        batch_size = 1  # the tiles of one large image are batched instead
     loader = DataLoader(_ImageFiles(paths), batch_size=batch_size, num_workers=workers, collate_fn=_collate)
-    with torch.inference_mode(), autocast(chosen):
-        for indices, decoded in tqdm(loader, desc="predict", unit="batch", disable=not progress):
+    with torch.inference_mode(), autocast(chosen), tile_bar:
+        for indices, decoded in tqdm(loader, desc="predict", unit="batch", disable=not progress or tiling is not None):
             for item in decoded:
                 if isinstance(item, str):
                     warnings.warn(f"skipped: {item}", DatasetWarning, stacklevel=2)
@@ -117,7 +125,9 @@ def predict_files(
             images = [item for item in decoded if not isinstance(item, str)]
             if not images:
                 continue
-            outputs = model([image.to(device) for image in images], return_distributions=return_distributions)
+            if isinstance(network, TiledDetector):
+                tile_bar.total += sum(network.count_tiles(*image.shape[-2:]) for image in images)
+            outputs = network([image.to(device) for image in images], return_distributions=return_distributions)
             for index, image, detections in zip(indices, images, outputs):
                 detections = {k: v.cpu() for k, v in detections.items()}
                 kept = image if keep_images else None

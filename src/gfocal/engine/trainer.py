@@ -24,7 +24,7 @@ from torch import nn
 from tqdm import tqdm
 
 from gfocal.engine.budget import evaluation_due, plan_summary, replan
-from gfocal.engine.build import TrainData
+from gfocal.engine.build import TrainData, validation_network
 from gfocal.engine.config import TrainConfig
 from gfocal.engine.distributed import all_reduce_mean, broadcast_object, cleanup_distributed, setup_distributed
 from gfocal.engine.evaluate import evaluate_model, format_results, save_results
@@ -192,10 +192,27 @@ def _after_step(run: Run, values: dict[str, float], data_time: float, iter_time:
         run.log.write(
             {"kind": "train", "epoch": run.epoch_progress, "iteration": run.iteration, **means, "lr": values["lr"]}
         )
+        if run.iteration == config.log_interval and run.info.is_main:  # once, on the first window
+            _warn_short_range(means.get("last_bin_fraction", 0.0), run.module)
         run.window.clear()
     if config.checkpoint_interval and run.iteration % config.checkpoint_interval == 0:
         save_training_state(run, best=False)
     _track_speed(run, iter_time, values["loss"])
+
+
+_LAST_BIN_WARNING = 0.02  # share of positive edge targets clamped to the last bin worth a warning
+
+
+def _warn_short_range(last_bin_fraction: float, model: nn.Module) -> None:
+    """Warn when many positives' edge targets sit at the last bin: reg_max x stride is too short for the data."""
+    if last_bin_fraction > _LAST_BIN_WARNING:
+        logger.warning(
+            "%.1f%% of the positives' edge targets sit at the last bin (beyond reg_max=%d strides), so large "
+            "boxes are learned cropped; `gfocal analyze range --data ... --model ...` suggests a reg_max "
+            "(set it with --set model_overrides.reg_max=...)",
+            100 * last_bin_fraction,
+            model.config.reg_max,
+        )
 
 
 def _track_speed(run: Run, iter_time: float, loss: float) -> None:
@@ -249,7 +266,7 @@ def _end_epoch(run: Run, epoch: int) -> None:
     if evaluation_due(run, epoch, final, seconds_per_step):
         started = time.perf_counter()
         metrics = evaluate_model(
-            run.ema.module if run.ema else run.module,
+            validation_network(run.ema.module if run.ema else run.module, run.config),
             run.data.val,
             run.data.val_records,
             run.data.collate,
@@ -257,6 +274,7 @@ def _end_epoch(run: Run, epoch: int) -> None:
             batch_size=max(run.config.batch_size // run.info.world_size, 1),
             workers=run.config.workers,
             autocast=run.autocast,
+            max_detections=run.config.eval_max_detections,
         )
         run.last_eval_s = time.perf_counter() - started
         run.clock.pause(run.last_eval_s)

@@ -18,6 +18,9 @@ Forms (``form=``):
 ``"decoded"``: the same post-processing as ``model.eval()(images)`` inside the graph
     boxes [N, D, 4]         xyxy in input pixels, clipped to (H, W); D = ``max_detections``
     scores [N, D], labels [N, D] int64 (-1 in empty slots), num_detections [N] int64
+    edge_std [N, D, 4]      with ``edge_std=True`` (``box="dfl"`` only): the standard deviation of each
+                            box edge's learned distribution (left, top, right, bottom), input pixels,
+                            times the model's ``std_scale``; 0 in empty slots
 
 Shape letters: N images, A locations over all levels, C classes, K candidates, D max detections.
 
@@ -40,6 +43,7 @@ from torchvision.ops import nms
 
 from gfocal.models import GFLDetector
 from gfocal.models.detector import ScoredOutputs
+from gfocal.ops import distribution_std
 
 __all__ = ["RAW_OUTPUTS", "DECODED_OUTPUTS", "ExportedDetector", "batched_detections", "export_onnx"]
 
@@ -55,18 +59,23 @@ class ExportedDetector(nn.Module):
     handling (normalise, pad) and the batched post-processing are written for a static graph.
     """
 
-    def __init__(self, model: GFLDetector, form: Form = "raw") -> None:
+    def __init__(self, model: GFLDetector, form: Form = "raw", edge_std: bool = False) -> None:
         super().__init__()
         if form not in ("raw", "decoded"):
             raise ValueError(f"form must be 'raw' or 'decoded', got {form!r}")
-        self.model, self.form = model.eval(), form
+        if edge_std and (form != "decoded" or not model.head.box_coding.has_distributions):
+            raise ValueError(
+                "edge_std needs form='decoded' and a distribution head (box='dfl'); "
+                "the raw form's box_outputs hold the distributions (reference_decode computes the std)"
+            )
+        self.model, self.form, self.edge_std = model.eval(), form, edge_std
         self.register_buffer("mean", model.transform.mean.clone(), persistent=False)
         self.register_buffer("std", model.transform.std.clone(), persistent=False)
 
     @property
     def output_names(self) -> tuple[str, ...]:
         if self.form == "decoded":
-            return DECODED_OUTPUTS
+            return DECODED_OUTPUTS + (("edge_std",) if self.edge_std else ())
         return RAW_OUTPUTS + (("score_factors",) if self.model.head.quality.has_score_factors else ())
 
     def forward(self, images: Tensor) -> tuple[Tensor, ...]:
@@ -77,18 +86,21 @@ class ExportedDetector(nn.Module):
         batch = F.pad(batch, (0, (-width) % divisor, 0, (-height) % divisor))  # zero padding after normalising
         scored = self.model.scored_outputs(batch)
         if self.form == "decoded":
-            return batched_detections(self.model, scored, height, width)
+            return batched_detections(self.model, scored, height, width, self.edge_std)
         raw = (scored.scores, scored.box_outputs, scored.grid.points, scored.grid.strides)
         return raw + ((scored.score_factors,) if scored.score_factors is not None else ())
 
 
-def batched_detections(model: GFLDetector, scored: ScoredOutputs, height: int, width: int) -> tuple[Tensor, ...]:
+def batched_detections(
+    model: GFLDetector, scored: ScoredOutputs, height: int, width: int, edge_std: bool = False
+) -> tuple[Tensor, ...]:
     """:func:`gfocal.models.postprocess.postprocess_image` for a whole batch of one image size,
     written with fixed-rank tensors so that it exports: per-level top-k, threshold, decode,
     class-aware NMS (per image and class), at most ``max_detections`` per image.
 
     Returns:
-        boxes [N, D, 4], scores [N, D], labels [N, D] int64 (-1 when empty), num_detections [N] int64.
+        boxes [N, D, 4], scores [N, D], labels [N, D] int64 (-1 when empty), num_detections [N] int64,
+        and with ``edge_std`` the std of each edge [N, D, 4] in pixels (times ``std_scale``).
     """
     config = model.config
     scores, box_outputs, grid = scored.scores, scored.box_outputs, scored.grid
@@ -118,9 +130,17 @@ def batched_detections(model: GFLDetector, scored: ScoredOutputs, height: int, w
         ),
         dim=-1,
     )
-    return _nms_per_image_and_class(
+    if edge_std:  # carried through NMS as 4 more columns of the boxes
+        probs = model.head.box_coding.distributions(selected)  # [N, K, 4, B]
+        spread = distribution_std(probs) * grid.strides[locations].unsqueeze(-1) * config.std_scale  # [N, K, 4]
+        boxes = torch.cat((boxes, spread), dim=-1)  # [N, K, 8]
+    detections = _nms_per_image_and_class(
         boxes, candidate, labels, valid, config.nms_iou_threshold, config.max_detections, num_classes
     )
+    if not edge_std:
+        return detections
+    out_boxes, *rest = detections
+    return (out_boxes[..., :4], *rest, out_boxes[..., 4:])
 
 
 def _nms_per_image_and_class(
@@ -132,15 +152,17 @@ def _nms_per_image_and_class(
     max_detections: int,
     num_classes: int,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Class-aware NMS per image; ``boxes`` [N, K, 4 + X]: xyxy first, X more columns carried along."""
     n, k = scores.shape
     image = torch.arange(n, device=boxes.device).unsqueeze(1).expand(n, k)  # [N, K]
     groups = (image * num_classes + labels).reshape(-1)  # [N*K]
-    flat_boxes, flat_scores, flat_valid = boxes.reshape(-1, 4), scores.reshape(-1), valid.reshape(-1)
+    columns = boxes.shape[-1]
+    flat_boxes, flat_scores, flat_valid = boxes.reshape(-1, columns), scores.reshape(-1), valid.reshape(-1)
     # Only candidates above the threshold enter NMS (its cost grows with the square of their number).
     candidates = flat_valid.nonzero().squeeze(1)
     # torchvision's coordinate trick: shift each (image, class) group apart so one NMS call is per group.
-    offsets = groups[candidates].to(flat_boxes.dtype) * (flat_boxes.max() + 1)
-    shifted = flat_boxes[candidates] + offsets.unsqueeze(1)
+    offsets = groups[candidates].to(flat_boxes.dtype) * (flat_boxes[:, :4].max() + 1)
+    shifted = flat_boxes[candidates, :4] + offsets.unsqueeze(1)
     keep = candidates[nms(shifted, flat_scores[candidates], iou_threshold)]  # sorted by score
     owner = keep // k  # image of each kept box
     one_hot = (owner.unsqueeze(1) == torch.arange(n, device=boxes.device)).long()  # [K', N]
@@ -148,12 +170,12 @@ def _nms_per_image_and_class(
     fits = rank < max_detections
     keep, owner, rank = keep[fits], owner[fits], rank[fits]
     slot = owner * max_detections + rank  # [K''] into [N*D]
-    out_boxes = boxes.new_zeros(n * max_detections, 4).index_put((slot,), flat_boxes[keep])
+    out_boxes = boxes.new_zeros(n * max_detections, columns).index_put((slot,), flat_boxes[keep])
     out_scores = scores.new_zeros(n * max_detections).index_put((slot,), flat_scores[keep])
     out_labels = labels.new_full((n * max_detections,), -1).index_put((slot,), labels.reshape(-1)[keep])
     counts = one_hot[fits].sum(0)  # [N]
     return (
-        out_boxes.reshape(n, max_detections, 4),
+        out_boxes.reshape(n, max_detections, columns),
         out_scores.reshape(n, max_detections),
         out_labels.reshape(n, max_detections),
         counts,
@@ -167,18 +189,20 @@ def export_onnx(
     opset: int = 18,
     example_size: tuple[int, int] = (320, 352),
     optimize: bool = True,
+    edge_std: bool = False,
 ) -> Path:
     """Export ``model`` to ONNX with dynamic batch, height and width; returns the path.
 
     The file's metadata holds ``gfocal_config`` (the ModelConfig as JSON), ``gfocal_form`` and
     ``gfocal_input`` (a description of the expected input), so a deployment can read the
-    thresholds, reg_max and class names from the file.
+    thresholds, reg_max and class names from the file. ``edge_std`` adds the decoded form's
+    ``edge_std`` output (see the module doc).
     """
     import onnx
 
     if opset < 17:
         raise ValueError(f"opset must be >= 17, got {opset}")
-    wrapper = ExportedDetector(model, form)
+    wrapper = ExportedDetector(model, form, edge_std)
     height, width = example_size
     example = torch.rand(2, 3, height, width) * 255
     dynamic = {

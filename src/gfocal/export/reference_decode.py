@@ -9,7 +9,8 @@ and it is tested to give the same detections as ``model.eval()(images)`` in PyTo
             scores [N, A, C], box_outputs [N, A, 4*B], points [A, 2], strides [A] (+ score_factors [N, A])
       -> decode: per level top-k above the score threshold, softmax -> Integral -> distances x stride
          (or deltas applied to the location's square anchor) -> boxes, class-aware NMS, rescale to
-         the original image
+         the original image; the std of each edge's
+         distribution (x stride x std_scale) comes out as "edge_std", pixels
 
 Shape letters: A locations over all levels, C classes, B bins per edge (reg_max + 1, or 1 for a
 Dirac box), K candidates, D detections. The settings (thresholds, sizes) are in the ONNX file's
@@ -41,6 +42,7 @@ class DecodeSettings:
     max_size: int = 1333
     size_divisible: int = 32
     image_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # RGB, [0, 1] units
+    std_scale: float = 1.0  # temperature on the reported edge std (gfocal analyze calibration)
     box: str = "dfl"  # "anchor_delta": B = 1 outputs are anchor deltas, not distances
     anchor_scale: float = 8.0  # the anchor's side in strides (box="anchor_delta")
 
@@ -53,11 +55,9 @@ WH_RATIO_CLIP = 16 / 1000
 def decode_settings(config_json: str) -> DecodeSettings:
     """Settings from the ``gfocal_config`` metadata string of an exported ONNX file."""
     config = json.loads(config_json)
-    # Fields a file's config lacks keep their defaults (older files lack none of them but may one day).
+    # Files exported before a field existed lack it and keep its default.
     values = {name: config[name] for name in DecodeSettings.__dataclass_fields__ if name in config}
-    if "image_mean" in values:
-        values["image_mean"] = tuple(values["image_mean"])
-    return DecodeSettings(**values)
+    return DecodeSettings(**{**values, "image_mean": tuple(values["image_mean"])})
 
 
 def resize_keep_ratio(image: np.ndarray, min_size: int, max_size: int) -> tuple[np.ndarray, float, float]:
@@ -139,7 +139,9 @@ def decode(
             thresholding.
 
     Returns:
-        {"boxes" float32 [D, 4] xyxy in original pixels, "scores" [D], "labels" int64 [D]}, best first.
+        {"boxes" float32 [D, 4] xyxy in original pixels, "scores" [D], "labels" int64 [D]}, best first;
+        for a distribution head (B > 1) also "edge_std" float32 [D, 4]: the standard deviation
+        of each edge's distribution (left, top, right, bottom) in original pixels, times ``std_scale``.
     """
     num_classes = settings.num_classes
     # 1. Per level (levels are contiguous runs of equal stride): top-k scores, then the threshold.
@@ -157,37 +159,47 @@ def decode(
     if score_factors is not None:
         kept_scores = kept_scores * score_factors[locations]
 
-    # 2. Box outputs -> xyxy boxes in pixels, clipped to the image.
+    # 2. Box outputs -> xyxy boxes in pixels (and a distribution's edge std in strides), clipped to the image.
     outputs = box_outputs[locations]  # [K, 4*B]
     if settings.box == "anchor_delta":
         boxes = _anchor_delta_boxes(outputs, points[locations], strides[locations], settings.anchor_scale)
+        spread = None
     else:
-        boxes = _distance_boxes(outputs, points[locations], strides[locations])
+        boxes, spread = _distance_boxes(outputs, points[locations], strides[locations])
     height, width = image_size
     boxes = np.clip(boxes, 0, np.array([width, height, width, height], np.float32)).astype(np.float32)
 
     # 3. Class-aware NMS, at most max_detections, then back to original pixels.
     keep = _class_aware_nms(boxes, kept_scores, labels, settings.nms_iou_threshold)[: settings.max_detections]
-    scale_x, scale_y = scale
-    return {
-        "boxes": boxes[keep] / np.array([scale_x, scale_y, scale_x, scale_y], dtype=np.float32),
+    per_edge = np.array([scale[0], scale[1], scale[0], scale[1]], dtype=np.float32)
+    result = {
+        "boxes": boxes[keep] / per_edge,
         "scores": kept_scores[keep].astype(np.float32),
         "labels": labels[keep].astype(np.int64),
     }
+    if spread is not None:
+        pixels = spread[keep] * strides[locations[keep], None] * settings.std_scale / per_edge
+        result["edge_std"] = pixels.astype(np.float32)
+    return result
 
 
-def _distance_boxes(outputs: np.ndarray, points: np.ndarray, strides: np.ndarray) -> np.ndarray:
-    """[K, 4*B] edge distribution logits (B > 1) or stride-unit distances (B = 1) -> [K, 4] xyxy pixels."""
+def _distance_boxes(
+    outputs: np.ndarray, points: np.ndarray, strides: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """[K, 4*B] edge distribution logits (B > 1) or stride-unit distances (B = 1) -> ([K, 4] xyxy pixels,
+    each edge's std in strides [K, 4], or None for distances)."""
     bins = outputs.shape[-1] // 4
     if bins > 1:  # edge distribution logits (a Dirac box has one stride-unit distance per edge)
         logits = outputs.reshape(len(outputs), 4, bins)  # [K, 4, B]
         probs = np.exp(logits - logits.max(-1, keepdims=True))
         probs /= probs.sum(-1, keepdims=True)  # softmax per edge
-        distances = probs @ np.arange(probs.shape[-1], dtype=np.float32)  # the Integral, [K, 4]
+        values = np.arange(bins, dtype=np.float32)
+        distances = probs @ values  # the Integral, [K, 4]
+        spread = np.sqrt(np.clip(probs @ (values * values) - distances**2, 0, None))  # std in strides, [K, 4]
     else:
-        distances = outputs
+        distances, spread = outputs, None
     distances = distances * strides[:, None]  # left, top, right, bottom
-    return np.concatenate((points - distances[:, :2], points + distances[:, 2:]), axis=-1)
+    return np.concatenate((points - distances[:, :2], points + distances[:, 2:]), axis=-1), spread
 
 
 def _anchor_delta_boxes(outputs: np.ndarray, points: np.ndarray, strides: np.ndarray, scale: float) -> np.ndarray:

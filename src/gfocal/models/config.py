@@ -100,6 +100,9 @@ class ModelConfig:
     pre_nms_top_k: int = 1000
     nms_iou_threshold: float = 0.6
     max_detections: int = 100
+    # Temperature on the reported edge std (edge_std = std_scale x the distribution's std), fitted on a
+    # validation set by `gfocal analyze calibration --save-calibrated`; 1 leaves the learned spread as it is.
+    std_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.num_classes < 1:
@@ -119,6 +122,8 @@ class ModelConfig:
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if not self.std_scale > 0:
+            raise ValueError(f"std_scale must be > 0, got {self.std_scale}")
         if self.backbone_width < 1:
             raise ValueError(f"backbone_width must be >= 1 channel, got {self.backbone_width}")
         for name in ("feat_channels", "fpn_channels"):

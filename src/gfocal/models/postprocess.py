@@ -43,7 +43,8 @@ def postprocess_image(
         image_size: (height, width) of the image before padding; boxes are clipped to it.
         return_distributions: also return ``box_distributions`` (Tensor[K, 4, B], probabilities
             over bins, edges left, top, right, bottom), ``edge_std`` (Tensor[K, 4], standard deviation
-            of each edge in pixels) and ``bin_size`` (Tensor[K, 4], pixels per bin along each edge).
+            of each edge in pixels, times ``config.std_scale``) and ``bin_size`` (Tensor[K, 4], pixels
+            per bin along each edge).
 
     Returns:
         {"boxes" [K, 4], "scores" [K], "labels" int64 [K]} (+ the optional keys), sorted by score.
@@ -80,17 +81,20 @@ def postprocess_image(
     keep = batched_nms(boxes, scores, labels, config.nms_iou_threshold)[: config.max_detections]
     result = {"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep]}
     if return_distributions:
-        result.update(_distribution_outputs(box_coding, selected_outputs[keep], grid.strides[locations[keep]]))
+        strides = grid.strides[locations[keep]]
+        result.update(_distribution_outputs(box_coding, selected_outputs[keep], strides, config.std_scale))
     return result
 
 
-def _distribution_outputs(box_coding: BoxCoding, box_outputs: Tensor, strides: Tensor) -> dict[str, Tensor]:
-    """Edge distributions [K, 4, B], their standard deviations and bin sizes in pixels [K, 4]."""
+def _distribution_outputs(
+    box_coding: BoxCoding, box_outputs: Tensor, strides: Tensor, std_scale: float
+) -> dict[str, Tensor]:
+    """Edge distributions [K, 4, B], their standard deviations (times ``std_scale``) and bin sizes in pixels [K, 4]."""
     if not box_coding.has_distributions:
         raise ValueError("return_distributions needs a distribution head (box='dfl'); this model regresses Dirac boxes")
     probs = box_coding.distributions(box_outputs)
     return {
         "box_distributions": probs,
-        "edge_std": distribution_std(probs) * strides.unsqueeze(-1),
+        "edge_std": distribution_std(probs) * strides.unsqueeze(-1) * std_scale,
         "bin_size": strides.unsqueeze(-1).expand(-1, 4).clone(),
     }
