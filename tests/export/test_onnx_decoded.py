@@ -12,9 +12,13 @@ from busy_models import SIZES, busy_model, images  # noqa: E402
 from gfocal.export import export_onnx  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def model():
-    return busy_model()
+@pytest.fixture(
+    scope="module",
+    params=[{}, {"classification": "focal", "box": "anchor_delta"}],
+    ids=["gfl", "atss_anchor"],  # the anchor-based baseline decodes (and multiplies centerness) in the graph too
+)
+def model(request):
+    return busy_model(**request.param)
 
 
 @pytest.fixture(scope="module")

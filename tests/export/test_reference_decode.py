@@ -16,6 +16,7 @@ VARIANTS = {
     "gflv2": {"dgqp": True},
     "dirac_box": {"box": "dirac"},
     "atss_baseline": {"classification": "focal", "box": "dirac"},
+    "atss_anchor": {"classification": "focal", "box": "anchor_delta"},
     "dfl_only": {"classification": "focal"},
 }
 

@@ -45,7 +45,10 @@ BOXES = [
 LABELS = [[0, 2, 1, 1], [2, 0], []]
 
 
-def mmdet_gfl_head():
+def build_mmdet_head(**settings):
+    """An mmdetection dense head on NUM_CLASSES, 32 channels, one conv per tower, with the settings GFL
+    and ATSS share (one square anchor of 8 strides per location, ATSS with top 9); ``settings`` add
+    its type and losses."""
     mmcv_ops_standin.install()
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
@@ -53,33 +56,41 @@ def mmdet_gfl_head():
 
     register_all_modules()
     head = dict(
-        type="GFLHead",
         num_classes=NUM_CLASSES,
         in_channels=32,
         stacked_convs=1,
         feat_channels=32,
-        reg_max=REG_MAX,
         anchor_generator=dict(
             type="AnchorGenerator", ratios=[1.0], octave_base_scale=8, scales_per_octave=1, strides=list(STRIDES)
         ),
-        loss_cls=dict(type="QualityFocalLoss", use_sigmoid=True, beta=2.0, loss_weight=1.0),
-        loss_dfl=dict(type="DistributionFocalLoss", loss_weight=0.25),
-        loss_bbox=dict(type="GIoULoss", loss_weight=2.0),
         train_cfg=dict(assigner=dict(type="ATSSAssigner", topk=9), allowed_border=-1, pos_weight=-1, debug=False),
+        **settings,
     )
     return MODELS.build(ConfigDict(head))
 
 
-def mmdet_losses(head, score_logits, box_outputs, shapes, images):
-    """mmdetection's loss dict (levels summed) for flat [N, A, K] outputs, reshaped to its [N, K, H, W] levels."""
-    from mmengine.structures import InstanceData
+def mmdet_gfl_head():
+    return build_mmdet_head(
+        type="GFLHead",
+        reg_max=REG_MAX,
+        loss_cls=dict(type="QualityFocalLoss", use_sigmoid=True, beta=2.0, loss_weight=1.0),
+        loss_dfl=dict(type="DistributionFocalLoss", loss_weight=0.25),
+        loss_bbox=dict(type="GIoULoss", loss_weight=2.0),
+    )
 
-    def levels(flat):
-        sizes = [h * w for h, w in shapes]
-        return [
-            level.transpose(1, 2).reshape(flat.shape[0], flat.shape[2], h, w)
-            for level, (h, w) in zip(flat.split(sizes, dim=1), shapes)
-        ]
+
+def to_levels(flat, shapes):
+    """Flat [N, A, K] outputs as mmdetection's per-level [N, K, H, W] maps."""
+    sizes = [h * w for h, w in shapes]
+    return [
+        level.transpose(1, 2).reshape(flat.shape[0], flat.shape[2], h, w)
+        for level, (h, w) in zip(flat.split(sizes, dim=1), shapes)
+    ]
+
+
+def mmdet_ground_truth(images):
+    """mmdetection's (gt instances, image metas) for (boxes, labels) pairs of the first images of IMAGE_SIZES."""
+    from mmengine.structures import InstanceData
 
     gt = [
         InstanceData(bboxes=torch.tensor(b).reshape(-1, 4), labels=torch.tensor(labels, dtype=torch.long))
@@ -89,7 +100,14 @@ def mmdet_losses(head, score_logits, box_outputs, shapes, images):
         dict(img_shape=size, pad_shape=tuple(-(-s // 32) * 32 for s in size), batch_input_shape=BATCH_SHAPE)
         for size in IMAGE_SIZES[: len(images)]
     ]
-    losses = head.loss_by_feat(levels(score_logits), levels(box_outputs), gt, metas)
+    return gt, metas
+
+
+def mmdet_losses(head, score_logits, box_outputs, shapes, images):
+    """mmdetection's loss dict (levels summed) for flat [N, A, K] outputs, reshaped to its [N, K, H, W] levels."""
+    losses = head.loss_by_feat(
+        to_levels(score_logits, shapes), to_levels(box_outputs, shapes), *mmdet_ground_truth(images)
+    )
     return {name: sum(values) for name, values in losses.items()}
 
 

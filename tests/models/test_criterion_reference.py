@@ -26,6 +26,7 @@ VARIANTS = {
     "qfl-only": {"box": "dirac"},
     "dfl-only": {"classification": "focal"},
     "atss-baseline": {"classification": "focal", "box": "dirac"},
+    "atss-anchor": {"classification": "focal", "box": "anchor_delta"},
 }
 SHAPES, STRIDES = [(8, 8), (4, 4), (2, 2)], (8, 16, 32)  # a 64 x 64 batch
 IMAGE_SIZES = [(64, 64), (40, 56)]
@@ -63,12 +64,24 @@ def reference_losses(config, outputs, grid, targets, valid):
         label = int(gt_labels[image, assignment.gt_index[image, location]])
         (x, y), stride = grid.points[location].tolist(), float(grid.strides[location])
         raw = outputs.box_outputs[image, location].double()
-        if config.box == "dfl":
-            probs = raw.reshape(4, -1).softmax(-1)
-            edges = [float((p * torch.arange(len(p))).sum()) * stride for p in probs]
+        if config.box == "anchor_delta":
+            # R-CNN deltas on a square of 8 strides, normalised by (0.1, 0.1, 0.2, 0.2)
+            dx, dy, dw, dh = raw.tolist()
+            side = 8 * stride
+            cx, cy, w, h = (
+                x + side * 0.1 * dx,
+                y + side * 0.1 * dy,
+                side * math.exp(0.2 * dw),
+                side * math.exp(0.2 * dh),
+            )
+            box = [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
         else:
-            edges = [float(d) * stride for d in raw]
-        box = [x - edges[0], y - edges[1], x + edges[2], y + edges[3]]
+            if config.box == "dfl":
+                probs = raw.reshape(4, -1).softmax(-1)
+                edges = [float((p * torch.arange(len(p))).sum()) * stride for p in probs]
+            else:
+                edges = [float(d) * stride for d in raw]
+            box = [x - edges[0], y - edges[1], x + edges[2], y + edges[3]]
         iou, giou = iou_and_giou(box, gt)
         ratio = (min(x - gt[0], gt[2] - x) / max(x - gt[0], gt[2] - x)) * (
             min(y - gt[1], gt[3] - y) / max(y - gt[1], gt[3] - y)

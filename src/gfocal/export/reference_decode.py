@@ -8,13 +8,15 @@ and it is tested to give the same detections as ``model.eval()(images)`` in PyTo
       -> the ONNX graph (form "raw"): normalise and pad to a multiple of 32 inside, network
             scores [N, A, C], box_outputs [N, A, 4*B], points [A, 2], strides [A] (+ score_factors [N, A])
       -> decode: per level top-k above the score threshold, softmax -> Integral -> distances x stride
-         -> boxes, class-aware NMS, rescale to the original image; the std of each edge's
+         (or deltas applied to the location's square anchor) -> boxes, class-aware NMS, rescale to
+         the original image; the std of each edge's
          distribution (x stride x std_scale) comes out as "edge_std", pixels
 
 Shape letters: A locations over all levels, C classes, B bins per edge (reg_max + 1, or 1 for a
 Dirac box), K candidates, D detections. The settings (thresholds, sizes) are in the ONNX file's
-``gfocal_config`` metadata; :func:`decode_settings` reads them from that JSON. The box outputs say
-themselves how to read them: B > 1 outputs per edge are a distribution, B = 1 a distance.
+``gfocal_config`` metadata; :func:`decode_settings` reads them from that JSON. B > 1 outputs per
+edge are a distribution; B = 1 is a distance per edge, or, for the anchor-based ATSS baseline
+(``box="anchor_delta"``), the deltas (dx, dy, dw, dh) of a square anchor of ``anchor_scale`` strides.
 """
 
 from __future__ import annotations
@@ -41,6 +43,13 @@ class DecodeSettings:
     size_divisible: int = 32
     image_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # RGB, [0, 1] units
     std_scale: float = 1.0  # temperature on the reported edge std (gfocal analyze calibration)
+    box: str = "dfl"  # "anchor_delta": B = 1 outputs are anchor deltas, not distances
+    anchor_scale: float = 8.0  # the anchor's side in strides (box="anchor_delta")
+
+
+#: The anchor deltas' normalisation (dx, dy, dw, dh) and size-ratio limit, as gfocal.ops.anchors (ATSS's).
+DELTA_STDS = (0.1, 0.1, 0.2, 0.2)
+WH_RATIO_CLIP = 16 / 1000
 
 
 def decode_settings(config_json: str) -> DecodeSettings:
@@ -150,30 +159,15 @@ def decode(
     if score_factors is not None:
         kept_scores = kept_scores * score_factors[locations]
 
-    # 2. Box outputs -> distances in stride units -> pixels -> xyxy boxes, clipped to the image.
+    # 2. Box outputs -> xyxy boxes in pixels (and a distribution's edge std in strides), clipped to the image.
     outputs = box_outputs[locations]  # [K, 4*B]
-    bins = box_outputs.shape[-1] // 4
-    if bins > 1:  # edge distribution logits (a Dirac box has one stride-unit distance per edge)
-        logits = outputs.reshape(len(outputs), 4, bins)  # [K, 4, B]
-        probs = np.exp(logits - logits.max(-1, keepdims=True))
-        probs /= probs.sum(-1, keepdims=True)  # softmax per edge
-        values = np.arange(bins, dtype=np.float32)
-        distances = probs @ values  # the Integral, [K, 4]
-        spread = np.sqrt(np.clip(probs @ (values * values) - distances**2, 0, None))  # std in strides, [K, 4]
+    if settings.box == "anchor_delta":
+        boxes = _anchor_delta_boxes(outputs, points[locations], strides[locations], settings.anchor_scale)
+        spread = None
     else:
-        distances, spread = outputs, None
-    distances = distances * strides[locations, None]
-    x, y = points[locations, 0], points[locations, 1]
+        boxes, spread = _distance_boxes(outputs, points[locations], strides[locations])
     height, width = image_size
-    boxes = np.stack(
-        (
-            np.clip(x - distances[:, 0], 0, width),
-            np.clip(y - distances[:, 1], 0, height),
-            np.clip(x + distances[:, 2], 0, width),
-            np.clip(y + distances[:, 3], 0, height),
-        ),
-        axis=-1,
-    ).astype(np.float32)
+    boxes = np.clip(boxes, 0, np.array([width, height, width, height], np.float32)).astype(np.float32)
 
     # 3. Class-aware NMS, at most max_detections, then back to original pixels.
     keep = _class_aware_nms(boxes, kept_scores, labels, settings.nms_iou_threshold)[: settings.max_detections]
@@ -187,6 +181,35 @@ def decode(
         pixels = spread[keep] * strides[locations[keep], None] * settings.std_scale / per_edge
         result["edge_std"] = pixels.astype(np.float32)
     return result
+
+
+def _distance_boxes(
+    outputs: np.ndarray, points: np.ndarray, strides: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """[K, 4*B] edge distribution logits (B > 1) or stride-unit distances (B = 1) -> ([K, 4] xyxy pixels,
+    each edge's std in strides [K, 4], or None for distances)."""
+    bins = outputs.shape[-1] // 4
+    if bins > 1:  # edge distribution logits (a Dirac box has one stride-unit distance per edge)
+        logits = outputs.reshape(len(outputs), 4, bins)  # [K, 4, B]
+        probs = np.exp(logits - logits.max(-1, keepdims=True))
+        probs /= probs.sum(-1, keepdims=True)  # softmax per edge
+        values = np.arange(bins, dtype=np.float32)
+        distances = probs @ values  # the Integral, [K, 4]
+        spread = np.sqrt(np.clip(probs @ (values * values) - distances**2, 0, None))  # std in strides, [K, 4]
+    else:
+        distances, spread = outputs, None
+    distances = distances * strides[:, None]  # left, top, right, bottom
+    return np.concatenate((points - distances[:, :2], points + distances[:, 2:]), axis=-1), spread
+
+
+def _anchor_delta_boxes(outputs: np.ndarray, points: np.ndarray, strides: np.ndarray, scale: float) -> np.ndarray:
+    """[K, 4] deltas (dx, dy, dw, dh) on squares of ``scale`` strides centred on the points -> [K, 4] xyxy pixels."""
+    deltas = outputs * np.asarray(DELTA_STDS, np.float32)
+    size = (strides * scale)[:, None]  # [K, 1], the anchor's side
+    max_ratio = abs(np.log(WH_RATIO_CLIP))
+    centre = points + size * deltas[:, :2]
+    half = size * np.exp(np.clip(deltas[:, 2:], -max_ratio, max_ratio)) * 0.5
+    return np.concatenate((centre - half, centre + half), axis=-1)
 
 
 def _class_aware_nms(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, iou_threshold: float) -> np.ndarray:

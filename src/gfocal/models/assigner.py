@@ -17,6 +17,7 @@ from torch import Tensor
 from torchvision.ops import box_iou
 
 from gfocal.models.grid import LocationGrid
+from gfocal.ops import square_anchors
 
 __all__ = ["Assigner", "Assignment", "atss_assign"]
 
@@ -81,8 +82,7 @@ def atss_assign(
     if num_gt == 0:
         empty = torch.full((num_images, num_locations), -1, dtype=torch.long, device=grid.points.device)
         return Assignment(empty, empty >= 0)
-    half = grid.strides.unsqueeze(-1) * (anchor_scale / 2)
-    anchors = torch.cat((grid.points - half, grid.points + half), dim=-1)  # [A, 4]
+    anchors = square_anchors(grid.points, grid.strides, anchor_scale)  # [A, 4]
     ious = (
         box_iou(anchors, gt_boxes.reshape(-1, 4)).reshape(num_locations, num_images, num_gt).permute(1, 0, 2)
     )  # [N, A, M]

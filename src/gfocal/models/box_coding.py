@@ -21,7 +21,7 @@ from torchvision.ops import generalized_box_iou_loss
 
 from gfocal.ops import box_to_distance, decode_boxes, distribution_focal_loss
 
-__all__ = ["BoxCoding", "BoxLossInputs", "DistributionBoxes", "DiracBoxes"]
+__all__ = ["BoxCoding", "BoxLossInputs", "DistributionBoxes", "DiracBoxes", "giou_loss"]
 
 
 class BoxLossInputs(NamedTuple):
@@ -74,7 +74,7 @@ class BoxCoding(Protocol):
         """The weighted box loss terms (to be summed) of a batch's positives."""
 
 
-def _giou_loss(inputs: BoxLossInputs, loss_weight: float) -> Tensor:
+def giou_loss(inputs: BoxLossInputs, loss_weight: float) -> Tensor:
     """Weighted GIoU loss on boxes in stride units, as the reference (the loss is scale-invariant anyway)."""
     scale = inputs.strides.unsqueeze(-1)
     giou = generalized_box_iou_loss(inputs.boxes / scale, inputs.gt_boxes / scale, reduction="none")  # [P]
@@ -112,7 +112,7 @@ class DistributionBoxes:
             inputs.outputs.reshape(-1, self.bins), edge_targets.reshape(-1), reduction="none", validate=False
         ).reshape(-1, 4)  # [P, 4]
         return {
-            "loss_bbox": _giou_loss(inputs, self.loss_bbox_weight),
+            "loss_bbox": giou_loss(inputs, self.loss_bbox_weight),
             "loss_dfl": inputs.weighted(self.loss_dfl_weight, dfl.mean(-1)),
         }
 
@@ -143,4 +143,4 @@ class DiracBoxes:
         raise ValueError("edge distributions need a distribution head (box='dfl'); this model regresses Dirac boxes")
 
     def losses(self, inputs: BoxLossInputs) -> dict[str, Tensor]:
-        return {"loss_bbox": _giou_loss(inputs, self.loss_bbox_weight)}
+        return {"loss_bbox": giou_loss(inputs, self.loss_bbox_weight)}

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
+from gfocal.models.anchor_boxes import AnchorDeltaBoxes
 from gfocal.models.assigner import Assigner, atss_assign
 from gfocal.models.backbone import RESNET_LAYOUTS, Backbone, ResNetFPN
 from gfocal.models.box_coding import BoxCoding, DiracBoxes, DistributionBoxes
@@ -74,6 +75,8 @@ ASSIGNERS: dict[str, Callable[[ModelConfig], Assigner]] = {
 BOX_CODINGS: dict[str, Callable[[ModelConfig], BoxCoding]] = {
     "dfl": lambda config: DistributionBoxes(config.reg_max, config.loss_bbox_weight, config.loss_dfl_weight),
     "dirac": _dirac_boxes,
+    # The paper's ATSS baseline: deltas against the square anchor ATSS assigns with.
+    "anchor_delta": lambda config: AnchorDeltaBoxes(config.anchor_scale, config.loss_bbox_weight),
 }
 
 #: Quality branches by ``ModelConfig.classification``: given the config and the box coding, the branch's

@@ -2,16 +2,17 @@
 
 Variants of the method are a few fields, so an ablation changes one thing at a time:
 
-=====================  ==============  ===========  =============  ======
-variant                classification  box          quality_label  dgqp
-=====================  ==============  ===========  =============  ======
-GFL (default)          ``"qfl"``       ``"dfl"``    ``"iou"``      False
-GFLv2                  ``"qfl"``       ``"dfl"``    ``"iou"``      True
-GFL, centerness label  ``"qfl"``       ``"dfl"``    ``"centerness"``  False
-QFL only               ``"qfl"``       ``"dirac"``  ``"iou"``      False
-DFL only               ``"focal"``     ``"dfl"``    —              False
-ATSS baseline          ``"focal"``     ``"dirac"``  —              False
-=====================  ==============  ===========  =============  ======
+==========================  ==============  ==================  ================  ======
+variant                     classification  box                 quality_label     dgqp
+==========================  ==============  ==================  ================  ======
+GFL (default)               ``"qfl"``       ``"dfl"``           ``"iou"``         False
+GFLv2                       ``"qfl"``       ``"dfl"``           ``"iou"``         True
+GFL, centerness label       ``"qfl"``       ``"dfl"``           ``"centerness"``  False
+QFL only                    ``"qfl"``       ``"dirac"``         ``"iou"``         False
+DFL only                    ``"focal"``     ``"dfl"``           —                 False
+ATSS baseline (the paper's) ``"focal"``     ``"anchor_delta"``  —                 False
+ATSS, point-based           ``"focal"``     ``"dirac"``         —                 False
+==========================  ==============  ==================  ================  ======
 
 ``classification`` names the quality branch and ``box`` the box coding (keys of
 :data:`gfocal.models.components.QUALITY_BRANCHES` and ``BOX_CODINGS``, where each maps to its component);
@@ -19,7 +20,9 @@ ATSS baseline          ``"focal"``     ``"dirac"``  —              False
 separate centerness branch (BCE), multiplied into the score at test time;
 ``"qfl"`` is the joint classification-quality score trained with QFL.
 ``box="dfl"`` predicts a general distribution over ``reg_max + 1`` bins per
-edge (Integral + GIoU + DFL); ``"dirac"`` regresses each edge directly (GIoU).
+edge (Integral + GIoU + DFL); ``"dirac"`` regresses each edge directly (GIoU);
+``"anchor_delta"`` regresses the deltas of one square anchor of ``anchor_scale`` strides per
+location (GIoU), as mmdetection's ``ATSSHead``: the paper's ATSS baseline.
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ class ModelConfig:
     norm_groups: int = 32
     reg_max: int = 16
     classification: str = "qfl"  # "qfl" | "focal" (see the table above)
-    box: str = "dfl"  # "dfl" | "dirac"
+    box: str = "dfl"  # "dfl" | "dirac" | "anchor_delta"
     quality_label: Literal["iou", "centerness"] = "iou"
     dgqp: bool = False
     dgqp_topk: int = 4

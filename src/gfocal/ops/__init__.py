@@ -1,5 +1,6 @@
 """The method's math as pure functions on tensors: losses, the Integral, box coding, distribution statistics."""
 
+from gfocal.ops.anchors import delta_to_box, square_anchors
 from gfocal.ops.distribution import (
     PeakStatistics,
     box_to_distance,
@@ -19,6 +20,7 @@ __all__ = [
     "box_to_distance",
     "centerness",
     "decode_boxes",
+    "delta_to_box",
     "distance_to_box",
     "distribution_entropy",
     "distribution_focal_loss",
@@ -28,4 +30,5 @@ __all__ = [
     "peak_statistics",
     "quality_focal_loss",
     "reduce_loss",
+    "square_anchors",
 ]
