@@ -65,3 +65,6 @@ def test_tile_accepts_images_over_pils_default_limit(tmp_path, weights, large_im
     assert "0 detections in 0 images (1 unreadable" in capsys.readouterr().out
     assert main([*argv, "--out", str(tmp_path / "tiled"), "--tile", "512"]) == 0
     assert "in 1 images" in capsys.readouterr().out
+    from PIL import Image
+
+    assert Image.MAX_IMAGE_PIXELS == 500_000  # raised for the command only: the caller's limit again after it

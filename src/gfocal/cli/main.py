@@ -57,6 +57,19 @@ def _readable_warnings() -> Iterator[None]:
         warnings.formatwarning = previous
 
 
+@contextlib.contextmanager
+def _restored_decoding_limit() -> Iterator[None]:
+    """Put PIL's decoding limit back after a command: ``--tile`` raises it for the run (see
+    ``cli.common.tiling_config``), and a caller of :func:`main` keeps its own limit afterwards."""
+    from PIL import Image
+
+    previous = Image.MAX_IMAGE_PIXELS
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -67,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        with _readable_warnings():
+        with _readable_warnings(), _restored_decoding_limit():
             return args.run(args) or 0
     except CommandError as error:
         # A user mistake: one clear line, no traceback.
