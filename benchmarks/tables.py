@@ -186,12 +186,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
         results,
     ),
     "small-data-before-steps": lambda results: comparison_table(
-        [
-            Source("small_data_today_steps_coins.json"),
-            Source("small_data_today_steps_cells.json"),
-        ],
-        FINAL_LABELS,
-        results,
+        [Source("small_data_today_steps_cells.json")], FINAL_LABELS, results
     ),
     "small-data-pieces": lambda results: paired_table(
         [
