@@ -58,3 +58,6 @@ class AnchorDeltaBoxes:
 
     def losses(self, inputs: BoxLossInputs) -> dict[str, Tensor]:
         return {"loss_bbox": giou_loss(inputs, self.loss_bbox_weight)}
+
+    def training_stats(self, inputs: BoxLossInputs) -> dict[str, float]:
+        return {}  # no bins, so no range to run out of

@@ -73,6 +73,9 @@ class BoxCoding(Protocol):
     def losses(self, inputs: BoxLossInputs) -> dict[str, Tensor]:
         """The weighted box loss terms (to be summed) of a batch's positives."""
 
+    def training_stats(self, inputs: BoxLossInputs) -> dict[str, float]:
+        """Counters for the training log (not losses), e.g. how often the representation's range is short."""
+
 
 def giou_loss(inputs: BoxLossInputs, loss_weight: float) -> Tensor:
     """Weighted GIoU loss on boxes in stride units, as the reference (the loss is scale-invariant anyway)."""
@@ -116,6 +119,15 @@ class DistributionBoxes:
             "loss_dfl": inputs.weighted(self.loss_dfl_weight, dfl.mean(-1)),
         }
 
+    def training_stats(self, inputs: BoxLossInputs) -> dict[str, float]:
+        """``last_bin_fraction``: share of the positives' edge targets that training clamps to the last bin
+        (``reg_max - 0.1`` strides), a reg_max too short for the data (``gfocal analyze range``)."""
+        if len(inputs.gt_boxes) == 0:
+            return {"last_bin_fraction": 0.0}
+        scale = inputs.strides.unsqueeze(-1)
+        distances = box_to_distance(inputs.points / scale, inputs.gt_boxes / scale)  # [P, 4] strides, unclamped
+        return {"last_bin_fraction": float((distances >= self.reg_max - 0.1).float().mean())}
+
 
 class DiracBoxes:
     """One distance per edge in stride units (a Dirac delta), trained with GIoU only."""
@@ -144,3 +156,6 @@ class DiracBoxes:
 
     def losses(self, inputs: BoxLossInputs) -> dict[str, Tensor]:
         return {"loss_bbox": giou_loss(inputs, self.loss_bbox_weight)}
+
+    def training_stats(self, inputs: BoxLossInputs) -> dict[str, float]:
+        return {}  # no bins, so no range to run out of

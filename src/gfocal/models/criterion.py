@@ -16,14 +16,13 @@ import torch.distributed as dist
 from torch import Tensor
 
 from gfocal.models.assigner import Assigner
-from gfocal.models.box_coding import BoxCoding, BoxLossInputs, DistributionBoxes
+from gfocal.models.box_coding import BoxCoding, BoxLossInputs
 from gfocal.models.components import build_assigner, build_box_coding, build_quality
 from gfocal.models.config import ModelConfig
 from gfocal.models.grid import LocationGrid
 from gfocal.models.head import HeadOutputs
 from gfocal.models.quality import ClassificationInputs, QualityBranch
 from gfocal.models.targets import assign_targets
-from gfocal.ops import box_to_distance
 
 __all__ = ["GFLCriterion"]
 
@@ -100,32 +99,16 @@ class GFLCriterion:
             )  # fmt: skip
         )
         weight_sum = _mean_over_ranks(box_weight.sum()).clamp_min(1.0)
-        losses.update(
-            self.box_coding.losses(
-                BoxLossInputs(
-                    pos_box_outputs,
-                    pos_boxes,
-                    positives.box,
-                    positives.point,
-                    positives.stride,
-                    box_weight,
-                    weight_sum,
-                )  # fmt: skip
-            )
-        )
+        box_inputs = BoxLossInputs(
+            pos_box_outputs,
+            pos_boxes,
+            positives.box,
+            positives.point,
+            positives.stride,
+            box_weight,
+            weight_sum,
+        )  # fmt: skip
+        losses.update(self.box_coding.losses(box_inputs))
         stats = {"num_pos": float(len(positives.label)) / max(len(targets), 1)}
-        if isinstance(self.box_coding, DistributionBoxes):
-            stats["last_bin_fraction"] = _last_bin_fraction(
-                positives.box, positives.point, positives.stride, self.box_coding.reg_max
-            )
+        stats.update(self.box_coding.training_stats(box_inputs))
         return losses, stats
-
-
-def _last_bin_fraction(boxes: Tensor, points: Tensor, strides: Tensor, reg_max: int) -> float:
-    """Share of the positives' edge targets that training clamps to the last bin (``reg_max - 0.1`` strides):
-    a reg_max too short for the data (``gfocal analyze range``). boxes [P, 4], points [P, 2], strides [P]."""
-    if len(boxes) == 0:
-        return 0.0
-    scale = strides.unsqueeze(-1)
-    distances = box_to_distance(points / scale, boxes / scale)  # [P, 4] strides, unclamped
-    return float((distances >= reg_max - 0.1).float().mean())
