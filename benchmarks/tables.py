@@ -185,6 +185,16 @@ TABLES: dict[str, Callable[[Path], str]] = {
         FINAL_LABELS,
         results,
     ),
+    # 20 minutes each on session 7's 2-core Intel Xeon (AMX, bf16), frozen checkout bb7abe2.
+    "small-data-bf16": lambda results: comparison_table(
+        [
+            Source("small_data_20min_bf16_today_coins.json"),
+            Source("small_data_20min_bf16_coins_s0.json"),
+            Source("small_data_20min_bf16_today_cells.json"),
+        ],
+        FINAL_LABELS,
+        results,
+    ),
     "small-data-before-steps": lambda results: comparison_table(
         [Source("small_data_today_steps_cells.json")], FINAL_LABELS, results
     ),
@@ -192,6 +202,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
         [
             Source("small_data_screen_steps_default_s0.json"),
             Source("small_data_screen_steps_s0.json"),
+            Source("small_data_screen_steps_s1.json"),
         ],
         "default",
         PIECE_LABELS,
