@@ -118,11 +118,13 @@ def add_json_argument(parser: argparse.ArgumentParser, benchmark: str) -> None:
 
 
 def provenance() -> dict[str, Any]:
-    """The command that is running, the gfocal commit and the machine, for every results file."""
+    """The command that is running, the gfocal commit and the machine, for every results file; with the
+    load averages over the last 1, 5 and 15 minutes (other work on the machine slows timings)."""
     return {
         "command": shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv]),
         "gfocal_commit": gfocal_commit(),
         "machine": machine(),
+        "load_average": [round(load, 2) for load in os.getloadavg()],
     }
 
 

@@ -35,9 +35,10 @@ def source_line(name: str, data: dict[str, Any], older: str | None = None) -> st
         files = ", ".join(f"`docs/results/{file}`" for file in name.split(", "))
         return f"Source: {files}, {older}."
     commit = (data.get("gfocal_commit") or "?")[:7]
+    load = f" (load average {data['load_average'][1]:.1f} over the last 5 minutes)" if "load_average" in data else ""
     return (
         f"Source: `docs/results/{name}`, measured on {machine_summary(data['machine'])}, "
-        f"gfocal {commit}, by `{data['command']}`."
+        f"gfocal {commit}, by `{data['command']}`{load}."
     )
 
 

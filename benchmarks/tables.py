@@ -27,7 +27,7 @@ from typing import Any
 from results import mean_std
 from tables_ablation import ablation_table, lengths_table, seed_differences_table
 from tables_speed import goals_table, speed_table
-from tables_tools import active_learning_table, calibration_table, fusion_table, tiling_table
+from tables_tools import active_learning_table, auroc_table, calibration_table, fusion_table, tiling_table
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
@@ -230,6 +230,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "uncertainty-fusion": lambda results: fusion_table("uncertainty.json", results),
     "uncertainty-calibration": lambda results: calibration_table("uncertainty.json", results),
     "tiling": lambda results: tiling_table("tiling.json", results),
+    "ambiguity-auroc": lambda results: auroc_table("ambiguity_auroc-intel-amx.json", results),
 }
 
 

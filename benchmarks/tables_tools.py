@@ -101,3 +101,36 @@ def tiling_table(name: str, results: Path) -> str:
             + f" | {entry['detections']} | {entry['seconds_per_megapixel']:.2f} |"
         )
     return "\n".join([*lines, "", source_line(name, data)])
+
+
+# docs/analysis.md's rows: label -> the key of ``benchmarks/ambiguity_auroc.py``'s AUROC table.
+AUROC_ROWS = {
+    "**`ambiguity`** (label-free box score)": "ambiguity (box score)",
+    "focus, mean over the 4 edges": "focus: box mean",
+    "entropy, mean over edges": "entropy: box mean",
+    "std in bins, mean over edges": "std_bins: box mean",
+    "std in pixels / box side, mean over edges": "std_rel: box mean",
+    "second-peak ratio, max over edges": "second_peak_ratio: box max",
+    "any edge with ≥ 2 modes": "bimodal (modes>=2): box any",
+    "**`disagreement`** (label-aware: `annotated_nll`, max over edges)": "annotated_nll: box max",
+    "per edge: focus vs that edge's own label": "focus: per edge",
+    "per edge: `annotated_nll`": "annotated_nll: per edge",
+    "`ambiguity`, blurred-only objects vs clean": "ambiguity (box score), blur only vs clean",
+    "`ambiguity`, occluded-only objects vs clean": "ambiguity (box score), occluded only vs clean",
+    "`disagreement`, occluded-only vs clean": "annotated_nll: box max, occluded only vs clean",
+}
+
+
+def auroc_table(name: str, results: Path) -> str:
+    """The AUROC of each statistic against the recorded ambiguity, one column per evaluation of the run."""
+    data = load(results, name)
+    evaluations = data["evaluations"]
+    lines = [
+        "| statistic (AUROC, held-out objects) | " + " | ".join(f"{e['iteration']} it." for e in evaluations) + " |",
+        "|---|" + "---|" * len(evaluations),
+    ]
+    for label, key in AUROC_ROWS.items():
+        lines.append(f"| {label} | " + " | ".join(f"{e['auroc'][key]:.2f}" for e in evaluations) + " |")
+    last = evaluations[-1]
+    counts = f"{last['annotations']} held-out objects, {last['ambiguous']} of them ambiguous."
+    return "\n".join([*lines, "", f"{counts} {source_line(name, data)}"])

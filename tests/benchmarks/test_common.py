@@ -53,6 +53,7 @@ def test_report_writes_results_with_command_commit_and_machine(tmp_path: Path, c
     written = json.loads((tmp_path / "sub" / "r.json").read_text())
     assert written["median_ms"] == 1.5
     assert written["machine"] == common.machine() and "command" in written
+    assert len(written["load_average"]) == 3 and min(written["load_average"]) >= 0
     assert written["gfocal_commit"] is None or len(written["gfocal_commit"].split("+")[0]) == 40
     assert capsys.readouterr().out == ""
     common.report({"median_ms": 2.0}, "-")

@@ -62,6 +62,7 @@ def _write(folder: Path, name: str, data: dict) -> None:
         "command": "python x.py",
         "gfocal_commit": "abcdef0123",
         "machine": {"cpu": "Test CPU", "threads": 2, "cuda": None, "torch": "9.9"},
+        "load_average": [0.4, 1.3, 2.0],
     }
     (folder / name).write_text(json.dumps({**provenance, **data}))
 
@@ -80,7 +81,9 @@ def test_speed_tables_show_each_mode_with_first_calls_and_the_ratio_to_mmdetecti
         ["300 ms", "3.00 s |"],
         ["250 ms (first call 16 s)", "not measured |"],
     ]
-    assert "Test CPU, 2 threads, torch 9.9, gfocal abcdef0, by `python x.py`" in rows[-1]
+    assert rows[-1].endswith(
+        "Test CPU, 2 threads, torch 9.9, gfocal abcdef0, by `python x.py` (load average 1.3 over the last 5 minutes)."
+    )
     goals = tables.goals_table("cpu.json", "r50", tmp_path).splitlines()
     assert goals[2].startswith("| inference time, `auto` | ≤ 0.35x | **0.30x** | 300 ms | 1.00 s |")
     assert goals[3].startswith("| training step time")  # fp32 + channels_last was not measured: no row
