@@ -186,6 +186,7 @@ def main() -> None:
     root = args.out or Path(tempfile.mkdtemp(prefix="gfocal-auroc-"))
     train, val = make_data(root, args.train, args.val, args.size, args.seed)
     start = time.perf_counter()
+    settings = {key: value for key, value in vars(args).items() if key not in ("json", "out")}
     evaluations: list[dict[str, Any]] = []
 
     def evaluate(iteration: int, model: GFLDetector) -> None:
@@ -193,6 +194,8 @@ def main() -> None:
         result.update(auroc_table(probe_statistics(model, val), val))
         evaluations.append(result)
         print(json.dumps(result, default=str), file=sys.stderr, flush=True)
+        # A run stopped part-way still leaves the evaluations so far.
+        report({"complete": False, "settings": settings, "evaluations": evaluations}, args.json, quiet=True)
 
     model = train_briefly(
         train,
@@ -204,8 +207,7 @@ def main() -> None:
         model_options={"trainable_backbone_layers": args.trainable_layers},
     )
     evaluate(args.iterations, model)
-    settings = {key: value for key, value in vars(args).items() if key not in ("json", "out")}
-    report({"settings": settings, "data": str(root), "evaluations": evaluations}, args.json)
+    report({"complete": True, "settings": settings, "data": str(root), "evaluations": evaluations}, args.json)
     if args.out is not None:
         save_weights(model, args.out / "model.safetensors")
 
