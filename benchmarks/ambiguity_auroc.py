@@ -206,7 +206,8 @@ def main() -> None:
         every=args.every,
         model_options={"trainable_backbone_layers": args.trainable_layers},
     )
-    evaluate(args.iterations, model)
+    if not evaluations or evaluations[-1]["iteration"] != args.iterations:  # the callback ran at the end already
+        evaluate(args.iterations, model)
     report({"complete": True, "settings": settings, "data": str(root), "evaluations": evaluations}, args.json)
     if args.out is not None:
         save_weights(model, args.out / "model.safetensors")

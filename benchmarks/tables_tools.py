@@ -124,7 +124,8 @@ AUROC_ROWS = {
 def auroc_table(name: str, results: Path) -> str:
     """The AUROC of each statistic against the recorded ambiguity, one column per evaluation of the run."""
     data = load(results, name)
-    evaluations = data["evaluations"]
+    # One per iteration (an older version of the script evaluated the last iteration twice, alike).
+    evaluations = list({entry["iteration"]: entry for entry in data["evaluations"]}.values())
     lines = [
         "| statistic (AUROC, held-out objects) | " + " | ".join(f"{e['iteration']} it." for e in evaluations) + " |",
         "|---|" + "---|" * len(evaluations),
@@ -133,4 +134,6 @@ def auroc_table(name: str, results: Path) -> str:
         lines.append(f"| {label} | " + " | ".join(f"{e['auroc'][key]:.2f}" for e in evaluations) + " |")
     last = evaluations[-1]
     counts = f"{last['annotations']} held-out objects, {last['ambiguous']} of them ambiguous."
+    if not data.get("complete", True):
+        counts += f" The run was stopped after {last['iteration']} of {data['settings']['iterations']} iterations."
     return "\n".join([*lines, "", f"{counts} {source_line(name, data)}"])

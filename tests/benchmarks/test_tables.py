@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 import tables  # noqa: E402
+import tables_tools  # noqa: E402
 
 
 def test_every_generated_table_in_the_docs_is_what_the_committed_results_give():
@@ -105,3 +106,22 @@ def test_ablation_differences_are_per_seed_and_a_file_without_provenance_says_wh
     rows = tables.seed_differences_table("a.json", [("gfl", "atss")], tmp_path, "an older run").splitlines()
     assert rows[2] == "| GFL − ATSS baseline | +1.0 | −1.0 | +0.0 |"
     assert rows[-1] == "Source: `docs/results/a.json`, an older run."
+
+
+def test_auroc_table_has_a_column_per_evaluation_and_says_when_the_run_stopped_early(tmp_path: Path):
+    def evaluation(iteration, value):
+        return {
+            "iteration": iteration,
+            "auroc": dict.fromkeys(tables_tools.AUROC_ROWS.values(), value),
+            "annotations": 9,
+            "ambiguous": 4,
+        }
+
+    runs = [evaluation(300, 0.61), evaluation(600, 0.7), evaluation(600, 0.7)]  # the last one repeated
+    _write(tmp_path, "a.json", {"complete": False, "settings": {"iterations": 1200}, "evaluations": runs})
+    rows = tables.auroc_table("a.json", tmp_path).splitlines()
+    assert rows[0] == "| statistic (AUROC, held-out objects) | 300 it. | 600 it. |"
+    assert rows[2] == "| **`ambiguity`** (label-free box score) | 0.61 | 0.70 |"
+    assert rows[-1].startswith(
+        "9 held-out objects, 4 of them ambiguous. The run was stopped after 600 of 1200 iterations."
+    )
