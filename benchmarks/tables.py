@@ -9,7 +9,8 @@ A generated block in a markdown file sits between ``<!-- table: NAME -->`` and
 a figure in a table can always be traced to a committed run. Each table names
 its source files and which runs of them it takes (a file may hold runs that
 belong elsewhere, e.g. a variant later renamed), and states the machine and
-commit the runs carry.
+commit the runs carry. The renderers of other pages live in ``tables_speed.py``,
+``tables_ablation.py`` and ``tables_tools.py``; ``results.py`` reads the files.
 """
 
 from __future__ import annotations
@@ -165,7 +166,7 @@ PIECE_LABELS = {
     "sgd": "SGD instead of AdamW",
 }
 
-# benchmarks/cpu.py on this project's machine, one run per config (see docs/performance.md).
+# benchmarks/cpu.py on this project's machine, one run per config (the commands: docs/performance.md).
 CPU_FILES = {"small": "cpu_small-intel-amx.json", "r50": "cpu_r50-intel-amx.json"}
 # The ablation's files predate the machine record in the benchmarks' JSON (their "annotated_after_the_run" says so).
 ABLATION_RUN = (
@@ -254,7 +255,10 @@ def main() -> int:
     args = parser.parse_args()
     if not (args.write or args.check):
         for name, build in TABLES.items():
-            print(f"## {name}\n\n{build(RESULTS)}\n")
+            try:
+                print(f"## {name}\n\n{build(RESULTS)}\n")
+            except FileNotFoundError as missing:  # a table ready for runs not made yet (e.g. on this machine)
+                print(f"## {name}\n\nnot measured yet: no {Path(missing.filename).name}\n")
         return 0
     stale = []
     for path in DOCUMENTS:
