@@ -5,9 +5,10 @@
 Writes a synthetic train/val pair where a known share of objects have blurred
 or partly occluded edges (the generator records which), trains ``gfl_small``
 briefly on CPU (SGD 0.01, momentum 0.9, linear warm-up), probes the val
-annotations (:func:`gfocal.analysis.probe_annotations`) and prints JSON: the
+annotations (:func:`gfocal.analysis.probe_annotations`) and reports the
 AUROC of the box ambiguity score and of other per-box and per-edge statistics
-against the recorded labels. ``tests/analysis/test_auroc_training.py`` runs a
+against the recorded labels: a JSON line to stderr every ``--every`` iterations, and at the end all
+of them in one JSON (``common.report``, with the machine, commit and command; ``--json``). ``tests/analysis/test_auroc_training.py`` runs a
 short version of this with a floor.
 """
 
@@ -20,6 +21,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from common import add_json_argument, report
 
 from gfocal.analysis import (
     ambiguity_labels,
@@ -177,28 +180,35 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--trainable-layers", type=int, default=MODEL_OPTIONS["trainable_backbone_layers"])
     parser.add_argument("--out", type=Path, default=None, help="keep the data and weights here")
+    add_json_argument(parser, "ambiguity_auroc")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     root = args.out or Path(tempfile.mkdtemp(prefix="gfocal-auroc-"))
     train, val = make_data(root, args.train, args.val, args.size, args.seed)
     start = time.perf_counter()
+    settings = {key: value for key, value in vars(args).items() if key not in ("json", "out")}
+    evaluations: list[dict[str, Any]] = []
 
-    def report(iteration: int, model: GFLDetector) -> None:
+    def evaluate(iteration: int, model: GFLDetector) -> None:
         result = {"iteration": iteration, "train_seconds": round(time.perf_counter() - start, 1)}
         result.update(auroc_table(probe_statistics(model, val), val))
-        print(json.dumps(result, default=str), flush=True)
+        evaluations.append(result)
+        print(json.dumps(result, default=str), file=sys.stderr, flush=True)
+        # A run stopped part-way still leaves the evaluations so far.
+        report({"complete": False, "settings": settings, "evaluations": evaluations}, args.json, quiet=True)
 
     model = train_briefly(
         train,
         args.size,
         args.iterations,
         seed=args.seed,
-        callback=report,
+        callback=evaluate,
         every=args.every,
         model_options={"trainable_backbone_layers": args.trainable_layers},
     )
-    report(args.iterations, model)
-    print(json.dumps({"args": vars(args) | {"out": str(root)}}, default=str))
+    if not evaluations or evaluations[-1]["iteration"] != args.iterations:  # the callback ran at the end already
+        evaluate(args.iterations, model)
+    report({"complete": True, "settings": settings, "data": str(root), "evaluations": evaluations}, args.json)
     if args.out is not None:
         save_weights(model, args.out / "model.safetensors")
 

@@ -1,9 +1,19 @@
-"""Shared helpers for the benchmarks: timing with warm-up and the machine description in the JSON."""
+"""Shared helpers for the benchmarks: timing with warm-up, and the raw JSON every benchmark writes.
+
+Every benchmark takes ``--json PATH`` (:func:`add_json_argument`) and ends with :func:`report`: its
+results, with the command, the gfocal commit and the machine (CPU, its SIMD and matrix flags, torch),
+go to stdout and to ``docs/results/<benchmark>-<machine tag>.json`` unless told otherwise, so that
+results from another machine land in a file of their own. ``benchmarks/tables.py`` makes the docs'
+tables from those files.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import platform
+import re
 import shlex
 import statistics
 import subprocess
@@ -14,6 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
+# The /proc/cpuinfo flags that decide torch's CPU kernels: vector width, bf16/fp16 and VNNI dot products, AMX tiles.
+SIMD_FLAGS = re.compile(r"(avx\w*|amx\w*|fma|f16c)")
 
 
 def time_call(fn: Callable[[], Any], warmup: int = 3, repeats: int = 20) -> dict[str, float]:
@@ -38,16 +52,22 @@ def _cpu_check(name: str) -> bool | None:
     return None if check is None else bool(check())
 
 
-def machine() -> dict[str, Any]:
-    """What the numbers were measured on."""
-    cpu = platform.processor() or platform.machine()
+def _cpuinfo(field: str) -> str | None:
+    """The first ``field`` line of /proc/cpuinfo (Linux); None elsewhere."""
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+            return next((line.split(":", 1)[1].strip() for line in f if line.split(":", 1)[0].strip() == field), None)
+    except OSError:
+        return None
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    flags = (_cpuinfo("flags") or "").split()
     return {
-        "cpu": cpu,
+        "cpu": _cpuinfo("model name") or platform.processor() or platform.machine(),
+        "cpu_cores": os.cpu_count(),
+        "cpu_flags": [flag for flag in flags if SIMD_FLAGS.fullmatch(flag)],
         # What the CPU offers torch: e.g. AVX2 (float32 only), or AVX512 with native bf16 and AMX tiles.
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_native_bf16": _cpu_check("_is_avx512_bf16_supported"),
@@ -74,19 +94,45 @@ def gfocal_commit(where: Path | None = None) -> str | None:
         return None
 
 
+def machine_tag(description: dict[str, Any]) -> str:
+    """A short name for a :func:`machine` in results file names: e.g. ``intel-amx``, ``amd-avx2``, or the GPU's."""
+    if description["cuda"]:
+        return re.sub(r"[^a-z0-9]+", "-", description["cuda"].lower()).strip("-")
+    vendor = next((v for v in ("intel", "amd") if v in description["cpu"].lower()), platform.machine().lower())
+    if description["cpu_amx"]:
+        return f"{vendor}-amx"
+    if description["cpu_native_bf16"]:
+        return f"{vendor}-avx512bf16"
+    return f"{vendor}-{description['cpu_capability'].lower()}"
+
+
+def add_json_argument(parser: argparse.ArgumentParser, benchmark: str) -> None:
+    """``--json PATH``: where :func:`report` writes the results; by default
+    ``docs/results/<benchmark>-<machine tag>.json``; ``--json -`` only prints them."""
+    default = RESULTS / f"{benchmark}-{machine_tag(machine())}.json"
+    parser.add_argument(
+        "--json",
+        default=str(default),
+        help=f"write the raw JSON here (default: {default.relative_to(RESULTS.parents[1])}; '-': stdout only)",
+    )
+
+
 def provenance() -> dict[str, Any]:
-    """The command that is running, the gfocal commit and the machine, for every results file."""
+    """The command that is running, the gfocal commit and the machine, for every results file; with the
+    load averages over the last 1, 5 and 15 minutes (other work on the machine slows timings)."""
     return {
         "command": shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv]),
         "gfocal_commit": gfocal_commit(),
         "machine": machine(),
+        "load_average": [round(load, 2) for load in os.getloadavg()],
     }
 
 
 def report(results: dict[str, Any], path: str | Path | None = None, quiet: bool = False) -> None:
-    """Print the results as JSON with their :func:`provenance`; also write it to ``path`` when given."""
+    """Print the results as JSON with their :func:`provenance`; also write it to ``path`` unless it is
+    None or ``-`` (see :func:`add_json_argument`)."""
     text = json.dumps({**provenance(), **results}, indent=2)
-    if path is not None:
+    if path is not None and str(path) != "-":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text + "\n")
     if not quiet:

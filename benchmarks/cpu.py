@@ -21,7 +21,7 @@ import importlib.util
 import time
 
 import torch
-from common import report, time_call
+from common import add_json_argument, report, time_call
 from model import synthetic_batch
 
 from gfocal.models import gfl_resnet50_fpn, gfl_small
@@ -168,9 +168,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compile", action="store_true", help="also time torch.compile'd bf16 inference and training")
     parser.add_argument("--inference-only", action="store_true", help="skip the training steps (e.g. for more repeats)")
+    add_json_argument(parser, "cpu")
     args = parser.parse_args()
     results = {name: benchmark(name, args.repeats, args.compile, not args.inference_only) for name in args.configs}
-    report({"native_bf16": cpu_has_native_bf16(), **results})
+    report({"native_bf16": cpu_has_native_bf16(), **results}, args.json)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Decode + augment throughput of DetectionDataset, with 0 and 2 DataLoader workers.
 
 Writes a synthetic dataset (or reads --data), then times full passes of a
-DataLoader after a warm-up pass; prints one JSON object with images/s per
-worker count, the device, library versions and the command line.
+DataLoader after a warm-up pass; reports images/s per worker count with
+torchvision's and Pillow's versions (``common.report``: the machine, commit and command too).
 
     python benchmarks/data.py --num-images 64 --image-size 640 --max-size 512
 """
@@ -10,17 +10,13 @@ worker count, the device, library versions and the command line.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import shlex
-import sys
 import tempfile
 import time
 
 import PIL
 import torch
 import torchvision
+from common import add_json_argument, report
 from torch.utils.data import DataLoader
 
 from gfocal.data import DetectionDataset, collate_detection, load_dataset
@@ -56,6 +52,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    add_json_argument(parser, "data")
     parser.add_argument("--photometric", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)  # one decode per core, as in a training process with workers
@@ -80,15 +77,11 @@ def main() -> None:
                 "images_per_s_median": sorted(rates)[len(rates) // 2],
                 "images_per_s": [round(r, 1) for r in rates],
             }
-    print(json.dumps({
-        "benchmark": "data decode+augment",
-        "command": shlex.join([sys.executable, *sys.argv]),
+    report({
         "dataset": str(args.data or f"synthetic {args.num_images} x {args.image_size}px {args.image_format}"),
         "max_size": args.max_size, "batch_size": args.batch_size, "photometric": args.photometric,
-        "results": results,
-        "cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-        "torch": torch.__version__, "torchvision": torchvision.__version__, "pillow": PIL.__version__,
-    }, indent=2))  # fmt: skip
+        "results": results, "torchvision": torchvision.__version__, "pillow": PIL.__version__,
+    }, args.json)  # fmt: skip
 
 
 if __name__ == "__main__":

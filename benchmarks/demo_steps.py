@@ -20,7 +20,7 @@ import argparse
 import time
 from pathlib import Path
 
-from common import gfocal_commit, report
+from common import add_json_argument, gfocal_commit, report
 
 import gfocal
 from gfocal.engine import TrainConfig, train
@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15, help="15 epochs of 300 images at batch 8: 555 steps")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", help="also write the JSON here")
+    add_json_argument(parser, "demo_steps")
     args = parser.parse_args()
     started = time.perf_counter()
     result = train(demo_config(args.data, args.epochs, args.out, args.seed))

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import report
+from common import add_json_argument, report
 
 from gfocal.data import DetectionDataset, collate_detection, load_dataset
 from gfocal.data.synthetic import make_synthetic_splits
@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--steps", type=int, default=12)
+    add_json_argument(parser, "engine")
     args = parser.parse_args()
     size, batch, steps = args.image_size, args.batch_size, args.steps
     with tempfile.TemporaryDirectory() as tmp:
@@ -80,7 +81,8 @@ def main() -> None:
             "bare_loop_step_ms": round(bare_ms, 1),
             "engine_step_ms": round(engine_ms, 1),
             "engine_overhead": round(engine_ms / bare_ms - 1, 3),
-        }
+        },
+        args.json,
     )
 
 

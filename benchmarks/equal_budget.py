@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common import report, train_small
+from common import add_json_argument, report, train_small
 
 from gfocal.data.synthetic import SHAPES, make_synthetic_splits
 
@@ -41,12 +41,13 @@ def main() -> None:
     parser.add_argument("--out", default="runs/equal_budget")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "auto"])
     parser.add_argument("--seed", type=int, default=0)
+    add_json_argument(parser, "equal_budget")
     args = parser.parse_args()
     out = Path(args.out)
     train_json, val_json = make_dataset(out / "data", args.seed)
     schedule = ("--epochs", "200", "--time-budget", str(args.minutes))
     runs = {p: train_small(train_json, val_json, out / p, p, args.seed, *schedule) for p in args.precisions}
-    report({"minutes": args.minutes, "dataset": str(train_json.parent), "runs": runs})
+    report({"minutes": args.minutes, "dataset": str(train_json.parent), "runs": runs}, args.json)
 
 
 if __name__ == "__main__":

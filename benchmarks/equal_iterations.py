@@ -15,7 +15,7 @@ import argparse
 import statistics
 from pathlib import Path
 
-from common import report, train_small
+from common import add_json_argument, report, train_small
 
 from gfocal.data.synthetic import make_synthetic_splits
 
@@ -25,6 +25,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--out", default="runs/equal_iterations")
+    add_json_argument(parser, "equal_iterations")
     args = parser.parse_args()
     out = Path(args.out)
     train_json, val_json = make_synthetic_splits(out / "data", "demo", 0, 300, 60)
@@ -45,7 +46,8 @@ def main() -> None:
             "seed_spread_AP": {
                 p: max(r["AP"] for r in runs[p].values()) - min(r["AP"] for r in runs[p].values()) for p in runs
             },
-        }
+        },
+        args.json,
     )
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 import torch
-from common import report, time_call
+from common import add_json_argument, report, time_call
 
 from gfocal.export import ExportedDetector, export_onnx
 from gfocal.models import gfl_resnet50_fpn, gfl_small
@@ -57,8 +57,10 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=["small", "r50"])
     parser.add_argument("--form", choices=["raw", "decoded"], default="decoded")
     parser.add_argument("--repeats", type=int, default=5)
+    add_json_argument(parser, "export")
     args = parser.parse_args()
-    report({"onnxruntime": ort.__version__, "results": [bench(name, args.form, args.repeats) for name in args.configs]})
+    results = [bench(name, args.form, args.repeats) for name in args.configs]
+    report({"onnxruntime": ort.__version__, "results": results}, args.json)
 
 
 if __name__ == "__main__":

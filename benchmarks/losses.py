@@ -13,7 +13,7 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from common import report, time_call
+from common import add_json_argument, report, time_call
 
 from gfocal.ops import distribution_focal_loss, quality_focal_loss
 
@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=80)
     parser.add_argument("--reg-max", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=30)
+    add_json_argument(parser, "losses")
     args = parser.parse_args()
     torch.manual_seed(0)
 
@@ -86,7 +87,7 @@ def main() -> None:
             "ratio_to_formula": ours / timings["formula_autograd"]["median_ms"],
         }
     results["shape"] = {"locations": args.locations, "classes": args.classes, "bins": args.reg_max + 1}
-    report(results)
+    report(results, args.json)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import report, time_call
+from common import add_json_argument, report, time_call
 
 from gfocal.models import gfl_resnet50_fpn, gfl_small
 from gfocal.models.grid import valid_locations
@@ -95,9 +95,10 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=["small", "r50"], choices=sorted(CONFIGS))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_json_argument(parser, "model")
     args = parser.parse_args()
     device = torch.device(args.device)
-    report({name: benchmark(name, args.repeats, device) for name in args.configs} | {"device": str(device)})
+    report({name: benchmark(name, args.repeats, device) for name in args.configs} | {"device": str(device)}, args.json)
 
 
 if __name__ == "__main__":

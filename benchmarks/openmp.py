@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import report
+from common import add_json_argument, report
 
 from gfocal.data.synthetic import make_synthetic_splits
 
@@ -67,6 +67,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iterations", type=int, default=40)
     parser.add_argument("--settings", nargs="+", default=["default", "passive", "spin10000"], choices=sorted(SETTINGS))
+    add_json_argument(parser, "openmp")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -81,7 +82,7 @@ def main() -> None:
             }
             for name in args.settings
         }
-    report({"iterations": args.iterations, "settings": results})
+    report({"iterations": args.iterations, "settings": results}, args.json)
 
 
 if __name__ == "__main__":

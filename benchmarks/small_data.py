@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from common import report
+from common import add_json_argument, report
 
 DATASETS = ("coins", "cells")  # benchmarks/small_data_sets.py
 PEER = "yolov8n"
@@ -231,7 +231,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=5.0, help="training time budget of each run")
     parser.add_argument("--data-root", type=Path, default=Path("runs/small_data/data"))
     parser.add_argument("--work", type=Path, default=Path("runs/small_data"), help="run folders")
-    parser.add_argument("--json", help="also write the JSON here")
+    add_json_argument(parser, "small_data")
     parser.add_argument("--yolo-python", default="/work/yolo-venv/bin/python", help="python of the ultralytics venv")
     parser.add_argument(
         "--epochs", type=int, help="gfocal runs train exactly this many epochs (equal steps; --minutes is a cap)"

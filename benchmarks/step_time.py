@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import gfocal_commit, report
+from common import add_json_argument, gfocal_commit, report
 
 import gfocal
 from gfocal.models import gfl_small
@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", type=int, default=320)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
-    parser.add_argument("--json", help="also write the JSON here")
+    add_json_argument(parser, "step_time")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import report
+from common import add_json_argument, report
 from PIL import Image
 
 from gfocal.data import load_dataset
@@ -41,7 +41,6 @@ SIDE = 2400
 CLASSES = ("rectangle", "ellipse", "triangle")
 TILE, OVERLAP = 416, 0.2
 MAX_DETECTIONS = 1000
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
 
 def render_scene(rng: np.random.Generator, objects: int) -> tuple[np.ndarray, list[tuple[list[float], int]]]:
@@ -148,17 +147,11 @@ def score(network: torch.nn.Module, records, images: list[torch.Tensor], precisi
     }
 
 
-def cpu_flags() -> list[str]:
-    with open("/proc/cpuinfo") as f:
-        flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    return [flag for flag in CPU_FLAGS if flag in flags]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=7.0, help="training time budget")
     parser.add_argument("--out", default="runs/tiling")
-    parser.add_argument("--json", default=None, help="also write the results here")
+    add_json_argument(parser, "tiling")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--run", default=None, help="skip training: score this finished run folder's weights")
@@ -175,7 +168,6 @@ def main() -> None:
     }
     report(
         {
-            "cpu_flags": cpu_flags(),
             "scenes": {"side": SIDE, "train": 3, "test": 2, "test_objects": sum(len(i.annotations) for i in records.images)},
             "tile": TILE, "overlap": OVERLAP, "max_detections": MAX_DETECTIONS,
             "training": training, "results": results,

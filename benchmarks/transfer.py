@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from common import report
+from common import add_json_argument, report
 from small_data import markdown, run_gfocal, summarise
 
 # gfocal.data.render.SHAPES holds six shapes: four to pretrain on, the other two for the target.
@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--finetune-images", type=int, default=80)
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--work", type=Path, default=Path("runs/transfer"), help="datasets and run folders")
-    parser.add_argument("--json", help="also write the JSON here")
+    add_json_argument(parser, "transfer")
     args = parser.parse_args()
     splits = write_datasets(args.work / "data", args.pretrain_images, args.finetune_images, args.image_size)
     size = ["--image-size", str(args.image_size)]

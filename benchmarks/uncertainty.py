@@ -1,7 +1,7 @@
 """The distribution tools of issue #20 measured on synthetic data: active learning, fusion, calibration, range.
 
     python benchmarks/uncertainty.py [--seeds 0 1 2] [--labelled 60] [--pool 240] [--budget 60]
-        [--iterations 300] [--out docs/results/uncertainty.json]
+        [--iterations 300] [--json docs/results/uncertainty.json]
 
 Data: a synthetic set (the ambiguity benchmark's: 64 px, two classes, some blurred or occluded
 edges), split into a labelled start, an unlabelled pool, a validation split (the temperature is
@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 from ambiguity_auroc import DATA_OPTIONS, train_briefly
-from common import report
+from common import add_json_argument, report
 
 from gfocal.analysis.calibration_report import calibration_statistics, collect
 from gfocal.analysis.fusion import fused_dataset_detections
@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=60)
     parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=None)
+    add_json_argument(parser, "uncertainty")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
@@ -161,7 +161,7 @@ def main() -> None:
             "torch": torch.__version__,
             "seconds": time.perf_counter() - started,
         }
-    report(results, args.out)
+    report(results, args.json)
 
 
 def _mean_sd(values: list[float]) -> dict[str, float]:

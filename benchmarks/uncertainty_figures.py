@@ -14,7 +14,8 @@ Then, as a user would run them, on the validation split:
 - ``gfocal analyze range --json`` (on the training split) -> a chart of its per-level distances,
   ``uncertainty_range.png``.
 
-The figures show what each tool draws, not what it gives on a well-trained model: a 2-minute model is weak.
+The numbers the two charts are drawn from go to ``--json`` (``common.report``: with the machine, commit
+and command). The figures show what each tool draws, not what it gives on a well-trained model: a 2-minute model is weak.
 Steps whose output exists in ``--work`` are not run again (the training above all).
 """
 
@@ -28,6 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from common import add_json_argument, report
 from matplotlib.figure import Figure
 from PIL import Image
 
@@ -113,6 +115,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/uncertainty_figures"))
     parser.add_argument("--out", type=Path, default=Path("docs/images"))
+    add_json_argument(parser, "uncertainty_figures")
     args = parser.parse_args()
     work, out = args.work, args.out
     train, val, weights = prepare(work)
@@ -124,12 +127,14 @@ def main() -> None:
     save_small(work / "select" / "contact_sheet.png", out / "uncertainty_select.png")
     gfocal("analyze", "fusion", "--weights", str(weights), "--data", str(val), "--scales", "0.83", "1.0", "1.2",
            "--flip", "--json", str(work / "fusion.json"))  # fmt: skip
-    fusion_chart(json.loads((work / "fusion.json").read_text()), out / "uncertainty_fusion.png")
+    fusion = json.loads((work / "fusion.json").read_text())
+    fusion_chart(fusion, out / "uncertainty_fusion.png")
     gfocal("analyze", "range", "--data", str(train), "--weights", str(weights), "--json", str(work / "range.json"))
-    range_chart(json.loads((work / "range.json").read_text()), out / "uncertainty_range.png")
-    for name in ("calibration", "select", "fusion", "range"):
-        path = out / f"uncertainty_{name}.png"
-        print(f"{path}: {path.stat().st_size} bytes")
+    ranges = json.loads((work / "range.json").read_text())
+    range_chart(ranges, out / "uncertainty_range.png")
+    figures = {name: out / f"uncertainty_{name}.png" for name in ("calibration", "select", "fusion", "range")}
+    sizes = {str(path): path.stat().st_size for path in figures.values()}
+    report({"train_options": TRAIN_OPTIONS, "fusion": fusion, "range": ranges, "png_bytes": sizes}, args.json)
 
 
 if __name__ == "__main__":

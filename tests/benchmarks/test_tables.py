@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 import tables  # noqa: E402
+import tables_tools  # noqa: E402
 
 
 def test_every_generated_table_in_the_docs_is_what_the_committed_results_give():
@@ -55,3 +56,72 @@ def test_paired_table_differences_are_per_seed_against_the_reference(tmp_path: P
 def test_an_unknown_table_name_is_an_error():
     with pytest.raises(KeyError, match="no_such_table"):
         tables.render_document("<!-- table: no_such_table -->\nold\n<!-- end table -->\n", tables.RESULTS)
+
+
+def _write(folder: Path, name: str, data: dict) -> None:
+    provenance = {
+        "command": "python x.py",
+        "gfocal_commit": "abcdef0123",
+        "machine": {"cpu": "Test CPU", "threads": 2, "cuda": None, "torch": "9.9"},
+        "load_average": [0.4, 1.3, 2.0],
+    }
+    (folder / name).write_text(json.dumps({**provenance, **data}))
+
+
+def test_speed_tables_show_each_mode_with_first_calls_and_the_ratio_to_mmdetection(tmp_path: Path):
+    timings = {
+        "fp32": {"inference_ms": 1500.0, "train_step_batch2_ms": 9000.0},
+        "bf16_channels_last": {"inference_ms": 300.0, "train_step_batch2_ms": 3000.0},
+        "bf16_channels_last_compiled": {"inference_ms": 250.0, "inference_first_call_s": 16.4},
+        "mmdet_fp32": {"inference_ms": 1000.0, "train_step_batch2_ms": 10000.0},
+    }
+    _write(tmp_path, "cpu.json", {"r50": timings})
+    rows = tables.speed_table({"r50": "cpu.json"}, tmp_path).splitlines()
+    assert rows[2] == "| gfocal fp32 | 1.50 s | 9.00 s |"
+    assert [row.split(" | ")[1:] for row in rows[3:5]] == [
+        ["300 ms", "3.00 s |"],
+        ["250 ms (first call 16 s)", "not measured |"],
+    ]
+    assert rows[-1].endswith(
+        "Test CPU, 2 threads, torch 9.9, gfocal abcdef0, by `python x.py` (load average 1.3 over the last 5 minutes)."
+    )
+    goals = tables.goals_table("cpu.json", "r50", tmp_path).splitlines()
+    assert goals[2].startswith("| inference time, `auto` | ≤ 0.35x | **0.30x** | 300 ms | 1.00 s |")
+    assert goals[3].startswith("| training step time")  # fp32 + channels_last was not measured: no row
+    assert "| **0.30x** |" in goals[3]  # 3 s against 10 s meets the 0.4x goal
+    timings["bf16_channels_last"]["inference_ms"] = 400.0
+    _write(tmp_path, "cpu.json", {"r50": timings})
+    assert "| 0.40x |" in tables.goals_table("cpu.json", "r50", tmp_path).splitlines()[2]  # misses 0.35x: not bold
+
+
+def test_ablation_differences_are_per_seed_and_a_file_without_provenance_says_where_it_came_from(tmp_path: Path):
+    def runs(*aps):
+        return [{"seed": seed, "AP": ap} for seed, ap in enumerate(aps)]
+
+    results = {
+        "ATSS baseline (FL)": {"id": "atss", "runs": runs(0.10, 0.12)},
+        "GFL = QFL + DFL": {"id": "gfl", "runs": runs(0.11, 0.11)},
+    }
+    (tmp_path / "a.json").write_text(json.dumps({"results": results}))
+    rows = tables.seed_differences_table("a.json", [("gfl", "atss")], tmp_path, "an older run").splitlines()
+    assert rows[2] == "| GFL − ATSS baseline | +1.0 | −1.0 | +0.0 |"
+    assert rows[-1] == "Source: `docs/results/a.json`, an older run."
+
+
+def test_auroc_table_has_a_column_per_evaluation_and_says_when_the_run_stopped_early(tmp_path: Path):
+    def evaluation(iteration, value):
+        return {
+            "iteration": iteration,
+            "auroc": dict.fromkeys(tables_tools.AUROC_ROWS.values(), value),
+            "annotations": 9,
+            "ambiguous": 4,
+        }
+
+    runs = [evaluation(300, 0.61), evaluation(600, 0.7), evaluation(600, 0.7)]  # the last one repeated
+    _write(tmp_path, "a.json", {"complete": False, "settings": {"iterations": 1200}, "evaluations": runs})
+    rows = tables.auroc_table("a.json", tmp_path).splitlines()
+    assert rows[0] == "| statistic (AUROC, held-out objects) | 300 it. | 600 it. |"
+    assert rows[2] == "| **`ambiguity`** (label-free box score) | 0.61 | 0.70 |"
+    assert rows[-1].startswith(
+        "9 held-out objects, 4 of them ambiguous. The run was stopped after 600 of 1200 iterations."
+    )

@@ -104,3 +104,16 @@ def test_no_detections_gives_empty_arrays():
         (32, 32),
     )
     assert got["boxes"].shape == (0, 4) and got["labels"].shape == (0,)
+
+
+def test_a_box_the_clipping_empties_is_dropped():
+    """As the model's post-processing (tests/models/test_postprocess.py): a location beyond the image whose
+    box clips to zero width or height gives no detection; one whose box reaches into the image does."""
+    points = np.array([[8.0, 8.0], [56.0, 16.0], [56.0, 56.0], [48.0, 56.0]], np.float32)
+    boxes = np.array([[2, 2, 14, 14], [30, 10, 62, 22], [50, 50, 62, 62], [44, 20, 52, 62]], np.float32)
+    distances = np.concatenate([points - boxes[:, :2], boxes[:, 2:] - points], axis=1) / 8.0  # Dirac, strides
+    scores = np.zeros((4, 2), np.float32)
+    scores[[0, 1, 2, 3], [0, 1, 0, 1]] = [0.5, 0.7, 0.9, 0.8]
+    got = decode(scores, distances, points, np.full(4, 8.0, np.float32), DecodeSettings(num_classes=2), (40, 40))
+    np.testing.assert_allclose(got["scores"], [0.7, 0.5])
+    np.testing.assert_allclose(got["boxes"], [[30, 10, 40, 22], [2, 2, 14, 14]])

@@ -4,7 +4,8 @@ Both see the same head outputs (random, at every level) and the same ground trut
 batch of images of different sizes: mmdetection's valid flags come from each image's ``pad_shape``
 (its size rounded up to 32, as its data preprocessor sets it), gfocal's from
 :func:`gfocal.models.assigner.valid_locations`. The boxes include tiny ones, ones on the image
-border and an image without any.
+border, one without width (mmdetection's COCO reader drops it, gfocal's readers and model refuse it; here
+both heads see it and give it no positive) and an image without any.
 
 GFLv2: mmdetection 3.3 has no DGQP head (no ``GFLHeadV2`` in ``mmdet.models.dense_heads``); its
 GFL loss is fed the joint score ``sigmoid(cls) * sigmoid(quality)`` as logits
@@ -39,10 +40,11 @@ IMAGE_SIZES = [(160, 192), (100, 90), (150, 130)]
 BOXES = [
     # large, tiny (3 x 4 px), on the top-left and bottom-right borders
     [[20.0, 30.0, 150.0, 140.0], [60.0, 60.0, 63.0, 64.0], [0.0, 0.0, 40.0, 25.0], [150.0, 120.0, 192.0, 160.0]],
-    [[10.0, 5.0, 90.0, 100.0], [44.0, 50.5, 46.0, 53.0]],  # the whole image, a tiny box
+    # the whole image, a tiny box, a box without width (no positive on either side: no point is inside it)
+    [[10.0, 5.0, 90.0, 100.0], [44.0, 50.5, 46.0, 53.0], [30.0, 40.0, 30.0, 70.0]],
     [],  # no ground truth
 ]
-LABELS = [[0, 2, 1, 1], [2, 0], []]
+LABELS = [[0, 2, 1, 1], [2, 0, 1], []]
 
 
 def build_mmdet_head(**settings):

@@ -96,6 +96,18 @@ def test_a_box_smaller_than_the_stride_still_gets_a_positive_when_it_covers_a_po
     assert len(positives) == 1 and grid.points[positives[0]].tolist() == [40.0, 40.0]
 
 
+@pytest.mark.parametrize("empty", [[40.0, 30.0, 40.0, 70.0], [20.0, 50.0, 90.0, 50.0], [60.0, 60.0, 60.0, 60.0]])
+def test_a_box_without_width_or_height_gets_no_positive_and_changes_no_other_assignment(empty):
+    """As mmdetection's ATSSAssigner: no point lies more than 0.01 px inside it. (Readers drop such boxes
+    and the model refuses them; this is the assigner's own behaviour.)"""
+    grid = grid_for(128)
+    boxes = torch.tensor([[[20.0, 20.0, 60.0, 70.0], [30.0, 35.0, 50.0, 60.0]]])
+    alone = atss_assign(grid, boxes, torch.ones(1, 2, dtype=torch.bool))
+    with_empty = atss_assign(grid, torch.cat([boxes, torch.tensor([[empty]])], 1), torch.ones(1, 3, dtype=torch.bool))
+    assert alone.positive.any()
+    assert torch.equal(with_empty.gt_index, alone.gt_index)  # index 2 (the empty box) nowhere
+
+
 def test_a_thousand_boxes_in_one_image():
     generator = torch.Generator().manual_seed(0)
     grid = grid_for(512)

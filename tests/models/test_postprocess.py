@@ -109,3 +109,19 @@ def test_more_than_pre_nms_top_k_on_a_level_keeps_its_top_k_and_other_levels_the
     assert len(scores) == 1300
     assert (scores >= 0.09).sum() == 1000 and scores[scores >= 0.09].min() > level_0[199][3]
     assert (scores < 0.09).sum() == 300
+
+
+def test_a_box_the_clipping_empties_is_dropped_as_mmdetection_does():
+    """Locations beyond the image (the padding of a batch) decode too; a box wholly beyond the image
+    clips to zero width and is no detection (mmdetection's min_bbox_size=0); one reaching into it stays."""
+    grid = grid_of((8, 8))  # points every 8 px from 0 to 56: a 64 x 64 batch
+    placed = [
+        (9, [2.0, 2.0, 14.0, 14.0], 0, 0.5),  # point (8, 8), inside the image
+        (23, [30.0, 10.0, 62.0, 22.0], 1, 0.7),  # point (56, 16), beyond it, the box reaching into it
+        (63, [50.0, 50.0, 62.0, 62.0], 0, 0.9),  # point (56, 56): clipped to the point (40, 40)
+        (62, [44.0, 20.0, 52.0, 62.0], 1, 0.8),  # point (48, 56): clipped to zero width at x = 40
+    ]
+    scores, boxes = outputs(grid, placed)
+    result = postprocess_image(CONFIG, DiracBoxes(), scores, None, boxes, grid, (40, 40))
+    assert result["scores"].tolist() == pytest.approx([0.7, 0.5])
+    torch.testing.assert_close(result["boxes"], torch.tensor([[30.0, 10.0, 40.0, 22.0], [2.0, 2.0, 14.0, 14.0]]))

@@ -95,8 +95,8 @@ def batched_detections(
     model: GFLDetector, scored: ScoredOutputs, height: int, width: int, edge_std: bool = False
 ) -> tuple[Tensor, ...]:
     """:func:`gfocal.models.postprocess.postprocess_image` for a whole batch of one image size,
-    written with fixed-rank tensors so that it exports: per-level top-k, threshold, decode,
-    class-aware NMS (per image and class), at most ``max_detections`` per image.
+    written with fixed-rank tensors so that it exports: per-level top-k, threshold, decode, clip (empty
+    boxes dropped), class-aware NMS (per image and class), at most ``max_detections`` per image.
 
     Returns:
         boxes [N, D, 4], scores [N, D], labels [N, D] int64 (-1 when empty), num_detections [N] int64,
@@ -130,6 +130,7 @@ def batched_detections(
         ),
         dim=-1,
     )
+    valid = valid & ((boxes[..., 2:] - boxes[..., :2]) > 0).all(-1)  # clipped to nothing: no detection
     if edge_std:  # carried through NMS as 4 more columns of the boxes
         probs = model.head.box_coding.distributions(selected)  # [N, K, 4, B]
         spread = distribution_std(probs) * grid.strides[locations].unsqueeze(-1) * config.std_scale  # [N, K, 4]

@@ -168,6 +168,16 @@ def decode(
         boxes, spread = _distance_boxes(outputs, points[locations], strides[locations])
     height, width = image_size
     boxes = np.clip(boxes, 0, np.array([width, height, width, height], np.float32)).astype(np.float32)
+    # A box the clipping empties (a location beyond the image) is no detection (mmdetection's min_bbox_size=0).
+    nonempty = ((boxes[:, 2:] - boxes[:, :2]) > 0).all(1)
+    boxes, kept_scores, labels, locations = (
+        boxes[nonempty],
+        kept_scores[nonempty],
+        labels[nonempty],
+        locations[nonempty],
+    )
+    if spread is not None:
+        spread = spread[nonempty]
 
     # 3. Class-aware NMS, at most max_detections, then back to original pixels.
     keep = _class_aware_nms(boxes, kept_scores, labels, settings.nms_iou_threshold)[: settings.max_detections]

@@ -1,4 +1,4 @@
-"""From per-location outputs to detections: per-level top-k, decode, class-aware NMS.
+"""From per-location outputs to detections: per-level top-k, decode, clip, class-aware NMS.
 
 Shape letters:
     A  locations of one image      C  classes      K  detections kept
@@ -40,7 +40,8 @@ def postprocess_image(
         score_factors (Tensor[A] | None): centerness multiplied in after thresholding (ATSS baseline).
         box_outputs (Tensor[A, 4*B]): edge distribution logits or stride-unit distances.
         grid: the locations' points, strides and level sizes.
-        image_size: (height, width) of the image before padding; boxes are clipped to it.
+        image_size: (height, width) of the image before padding; boxes are clipped to it, and those
+            the clipping leaves without width or height are dropped.
         return_distributions: also return ``box_distributions`` (Tensor[K, 4, B], probabilities
             over bins, edges left, top, right, bottom), ``edge_std`` (Tensor[K, 4], standard deviation
             of each edge in pixels, times ``config.std_scale``) and ``bin_size`` (Tensor[K, 4], pixels
@@ -78,6 +79,11 @@ def postprocess_image(
         ),
         dim=-1,
     )
+    # A location beyond the image (in the padding of a batch) can decode to a box that the clipping
+    # empties; such a box is no detection, as in mmdetection (min_bbox_size=0 keeps width, height > 0).
+    nonempty = ((boxes[:, 2:] - boxes[:, :2]) > 0).all(1)  # [K']
+    boxes, scores, labels = boxes[nonempty], scores[nonempty], labels[nonempty]
+    locations, selected_outputs = locations[nonempty], selected_outputs[nonempty]
     keep = batched_nms(boxes, scores, labels, config.nms_iou_threshold)[: config.max_detections]
     result = {"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep]}
     if return_distributions:

@@ -1,0 +1,73 @@
+"""The CPU speed tables of README.md and docs/performance.md, from ``benchmarks/cpu.py``'s JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from results import duration, load, source_line
+
+# cpu.py's modes, in table order, with their row labels.
+MODES = {
+    "fp32": "gfocal fp32",
+    "fp32_channels_last": "gfocal fp32 + channels_last",
+    "bf16": "gfocal bf16",
+    "bf16_channels_last": "**gfocal bf16 + channels_last** (`auto` on a CPU with native bf16)",
+    "bf16_channels_last_compiled": "gfocal bf16 + channels_last + `--compile`",
+    "mmdet_fp32": "mmdetection GFL, fp32",
+}
+CONFIGS = {"small": "small, 320 x 320", "r50": "R50, 800 x 1216"}
+# The fast path's goals against mmdetection: (our mode, timing, label, the highest time ratio that meets it).
+GOALS = [
+    ("bf16_channels_last", "inference_ms", "inference time, `auto`", 0.35),
+    ("fp32_channels_last", "inference_ms", "inference time, fp32 + channels_last", 0.8),
+    ("bf16_channels_last", "train_step_batch2_ms", "training step time, `auto` (throughput ≥ 2.5x)", 0.4),
+]
+
+
+def _cell(timings: dict[str, Any] | None, key: str, first_key: str, first_name: str) -> str:
+    """A timing, with the first call's seconds where compiling made it differ."""
+    if timings is None or key not in timings:
+        return "not measured"
+    first = f" ({first_name} {timings[first_key]:.0f} s)" if first_key in timings else ""
+    return duration(timings[key]) + first
+
+
+def speed_table(files: dict[str, str], results: Path) -> str:
+    """One row per mode, inference and training step per config; ``files`` maps a config to the cpu.py
+    output holding it (several configs may share a file)."""
+    data = {config: load(results, name) for config, name in files.items()}
+    lines = [
+        "| | " + " | ".join(f"{CONFIGS[c]}: inference | training step" for c in files) + " |",
+        "|---|" + "---|---|" * len(files),
+    ]
+    for mode, label in MODES.items():
+        if not any(mode in data[c][c] for c in files):
+            continue
+        cells = []
+        for config in files:
+            timings = data[config][config].get(mode)
+            cells += [
+                _cell(timings, "inference_ms", "inference_first_call_s", "first call"),
+                _cell(timings, "train_step_batch2_ms", "train_first_step_s", "first step"),
+            ]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    sources = [source_line(name, load(results, name)) for name in dict.fromkeys(files.values())]
+    return "\n".join(lines) + "\n\n" + "\n\n".join(sources)
+
+
+def goals_table(name: str, config: str, results: Path) -> str:
+    """gfocal's time against mmdetection's in the same run, for each goal of the fast path."""
+    data = load(results, name)
+    measured = data[config]
+    if "mmdet_fp32" not in measured:
+        return f"mmdetection was not importable in this run.\n\n{source_line(name, data)}"
+    lines = ["| time against mmdetection's | goal | measured | gfocal | mmdetection |", "|---|---|---|---|---|"]
+    for mode, key, label, goal in GOALS:
+        ours, theirs = measured.get(mode, {}).get(key), measured["mmdet_fp32"].get(key)
+        if ours is None or theirs is None:
+            continue
+        ratio = ours / theirs
+        mark = "**" if ratio <= goal else ""
+        lines.append(f"| {label} | ≤ {goal}x | {mark}{ratio:.2f}x{mark} | {duration(ours)} | {duration(theirs)} |")
+    return "\n".join([*lines, "", source_line(name, data)])
