@@ -146,3 +146,18 @@ def test_input_not_mutated():
     merge_distribution_aware(dets, cut_of(dets, windows))
     merge_nmm(dets)
     assert all(torch.equal(before[k], dets[k]) for k in dets)
+
+
+def test_views_nms_would_join_are_one_object_with_an_iou_rule():
+    # One object [90, 10, 110, 30] seen whole by both tiles; the right tile puts its bottom edge 8 px
+    # low (29% of the taller box, past the 25% tolerance) but the boxes still overlap by IoU 0.71.
+    dets, windows = detections(([90, 10, 110, 30], 0.9, "left"), ([90, 10, 110, 38], 0.8, "right"))
+    cut = cut_of(dets, windows)
+    assert len(merge_distribution_aware(dets, cut, iou_threshold=None)["boxes"]) == 2  # edges alone: a duplicate
+    merged = merge_distribution_aware(dets, cut, iou_threshold=0.5)
+    assert merged["boxes"].tolist() == [pytest.approx([90, 10, 110, (0.9 * 30 + 0.8 * 38) / 1.7])]
+
+
+def test_iou_rule_keeps_touching_objects_apart():
+    dets, windows = detections(([78, 10, 101, 30], 0.9, "left"), ([99, 10, 121, 30], 0.85, "right"))
+    assert len(merge_distribution_aware(dets, cut_of(dets, windows), iou_threshold=0.5)["boxes"]) == 2

@@ -72,10 +72,13 @@ def merge_nmm(detections: dict[str, Tensor], ios_threshold: float = 0.5) -> dict
     )
 
 
-def same_object(boxes: Tensor, cut: Tensor, tolerance: float) -> Callable[[Tensor, Tensor], Tensor]:
+def same_object(
+    boxes: Tensor, cut: Tensor, tolerance: float, iou_threshold: float | None = None
+) -> Callable[[Tensor, Tensor], Tensor]:
     """The matching rule of the distribution-aware merge: do two boxes describe the same object?
 
-    They must overlap, and each pair of corresponding edges must be consistent:
+    Either their IoU exceeds ``iou_threshold`` (what NMS calls one object), or they overlap and each
+    pair of corresponding edges is consistent:
 
     - neither edge cut by a tile border: they agree within ``tolerance`` of the larger box's extent
       along that axis (so two touching objects, whose near edges lie a box apart, stay two);
@@ -86,11 +89,13 @@ def same_object(boxes: Tensor, cut: Tensor, tolerance: float) -> Callable[[Tenso
         boxes (Tensor[K, 4]): xyxy in image pixels.
         cut (Tensor[K, 4] bool): edges on an inner tile border (:func:`gfocal.tiling.slicing.cut_edges`).
         tolerance: fraction of the box extent, e.g. 0.25.
+        iou_threshold: boxes overlapping by more than this IoU match whatever their edges; None: edges only.
 
     Returns:
         ``match(rows, cols)`` -> Tensor[I, J] bool, symmetric.
     """
     size = (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2)  # [K, 4]: width, height, width, height
+    area = size[:, :2].prod(-1)  # [K]
     outward = _outward(boxes)  # [K, 4]
 
     def match(rows: Tensor, cols: Tensor) -> Tensor:
@@ -102,7 +107,12 @@ def same_object(boxes: Tensor, cut: Tensor, tolerance: float) -> Callable[[Tenso
             True,
             torch.where(cut_row, beyond >= -allowed, torch.where(cut_col, beyond <= allowed, beyond.abs() <= allowed)),
         )  # [I, J, 4]
-        return consistent.all(-1) & (intersections(boxes[rows], boxes[cols]) > 0)
+        overlap = intersections(boxes[rows], boxes[cols])  # [I, J]
+        matched = consistent.all(-1) & (overlap > 0)
+        if iou_threshold is None:
+            return matched
+        iou = overlap / (area[rows, None] + area[None, cols] - overlap).clamp_min(1e-6)
+        return matched | (iou > iou_threshold)
 
     return match
 
@@ -111,6 +121,7 @@ def merge_distribution_aware(
     detections: dict[str, Tensor],
     cut: Tensor,
     tolerance: float = 0.25,
+    iou_threshold: float | None = None,
     border_weight: float = 0.0,
     min_std: float = 0.5,
 ) -> dict[str, Tensor]:
@@ -128,7 +139,7 @@ def merge_distribution_aware(
     Args:
         detections: ``{"boxes" [K, 4], "scores" [K], "labels" [K], "edge_std" [K, 4], ...}``, image pixels.
         cut (Tensor[K, 4] bool): edges on an inner tile border.
-        tolerance: see :func:`same_object`.
+        tolerance, iou_threshold: see :func:`same_object`.
         border_weight: weight factor of a cut edge, in [0, 1].
         min_std: floor of the standard deviation, pixels (a one-bin distribution would get an infinite weight).
 
@@ -138,7 +149,7 @@ def merge_distribution_aware(
     if "edge_std" not in detections:
         raise KeyError("the distribution-aware merge needs 'edge_std': predict with return_distributions=True")
     boxes, scores = detections["boxes"], detections["scores"]
-    pairs = matching_pairs(len(boxes), detections["labels"], same_object(boxes, cut, tolerance))
+    pairs = matching_pairs(len(boxes), detections["labels"], same_object(boxes, cut, tolerance, iou_threshold))
     clusters = greedy_clusters(scores, pairs)
     certainty = scores[:, None] / detections["edge_std"].clamp_min(min_std).square()  # [K, 4]
     weight = torch.where(cut, border_weight * certainty, certainty)  # [K, 4]

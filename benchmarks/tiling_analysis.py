@@ -1,0 +1,212 @@
+"""Why one tile merge scores above another: each merge's detections matched to the ground truth, box by box.
+
+    python benchmarks/tiling_analysis.py --weights W [--out runs/tiling] [--split test] [--json PATH]
+
+The scenes are ``benchmarks/tiling.py``'s (written under ``--out/data`` when missing; ``--split val``
+writes two more scenes, never used for training or for the reported table, on which thresholds are
+chosen). Every tile is predicted once (cached under ``--out/tile_detections``), then each merge runs
+on the same tile detections, and per merge:
+
+- COCO AP of the merged detections (up to 1000 per image), as the benchmark scores them;
+- an error breakdown at IoU 0.5, COCO's greedy matching in descending score per class, of the
+  detections scoring at least ``--min-score``: ``true`` (matches a ground-truth box not yet matched),
+  ``duplicate`` (its best ground-truth box of its class, IoU >= 0.5, is already matched by a better
+  detection: a second detection of one object), ``poor_box`` (best IoU with its class in [0.1, 0.5)),
+  ``wrong_class`` (IoU >= 0.5 only with another class), ``background``; and ``missed`` objects;
+- per object, the IoU of the best detection of its class (localisation): its mean over the objects
+  found (best IoU >= 0.5) and the share of those at IoU >= 0.75;
+
+each split by where the objects (and the detections' own boxes) lie (:func:`place`): crossed by an
+inner tile border, seen whole by two or more tiles, or seen by one tile only.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import torch
+from common import report
+from tiling import MAX_DETECTIONS, OVERLAP, TILE, write_split
+from torch import Tensor
+from torchvision.ops import box_iou
+
+from gfocal.data import load_dataset
+from gfocal.data.image_io import decode_image
+from gfocal.engine.evaluate import evaluate_detections
+from gfocal.image_geometry import clip_boxes
+from gfocal.models import load_model
+from gfocal.models.precision import autocast, prepare_for_inference, resolve_precision
+from gfocal.tiling import TiledDetector, TilingConfig
+from gfocal.tiling.merge import merge_distribution_aware, merge_nms
+from gfocal.tiling.slicing import tile_windows
+
+SPLITS = {"test": 2, "val": 2}  # scenes per split; "test" is the benchmark's
+MIN_IOU_POOR = 0.1
+GOOD_IOU = 0.75
+
+Detections = dict[str, Tensor]
+
+
+PLACES = ("cut", "overlap", "single")
+
+
+def place(boxes: Tensor, image_size: tuple[int, int]) -> Tensor:
+    """Tensor[M] int64 index into :data:`PLACES` for boxes (Tensor[M, 4] xyxy): 0 "cut" (an inner tile
+    border runs through the box: some tile sees it cut), 1 "overlap" (seen whole by two or more tiles,
+    cut by none), 2 "single" (seen by one tile only)."""
+    height, width = image_size
+    windows = tile_windows(height, width, TILE, OVERLAP).to(boxes.dtype)  # [T, 4]
+    xs = torch.cat((windows[:, 0][windows[:, 0] > 0], windows[:, 2][windows[:, 2] < width])).unique()
+    ys = torch.cat((windows[:, 1][windows[:, 1] > 0], windows[:, 3][windows[:, 3] < height])).unique()
+    crossed_x = ((boxes[:, None, 0] < xs) & (xs < boxes[:, None, 2])).any(-1)
+    crossed_y = ((boxes[:, None, 1] < ys) & (ys < boxes[:, None, 3])).any(-1)
+    inside = ((boxes[:, None, :2] >= windows[None, :, :2]) & (boxes[:, None, 2:] <= windows[None, :, 2:])).all(-1)
+    seen_whole = inside.sum(-1)  # [M]
+    return torch.where(crossed_x | crossed_y, 0, torch.where(seen_whole >= 2, 1, 2))
+
+
+def match_to_truth(detections: Detections, truth_boxes: Tensor, truth_labels: Tensor) -> tuple[list[str], Tensor]:
+    """COCO-style greedy matching at IoU 0.5; a kind for each detection (in descending score) and,
+    per ground-truth box, the best IoU of a detection of its class (0 when there is none).
+
+    Returns:
+        (kinds, best_iou): K strings (see the module docstring), Tensor[M].
+    """
+    order = detections["scores"].argsort(descending=True)
+    boxes, labels = detections["boxes"][order].float(), detections["labels"][order]
+    iou = (
+        box_iou(boxes, truth_boxes.float())
+        if len(boxes) and len(truth_boxes)
+        else boxes.new_zeros(len(boxes), len(truth_boxes))
+    )
+    same = labels[:, None] == truth_labels[None, :]  # [K, M]
+    iou_same = torch.where(same, iou, 0.0)
+    taken = torch.zeros(len(truth_boxes), dtype=torch.bool)
+    kinds = []
+    for row in range(len(boxes)):
+        free = torch.where(taken, -1.0, iou_same[row])
+        if len(free) and free.max() >= 0.5:
+            taken[free.argmax()] = True
+            kinds.append("true")
+        elif len(free) and iou_same[row].max() >= 0.5:
+            kinds.append("duplicate")
+        elif len(free) and iou_same[row].max() >= MIN_IOU_POOR:
+            kinds.append("poor_box")
+        elif len(free) and iou[row].max() >= 0.5:
+            kinds.append("wrong_class")
+        else:
+            kinds.append("background")
+    best = iou_same.amax(0) if len(boxes) else truth_boxes.new_zeros(len(truth_boxes))
+    return kinds, best
+
+
+def breakdown(merged: list[Detections], truths: list[tuple[Tensor, Tensor]], sizes, min_score: float) -> dict:
+    """Error counts and localisation of ``merged`` (one dict per scene), per :data:`PLACES` of the objects."""
+    counts = {where: {} for where in PLACES}
+    best_iou, places = [], []
+    for detections, (truth_boxes, truth_labels), size in zip(merged, truths, sizes):
+        kept = detections["scores"] >= min_score
+        detections = {key: value[kept] for key, value in detections.items()}
+        kinds, best = match_to_truth(detections, truth_boxes, truth_labels)
+        # A detection counts where its own box lies (a background box has no object to go by).
+        boxes = detections["boxes"][detections["scores"].argsort(descending=True)]
+        for kind, index in zip(kinds, place(boxes, size).tolist()):
+            counts[PLACES[index]][kind] = counts[PLACES[index]].get(kind, 0) + 1
+        best_iou.append(best)
+        places.append(place(truth_boxes, size))
+    best_iou, places = torch.cat(best_iou), torch.cat(places)
+    objects = {}
+    for index, name in enumerate(PLACES):
+        ious = best_iou[places == index]
+        found = ious[ious >= 0.5]
+        objects[name] = {
+            "objects": len(ious),
+            "missed": len(ious) - len(found),
+            "mean_best_iou_found": round(float(found.mean()), 4),
+            "share_iou_075_of_found": round(float((found >= GOOD_IOU).float().mean()), 4),
+            "detections": dict(sorted(counts[name].items())),
+        }
+    return objects
+
+
+def tile_detections(weights: Path, records, cache: Path, precision: str) -> list[tuple[Detections, Tensor]]:
+    """Every scene's tile detections before merging, with their cut edges (computed once, then cached)."""
+    if cache.exists():
+        return torch.load(cache)
+    tiled = TiledDetector(prepare_for_inference(load_model(weights)), TilingConfig(TILE, OVERLAP, "dist"))
+    chosen = resolve_precision(precision, torch.device("cpu"))
+    scenes = []
+    with torch.inference_mode(), autocast(chosen):
+        for image in records.images:
+            detections, cut = tiled.tile_detections(decode_image(image.path), with_distributions=True)
+            scenes.append(
+                ({key: value.float() if value.is_floating_point() else value for key, value in detections.items()}, cut)
+            )
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(scenes, cache)
+    return scenes
+
+
+def clip(detections: Detections, image_size: tuple[int, int]) -> Detections:
+    """The merged detections with boxes clipped to the image, as :class:`TiledDetector` returns them."""
+    return {**detections, "boxes": clip_boxes(detections["boxes"], image_size)}
+
+
+def merges() -> dict[str, Callable[[Detections, Tensor], Detections]]:
+    """The merges compared, by name; each takes ``(detections, cut)``: NMS, and the distribution-aware
+    merge with edge tolerances 0.25 (its first default), 0.35 and 0.5, alone and with NMS's IoU rule
+    (boxes overlapping by IoU > 0.5 are one object whatever their edges)."""
+    return {
+        "nms": lambda detections, cut: merge_nms(detections),
+        **{
+            f"dist_tol{tolerance}" + ("_iou0.5" if iou else ""): partial(
+                merge_distribution_aware, tolerance=tolerance, iou_threshold=iou
+            )
+            for iou in (None, 0.5)
+            for tolerance in (0.25, 0.35, 0.5)
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", required=True)
+    parser.add_argument("--out", default="runs/tiling", help="the benchmark's folder (its data/ is reused)")
+    parser.add_argument("--split", default="test", choices=tuple(SPLITS))
+    parser.add_argument("--min-score", type=float, default=0.3, help="detections counted in the breakdown")
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--seed", type=int, default=0, help="the benchmark's data seed")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    out, weights = Path(args.out), Path(args.weights)
+    json_path = out / "data" / f"{args.split}.json"
+    if not json_path.exists():
+        write_split(out / "data", args.split, SPLITS[args.split], args.seed)
+    records = load_dataset(json_path)
+    cache = out / "tile_detections" / f"{weights.parent.name}_{args.split}.pt"
+    scenes = tile_detections(weights, records, cache, args.precision)
+    truths = [
+        (torch.tensor([a.box for a in image.annotations]), torch.tensor([a.label for a in image.annotations]))
+        for image in records.images
+    ]
+    sizes = [(image.height, image.width) for image in records.images]
+    results = {}
+    for name, merge in merges().items():
+        merged = [clip(merge(detections, cut), size) for (detections, cut), size in zip(scenes, sizes)]
+        coco = evaluate_detections(records, dict(enumerate(merged)), max_detections=MAX_DETECTIONS)
+        results[name] = {
+            **{metric: round(coco[metric], 4) for metric in ("AP", "AP50", "AP75")},
+            "detections": sum(len(d["scores"]) for d in merged),
+            "by_place": breakdown(merged, truths, sizes, args.min_score),
+        }
+    report(
+        {"weights": str(weights), "split": args.split, "min_score": args.min_score, "results": results},
+        args.json,
+    )
+
+
+if __name__ == "__main__":
+    main()
