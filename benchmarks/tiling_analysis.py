@@ -1,6 +1,6 @@
 """Why one tile merge scores above another: each merge's detections matched to the ground truth, box by box.
 
-    python benchmarks/tiling_analysis.py --weights W [--out runs/tiling] [--split test] [--json PATH]
+    python benchmarks/tiling_analysis.py --weights W [--out runs/tiling] [--split test] [--tile 416] [--json PATH]
 
 The scenes are ``benchmarks/tiling.py``'s (written under ``--out/data`` when missing; ``--split val``
 writes two more scenes, never used for training or for the reported table, on which thresholds are
@@ -17,7 +17,12 @@ on the same tile detections, and per merge:
   found (best IoU >= 0.5) and the share of those at IoU >= 0.75;
 
 each split by where the objects (and the detections' own boxes) lie (:func:`place`): crossed by an
-inner tile border, seen whole by two or more tiles, or seen by one tile only.
+inner tile border, seen whole by two or more tiles, or seen by one tile only. Before merging, the
+pairs of tile detections that NMS's rule (IoU > 0.5) and the edge rule of the distribution-aware
+merge call one object are compared (:func:`rule_agreement`).
+
+``--tile 128`` (network input 128 px too, so objects keep their trained scale) makes about half the
+objects (14-40 px) larger than the overlap (26 px): cut in every tile that sees them.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from gfocal.image_geometry import clip_boxes
 from gfocal.models import load_model
 from gfocal.models.precision import autocast, prepare_for_inference, resolve_precision
 from gfocal.tiling import TiledDetector, TilingConfig
-from gfocal.tiling.merge import merge_distribution_aware, merge_nms
+from gfocal.tiling.merge import merge_distribution_aware, merge_nms, same_object
 from gfocal.tiling.slicing import tile_windows
 
 SPLITS = {"test": 2, "val": 2}  # scenes per split; "test" is the benchmark's
@@ -53,12 +58,12 @@ Detections = dict[str, Tensor]
 PLACES = ("cut", "overlap", "single")
 
 
-def place(boxes: Tensor, image_size: tuple[int, int]) -> Tensor:
+def place(boxes: Tensor, image_size: tuple[int, int], tiling: TilingConfig) -> Tensor:
     """Tensor[M] int64 index into :data:`PLACES` for boxes (Tensor[M, 4] xyxy): 0 "cut" (an inner tile
     border runs through the box: some tile sees it cut), 1 "overlap" (seen whole by two or more tiles,
     cut by none), 2 "single" (seen by one tile only)."""
     height, width = image_size
-    windows = tile_windows(height, width, TILE, OVERLAP).to(boxes.dtype)  # [T, 4]
+    windows = tile_windows(height, width, tiling.tile, tiling.overlap).to(boxes.dtype)  # [T, 4]
     xs = torch.cat((windows[:, 0][windows[:, 0] > 0], windows[:, 2][windows[:, 2] < width])).unique()
     ys = torch.cat((windows[:, 1][windows[:, 1] > 0], windows[:, 3][windows[:, 3] < height])).unique()
     crossed_x = ((boxes[:, None, 0] < xs) & (xs < boxes[:, None, 2])).any(-1)
@@ -103,7 +108,9 @@ def match_to_truth(detections: Detections, truth_boxes: Tensor, truth_labels: Te
     return kinds, best
 
 
-def breakdown(merged: list[Detections], truths: list[tuple[Tensor, Tensor]], sizes, min_score: float) -> dict:
+def breakdown(
+    merged: list[Detections], truths: list[tuple[Tensor, Tensor]], sizes, tiling: TilingConfig, min_score: float
+) -> dict:
     """Error counts and localisation of ``merged`` (one dict per scene), per :data:`PLACES` of the objects."""
     counts = {where: {} for where in PLACES}
     best_iou, places = [], []
@@ -113,10 +120,10 @@ def breakdown(merged: list[Detections], truths: list[tuple[Tensor, Tensor]], siz
         kinds, best = match_to_truth(detections, truth_boxes, truth_labels)
         # A detection counts where its own box lies (a background box has no object to go by).
         boxes = detections["boxes"][detections["scores"].argsort(descending=True)]
-        for kind, index in zip(kinds, place(boxes, size).tolist()):
+        for kind, index in zip(kinds, place(boxes, size, tiling).tolist()):
             counts[PLACES[index]][kind] = counts[PLACES[index]].get(kind, 0) + 1
         best_iou.append(best)
-        places.append(place(truth_boxes, size))
+        places.append(place(truth_boxes, size, tiling))
     best_iou, places = torch.cat(best_iou), torch.cat(places)
     objects = {}
     for index, name in enumerate(PLACES):
@@ -132,11 +139,43 @@ def breakdown(merged: list[Detections], truths: list[tuple[Tensor, Tensor]], siz
     return objects
 
 
-def tile_detections(weights: Path, records, cache: Path, precision: str) -> list[tuple[Detections, Tensor]]:
-    """Every scene's tile detections before merging, with their cut edges (computed once, then cached)."""
+def rule_agreement(scenes: list[tuple[Detections, Tensor]], min_score: float, tolerance: float = 0.25) -> dict:
+    """Which pairs of tile detections (same class, both scoring at least ``min_score``) the edge rule of
+    :func:`~gfocal.tiling.merge.same_object` joins, against NMS's rule (IoU > 0.5); for the pairs NMS joins
+    and the edge rule does not, the largest disagreement of an edge as a share of the box extent."""
+    nms_pairs = edge_pairs = edge_only = 0
+    largest = []
+    for detections, cut in scenes:
+        kept = detections["scores"] >= min_score
+        boxes, labels, cut = detections["boxes"][kept], detections["labels"][kept], cut[kept]
+        everything = torch.arange(len(boxes))
+        upper = torch.ones(len(boxes), len(boxes), dtype=torch.bool).triu(1) & (labels[:, None] == labels[None, :])
+        by_iou = upper & (box_iou(boxes, boxes) > 0.5)  # [K, K]
+        by_edges = upper & same_object(boxes, cut, tolerance)(everything, everything)
+        nms_pairs, edge_pairs = nms_pairs + int(by_iou.sum()), edge_pairs + int((by_iou & by_edges).sum())
+        edge_only += int((by_edges & ~by_iou).sum())
+        i, j = (by_iou & ~by_edges).nonzero().T
+        extent = (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2)  # [K, 4]
+        largest.append(((boxes[i] - boxes[j]).abs() / extent[i].maximum(extent[j])).amax(-1))
+    largest = torch.cat(largest)
+    return {
+        "pairs_iou_over_0.5": nms_pairs,
+        "of_which_the_edge_rule_joins": edge_pairs,
+        "pairs_only_the_edge_rule_joins": edge_only,
+        "largest_edge_gap_of_the_rest_quantiles_10_50_90": [
+            round(q, 3) for q in largest.quantile(torch.tensor([0.1, 0.5, 0.9])).tolist()
+        ],
+    }
+
+
+def tile_detections(
+    weights: Path, records, tiling: TilingConfig, cache: Path, precision: str
+) -> list[tuple[Detections, Tensor]]:
+    """Every scene's tile detections before merging, with their cut edges (computed once, then cached). The
+    network input is the tile's size: objects keep the scale they were trained at whatever the tile."""
     if cache.exists():
         return torch.load(cache)
-    tiled = TiledDetector(prepare_for_inference(load_model(weights)), TilingConfig(TILE, OVERLAP, "dist"))
+    tiled = TiledDetector(prepare_for_inference(load_model(weights, image_size=tiling.tile)), tiling)
     chosen = resolve_precision(precision, torch.device("cpu"))
     scenes = []
     with torch.inference_mode(), autocast(chosen):
@@ -156,18 +195,20 @@ def clip(detections: Detections, image_size: tuple[int, int]) -> Detections:
 
 
 def merges() -> dict[str, Callable[[Detections, Tensor], Detections]]:
-    """The merges compared, by name; each takes ``(detections, cut)``: NMS, and the distribution-aware
-    merge with edge tolerances 0.25 (its first default), 0.35 and 0.5, alone and with NMS's IoU rule
-    (boxes overlapping by IoU > 0.5 are one object whatever their edges)."""
+    """The merges compared, by name; each takes ``(detections, cut)``. NMS, and the distribution-aware
+    merge as first built (edge tolerance 0.25, edges a weighted mean), with NMS's IoU rule added
+    (``iou``: boxes overlapping by IoU > 0.5 are one object whatever their edges), looser tolerances,
+    and each edge taken from the most certain member (``best``) or from the best-scoring one whose
+    edge is not cut (``best_score``: the spread left out, by a floor on it that all edges are under)."""
+    dist = merge_distribution_aware
     return {
         "nms": lambda detections, cut: merge_nms(detections),
-        **{
-            f"dist_tol{tolerance}" + ("_iou0.5" if iou else ""): partial(
-                merge_distribution_aware, tolerance=tolerance, iou_threshold=iou
-            )
-            for iou in (None, 0.5)
-            for tolerance in (0.25, 0.35, 0.5)
-        },
+        "dist_tol0.25": dist,
+        "dist_tol0.25_iou": partial(dist, iou_threshold=0.5),
+        "dist_tol0.25_iou_best": partial(dist, iou_threshold=0.5, edges="most_certain"),
+        "dist_tol0.25_iou_best_score": partial(dist, iou_threshold=0.5, edges="most_certain", min_std=1e6),
+        "dist_tol0.35_iou_best": partial(dist, tolerance=0.35, iou_threshold=0.5, edges="most_certain"),
+        "dist_tol0.5_iou_best": partial(dist, tolerance=0.5, iou_threshold=0.5, edges="most_certain"),
     }
 
 
@@ -176,18 +217,21 @@ def main() -> None:
     parser.add_argument("--weights", required=True)
     parser.add_argument("--out", default="runs/tiling", help="the benchmark's folder (its data/ is reused)")
     parser.add_argument("--split", default="test", choices=tuple(SPLITS))
+    parser.add_argument("--tile", type=int, default=TILE, help="tile side, pixels (also the network input size)")
+    parser.add_argument("--overlap", type=float, default=OVERLAP)
     parser.add_argument("--min-score", type=float, default=0.3, help="detections counted in the breakdown")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--seed", type=int, default=0, help="the benchmark's data seed")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     out, weights = Path(args.out), Path(args.weights)
+    tiling = TilingConfig(args.tile, args.overlap, "dist")
     json_path = out / "data" / f"{args.split}.json"
     if not json_path.exists():
         write_split(out / "data", args.split, SPLITS[args.split], args.seed)
     records = load_dataset(json_path)
-    cache = out / "tile_detections" / f"{weights.parent.name}_{args.split}.pt"
-    scenes = tile_detections(weights, records, cache, args.precision)
+    cache = out / "tile_detections" / f"{weights.parent.name}_{args.split}_{args.tile}_{args.overlap}.pt"
+    scenes = tile_detections(weights, records, tiling, cache, args.precision)
     truths = [
         (torch.tensor([a.box for a in image.annotations]), torch.tensor([a.label for a in image.annotations]))
         for image in records.images
@@ -200,10 +244,15 @@ def main() -> None:
         results[name] = {
             **{metric: round(coco[metric], 4) for metric in ("AP", "AP50", "AP75")},
             "detections": sum(len(d["scores"]) for d in merged),
-            "by_place": breakdown(merged, truths, sizes, args.min_score),
+            "by_place": breakdown(merged, truths, sizes, tiling, args.min_score),
         }
     report(
-        {"weights": str(weights), "split": args.split, "min_score": args.min_score, "results": results},
+        {
+            **{"weights": str(weights), "split": args.split, "tile": args.tile, "overlap": args.overlap},
+            **{"objects": sum(len(boxes) for boxes, _ in truths), "min_score": args.min_score},
+            "rule_agreement": rule_agreement(scenes, args.min_score),
+            "results": results,
+        },
         args.json,
     )
 

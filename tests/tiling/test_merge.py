@@ -161,3 +161,26 @@ def test_views_nms_would_join_are_one_object_with_an_iou_rule():
 def test_iou_rule_keeps_touching_objects_apart():
     dets, windows = detections(([78, 10, 101, 30], 0.9, "left"), ([99, 10, 121, 30], 0.85, "right"))
     assert len(merge_distribution_aware(dets, cut_of(dets, windows), iou_threshold=0.5)["boxes"]) == 2
+
+
+def test_most_certain_edges_are_taken_not_averaged():
+    dets, windows = detections(([100, 10, 110, 20], 0.5, "left"), ([102, 12, 112, 22], 0.5, "left"))
+    dets["edge_std"] = torch.tensor([[1.0, 3.0, 1.0, 3.0], [3.0, 1.0, 3.0, 1.0]])
+    merged = merge_distribution_aware(dets, cut_of(dets, windows), edges="most_certain")["boxes"][0]
+    assert merged.tolist() == [100, 12, 110, 22]  # x from the first box, y from the second, unmoved
+
+
+def test_most_certain_edges_skip_cut_ones_and_keep_their_distribution():
+    # The cut view scores higher and its edges are sharper; its cut right edge still loses to the whole view's.
+    dets, windows = detections(([100, 10, 120, 30], 0.95, "left"), ([101, 11, 130, 30], 0.6, "right"))
+    dets["edge_std"][0] = 0.5
+    dets["box_distributions"] = torch.stack((torch.full((4, 3), 0.1), torch.full((4, 3), 0.9)))  # [K, 4, B]
+    merged = merge_distribution_aware(dets, cut_of(dets, windows), edges="most_certain")
+    assert merged["boxes"].tolist() == [[100, 10, 130, 30]]
+    assert merged["box_distributions"][0, :, 0].tolist() == pytest.approx([0.1, 0.1, 0.9, 0.1])
+
+
+def test_unknown_edge_fusion_is_an_error():
+    dets, windows = detections(([100, 10, 120, 30], 0.9, "left"))
+    with pytest.raises(ValueError, match="most_certain"):
+        merge_distribution_aware(dets, cut_of(dets, windows), edges="median")

@@ -124,6 +124,7 @@ def merge_distribution_aware(
     iou_threshold: float | None = None,
     border_weight: float = 0.0,
     min_std: float = 0.5,
+    edges: str = "mean",
 ) -> dict[str, Tensor]:
     """Fuse the detections that are the same object, edge by edge, weighted by each edge's certainty.
 
@@ -134,7 +135,8 @@ def merge_distribution_aware(
     observations": the spread of a distribution tracks the ambiguity of the boundary). An edge on
     an inner tile border is weighted ``border_weight`` times less (by default not at all): the
     detector clipped it there, and the object may go on. When every member's edge is cut, the
-    outermost is taken (each is a lower bound). The merged score is the keeper's.
+    outermost is taken (each is a lower bound). With ``edges="most_certain"`` each edge is instead
+    the one of the member with the largest weight, not a mean. The merged score is the keeper's.
 
     Args:
         detections: ``{"boxes" [K, 4], "scores" [K], "labels" [K], "edge_std" [K, 4], ...}``, image pixels.
@@ -142,12 +144,15 @@ def merge_distribution_aware(
         tolerance, iou_threshold: see :func:`same_object`.
         border_weight: weight factor of a cut edge, in [0, 1].
         min_std: floor of the standard deviation, pixels (a one-bin distribution would get an infinite weight).
+        edges: "mean" (weighted mean of the members' edges) or "most_certain" (the largest weight's edge).
 
     Returns:
         G merged detections, sorted by score.
     """
     if "edge_std" not in detections:
         raise KeyError("the distribution-aware merge needs 'edge_std': predict with return_distributions=True")
+    if edges not in ("mean", "most_certain"):
+        raise ValueError(f"edges must be 'mean' or 'most_certain', got {edges!r}")
     boxes, scores = detections["boxes"], detections["scores"]
     pairs = matching_pairs(len(boxes), detections["labels"], same_object(boxes, cut, tolerance, iou_threshold))
     clusters = greedy_clusters(scores, pairs)
@@ -158,9 +163,13 @@ def merge_distribution_aware(
     outward = _outward(boxes)
     outermost = _cluster_max(outward, clusters) * boxes.new_tensor(OUTWARD)  # [G, 4]
     trusted = den > 0
-    edge_values = torch.where(trusted, num / den.clamp_min(torch.finfo(den.dtype).tiny), outermost)
-    # Per edge, the distribution kept is the most certain member's, or the outermost one's if all are cut.
+    # Per edge, the member of the largest weight, or the outermost one if all are cut: its distribution is kept.
     key = torch.where(trusted[clusters], weight, outward)
+    if edges == "mean":
+        edge_values = torch.where(trusted, num / den.clamp_min(torch.finfo(den.dtype).tiny), outermost)
+    else:
+        chosen = _argmax_per_cluster(key, clusters, len(den))  # [G, 4]
+        edge_values = boxes[chosen, torch.arange(4, device=chosen.device)]
     return _fuse(detections, clusters, edge_values, key)
 
 
