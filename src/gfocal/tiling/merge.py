@@ -120,11 +120,11 @@ def same_object(
 def merge_distribution_aware(
     detections: dict[str, Tensor],
     cut: Tensor,
-    tolerance: float = 0.25,
-    iou_threshold: float | None = None,
+    tolerance: float = 0.5,
+    iou_threshold: float | None = 0.5,
     border_weight: float = 0.0,
     min_std: float = 0.5,
-    edges: str = "mean",
+    edges: str = "most_certain",
 ) -> dict[str, Tensor]:
     """Fuse the detections that are the same object, edge by edge, weighted by each edge's certainty.
 
