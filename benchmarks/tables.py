@@ -237,6 +237,23 @@ PIECE_LABELS = {
     "sgd": "SGD instead of AdamW",
 }
 
+TILING_LABELS = {
+    "resize_whole_image": "(a) whole image resized to 416 px",
+    "whole_image_native_size": "(a') whole image at its own size, one pass",
+    "tiles_nms": "(b) tiles + NMS",
+    "tiles_nmm": "(c) tiles + greedy NMM (SAHI)",
+    "tiles_dist": "(d) tiles + distribution-aware merge (as first built)",
+}
+MERGE_LABELS = {
+    "nms": "NMS",
+    "dist_tol0.25": "dist as first built (edges within 25%, weighted mean)",
+    "dist_tol0.25_iou": "+ IoU > 0.5 also joins",
+    "dist_tol0.25_iou_best": "+ IoU rule, most certain edge",
+    "dist_tol0.25_iou_best_score": "+ IoU rule, best-scoring uncut edge",
+    "dist_tol0.35_iou_best": "+ IoU rule, most certain edge, edges within 35%",
+    "dist_tol0.5_iou_best": "**dist now: IoU rule, most certain edge, edges within 50%**",
+}
+
 TABLES: dict[str, Callable[[Path], str]] = {
     # 20 minutes each on the 2-core AMD EPYC (AVX2, float32); gfl_nano was named "nano" in the first runs.
     "small-data-final": lambda results: comparison_table(
@@ -268,6 +285,20 @@ TABLES: dict[str, Callable[[Path], str]] = {
     ),
     "step-pairs": lambda results: step_pairs_table(
         [(f"step_pair_before_21_{n}.json", f"step_pair_after_21_{n}.json") for n in (1, 2, 3)], results
+    ),
+    "tiling-110it": lambda results: tiling_table("tiling.json", TILING_LABELS, results),
+    "tiling-merges": lambda results: merge_analysis_table(
+        {
+            "110 it, val": "tiling_analysis_110it_val.json",
+            "110 it, **test**": "tiling_analysis_110it_test.json",
+            "198 it, val": "tiling_analysis_198it_val.json",
+            "198 it, **test**": "tiling_analysis_198it_test.json",
+        },
+        MERGE_LABELS,
+        results,
+    ),
+    "tiling-places": lambda results: place_table(
+        "tiling_analysis_110it_test.json", ("nms", "dist_tol0.25", "dist_tol0.5_iou_best"), MERGE_LABELS, results
     ),
     "demo-steps": lambda results: demo_steps_table(
         {"before #21": "demo_steps_before_21.json", "after #21": "demo_steps_after_21.json"}, results

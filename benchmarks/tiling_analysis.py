@@ -199,16 +199,17 @@ def merges() -> dict[str, Callable[[Detections, Tensor], Detections]]:
     merge as first built (edge tolerance 0.25, edges a weighted mean), with NMS's IoU rule added
     (``iou``: boxes overlapping by IoU > 0.5 are one object whatever their edges), looser tolerances,
     and each edge taken from the most certain member (``best``) or from the best-scoring one whose
-    edge is not cut (``best_score``: the spread left out, by a floor on it that all edges are under)."""
-    dist = merge_distribution_aware
+    edge is not cut (``best_score``: the spread left out, by a floor on it that all edges are under).
+    ``dist_tol0.5_iou_best`` is the merge's default."""
+    first = partial(merge_distribution_aware, tolerance=0.25, iou_threshold=None, edges="mean")
     return {
         "nms": lambda detections, cut: merge_nms(detections),
-        "dist_tol0.25": dist,
-        "dist_tol0.25_iou": partial(dist, iou_threshold=0.5),
-        "dist_tol0.25_iou_best": partial(dist, iou_threshold=0.5, edges="most_certain"),
-        "dist_tol0.25_iou_best_score": partial(dist, iou_threshold=0.5, edges="most_certain", min_std=1e6),
-        "dist_tol0.35_iou_best": partial(dist, tolerance=0.35, iou_threshold=0.5, edges="most_certain"),
-        "dist_tol0.5_iou_best": partial(dist, tolerance=0.5, iou_threshold=0.5, edges="most_certain"),
+        "dist_tol0.25": first,
+        "dist_tol0.25_iou": partial(first, iou_threshold=0.5),
+        "dist_tol0.25_iou_best": partial(first, iou_threshold=0.5, edges="most_certain"),
+        "dist_tol0.25_iou_best_score": partial(first, iou_threshold=0.5, edges="most_certain", min_std=1e6),
+        "dist_tol0.35_iou_best": partial(first, tolerance=0.35, iou_threshold=0.5, edges="most_certain"),
+        "dist_tol0.5_iou_best": partial(first, tolerance=0.5, iou_threshold=0.5, edges="most_certain"),
     }
 
 
