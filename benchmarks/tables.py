@@ -200,7 +200,7 @@ def place_table(file: str, merges: tuple[str, ...], labels: dict[str, str], resu
     several tiles, by one; the objects by their place, the detections by their own box's."""
     data = json.loads((results / file).read_text())
     lines = [
-        "| merge | objects | how many | missed | mean IoU of found | IoU >= 0.75 of found | true | duplicate "
+        "| merge | where | objects | missed | mean IoU of found | IoU >= 0.75 of found | true | duplicate "
         "| poor box | background or wrong class |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
