@@ -174,7 +174,7 @@ def tile_detections(
     """Every scene's tile detections before merging, with their cut edges (computed once, then cached). The
     network input is the tile's size: objects keep the scale they were trained at whatever the tile."""
     if cache.exists():
-        return torch.load(cache)
+        return torch.load(cache, weights_only=True)  # tensors, dicts and tuples only
     tiled = TiledDetector(prepare_for_inference(load_model(weights, image_size=tiling.tile)), tiling)
     chosen = resolve_precision(precision, torch.device("cpu"))
     scenes = []
