@@ -152,6 +152,60 @@ def step_pairs_table(rounds: list[tuple[str, str]], results: Path) -> str:
     return "\n".join(lines)
 
 
+def merge_analysis_table(files: dict[str, str], labels: dict[str, str], results: Path) -> str:
+    """``benchmarks/tiling_analysis.py``: per split and merge, AP and the detections (score >= its min_score)
+    matched to the ground truth at IoU 0.5, summed over where the objects lie."""
+    lines = [
+        "| scenes | merge | AP | AP50 | AP75 | detections | true | duplicate | poor box (IoU 0.1-0.5) "
+        "| background or wrong class | missed objects | mean IoU of found |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    notes = []
+    for split, file in files.items():
+        data = json.loads((results / file).read_text())
+        for merge, run in data["results"].items():
+            places = run["by_place"].values()
+            count = {kind: sum(p["detections"].get(kind, 0) for p in places) for kind in _KINDS}
+            found = sum(p["objects"] - p["missed"] for p in places)
+            iou = sum(p["mean_best_iou_found"] * (p["objects"] - p["missed"]) for p in places) / max(found, 1)
+            lines.append(
+                f"| {split} | {labels.get(merge, merge)} | "
+                + " | ".join(f"{run[m] * 100:.1f}" for m in ("AP", "AP50", "AP75"))
+                + f" | {run['detections']} | {count['true']} | {count['duplicate']} | {count['poor_box']} "
+                f"| {count['background'] + count['wrong_class']} | {sum(p['missed'] for p in places)} | {iou:.3f} |"
+            )
+        notes.append(f"{split}: {data['objects']} objects, score >= {data['min_score']}; {_provenance(data, file)}")
+    return "\n".join([*lines, "", *notes])
+
+
+def place_table(file: str, merges: tuple[str, ...], labels: dict[str, str], results: Path) -> str:
+    """``benchmarks/tiling_analysis.py``, where the objects lie: crossed by a tile border, seen whole by
+    several tiles, by one; the objects by their place, the detections by their own box's."""
+    data = json.loads((results / file).read_text())
+    lines = [
+        "| merge | where | objects | missed | mean IoU of found | IoU >= 0.75 of found | true | duplicate "
+        "| poor box | background or wrong class |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for merge in merges:
+        for place, row in data["results"][merge]["by_place"].items():
+            count = {kind: row["detections"].get(kind, 0) for kind in _KINDS}
+            lines.append(
+                f"| {labels.get(merge, merge)} | {_PLACES[place]} | {row['objects']} | {row['missed']} "
+                f"| {row['mean_best_iou_found']:.3f} | {row['share_iou_075_of_found'] * 100:.0f}% | {count['true']} "
+                f"| {count['duplicate']} | {count['poor_box']} | {count['background'] + count['wrong_class']} |"
+            )
+    return "\n".join([*lines, "", _provenance(data, file)])
+
+
+_PLACES = {"cut": "cut by a tile border", "overlap": "whole in 2+ tiles", "single": "in one tile only"}
+_KINDS = ("true", "duplicate", "poor_box", "background", "wrong_class")
+
+
+def _provenance(data: dict[str, Any], file: str) -> str:
+    return f"`docs/results/{file}`: {data['machine']['cpu']}, torch {data['machine']['torch']}, commit {data['gfocal_commit'][:7]}."
+
+
 FINAL_LABELS = {
     "today": "before (paper recipe, gfl_small, flip only)",
     "default": "**gfocal default (gfl_nano)**",
@@ -173,6 +227,16 @@ ABLATION_RUN = (
     "written before the benchmarks recorded their machine: the 2-core Intel Xeon with AMX and AVX512-BF16 of "
     "November 2026, torch 2.15, bf16 (as docs/ablation.md stated then); gfocal d814d39"
 )
+
+MERGE_LABELS = {
+    "nms": "NMS",
+    "dist_tol0.25": "dist as first built (edges within 25%, weighted mean)",
+    "dist_tol0.25_iou": "+ IoU > 0.5 also joins",
+    "dist_tol0.25_iou_best": "+ IoU rule, most certain edge",
+    "dist_tol0.25_iou_best_score": "+ IoU rule, best-scoring uncut edge",
+    "dist_tol0.35_iou_best": "+ IoU rule, most certain edge, edges within 35%",
+    "dist_tol0.5_iou_best": "**dist now: IoU rule, most certain edge, edges within 50%**",
+}
 
 TABLES: dict[str, Callable[[Path], str]] = {
     # 20 minutes each on the 2-core AMD EPYC (AVX2, float32); gfl_nano was named "nano" in the first runs.
@@ -217,6 +281,20 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "step-pairs": lambda results: step_pairs_table(
         [(f"step_pair_before_21_{n}.json", f"step_pair_after_21_{n}.json") for n in (1, 2, 3)], results
     ),
+    "tiling-110it": lambda results: tiling_table("tiling.json", results),
+    "tiling-merges": lambda results: merge_analysis_table(
+        {
+            "110 it, val": "tiling_analysis_110it_val.json",
+            "110 it, **test**": "tiling_analysis_110it_test.json",
+            "198 it, val": "tiling_analysis_198it_val.json",
+            "198 it, **test**": "tiling_analysis_198it_test.json",
+        },
+        MERGE_LABELS,
+        results,
+    ),
+    "tiling-places": lambda results: place_table(
+        "tiling_analysis_110it_test.json", ("nms", "dist_tol0.25", "dist_tol0.5_iou_best"), MERGE_LABELS, results
+    ),
     "demo-steps": lambda results: demo_steps_table(
         {"before #21": "demo_steps_before_21.json", "after #21": "demo_steps_after_21.json"}, results
     ),
@@ -241,7 +319,6 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "uncertainty-active-learning": lambda results: active_learning_table("uncertainty.json", results),
     "uncertainty-fusion": lambda results: fusion_table("uncertainty.json", results),
     "uncertainty-calibration": lambda results: calibration_table("uncertainty.json", results),
-    "tiling": lambda results: tiling_table("tiling.json", results),
     "ambiguity-auroc": lambda results: auroc_table("ambiguity_auroc-intel-amx.json", results),
 }
 

@@ -17,7 +17,7 @@ TILING_METHODS = {
     "whole_image_native_size": "(a') whole image at its own size, one pass",
     "tiles_nms": "(b) tiles + NMS",
     "tiles_nmm": "(c) tiles + greedy NMM (SAHI)",
-    "tiles_dist": "(d) tiles + distribution-aware merge",
+    "tiles_dist": "(d) tiles + distribution-aware merge (as first built)",
 }
 
 

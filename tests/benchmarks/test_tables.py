@@ -125,3 +125,45 @@ def test_auroc_table_has_a_column_per_evaluation_and_says_when_the_run_stopped_e
     assert rows[-1].startswith(
         "9 held-out objects, 4 of them ambiguous. The run was stopped after 600 of 1200 iterations."
     )
+
+def _analysis(merges: dict[str, dict]) -> dict:
+    return {
+        "machine": {"cpu": "Test CPU", "torch": "9.9"},
+        "gfocal_commit": "abcdef0123",
+        "objects": 30,
+        "min_score": 0.3,
+        "results": merges,
+    }
+
+
+def _merge(ap: float, **places: dict) -> dict:
+    return {"AP": ap, "AP50": 0.5, "AP75": 0.25, "detections": 40, "by_place": places}
+
+
+def _place(objects: int, missed: int, iou: float, **detections: int) -> dict:
+    return {"objects": objects, "missed": missed, "mean_best_iou_found": iou, "share_iou_075_of_found": 0.5,
+            "detections": detections}  # fmt: skip
+
+
+def test_merge_analysis_table_sums_the_places_and_weights_the_iou_by_objects_found(tmp_path: Path):
+    places = {
+        "cut": _place(10, 0, 0.9, true=10, duplicate=2, background=1),
+        "single": _place(20, 10, 0.6, true=10, poor_box=3, wrong_class=4),
+    }
+    (tmp_path / "a.json").write_text(json.dumps(_analysis({"nms": _merge(0.2, **places)})))
+    rows = tables.merge_analysis_table({"val": "a.json"}, {"nms": "NMS"}, tmp_path).splitlines()
+    cells = [cell.strip() for cell in rows[2].split("|")]
+    assert cells[1:7] == ["val", "NMS", "20.0", "50.0", "25.0", "40"]
+    assert cells[7:12] == ["20", "2", "3", "5", "10"]  # true, duplicate, poor box, background + wrong class, missed
+    assert cells[12] == "0.750"  # (10 x 0.9 + 10 x 0.6) / 20 found
+    assert "30 objects" in rows[-1] and "abcdef0" in rows[-1]
+
+
+def test_place_table_has_one_row_per_merge_and_place(tmp_path: Path):
+    places = {"cut": _place(10, 1, 0.8, true=9), "overlap": _place(5, 0, 0.7, true=5, duplicate=1)}
+    (tmp_path / "a.json").write_text(json.dumps(_analysis({"nms": _merge(0.2, **places), "dist": _merge(0.1)})))
+    rows = tables.place_table("a.json", ("nms",), {}, tmp_path).splitlines()
+    assert len(rows) == 2 + 2 + 2  # header, rule, two places, a blank line and the provenance
+    assert [cell.strip() for cell in rows[3].split("|")][1:9] == [
+        "nms", "whole in 2+ tiles", "5", "0", "0.700", "50%", "5", "1",
+    ]  # fmt: skip

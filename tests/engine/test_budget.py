@@ -3,12 +3,14 @@
 import json
 import logging
 import time
+from types import SimpleNamespace
 
 import pytest
 import torch
 from standin import RandomDetections, TinyDetector, collate, records_for
 
 from gfocal.engine import TrainConfig, TrainData, load_checkpoint, train
+from gfocal.engine.budget import estimated_eval_s
 
 
 def budget_config(tmp_path, **changes):
@@ -116,3 +118,16 @@ def splits(tmp_path):
         size_range=(12, 48),
         objects_per_image=(1, 3),
     )
+
+
+def test_the_evaluation_estimate_counts_tiles_not_images():
+    images = [SimpleNamespace(height=2400, width=2400), SimpleNamespace(height=300, width=300)]
+    val = SimpleNamespace(val=[None, None], val_records=SimpleNamespace(images=images))
+
+    def estimate(tile):
+        config = SimpleNamespace(tile=tile, tile_overlap=0.2)
+        run = SimpleNamespace(config=config, data=val, last_eval_s=None, sampler=SimpleNamespace(batch_size=8))
+        return estimated_eval_s(run, seconds_per_step=1.6) - 0.25  # less the fixed cost
+
+    # 7 x 7 tiles of 416 px at overlap 0.2 for the large image, one for the small one: 50 inputs, not 2.
+    assert estimate(416) == pytest.approx(estimate(None) * 50 / 2)

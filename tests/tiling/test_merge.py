@@ -1,5 +1,7 @@
 """The merges on hand-built tile detections: cut objects, touching objects, an object whole in one tile."""
 
+from functools import partial
+
 import pytest
 import torch
 
@@ -45,7 +47,7 @@ def test_cut_edges_reach_by_edge_std():
 def test_object_cut_in_two_by_a_border_is_fused_whole():
     # The object [60, 10, 140, 30] is wider than the overlap: each tile sees one part, cut at its border.
     dets, windows = detections(([60, 10, 120, 30], 0.9, "left"), ([80, 10.5, 140, 30], 0.8, "right"))
-    merged = merge_distribution_aware(dets, cut_of(dets, windows))
+    merged = merge_distribution_aware(dets, cut_of(dets, windows), edges="mean")
     assert len(merged["boxes"]) == 1
     top = (0.9 * 10 + 0.8 * 10.5) / 1.7  # equal spreads: weighted by score
     assert torch.allclose(merged["boxes"][0], torch.tensor([60, top, 140, 30]))
@@ -62,7 +64,7 @@ def test_touching_objects_stay_two():
         ([79, 10, 102, 30], 0.8, "right"),
         ([98, 10, 120, 30], 0.7, "left"),
     )
-    merged = merge_distribution_aware(dets, cut_of(dets, windows))
+    merged = merge_distribution_aware(dets, cut_of(dets, windows), edges="mean")
     assert len(merged["boxes"]) == 2
     first, second = merged["boxes"][merged["boxes"][:, 0].argsort()].tolist()
     # The right tile's view of the first object has its left edge at x=79, on that tile's border x=80:
@@ -78,7 +80,7 @@ def test_whole_view_wins_over_cut_view():
     # The cut view scores higher and its edge is sharp: its right edge must still lose.
     dets, windows = detections(([100, 10, 120, 30], 0.95, "left"), ([101, 10, 130, 30], 0.6, "right"))
     dets["edge_std"][0] = 0.5
-    merged = merge_distribution_aware(dets, cut_of(dets, windows))
+    merged = merge_distribution_aware(dets, cut_of(dets, windows), edges="mean")
     assert len(merged["boxes"]) == 1
     left, top, right, bottom = merged["boxes"][0].tolist()
     assert right == 130
@@ -89,7 +91,7 @@ def test_whole_view_wins_over_cut_view():
 def test_certainty_weights_each_edge():
     dets, windows = detections(([100, 10, 110, 20], 0.5, "left"), ([102, 12, 112, 22], 0.5, "left"))
     dets["edge_std"] = torch.tensor([[1.0, 3.0, 1.0, 3.0], [3.0, 1.0, 3.0, 1.0]])
-    merged = merge_distribution_aware(dets, cut_of(dets, windows))["boxes"][0]
+    merged = merge_distribution_aware(dets, cut_of(dets, windows), edges="mean")["boxes"][0]
     # Weights 1/std^2 give 9:1 to the sharper edge: x from the first box, y from the second.
     assert torch.allclose(merged, torch.tensor([100.2, 11.8, 110.2, 21.8]))
 
@@ -146,3 +148,42 @@ def test_input_not_mutated():
     merge_distribution_aware(dets, cut_of(dets, windows))
     merge_nmm(dets)
     assert all(torch.equal(before[k], dets[k]) for k in dets)
+
+
+def test_views_nms_would_join_are_one_object_with_an_iou_rule():
+    # One object [90, 10, 110, 30] seen whole by both tiles; the right tile puts its bottom edge 8 px
+    # low (29% of the taller box, past the 25% tolerance) but the boxes still overlap by IoU 0.71.
+    dets, windows = detections(([90, 10, 110, 30], 0.9, "left"), ([90, 10, 110, 38], 0.8, "right"))
+    cut = cut_of(dets, windows)
+    merge = partial(merge_distribution_aware, tolerance=0.25, edges="mean")
+    assert len(merge(dets, cut, iou_threshold=None)["boxes"]) == 2  # edges alone: a duplicate
+    merged = merge(dets, cut, iou_threshold=0.5)
+    assert merged["boxes"].tolist() == [pytest.approx([90, 10, 110, (0.9 * 30 + 0.8 * 38) / 1.7])]
+
+
+def test_iou_rule_keeps_touching_objects_apart():
+    dets, windows = detections(([78, 10, 101, 30], 0.9, "left"), ([99, 10, 121, 30], 0.85, "right"))
+    assert len(merge_distribution_aware(dets, cut_of(dets, windows), iou_threshold=0.5)["boxes"]) == 2
+
+
+def test_most_certain_edges_are_taken_not_averaged():
+    dets, windows = detections(([100, 10, 110, 20], 0.5, "left"), ([102, 12, 112, 22], 0.5, "left"))
+    dets["edge_std"] = torch.tensor([[1.0, 3.0, 1.0, 3.0], [3.0, 1.0, 3.0, 1.0]])
+    merged = merge_distribution_aware(dets, cut_of(dets, windows))["boxes"][0]  # the default
+    assert merged.tolist() == [100, 12, 110, 22]  # x from the first box, y from the second, unmoved
+
+
+def test_most_certain_edges_skip_cut_ones_and_keep_their_distribution():
+    # The cut view scores higher and its edges are sharper; its cut right edge still loses to the whole view's.
+    dets, windows = detections(([100, 10, 120, 30], 0.95, "left"), ([101, 11, 130, 30], 0.6, "right"))
+    dets["edge_std"][0] = 0.5
+    dets["box_distributions"] = torch.stack((torch.full((4, 3), 0.1), torch.full((4, 3), 0.9)))  # [K, 4, B]
+    merged = merge_distribution_aware(dets, cut_of(dets, windows))
+    assert merged["boxes"].tolist() == [[100, 10, 130, 30]]
+    assert merged["box_distributions"][0, :, 0].tolist() == pytest.approx([0.1, 0.1, 0.9, 0.1])
+
+
+def test_unknown_edge_fusion_is_an_error():
+    dets, windows = detections(([100, 10, 120, 30], 0.9, "left"))
+    with pytest.raises(ValueError, match="most_certain"):
+        merge_distribution_aware(dets, cut_of(dets, windows), edges="median")

@@ -97,9 +97,9 @@ def add_tiling_options(parser: argparse.ArgumentParser) -> None:
         "--merge",
         choices=("dist", "nms", "nmm"),
         default="dist",
-        help="with --tile: how detections of overlapping tiles merge: dist (default) fuses the views of an object "
-        "edge by edge weighted by each edge's learned certainty, distrusting edges on tile borders; nms keeps the "
-        "best box; nmm (SAHI's greedy merge) takes the union",
+        help="with --tile: how detections of overlapping tiles merge: dist (default) joins the views of an object "
+        "and takes each edge from the view most certain of it (its learned distribution), never an edge on a tile "
+        "border; nms keeps the best box; nmm (SAHI's greedy merge) takes the union",
     )
 
 

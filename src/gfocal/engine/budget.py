@@ -38,8 +38,22 @@ def estimated_eval_s(run: Run, seconds_per_step: float) -> float:
         return 0.0
     if run.last_eval_s is not None:
         return run.last_eval_s
-    images = len(run.data.val)  # type: ignore[arg-type]
-    return 0.25 + images * seconds_per_step / run.sampler.batch_size * _EVAL_SHARE_OF_STEP
+    return 0.25 + _network_inputs(run) * seconds_per_step / run.sampler.batch_size * _EVAL_SHARE_OF_STEP
+
+
+def _network_inputs(run: Run) -> int:
+    """Inputs one evaluation runs through the network: each validation image, or with ``tile`` each of its
+    tiles (a 2400 px image cut into 416 px tiles is 49 inputs, not one)."""
+    tile = run.config.tile
+    if tile is None:
+        return len(run.data.val)  # type: ignore[arg-type]
+    from gfocal.tiling.slicing import tile_starts
+
+    overlap = run.config.tile_overlap
+    return sum(
+        len(tile_starts(image.height, tile, overlap)) * len(tile_starts(image.width, tile, overlap))
+        for image in run.data.val_records.images  # type: ignore[union-attr]
+    )
 
 
 def _eval_interval_s(run: Run, eval_s: float) -> float:

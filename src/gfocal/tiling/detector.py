@@ -92,11 +92,17 @@ class TiledDetector(nn.Module):
             raise RuntimeError("TiledDetector predicts; train the detector itself (on tiles: gfocal train --tile)")
         return [self._predict_image(image, return_distributions) for image in images]
 
-    def _predict_image(self, image: Tensor, return_distributions: bool) -> dict[str, Tensor]:
+    def tile_detections(self, image: Tensor, with_distributions: bool) -> tuple[dict[str, Tensor], Tensor]:
+        """The detections of every tile of ``image`` (Tensor[3, H, W]) in its pixels, before merging.
+
+        Returns:
+            ``({"boxes" [K, 4], "scores" [K], "labels" [K], ...}, cut)``: K detections of all tiles
+            (with the per-edge distribution fields when ``with_distributions``), and ``cut``
+            (Tensor[K, 4] bool), the edges on an inner border of their tile
+            (:func:`~gfocal.tiling.slicing.cut_edges`).
+        """
         height, width = image.shape[-2:]
         windows = tile_windows(height, width, self.config.tile, self.config.overlap)  # [T, 4]
-        # The distribution-aware merge weighs edges by their spread: it needs the distributions.
-        with_distributions = return_distributions or self.config.merge == "dist"
         parts, sources = [], []
         for start in range(0, len(windows), self.config.batch_size):
             batch = windows[start : start + self.config.batch_size].tolist()
@@ -111,8 +117,16 @@ class TiledDetector(nn.Module):
         window_of = torch.cat(sources).to(detections["boxes"].device)  # [K, 4]
         edge_std = detections.get("edge_std")
         cut = cut_edges(detections["boxes"], window_of, (height, width), self.config.border_margin, edge_std)
+        return detections, cut
+
+    def _predict_image(self, image: Tensor, return_distributions: bool) -> dict[str, Tensor]:
+        # The distribution-aware merge weighs edges by their spread: it needs the distributions.
+        with_distributions = return_distributions or self.config.merge == "dist"
+        detections, cut = self.tile_detections(image, with_distributions)
         merged = MERGES[self.config.merge](detections, cut)
-        merged["boxes"] = clip_boxes(merged["boxes"], (height, width))  # a weighted mean may round past the edge
+        merged["boxes"] = clip_boxes(
+            merged["boxes"], tuple(image.shape[-2:])
+        )  # a weighted mean may round past the edge
         if not return_distributions:
             merged = {key: value for key, value in merged.items() if key not in _DISTRIBUTION_KEYS}
         return {key: value[: self.config.max_detections] for key, value in merged.items()}

@@ -14,8 +14,9 @@ distribution-aware merge: the most certain one), so per-edge statistics still ap
 - :func:`merge_nmm`: SAHI-style greedy non-maximum merging: the best box absorbs the boxes whose
   intersection over the smaller box exceeds a threshold, and becomes their union.
 - :func:`merge_distribution_aware`: boxes that are the same object are fused edge by edge, each edge
-  weighted by its certainty (score / variance of its learned distribution); an edge on an inner tile
-  border is distrusted, since the object may go on beyond it.
+  taken from the box most certain of it (score / variance of its learned distribution), or their
+  certainty-weighted mean; an edge on an inner tile border is distrusted, since the object may go on
+  beyond it.
 """
 
 from __future__ import annotations
@@ -72,10 +73,13 @@ def merge_nmm(detections: dict[str, Tensor], ios_threshold: float = 0.5) -> dict
     )
 
 
-def same_object(boxes: Tensor, cut: Tensor, tolerance: float) -> Callable[[Tensor, Tensor], Tensor]:
+def same_object(
+    boxes: Tensor, cut: Tensor, tolerance: float, iou_threshold: float | None = None
+) -> Callable[[Tensor, Tensor], Tensor]:
     """The matching rule of the distribution-aware merge: do two boxes describe the same object?
 
-    They must overlap, and each pair of corresponding edges must be consistent:
+    Either their IoU exceeds ``iou_threshold`` (what NMS calls one object), or they overlap and each
+    pair of corresponding edges is consistent:
 
     - neither edge cut by a tile border: they agree within ``tolerance`` of the larger box's extent
       along that axis (so two touching objects, whose near edges lie a box apart, stay two);
@@ -86,11 +90,13 @@ def same_object(boxes: Tensor, cut: Tensor, tolerance: float) -> Callable[[Tenso
         boxes (Tensor[K, 4]): xyxy in image pixels.
         cut (Tensor[K, 4] bool): edges on an inner tile border (:func:`gfocal.tiling.slicing.cut_edges`).
         tolerance: fraction of the box extent, e.g. 0.25.
+        iou_threshold: boxes overlapping by more than this IoU match whatever their edges; None: edges only.
 
     Returns:
         ``match(rows, cols)`` -> Tensor[I, J] bool, symmetric.
     """
     size = (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2)  # [K, 4]: width, height, width, height
+    area = size[:, :2].prod(-1)  # [K]
     outward = _outward(boxes)  # [K, 4]
 
     def match(rows: Tensor, cols: Tensor) -> Tensor:
@@ -102,7 +108,12 @@ def same_object(boxes: Tensor, cut: Tensor, tolerance: float) -> Callable[[Tenso
             True,
             torch.where(cut_row, beyond >= -allowed, torch.where(cut_col, beyond <= allowed, beyond.abs() <= allowed)),
         )  # [I, J, 4]
-        return consistent.all(-1) & (intersections(boxes[rows], boxes[cols]) > 0)
+        overlap = intersections(boxes[rows], boxes[cols])  # [I, J]
+        matched = consistent.all(-1) & (overlap > 0)
+        if iou_threshold is None:
+            return matched
+        iou = overlap / (area[rows, None] + area[None, cols] - overlap).clamp_min(1e-6)
+        return matched | (iou > iou_threshold)
 
     return match
 
@@ -110,35 +121,45 @@ def same_object(boxes: Tensor, cut: Tensor, tolerance: float) -> Callable[[Tenso
 def merge_distribution_aware(
     detections: dict[str, Tensor],
     cut: Tensor,
-    tolerance: float = 0.25,
+    tolerance: float = 0.5,
+    iou_threshold: float | None = 0.5,
     border_weight: float = 0.0,
     min_std: float = 0.5,
+    edges: str = "most_certain",
 ) -> dict[str, Tensor]:
-    """Fuse the detections that are the same object, edge by edge, weighted by each edge's certainty.
+    """Fuse the detections that are the same object, edge by edge, by each edge's certainty.
 
     Detections are grouped greedily around keepers in descending score (:func:`same_object`
-    decides a match). Each edge of a merged box is the mean of its members' edges weighted by
-    ``score / std^2``, ``std`` the standard deviation of that edge's learned distribution in
-    pixels (at least ``min_std``): a sharp distribution is a certain edge (PAPER.md, "Two
+    decides a match). Each edge of a merged box is the edge of the member with the largest weight
+    ``score / std^2`` (or, with ``edges="mean"``, the members' edges' mean by that weight), ``std``
+    the standard deviation of that edge's learned distribution in pixels (at least ``min_std``):
+    a sharp distribution is a certain edge (PAPER.md, "Two
     observations": the spread of a distribution tracks the ambiguity of the boundary). An edge on
     an inner tile border is weighted ``border_weight`` times less (by default not at all): the
     detector clipped it there, and the object may go on. When every member's edge is cut, the
     outermost is taken (each is a lower bound). The merged score is the keeper's.
 
+    The defaults were chosen on scenes of touching small objects apart from those reported
+    (docs/tiling.md): the most certain edge, rather than the mean, and NMS's IoU rule besides the
+    edge rule, at a tolerance of 0.5.
+
     Args:
         detections: ``{"boxes" [K, 4], "scores" [K], "labels" [K], "edge_std" [K, 4], ...}``, image pixels.
         cut (Tensor[K, 4] bool): edges on an inner tile border.
-        tolerance: see :func:`same_object`.
+        tolerance, iou_threshold: see :func:`same_object`.
         border_weight: weight factor of a cut edge, in [0, 1].
         min_std: floor of the standard deviation, pixels (a one-bin distribution would get an infinite weight).
+        edges: "mean" (weighted mean of the members' edges) or "most_certain" (the largest weight's edge).
 
     Returns:
         G merged detections, sorted by score.
     """
     if "edge_std" not in detections:
         raise KeyError("the distribution-aware merge needs 'edge_std': predict with return_distributions=True")
+    if edges not in ("mean", "most_certain"):
+        raise ValueError(f"edges must be 'mean' or 'most_certain', got {edges!r}")
     boxes, scores = detections["boxes"], detections["scores"]
-    pairs = matching_pairs(len(boxes), detections["labels"], same_object(boxes, cut, tolerance))
+    pairs = matching_pairs(len(boxes), detections["labels"], same_object(boxes, cut, tolerance, iou_threshold))
     clusters = greedy_clusters(scores, pairs)
     certainty = scores[:, None] / detections["edge_std"].clamp_min(min_std).square()  # [K, 4]
     weight = torch.where(cut, border_weight * certainty, certainty)  # [K, 4]
@@ -147,9 +168,13 @@ def merge_distribution_aware(
     outward = _outward(boxes)
     outermost = _cluster_max(outward, clusters) * boxes.new_tensor(OUTWARD)  # [G, 4]
     trusted = den > 0
-    edge_values = torch.where(trusted, num / den.clamp_min(torch.finfo(den.dtype).tiny), outermost)
-    # Per edge, the distribution kept is the most certain member's, or the outermost one's if all are cut.
+    # Per edge, the member of the largest weight, or the outermost one if all are cut: its distribution is kept.
     key = torch.where(trusted[clusters], weight, outward)
+    if edges == "mean":
+        edge_values = torch.where(trusted, num / den.clamp_min(torch.finfo(den.dtype).tiny), outermost)
+    else:
+        chosen = _argmax_per_cluster(key, clusters, len(den))  # [G, 4]
+        edge_values = boxes[chosen, torch.arange(4, device=chosen.device)]
     return _fuse(detections, clusters, edge_values, key)
 
 
