@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from gfocal.data import load_dataset
 from gfocal.data.render import EDGES, SHAPES, blur_edges, shape_mask
-from gfocal.data.synthetic import PRESETS, make_synthetic_dataset, make_synthetic_splits
+from gfocal.data.synthetic import (
+    PRESETS,
+    SyntheticConfig,
+    class_look,
+    make_synthetic_dataset,
+    make_synthetic_splits,
+    render_image,
+)
 
 SMALL = {"num_images": 3, "image_size": 64, "size_range": (3, 40)}
 
@@ -80,3 +88,36 @@ def test_blur_only_softens_the_listed_edge():
     out = blur_edges(mask, ("left",), sigma=2.0, margin=6)
     assert out[16, 6] < 0.9 and out[16, 4] > 0.05  # left edge soft, spills outside the box
     assert out[16, 25] == 1.0 and out[16, 26] == 0.0  # right edge still sharp
+
+
+def test_a_shape_texture_class_always_has_its_texture(tmp_path):
+    classes = ("rectangle/solid", "rectangle/checker", "ellipse")
+    config = SyntheticConfig(
+        image_size=(96, 96), size_range=(16, 40), classes=classes, blur_fraction=0.0, occlusion_fraction=0.0
+    )
+    colours = {name: set() for name in classes[:2]}  # distinct colours inside each object, per class
+    for index in range(8):
+        image, objects = render_image(config, np.random.default_rng(index))
+        for obj in objects:
+            x0, y0, x1, y1 = (int(v) for v in obj["box"])
+            inside = image[y0 + 1 : y1 - 1, x0 + 1 : x1 - 1].reshape(-1, 3)  # a rectangle fills its box
+            if obj["label"] < 2:
+                colours[classes[obj["label"]]].add(len(np.unique(inside, axis=0)))
+    assert colours["rectangle/solid"] == {1} and colours["rectangle/checker"] == {2}
+    path = make_synthetic_dataset(tmp_path, num_images=2, image_size=64, size_range=(8, 30), classes=classes)
+    assert [c["name"] for c in json.loads(path.read_text())["categories"]] == list(classes)
+
+
+def test_class_names_are_checked_with_the_known_shapes_and_textures():
+    assert class_look("ring") == ("ring", None) and class_look("ring/stripes") == ("ring", "stripes")
+    for name in ("hexagon", "ring/plaid", "ring/", "ring/stripes/solid"):
+        with pytest.raises(
+            ValueError, match=r"a class is SHAPE or SHAPE/TEXTURE, with SHAPE one of rectangle.*TEXTURE one of solid"
+        ):
+            SyntheticConfig(classes=("ellipse", name))
+    with pytest.raises(ValueError, match=r"\['ring/solid'\] named more than once"):
+        SyntheticConfig(classes=("ring/solid", "ring/solid"))
+    with pytest.raises(ValueError, match=r"\['ring/solid'\] overlap the class of their bare shape"):
+        SyntheticConfig(classes=("ring", "ring/solid"))
+    with pytest.raises(ValueError, match="at least one class"):
+        SyntheticConfig(classes=())

@@ -1,7 +1,9 @@
 """Fine-tuning from an mmdetection GFL checkpoint: its classes (COCO's when 80, else unnamed) and `gfocal train` end to end."""
 
+import argparse
 import json
 
+import pytest
 import torch
 from test_mmdet_mapping import fake_mmdet_state, source_model
 
@@ -9,7 +11,7 @@ from gfocal.cli.main import main
 from gfocal.data.synthetic import make_synthetic_splits
 from gfocal.engine.pretrained import COCO_CLASSES, read_pretrained
 from gfocal.interop import MMDET_PREPROCESSING
-from gfocal.models import gfl_small, load_model
+from gfocal.models import WeightsError, gfl_small, load_model
 
 
 def test_mmdetection_classes_are_coco_when_there_are_80_and_unnamed_otherwise(tmp_path):
@@ -24,6 +26,34 @@ def test_mmdetection_classes_are_coco_when_there_are_80_and_unnamed_otherwise(tm
     unnamed = read_pretrained(tmp_path / "four.pth")
     assert unnamed.class_names is None and "weights_class_map=by_order" in unnamed.notes[0]
     assert unnamed.config.backbone_norm == "frozen_bn" and unnamed.config.min_size == 800  # mmdetection's settings
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [
+        {"dataset_meta": {"classes": ("a", "b", "c", "d"), "palette": [(0, 0, 0)] * 4}},
+        {"CLASSES": ("a", "b", "c", "d")},
+    ],
+    ids=["mmdet3", "mmdet2"],
+)
+def test_mmdetection_class_names_are_read_from_the_meta_of_either_version(tmp_path, meta):
+    torch.save({"meta": {"epoch": 12, **meta}, "state_dict": fake_mmdet_state(source_model())}, tmp_path / "w.pth")
+    pretrained = read_pretrained(tmp_path / "w.pth")
+    assert (
+        pretrained.class_names == ("a", "b", "c", "d")
+        and "class names from the checkpoint's meta" in pretrained.notes[0]
+    )
+    torch.save({"meta": {"CLASSES": ("a", "b")}, "state_dict": fake_mmdet_state(source_model())}, tmp_path / "w.pth")
+    miscounted = read_pretrained(tmp_path / "w.pth")
+    assert miscounted.class_names is None and "its meta names 2 classes for 4 outputs" in miscounted.notes[0]
+
+
+def test_a_checkpoint_pickling_objects_is_refused_with_what_to_save_instead(tmp_path):
+    torch.save(
+        {"state_dict": fake_mmdet_state(source_model()), "message_hub": argparse.Namespace()}, tmp_path / "w.pth"
+    )
+    with pytest.raises(WeightsError, match=r"torch\.save only its 'state_dict' and 'meta' entries"):
+        read_pretrained(tmp_path / "w.pth")
 
 
 def test_gfocal_train_fine_tunes_from_an_mmdetection_pth(tmp_path, capsys):

@@ -10,7 +10,7 @@ parity tests (``.ci/run`` does both; see ``conftest.py`` here for what skips and
 import pytest
 import torch
 
-from gfocal.interop import from_mmdet
+from gfocal.interop import from_mmdet, save_mmdet_checkpoint
 from gfocal.interop.mmdet_reference import build_mmdet_gfl
 from gfocal.models.postprocess import postprocess_image
 
@@ -59,3 +59,13 @@ def test_detections_equal_mmdetection(depth, stacked_convs, reg_max):
     assert torch.equal(actual["labels"], expected_labels)
     torch.testing.assert_close(actual["boxes"], expected_boxes, atol=1e-3, rtol=0)
     torch.testing.assert_close(actual["scores"], expected_scores, atol=1e-5, rtol=1e-5)
+
+
+def test_a_written_checkpoint_is_the_state_dict_mmdetection_holds(tmp_path):
+    reference = build_mmdet_gfl(NUM_CLASSES, 18, 64, 2, 16, random_weights=True)
+    path = save_mmdet_checkpoint(from_mmdet(reference.state_dict(), class_names=("a", "b", "c")), tmp_path / "w.pth")
+    written = torch.load(path, weights_only=True)
+    assert sorted(written["state_dict"]) == sorted(reference.state_dict())
+    for key, value in reference.state_dict().items():
+        torch.testing.assert_close(written["state_dict"][key], value, msg=key)
+    reference.load_state_dict(written["state_dict"], strict=True)

@@ -1,7 +1,10 @@
 """A seeded synthetic detection dataset written to disk in COCO format.
 
 Classes are simple shapes (:data:`gfocal.data.render.SHAPES`) with a hue per
-class, random textures, on noise/gradient/clutter backgrounds. Sizes are drawn
+class, on noise/gradient/clutter backgrounds. A class named by its shape alone
+(``"ring"``) draws each object's texture at random; one named ``"shape/texture"``
+(``"ring/stripes"``, textures from :data:`gfocal.data.render.TEXTURES`) always
+has that texture, so shapes x textures make many classes. Sizes are drawn
 log-uniformly between ``size_range`` (tiny to large). Some objects have
 blurred edges, some one edge hidden by an occluder; every annotation records
 it as ``"ambiguous_edges": {"left"|"top"|"right"|"bottom": "blur"|"occluded"|None}``
@@ -24,10 +27,60 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from gfocal.data.render import BACKGROUNDS, EDGES, SHAPES, background, blur_edges, class_colour, shape_mask, texture
+from gfocal.data.render import (
+    BACKGROUNDS,
+    EDGES,
+    SHAPES,
+    TEXTURES,
+    background,
+    blur_edges,
+    class_colour,
+    shape_mask,
+    texture,
+)
 from gfocal.fileio import atomic_write_bytes, atomic_write_json
 
-__all__ = ["SyntheticConfig", "PRESETS", "make_synthetic_dataset", "make_synthetic_splits", "render_image"]
+__all__ = [
+    "SyntheticConfig",
+    "PRESETS",
+    "class_look",
+    "make_synthetic_dataset",
+    "make_synthetic_splits",
+    "render_image",
+]
+
+
+def class_look(name: str) -> tuple[str, str | None]:
+    """The shape and the texture of class ``name``: ``"ring"`` is ``("ring", None)`` (any texture),
+    ``"ring/stripes"`` is ``("ring", "stripes")``.
+
+    Raises:
+        ValueError: an unknown shape or texture; the message lists the known ones.
+    """
+    shape, _, kind = name.partition("/")
+    if shape not in SHAPES or (kind not in TEXTURES and "/" in name):
+        raise ValueError(
+            f"synthetic class {name!r}: a class is SHAPE or SHAPE/TEXTURE, with SHAPE one of "
+            f"{', '.join(SHAPES)} and TEXTURE one of {', '.join(TEXTURES)}"
+        )
+    return shape, kind or None
+
+
+def _check_classes(classes: tuple[str, ...]) -> None:
+    """Class names must be known, distinct, and never tell apart objects that could look the same."""
+    if not classes:
+        raise ValueError("classes must name at least one class")
+    looks = [class_look(name) for name in classes]
+    repeated = sorted({name for name in classes if classes.count(name) > 1})
+    any_texture = {shape for shape, kind in looks if kind is None}
+    overlapping = sorted(name for name, (shape, kind) in zip(classes, looks) if kind and shape in any_texture)
+    if repeated:
+        raise ValueError(f"synthetic classes {list(classes)}: {repeated} named more than once")
+    if overlapping:
+        raise ValueError(
+            f"synthetic classes {list(classes)}: {overlapping} overlap the class of their bare shape (any "
+            "texture); name a shape alone or with textures, not both"
+        )
 
 
 @dataclass(frozen=True)
@@ -42,7 +95,7 @@ class SyntheticConfig:
         blur_fraction: fraction of objects with 1, 2 or 4 blurred edges.
         occlusion_fraction: fraction of objects with one edge occluded.
         blur_sigma: ``(lo, hi)`` Gaussian sigma of the blur, in pixels.
-        classes: shape names; label i is ``classes[i]``.
+        classes: class names, ``"shape"`` (any texture) or ``"shape/texture"``; label i is ``classes[i]``.
         backgrounds: background kinds drawn from.
         clutter: random lines/blobs drawn on a clutter background.
         image_format: ``"png"`` or ``"jpg"``.
@@ -61,9 +114,7 @@ class SyntheticConfig:
     image_format: str = "png"
 
     def __post_init__(self) -> None:
-        unknown = [c for c in self.classes if c not in SHAPES]
-        if unknown or not self.classes:
-            raise ValueError(f"classes must be a non-empty subset of {SHAPES}, got unknown {unknown}")
+        _check_classes(self.classes)
         if not 2 <= self.size_range[0] <= self.size_range[1] <= min(self.image_size):
             raise ValueError(
                 f"size_range {self.size_range} must satisfy 2 <= lo <= hi <= min(image_size) = {min(self.image_size)}"
@@ -168,8 +219,10 @@ def render_image(config: SyntheticConfig, rng: np.random.Generator) -> tuple[np.
         blurred = tuple(e for e in EDGES if edges[e] == "blur")
         sigma = float(rng.uniform(*config.blur_sigma)) if blurred else 0.0
         margin = int(np.ceil(3 * sigma)) if blurred else 0
-        alpha = blur_edges(shape_mask(config.classes[label], w, h), blurred, sigma, margin)
-        fill = texture(rng, h + 2 * margin, w + 2 * margin, class_colour(rng, label, len(config.classes)))
+        shape, kind = class_look(config.classes[label])
+        alpha = blur_edges(shape_mask(shape, w, h), blurred, sigma, margin)
+        colour = class_colour(rng, label, len(config.classes))
+        fill = texture(rng, h + 2 * margin, w + 2 * margin, colour, kind)  # kind None: drawn at random
         _composite(canvas, fill, alpha, int(box[0]) - margin, int(box[1]) - margin)
         objects.append({"box": box, "zone": zone, "label": label, "ambiguous_edges": edges, "blur_sigma": sigma})
     for obj in objects:

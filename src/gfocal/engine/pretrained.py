@@ -6,20 +6,22 @@ Three sources, told apart by their content:
 - a gfocal training checkpoint (``last.pt``/``best.pt``): its EMA weights when it kept an EMA
   (what ``model.safetensors`` would hold), else its raw weights;
 - an mmdetection GFL checkpoint (``.pth``, read with ``weights_only=True``), its keys mapped by
-  :mod:`gfocal.interop.mmdet`. mmdetection stores no class names: 80 classes are read as COCO's
-  (what every GFL of mmdetection's model zoo was trained on); another count is unnamed.
+  :mod:`gfocal.interop.mmdet`. Its class names are those of its ``meta`` (``dataset_meta.classes``,
+  mmdetection 3.x; ``CLASSES``, 2.x) when it has them; otherwise 80 classes are read as COCO's (what
+  every GFL of mmdetection's model zoo was trained on) and another count is unnamed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from gfocal.models import ModelConfig, WeightsError
-from gfocal.models.weights import read_config, read_state_dict
+from gfocal.models.weights import read_config, read_state_dict, state_dict_of
 
 __all__ = ["COCO_CLASSES", "PretrainedDetector", "read_pretrained"]
 
@@ -74,11 +76,13 @@ def read_pretrained(path: str | Path) -> PretrainedDetector:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for truncated or foreign files
         raise WeightsError(
-            f"{path}: cannot read it with torch.load(weights_only=True) ({type(error).__name__}: {error})"
+            f"{path}: cannot read it with torch.load(weights_only=True) ({type(error).__name__}: {error}). "
+            "An mmdetection 3.x training checkpoint also pickles other objects: if you trust the file, load it "
+            "with weights_only=False, torch.save only its 'state_dict' and 'meta' entries, and pass that file"
         ) from error
     if isinstance(loaded, dict) and isinstance(loaded.get("model_config"), dict) and "model" in loaded:
         return _from_training_checkpoint(path, loaded)
-    return _from_mmdet(path)
+    return _from_mmdet(path, loaded)
 
 
 def _from_training_checkpoint(path: Path, checkpoint: dict) -> PretrainedDetector:
@@ -89,21 +93,44 @@ def _from_training_checkpoint(path: Path, checkpoint: dict) -> PretrainedDetecto
     return PretrainedDetector(str(path), "gfocal training checkpoint", config, state, config.class_names, [note])
 
 
-def _from_mmdet(path: Path) -> PretrainedDetector:
+def _from_mmdet(path: Path, loaded: Any) -> PretrainedDetector:
     from gfocal.interop.mmdet import mmdet_config_from_state, mmdet_to_gfocal_state
 
-    raw = {k.removeprefix("module."): v for k, v in read_state_dict(path).items()}
+    raw = {k.removeprefix("module."): v for k, v in state_dict_of(loaded, path).items()}
     config = mmdet_config_from_state(raw, str(path))  # raises WeightsError naming what is not a GFL
     state = mmdet_to_gfocal_state(raw, config.reg_max, str(path))
-    if config.num_classes == len(COCO_CLASSES):
-        note = (
-            f"{path}: mmdetection checkpoints store no class names; its 80 classes are taken as COCO's "
-            "(person, bicycle, car, ...)"
-        )
-        return PretrainedDetector(str(path), "mmdetection checkpoint", config, state, COCO_CLASSES, [note])
-    note = (
-        f"{path}: mmdetection checkpoints store no class names and its {config.num_classes} classes are not "
-        "COCO's 80: they are unnamed, so no class row is kept unless weights_class_map=by_order "
-        f"(checkpoint class i = dataset class i; needs {config.num_classes} dataset classes)"
+    kind = "mmdetection checkpoint"
+    stored = _mmdet_class_names(loaded)
+    if stored is not None and len(stored) == config.num_classes:
+        note = f"{path}: class names from the checkpoint's meta ({_first(stored)})"
+        return PretrainedDetector(str(path), kind, config, state, stored, [note])
+    unusable = (
+        f"its meta names {len(stored)} classes for {config.num_classes} outputs, so they are ignored"
+        if stored is not None
+        else "it stores no class names"
     )
-    return PretrainedDetector(str(path), "mmdetection checkpoint", config, state, None, [note])
+    if config.num_classes == len(COCO_CLASSES):
+        note = f"{path}: {unusable}; its 80 classes are taken as COCO's ({_first(COCO_CLASSES)})"
+        return PretrainedDetector(str(path), kind, config, state, COCO_CLASSES, [note])
+    note = (
+        f"{path}: {unusable} and its {config.num_classes} classes are not COCO's 80: they are unnamed, so no "
+        "class row is kept unless weights_class_map=by_order (checkpoint class i = dataset class i; needs "
+        f"{config.num_classes} dataset classes)"
+    )
+    return PretrainedDetector(str(path), kind, config, state, None, [note])
+
+
+def _mmdet_class_names(loaded: Any) -> tuple[str, ...] | None:
+    """The class names in an mmdetection checkpoint's meta: ``dataset_meta["classes"]`` (3.x) or ``CLASSES`` (2.x)."""
+    meta = loaded.get("meta") if isinstance(loaded, dict) else None
+    if not isinstance(meta, dict):
+        return None
+    dataset_meta = meta.get("dataset_meta")
+    names = dataset_meta.get("classes") if isinstance(dataset_meta, dict) else meta.get("CLASSES")
+    if isinstance(names, (list, tuple)) and names and all(isinstance(n, str) for n in names):
+        return tuple(names)
+    return None
+
+
+def _first(names: tuple[str, ...]) -> str:
+    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")

@@ -33,7 +33,14 @@ from torch import Tensor
 from gfocal.models import GFLDetector, ModelConfig, WeightsError
 from gfocal.models.weights import read_state_dict
 
-__all__ = ["MMDET_PREPROCESSING", "from_mmdet", "mmdet_config_from_state", "mmdet_to_gfocal_state"]
+__all__ = [
+    "MMDET_PREPROCESSING",
+    "from_mmdet",
+    "gfocal_key_to_mmdet",
+    "mmdet_config_from_state",
+    "mmdet_key_to_gfocal",
+    "mmdet_to_gfocal_state",
+]
 
 # mmdetection's GFL data_preprocessor (0-255 RGB units after bgr_to_rgb) in our [0, 1] units,
 # its 1333x800 keep-ratio test resize, and its test_cfg.
@@ -147,30 +154,58 @@ def mmdet_to_gfocal_state(state: Mapping[str, Tensor], reg_max: int, source: str
     return mapped
 
 
-_RULES = (
-    (r"backbone\.(.*)", r"backbone.body.\1"),
-    (r"neck\.lateral_convs\.(\d+)\.conv\.(weight|bias)", r"backbone.fpn.inner_blocks.\1.0.\2"),
-    (r"neck\.fpn_convs\.([0-2])\.conv\.(weight|bias)", r"backbone.fpn.layer_blocks.\1.0.\2"),
-    (r"neck\.fpn_convs\.3\.conv\.(weight|bias)", r"backbone.fpn.extra_blocks.p6.\1"),
-    (r"neck\.fpn_convs\.4\.conv\.(weight|bias)", r"backbone.fpn.extra_blocks.p7.\1"),
-    (r"bbox_head\.gfl_cls\.(weight|bias)", r"head.cls_out.\1"),
-    (r"bbox_head\.gfl_reg\.(weight|bias)", r"head.box_out.\1"),
-    (r"bbox_head\.scales\.(\d+)\.scale", r"head.scales.\1.scale"),
+# The key mapping, one table for both directions: (mmdetection key, gfocal key) templates whose
+# {fields} match the patterns of _FIELDS and are copied across. The head's towers are mapped apart.
+_FIELDS = {"rest": r".+", "i": r"\d+", "level": r"[0-2]", "param": r"weight|bias"}
+_KEYS = (
+    ("backbone.{rest}", "backbone.body.{rest}"),
+    ("neck.lateral_convs.{i}.conv.{param}", "backbone.fpn.inner_blocks.{i}.0.{param}"),
+    ("neck.fpn_convs.{level}.conv.{param}", "backbone.fpn.layer_blocks.{level}.0.{param}"),
+    ("neck.fpn_convs.3.conv.{param}", "backbone.fpn.extra_blocks.p6.{param}"),
+    ("neck.fpn_convs.4.conv.{param}", "backbone.fpn.extra_blocks.p7.{param}"),
+    ("bbox_head.gfl_cls.{param}", "head.cls_out.{param}"),
+    ("bbox_head.gfl_reg.{param}", "head.box_out.{param}"),
+    ("bbox_head.scales.{i}.scale", "head.scales.{i}.scale"),
 )
-_TOWER = re.compile(r"bbox_head\.(cls|reg)_convs\.(\d+)\.(conv|gn)\.(weight|bias)")
+# Each tower conv is [conv, GroupNorm, ReLU] in one nn.Sequential: 3 slots per mmdetection ConvModule.
+_MMDET_TOWER = re.compile(r"bbox_head\.(cls|reg)_convs\.(\d+)\.(conv|gn)\.(weight|bias)")
+_GFOCAL_TOWER = re.compile(r"head\.(cls|reg)_tower\.(\d+)\.(weight|bias)")
+
+
+def _template(template: str) -> re.Pattern[str]:
+    parts = re.split(r"\{(\w+)\}", template)  # literal, field, literal, ...
+    return re.compile("".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>{_FIELDS[p]})" for i, p in enumerate(parts)))
+
+
+_TO_GFOCAL = [(_template(mmdet), gfocal) for mmdet, gfocal in _KEYS]
+_TO_MMDET = [(_template(gfocal), mmdet) for mmdet, gfocal in _KEYS]
+
+
+def _rename(key: str, rules: list[tuple[re.Pattern[str], str]]) -> str | None:
+    for pattern, template in rules:
+        match = pattern.fullmatch(key)
+        if match:
+            return template.format(**match.groupdict())
+    return None
 
 
 def mmdet_key_to_gfocal(key: str) -> str:
     """One mmdetection GFL key as the gfocal key holding the same tensor (unknown keys unchanged)."""
-    tower = _TOWER.fullmatch(key)
+    tower = _MMDET_TOWER.fullmatch(key)
     if tower:
         branch, index, layer, kind = tower.groups()
-        # Each tower conv is [conv, GroupNorm, ReLU] in one nn.Sequential: 3 slots per conv.
         return f"head.{branch}_tower.{3 * int(index) + (layer == 'gn')}.{kind}"
-    for pattern, replacement in _RULES:
-        if re.fullmatch(pattern, key):
-            return re.sub(pattern, replacement, key)
-    return key
+    return _rename(key, _TO_GFOCAL) or key
+
+
+def gfocal_key_to_mmdet(key: str) -> str | None:
+    """One gfocal key as the mmdetection GFL key holding the same tensor; None where GFL has no such tensor."""
+    tower = _GFOCAL_TOWER.fullmatch(key)
+    if tower:
+        branch, slot, kind = tower.groups()
+        index, layer = divmod(int(slot), 3)
+        return f"bbox_head.{branch}_convs.{index}.{('conv', 'gn')[layer]}.{kind}" if layer < 2 else None
+    return _rename(key, _TO_MMDET)
 
 
 def _count(state: Mapping[str, Tensor], pattern: str) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError
@@ -20,7 +20,7 @@ from gfocal.models.config import ModelConfig
 if TYPE_CHECKING:
     from gfocal.models.detector import GFLDetector
 
-__all__ = ["WeightsError", "save_weights", "read_state_dict", "read_config", "load_state_into"]
+__all__ = ["WeightsError", "save_weights", "read_state_dict", "state_dict_of", "read_config", "load_state_into"]
 
 _FORMAT = "gfocal-weights-1"
 
@@ -75,12 +75,17 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         raise WeightsError(
             f"{path}: cannot read it as a PyTorch state dict ({type(error).__name__}: {error})"
         ) from error
+    return state_dict_of(state, path)
+
+
+def state_dict_of(loaded: Any, source: str | Path) -> dict[str, Tensor]:
+    """The tensors of a ``torch.load``-ed object: itself, or its ``state_dict`` or ``model`` entry."""
     for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise WeightsError(f"{path}: expected a state dict of tensors")
-    return state
+        if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
+            loaded = loaded[key]
+    if not isinstance(loaded, dict) or not all(isinstance(v, Tensor) for v in loaded.values()):
+        raise WeightsError(f"{source}: expected a state dict of tensors")
+    return loaded
 
 
 def load_state_into(model: GFLDetector, state: dict[str, Tensor], source: str | Path) -> None:
