@@ -126,6 +126,7 @@ def test_auroc_table_has_a_column_per_evaluation_and_says_when_the_run_stopped_e
         "9 held-out objects, 4 of them ambiguous. The run was stopped after 600 of 1200 iterations."
     )
 
+
 def _analysis(merges: dict[str, dict]) -> dict:
     return {
         "machine": {"cpu": "Test CPU", "torch": "9.9"},
