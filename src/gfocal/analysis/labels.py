@@ -36,7 +36,6 @@ from gfocal.ops import aligned_box_iou, centerness
 __all__ = ["quality_label_statistics", "label_figure"]
 
 
-@torch.no_grad()
 def _positive_labels(model: GFLDetector, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]]):
     """IoU label, centerness label, level index and image index of every positive of one batch: four Tensor[P]."""
     config = model.config
