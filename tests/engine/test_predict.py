@@ -61,10 +61,9 @@ def test_predictions_are_written_in_original_pixels_as_coco(images, tmp_path):
     assert sorted(p.name for p in (out / "images").iterdir()) == ["a.jpg", "a_1.jpg"]
 
 
-def test_eval_and_predict_feed_the_network_identical_tensors(tmp_path):
-    """The evaluation pipeline (dataset, resized in workers) and predict (raw file) give the network the same input."""
-    from gfocal.data import DetectionDataset, load_dataset
-    from gfocal.data.image_io import decode_image
+def test_eval_and_predict_feed_the_network_identical_tensors(tmp_path, monkeypatch):
+    """gfocal eval (a labelled dataset) and gfocal predict (the bare file) put the same tensor into the backbone."""
+    from gfocal.engine import evaluate
 
     generator = torch.Generator().manual_seed(0)
     pixels = torch.randint(0, 256, (93, 141, 3), dtype=torch.uint8, generator=generator).numpy()
@@ -77,31 +76,36 @@ def test_eval_and_predict_feed_the_network_identical_tensors(tmp_path):
         "categories": [{"id": 1, "name": "x"}],
     }
     (tmp_path / "a.json").write_text(json.dumps(coco))
-    model = gfl_small(1, min_size=64, max_size=64)
-    records = load_dataset(tmp_path / "a.json")
-    evaluated, _ = DetectionDataset(records)[0]  # as gfocal eval and training's validation build it
-    from_eval, _ = model.transform([evaluated])
-    from_predict, _ = model.transform([decode_image(tmp_path / "a.png")])
-    assert from_eval.image_sizes == [(42, 64)] and torch.equal(from_eval.tensors, from_predict.tensors)
+    model = gfl_small(1, class_names=("x",), min_size=64, max_size=64)
+    fed = []
+    model.backbone.register_forward_pre_hook(lambda module, args: fed.append(args[0].clone()))
+    monkeypatch.setattr(evaluate, "load_model", lambda weights, image_size=None: model)
+    evaluate.evaluate_weights("unused.safetensors", tmp_path / "a.json", precision="fp32", workers=0)
+    list(predict_files(model, [tmp_path / "a.png"], precision="fp32", progress=False))
+    assert len(fed) == 2 and fed[0].shape[-2:] == (64, 64) and torch.equal(fed[0], fed[1])
 
 
-def test_drawing_uses_the_image_predict_decoded(images, tmp_path, monkeypatch):
-    """With ``keep_images``, each file is decoded once: drawing reuses the decoded image."""
-    from gfocal.data.image_io import decode_image
-    from gfocal.engine import predict
+def test_predict_and_drawing_decode_each_file_once(images, tmp_path, monkeypatch):
+    """Every decode in gfocal is counted: predicting and drawing decode each file exactly once."""
+    import sys
 
+    from gfocal.data import image_io
+
+    original, decoded = image_io.decode_image, []
+
+    def counting(path, *args, **kwargs):
+        decoded.append(path)
+        return original(path, *args, **kwargs)
+
+    for module in [m for name, m in sys.modules.items() if name.startswith("gfocal")]:
+        if getattr(module, "decode_image", None) is original:
+            monkeypatch.setattr(module, "decode_image", counting)
     model = gfl_small(2, min_size=64, max_size=64)
     paths = find_images(images)
-    predictions = list(predict_files(model, paths, precision="fp32", progress=False, keep_images=True))
-    for prediction in predictions:
-        assert torch.equal(prediction.image, decode_image(prediction.path))
-
-    def no_second_decode(path):
-        raise AssertionError(f"{path} decoded again")
-
-    monkeypatch.setattr(predict, "decode_image", no_second_decode)
-    counts = write_predictions(iter(predictions), prepare_output_dir(tmp_path / "out", False), model.class_names)
+    predictions = predict_files(model, paths, batch_size=1, precision="fp32", progress=False)
+    counts = write_predictions(predictions, prepare_output_dir(tmp_path / "out", False), model.class_names)
     assert counts["images"] == 2 and len(list((tmp_path / "out" / "images").iterdir())) == 2
+    assert sorted(decoded) == sorted(paths)
 
 
 def test_tta_and_tiling_are_refused_together(images):

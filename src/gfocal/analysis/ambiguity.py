@@ -18,23 +18,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from gfocal.analysis.distributions import annotation_statistics, bin_positions, distribution_statistics, to_records
 from gfocal.analysis.matching import match_detections
 from gfocal.analysis.probe import PROBE_KINDS, AnnotationProbe, probe_and_detect
-from gfocal.data import Annotation, DatasetRecords, ImageRecord
-from gfocal.data.image_io import decode_image
+from gfocal.data import Annotation, DatasetRecords, DetectionDataset, ImageRecord
+from gfocal.engine.inference_loop import LoadedImage, run_over_images
 from gfocal.models import GFLDetector
 
-__all__ = ["AmbiguityAnalysis", "AnnotationDistributions", "analyze_ambiguity", "load_annotated_image", "CSV_COLUMNS"]
+__all__ = ["AmbiguityAnalysis", "AnnotationDistributions", "analyze_ambiguity", "annotation_targets", "CSV_COLUMNS"]
 
 _PER_EDGE = (
     "position", "std", "std_bins", "entropy", "focus", "num_modes", "second_peak_ratio",
@@ -88,6 +86,7 @@ def analyze_ambiguity(
     iou_threshold: float = 0.5,
     max_images: int | None = None,
     progress: bool = True,
+    workers: int = 0,
 ) -> AmbiguityAnalysis:
     """Run the model over a labelled dataset and rank its annotations by ambiguity.
 
@@ -99,46 +98,42 @@ def analyze_ambiguity(
         iou_threshold: least IoU for a detection to match an annotation of its class.
         max_images: analyse only the first images (None: all).
         progress: show a tqdm bar.
+        workers: image-decoding processes (:func:`~gfocal.engine.inference_loop.run_over_images`).
 
     Returns:
         :class:`AmbiguityAnalysis`.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     device = next(model.parameters()).device
-    chosen = [(i, r) for i, r in enumerate(records.images[:max_images]) if any(not a.iscrowd for a in r.annotations)]
+    chosen = [i for i, r in enumerate(records.images[:max_images]) if any(not a.iscrowd for a in r.annotations)]
+
+    def probe(images: list[Tensor], items: list[LoadedImage]) -> list[tuple[Any, ...]]:
+        targets, kept = zip(*(annotation_targets(records.images[i.index], i.original_size, device) for i in items))
+        probes, detections = probe_and_detect(model, images, list(targets))
+        return list(zip(probes, detections, targets, kept))
+
     rows: list[dict[str, Any]] = []
     drawings: list[AnnotationDistributions] = []
-    bar = tqdm(total=len(chosen), desc="analyse", unit="img", disable=not progress)
-    for batch in _batches(chosen, batch_size):
-        images, targets, kept = zip(*(load_annotated_image(record, device) for _, record in batch))
-        probes, detections = probe_and_detect(model, list(images), list(targets))
-        for (index, record), probe, detection, target, kept_annotations in zip(
-            batch, probes, detections, targets, kept
-        ):
-            image_rows, image_drawings = _image_rows(
-                index, record, kept_annotations, probe, detection, target, records, iou_threshold
-            )
-            rows += image_rows
-            drawings += image_drawings
-        bar.update(len(batch))
-    bar.close()
+    loop = run_over_images(
+        DetectionDataset(records), probe, device, batch_size, workers, chosen, progress=progress, desc="analyse"
+    )
+    for item, (annotation_probe, detection, target, kept_annotations) in loop:
+        record = records.images[item.index]
+        image_rows, image_drawings = _image_rows(
+            item.index, record, kept_annotations, annotation_probe, detection, target, records, iou_threshold
+        )
+        rows += image_rows
+        drawings += image_drawings
     order = _rank(rows)
     rows, drawings = [rows[i] for i in order], [drawings[i] for i in order]
     settings = {"iou_threshold": iou_threshold, "num_images": len(chosen), "num_annotations": len(rows)}
     return AmbiguityAnalysis(rows, _image_ranking(rows), drawings, records, settings)
 
 
-def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def load_annotated_image(
-    record: ImageRecord, device: torch.device
-) -> tuple[Tensor, dict[str, Tensor], list[Annotation]]:
-    """The image (uint8 [3, H, W]), its non-crowd boxes in decoded pixels and labels, and those annotations."""
-    image = decode_image(record.path)  # [3, H, W]
+def annotation_targets(
+    record: ImageRecord, size: tuple[int, int], device: torch.device | str = "cpu"
+) -> tuple[dict[str, Tensor], list[Annotation]]:
+    """The record's non-crowd boxes (float [M, 4] xyxy) in the pixels of its decoded image of ``size`` (h, w)
+    and their labels (int64 [M]), on ``device``; and those annotations (each with an id)."""
     # A format without annotation ids (YOLO) gets "<file name>#<index in the image>".
     annotations = [
         a if a.id is not None else dataclasses.replace(a, id=f"{record.file_name}#{k}")
@@ -146,11 +141,11 @@ def load_annotated_image(
         if not a.iscrowd
     ]
     boxes = torch.tensor([a.box for a in annotations], dtype=torch.float32).reshape(-1, 4)
-    height, width = image.shape[-2:]
+    height, width = size
     if (height, width) != (record.height, record.width):  # size taken on trust by the reader
         boxes = boxes * torch.tensor([width / record.width, height / record.height] * 2)
     labels = torch.tensor([a.label for a in annotations], dtype=torch.long)
-    return image.to(device), {"boxes": boxes.to(device), "labels": labels.to(device)}, annotations
+    return {"boxes": boxes.to(device), "labels": labels.to(device)}, annotations
 
 
 def _image_rows(

@@ -26,14 +26,14 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure  # no pyplot: renders with Agg, leaves the user's backend alone
 from torchvision.ops import box_iou
-from tqdm import tqdm
 
-from gfocal.analysis.ambiguity import load_annotated_image
+from gfocal.analysis.ambiguity import annotation_targets
 from gfocal.analysis.calibration import fit_std_scale, score_reliability, spread_reliability
 from gfocal.analysis.distributions import EDGES, require_distribution_head
 from gfocal.analysis.matching import match_detections
 from gfocal.analysis.output import write_json
-from gfocal.data import DatasetRecords
+from gfocal.data import DatasetRecords, DetectionDataset
+from gfocal.engine.inference_loop import LoadedImage, run_over_images
 from gfocal.fileio import atomic_write_bytes, output_path, prepare_output_dir
 from gfocal.models import GFLDetector, build_detector, save_weights
 
@@ -66,7 +66,6 @@ class CalibrationData:
     images: int
 
 
-@torch.no_grad()
 def collect(
     model: GFLDetector,
     records: DatasetRecords,
@@ -74,29 +73,36 @@ def collect(
     batch_size: int = 4,
     max_images: int | None = None,
     progress: bool = True,
+    workers: int = 0,
 ) -> CalibrationData:
-    """Run ``model`` over ``records`` and pair predicted spreads with actual errors (see the module doc)."""
+    """Run ``model`` over ``records`` and pair predicted spreads with actual errors (see the module doc).
+
+    ``workers``: image-decoding processes (:func:`~gfocal.engine.inference_loop.run_over_images`).
+    """
     require_distribution_head(model, "calibration")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     model.eval()
     device = next(model.parameters()).device
-    chosen = records.images[:max_images]
+    chosen = range(len(records.images[:max_images]))
+
+    def detect(images: list[torch.Tensor], items: list[LoadedImage]) -> list[tuple[dict[str, torch.Tensor], ...]]:
+        targets = [annotation_targets(records.images[i.index], i.original_size, device)[0] for i in items]
+        return list(zip(model(images, return_distributions=True), targets))
+
     std, error, scores, ious = [], [], [], []
-    for start in tqdm(range(0, len(chosen), batch_size), desc="calibration", unit="batch", disable=not progress):
-        loaded = [load_annotated_image(record, device) for record in chosen[start : start + batch_size]]
-        detections = model([image for image, _, _ in loaded], return_distributions=True)
-        for detection, (_, target, _) in zip(detections, loaded):
-            match = match_detections(
-                detection["boxes"], detection["labels"], detection["scores"], target["boxes"], target["labels"],
-                iou_threshold,
-            )  # fmt: skip
-            matched = match.detection >= 0  # [M]
-            picked = match.detection[matched]
-            std.append(detection["edge_std"][picked].cpu().numpy())
-            error.append((detection["boxes"][picked] - target["boxes"][matched]).cpu().numpy())
-            scores.append(detection["scores"].cpu().numpy())
-            ious.append(_best_iou(detection, target).cpu().numpy())
+    loop = run_over_images(
+        DetectionDataset(records), detect, device, batch_size, workers, chosen, progress=progress, desc="calibration"
+    )
+    for _, (detection, target) in loop:
+        match = match_detections(
+            detection["boxes"], detection["labels"], detection["scores"], target["boxes"], target["labels"],
+            iou_threshold,
+        )  # fmt: skip
+        matched = match.detection >= 0  # [M]
+        picked = match.detection[matched]
+        std.append(detection["edge_std"][picked].cpu().numpy())
+        error.append((detection["boxes"][picked] - target["boxes"][matched]).cpu().numpy())
+        scores.append(detection["scores"].cpu().numpy())
+        ious.append(_best_iou(detection, target).cpu().numpy())
     return CalibrationData(
         std=np.concatenate(std) if std else np.zeros((0, 4), np.float32),
         error=np.concatenate(error) if error else np.zeros((0, 4), np.float32),

@@ -26,10 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 from matplotlib.figure import Figure  # no pyplot: renders with Agg, leaves the user's backend alone
-from tqdm import tqdm
 
-from gfocal.data import DatasetRecords
-from gfocal.data.image_io import decode_image
+from gfocal.data import DatasetRecords, DetectionDataset
+from gfocal.engine.inference_loop import LoadedImage, run_over_images
 from gfocal.models import GFLDetector
 from gfocal.models.grid import valid_locations
 from gfocal.ops import aligned_box_iou, centerness
@@ -37,9 +36,8 @@ from gfocal.ops import aligned_box_iou, centerness
 __all__ = ["quality_label_statistics", "label_figure"]
 
 
-@torch.no_grad()
 def _positive_labels(model: GFLDetector, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]]):
-    """IoU label, centerness label and level index of every positive of one batch: three Tensor[P]."""
+    """IoU label, centerness label, level index and image index of every positive of one batch: four Tensor[P]."""
     config = model.config
     batch, scaled = model.transform(images, targets)
     outputs, grid = model.head_outputs(batch.tensors)
@@ -48,7 +46,7 @@ def _positive_labels(model: GFLDetector, images: list[torch.Tensor], targets: li
     pos_gt, points, strides = positives.box, positives.point, positives.stride  # [P, 4], [P, 2], [P]
     predicted = model.head.box_coding.decode(positives.gather(outputs.box_outputs), points, strides)  # [P, 4]
     levels = (strides.unsqueeze(-1) == strides.new_tensor(grid.level_strides)).float().argmax(-1)  # [P]
-    return aligned_box_iou(predicted, pos_gt), centerness(points, pos_gt), levels
+    return aligned_box_iou(predicted, pos_gt), centerness(points, pos_gt), levels, positives.image
 
 
 def quality_label_statistics(
@@ -59,6 +57,7 @@ def quality_label_statistics(
     bins: int = 20,
     tiny: float = 0.1,
     progress: bool = True,
+    workers: int = 0,
 ) -> dict[str, Any]:
     """Per-level statistics of the IoU and centerness labels of ATSS positives.
 
@@ -69,6 +68,7 @@ def quality_label_statistics(
         max_images: only the first images (None: all).
         bins: histogram bins over [0, 1].
         tiny: threshold of a "tiny" label.
+        workers: image-decoding processes (:func:`~gfocal.engine.inference_loop.run_over_images`).
 
     Returns:
         JSON-ready dict: ``bin_edges`` and per level (``P3``...) ``stride``, ``positives``,
@@ -77,19 +77,18 @@ def quality_label_statistics(
     model.eval()
     device = next(model.parameters()).device
     images_used = records.images[:max_images]
-    collected: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    for start in tqdm(range(0, len(images_used), batch_size), desc="labels", unit="batch", disable=not progress):
-        chunk = images_used[start : start + batch_size]
-        images = [decode_image(record.path).to(device) for record in chunk]
-        targets = []
-        for record, image in zip(chunk, images):
-            keep = ~record.ignore_mask()
-            boxes = torch.as_tensor(record.boxes()[keep]).reshape(-1, 4)
-            if tuple(image.shape[-2:]) != (record.height, record.width):
-                boxes = boxes * torch.tensor([image.shape[-1] / record.width, image.shape[-2] / record.height] * 2)
-            targets.append({"boxes": boxes.to(device), "labels": torch.as_tensor(record.labels()[keep]).to(device)})
-        iou, centre, levels = _positive_labels(model, images, targets)
-        collected.append((iou.cpu().numpy(), centre.cpu().numpy(), levels.cpu().numpy()))
+
+    def labels(images: list[torch.Tensor], items: list[LoadedImage]) -> list[tuple[np.ndarray, ...]]:
+        # The dataset's targets: crowd and difficult boxes left out, boxes in the decoded image's pixels.
+        targets = [{k: item.target[k].to(device) for k in ("boxes", "labels")} for item in items]
+        iou, centre, levels, image = (t.cpu().numpy() for t in _positive_labels(model, images, targets))
+        return [(iou[image == k], centre[image == k], levels[image == k]) for k in range(len(items))]
+
+    chosen = range(len(images_used))
+    loop = run_over_images(
+        DetectionDataset(records), labels, device, batch_size, workers, chosen, progress=progress, desc="labels"
+    )
+    collected = [per_image for _, per_image in loop]
     iou, centre, levels = (np.concatenate([c[i] for c in collected]) if collected else np.zeros(0) for i in range(3))
     edges = np.linspace(0.0, 1.0, bins + 1)
     result: dict[str, Any] = {

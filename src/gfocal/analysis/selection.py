@@ -21,7 +21,6 @@ Shape letters: K detections of one image, P images in the pool, F embedding feat
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +29,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from gfocal.analysis.calibration import average_ranks
 from gfocal.analysis.distributions import require_distribution_head
-from gfocal.data import DatasetError, DatasetWarning
-from gfocal.data.image_io import decode_image
+from gfocal.data import ImageFiles
+from gfocal.engine.inference_loop import LoadedImage, run_over_images
 from gfocal.models import GFLDetector
 
 __all__ = [
@@ -94,45 +92,38 @@ def classification_uncertainty(scores: Tensor) -> float:
     return float(1.0 - (2.0 * scores - 1.0).abs().min()) if len(scores) else 0.0
 
 
-@torch.no_grad()
 def score_images(
-    model: GFLDetector, paths: Sequence[Path], batch_size: int = 4, progress: bool = True
+    model: GFLDetector, paths: Sequence[Path], batch_size: int = 4, progress: bool = True, workers: int = 0
 ) -> list[ImageScore]:
     """One forward pass per batch of ``paths``; the scores of every image that decodes.
 
-    Files that cannot be decoded are skipped with a :class:`DatasetWarning` naming each.
-    The model must have a distribution head (``box="dfl"``).
+    Files that cannot be decoded are skipped with a :class:`~gfocal.data.DatasetWarning` naming each.
+    The model must have a distribution head (``box="dfl"``). ``workers``: image-decoding processes
+    (:func:`~gfocal.engine.inference_loop.run_over_images`).
     """
     require_distribution_head(model, "selection")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     model.eval()
     device = next(model.parameters()).device
     features: list[Tensor] = []
-    hook = model.backbone.register_forward_hook(lambda module, inputs, output: features.append(_pooled(output)))
+
+    def detect(images: list[Tensor], _: list[LoadedImage]) -> list[tuple[dict[str, Tensor], Tensor]]:
+        features.clear()
+        return list(zip(model(images, return_distributions=True), features[0]))
+
     rows: list[dict[str, Any]] = []
+    hook = model.backbone.register_forward_hook(lambda module, inputs, output: features.append(_pooled(output)))
     try:
-        for start in tqdm(range(0, len(paths), batch_size), desc="select", unit="batch", disable=not progress):
-            chunk, images = [], []
-            for path in paths[start : start + batch_size]:
-                try:
-                    images.append(decode_image(path).to(device))
-                    chunk.append(path)
-                except DatasetError as error:  # one bad file must not end a long unattended run
-                    warnings.warn(f"skipped: {error}", DatasetWarning, stacklevel=2)
-            if not images:
-                continue
-            features.clear()
-            detections = model(images, return_distributions=True)
-            for path, image, detection, embedding in zip(chunk, images, detections, features[0]):
-                scores = detection["scores"].float()
-                spread = relative_spread(detection["boxes"].float(), detection["edge_std"].float())
-                rows.append(
-                    {"path": path, "width": image.shape[-1], "height": image.shape[-2],
-                     "localisation": localisation_uncertainty(scores, spread),
-                     "classification": classification_uncertainty(scores), "embedding": embedding.cpu().numpy(),
-                     **{k: detection[k].float().cpu().numpy() for k in ("boxes", "scores", "edge_std")}}
-                )  # fmt: skip
+        loop = run_over_images(ImageFiles(paths), detect, device, batch_size, workers, progress=progress, desc="select")
+        for item, (detection, embedding) in loop:
+            scores = detection["scores"].float()
+            spread = relative_spread(detection["boxes"].float(), detection["edge_std"].float())
+            height, width = item.original_size
+            rows.append(
+                {"path": paths[item.index], "width": width, "height": height,
+                 "localisation": localisation_uncertainty(scores, spread),
+                 "classification": classification_uncertainty(scores), "embedding": embedding.cpu().numpy(),
+                 **{k: detection[k].float().cpu().numpy() for k in ("boxes", "scores", "edge_std")}}
+            )  # fmt: skip
     finally:
         hook.remove()
     combined = _mean_rank(np.array([[r["localisation"], r["classification"]] for r in rows]).reshape(-1, 2))  # [P]

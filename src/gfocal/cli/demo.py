@@ -72,9 +72,7 @@ def run(args: argparse.Namespace) -> int:
     print("[4/4] drawing predictions on 8 validation images")
     model = load_model(result.weights)
     images = sorted((Path(val_json).parent / "val").glob("*.png"))[:8]
-    predictions = predict_files(
-        model, images, precision=args.precision, device=args.device, progress=False, keep_images=True
-    )
+    predictions = predict_files(model, images, precision=args.precision, device=args.device, progress=False)
     write_predictions(predictions, out / "predictions", model.class_names)
 
     minutes = (time.perf_counter() - started) / 60

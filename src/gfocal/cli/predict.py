@@ -94,7 +94,6 @@ def run(args: argparse.Namespace) -> int:
         args.device,
         return_distributions=args.distributions,
         compile=bool(args.compile),
-        keep_images=not args.no_draw,
         tiling=tiling,
         tta=tta,
         fusion=fusion,

@@ -4,13 +4,14 @@ Knows nothing of models. The pieces:
 
 - :func:`load_dataset` → :class:`DatasetRecords` (one representation for all formats),
   :func:`write_coco` to convert or evaluate with pycocotools;
-- :class:`DetectionDataset` + :func:`collate_detection` for ``torch.utils.data``,
+- :class:`DetectionDataset` (and :class:`ImageFiles`, files without annotations) + :func:`collate_detection`
+  for ``torch.utils.data``,
   with :func:`gfocal.data.transforms.build_transforms`;
 - :mod:`gfocal.data.summary` (statistics and a plot), :mod:`gfocal.data.synthetic`.
 """
 
 from gfocal.data.coco import coco_image_ids, read_coco, write_coco
-from gfocal.data.dataset import DetectionDataset, collate_detection
+from gfocal.data.dataset import DetectionDataset, ImageFiles, collate_detection
 from gfocal.data.formats import detect_format, load_dataset
 from gfocal.data.problems import DatasetError, DatasetWarning, ProblemReport
 from gfocal.data.records import Annotation, DatasetRecords, ImageRecord
@@ -24,6 +25,7 @@ __all__ = [
     "DatasetRecords",
     "DatasetWarning",
     "DetectionDataset",
+    "ImageFiles",
     "ImageRecord",
     "ProblemReport",
     "build_transforms",

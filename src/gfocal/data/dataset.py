@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -10,10 +11,11 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
 from gfocal.data.image_io import decode_image
+from gfocal.data.problems import DatasetError
 from gfocal.data.records import DatasetRecords
 from gfocal.data.transforms import to_tv_target
 
-__all__ = ["DetectionDataset", "collate_detection", "transformed_sample"]
+__all__ = ["DetectionDataset", "ImageFiles", "collate_detection", "transformed_sample"]
 
 Target = dict[str, Any]
 
@@ -63,6 +65,29 @@ class DetectionDataset(Dataset):
         if self.train:
             boxes, labels, ignore = boxes[~ignore], labels[~ignore], ignore[~ignore]
         return transformed_sample(image, boxes, labels, ignore, self.transforms, index)
+
+
+class ImageFiles(Dataset):
+    """Image files without annotations, in the convention of :class:`DetectionDataset`.
+
+    ``files[i]`` is ``(image, target)``: ``image`` the decoded file (uint8 Tensor [3, H, W], RGB,
+    EXIF orientation applied), ``target`` ``{"image_id": i, "orig_size": (H, W)}``. A file that cannot
+    be decoded gives its :class:`DatasetError` in place of the image, so that one bad file in a folder
+    does not end a long unattended run: the consumer decides to skip it.
+    """
+
+    def __init__(self, paths: Sequence[str | os.PathLike[str]]) -> None:
+        self.paths = list(paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor | DatasetError, Target]:
+        try:
+            image = decode_image(self.paths[index])  # [3, H, W]
+        except DatasetError as error:
+            return error, {"image_id": index}
+        return image, {"image_id": index, "orig_size": (int(image.shape[1]), int(image.shape[2]))}
 
 
 def transformed_sample(

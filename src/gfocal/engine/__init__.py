@@ -2,7 +2,8 @@
 
 Training (``train``) with its schedules, EMA, checkpoints and distributed set-up;
 COCO evaluation (``evaluate_detections``, ``evaluate_model``); prediction on image
-files in :mod:`gfocal.engine.predict`.
+files in :mod:`gfocal.engine.predict`; both, and the analysis tools, run a model over
+images through one loop (``run_over_images``).
 
 Typical use::
 
@@ -29,6 +30,8 @@ _HOMES = {
     "evaluate_weights": "evaluate",
     "format_results": "evaluate",
     "predict_dataset": "evaluate",
+    "LoadedImage": "inference_loop",
+    "run_over_images": "inference_loop",
     "TrainData": "build",
     "TrainSetupError": "build",
     "TrainingDiverged": "run",

@@ -22,7 +22,7 @@ import functools
 import io
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any
@@ -30,10 +30,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset
 
 from gfocal.data import DatasetError, DetectionDataset, collate_detection, detect_format, load_dataset
 from gfocal.engine.distributed import all_gather_objects, broadcast_object, rank_and_world, resolve_device
+from gfocal.engine.inference_loop import LoadedImage, run_over_images
 from gfocal.fileio import atomic_write_bytes
 from gfocal.image_geometry import to_original_pixels
 from gfocal.models import load_model
@@ -190,24 +191,33 @@ def to_original_coordinates(
     }
 
 
-@torch.no_grad()
 def predict_dataset(
     model: nn.Module,
-    loader: DataLoader,
+    dataset: Dataset,
     device: torch.device,
+    batch_size: int = 8,
+    workers: int = 0,
+    indices: Sequence[int] | None = None,
+    collate: Callable[[list[Any]], Any] = collate_detection,
     autocast: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
 ) -> dict[int, dict[str, np.ndarray]]:
-    """Run ``model`` in eval mode over ``loader``; detections per image index, in original pixels."""
+    """Run ``model`` in eval mode over ``dataset`` (the ``indices`` of it; None: all, see :func:`run_over_images`).
+
+    Returns:
+        per target ``image_id``: {"boxes" [K,4] xyxy, "scores" [K], "labels" [K]} in original pixels.
+    """
+
+    def detect(images: list[torch.Tensor], _: list[LoadedImage]) -> list[dict[str, torch.Tensor]]:
+        with autocast():
+            return model(images)
+
     was_training = model.training
     model.eval()
     detections = {}
-    for images, targets in loader:
-        with autocast():
-            outputs = model([image.to(device, non_blocking=True) for image in images])
-        for output, target in zip(outputs, targets):
-            orig_size = tuple(int(v) for v in target["orig_size"])
-            scale = target.get("scale_xy", target.get("scale", 1.0))
-            detections[int(target["image_id"])] = to_original_coordinates(output, scale, orig_size)
+    for item, output in run_over_images(dataset, detect, device, batch_size, workers, indices, collate):
+        target = item.target
+        scale = target.get("scale_xy", target.get("scale", 1.0))
+        detections[int(target["image_id"])] = to_original_coordinates(output, scale, item.original_size)
     model.train(was_training)
     return detections
 
@@ -229,9 +239,9 @@ def evaluate_model(
     ``max_detections``: see :func:`evaluate_detections`.
     """
     rank, world_size = rank_and_world()
-    shard = Subset(dataset, range(rank, len(dataset), world_size))  # type: ignore[arg-type]
-    loader = DataLoader(shard, batch_size=batch_size, num_workers=workers, collate_fn=collate)
-    gathered = all_gather_objects(predict_dataset(model, loader, device, autocast))
+    shard = range(rank, len(dataset), world_size)  # type: ignore[arg-type]
+    detections = predict_dataset(model, dataset, device, batch_size, workers, shard, collate, autocast)
+    gathered = all_gather_objects(detections)
     detections = {k: v for part in gathered for k, v in part.items()}
     results = evaluate_detections(records, detections, max_detections) if rank == 0 else None
     return broadcast_object(results)

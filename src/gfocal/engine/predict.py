@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import glob
 import re
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,12 +19,11 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from gfocal.data import DatasetError, DatasetWarning
-from gfocal.data.image_io import decode_image
+from gfocal.data import ImageFiles
 from gfocal.engine.distributed import resolve_device
+from gfocal.engine.inference_loop import LoadedImage, run_over_images
 from gfocal.fileio import atomic_write, atomic_write_json
 from gfocal.models import GFLDetector
 from gfocal.models.fusion import FusedDetector, FusionMethod, TestTimeAugmentation
@@ -56,32 +54,15 @@ def find_images(source: str | Path) -> list[Path]:
 
 @dataclass
 class Prediction:
-    """Detections of one image, in its original pixels (boxes xyxy); ``image`` (uint8 Tensor[3, H, W] RGB)
-    is the decoded image when :func:`predict_files` was asked to keep it (for drawing), else None."""
+    """Detections of one image, in its original pixels (boxes xyxy), and ``image`` (uint8 Tensor[3, H, W] RGB),
+    the image as decoded for the network, so that drawing it (:func:`write_predictions`) does not decode
+    the file again. Let each go once written: a list of them holds every decoded image."""
 
     path: Path
     width: int
     height: int
     detections: dict[str, Tensor]
-    image: Tensor | None = None
-
-
-class _ImageFiles(Dataset):
-    def __init__(self, paths: Sequence[Path]) -> None:
-        self.paths = list(paths)
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> tuple[int, Tensor | str]:
-        try:
-            return index, decode_image(self.paths[index])
-        except DatasetError as error:  # one bad file must not end a long unattended run
-            return index, str(error)
-
-
-def _collate(batch: list[tuple[int, Tensor | str]]) -> tuple[list[int], list[Tensor | str]]:
-    return [i for i, _ in batch], [image for _, image in batch]
+    image: Tensor
 
 
 def predict_files(
@@ -94,20 +75,18 @@ def predict_files(
     return_distributions: bool = False,
     progress: bool = True,
     compile: bool = False,
-    keep_images: bool = False,
     tiling: TilingConfig | None = None,
     tta: TestTimeAugmentation | None = None,
     fusion: FusionMethod = "distribution",
 ) -> Iterator[Prediction]:
-    """Run the model over image files; decoding happens in ``workers`` background processes.
+    """Run the model over image files (:func:`~gfocal.engine.inference_loop.run_over_images`), each decoded once.
 
     The model is prepared for inference in place (eval mode, BatchNorm folded,
     channels_last): use a fresh model if it is to be trained further. Files that
     cannot be decoded (corrupt, not an image, over ``PIL.Image.MAX_IMAGE_PIXELS``)
     are skipped with a :class:`~gfocal.data.DatasetWarning` naming each; they
-    yield no :class:`Prediction`. ``compile``: see :func:`gfocal.models.precision.compile_network`.
-    ``keep_images``: each :class:`Prediction` carries its decoded image, so that drawing it
-    (:func:`write_predictions`) does not decode the file again; leave it off when collecting many.
+    yield no :class:`Prediction`. ``workers``: decoding processes.
+    ``compile``: see :func:`gfocal.models.precision.compile_network`.
     ``tiling``: predict each image on overlapping tiles (:class:`~gfocal.tiling.TiledDetector`), one image
     at a time with ``batch_size`` tiles per forward pass; the progress bar counts tiles.
     ``tta``: predict every view of each image and merge the views' detections by ``fusion``
@@ -124,23 +103,21 @@ def predict_files(
     if tiling is not None:
         network = TiledDetector(network, replace(tiling, batch_size=batch_size), progress=tile_bar.update)
         batch_size = 1  # the tiles of one large image are batched instead
-    loader = DataLoader(_ImageFiles(paths), batch_size=batch_size, num_workers=workers, collate_fn=_collate)
-    with torch.inference_mode(), autocast(chosen), tile_bar:
-        for indices, decoded in tqdm(loader, desc="predict", unit="batch", disable=not progress or tiling is not None):
-            for item in decoded:
-                if isinstance(item, str):
-                    warnings.warn(f"skipped: {item}", DatasetWarning, stacklevel=2)
-            indices = [i for i, item in zip(indices, decoded) if not isinstance(item, str)]
-            images = [item for item in decoded if not isinstance(item, str)]
-            if not images:
-                continue
-            if isinstance(network, TiledDetector):
-                tile_bar.total += sum(network.count_tiles(*image.shape[-2:]) for image in images)
-            outputs = network([image.to(device) for image in images], return_distributions=return_distributions)
-            for index, image, detections in zip(indices, images, outputs):
-                detections = {k: v.cpu() for k, v in detections.items()}
-                kept = image if keep_images else None
-                yield Prediction(paths[index], image.shape[2], image.shape[1], detections, kept)
+
+    def detect(images: list[Tensor], _: list[LoadedImage]) -> list[dict[str, Tensor]]:
+        if isinstance(network, TiledDetector):
+            tile_bar.total += sum(network.count_tiles(*image.shape[-2:]) for image in images)
+        with torch.inference_mode(), autocast(chosen):
+            outputs = network(images, return_distributions=return_distributions)
+        return [{k: v.cpu() for k, v in detections.items()} for detections in outputs]
+
+    loop = run_over_images(
+        ImageFiles(paths), detect, device, batch_size, workers, progress=progress and tiling is None, desc="predict"
+    )
+    with tile_bar:
+        for item, detections in loop:
+            height, width = item.original_size
+            yield Prediction(paths[item.index], width, height, detections, item.image)
 
 
 def _save_jpeg(image: Any, path: Path) -> None:
@@ -194,7 +171,7 @@ def write_predictions(
             name = _drawn_image_name(prediction.path, drawn)
             shown = detections["scores"] >= draw_threshold
             canvas = draw_detections(
-                decode_image(prediction.path) if prediction.image is None else prediction.image,
+                prediction.image,
                 detections["boxes"][shown],
                 detections["labels"][shown],
                 detections["scores"][shown],
