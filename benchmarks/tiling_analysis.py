@@ -33,7 +33,7 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from common import report
+from common import add_json_argument, report
 from tiling import MAX_DETECTIONS, OVERLAP, TILE, write_split
 from torch import Tensor
 from torchvision.ops import box_iou
@@ -223,7 +223,7 @@ def main() -> None:
     parser.add_argument("--min-score", type=float, default=0.3, help="detections counted in the breakdown")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--seed", type=int, default=0, help="the benchmark's data seed")
-    parser.add_argument("--json", default=None)
+    add_json_argument(parser, "tiling_analysis")
     args = parser.parse_args()
     out, weights = Path(args.out), Path(args.weights)
     tiling = TilingConfig(args.tile, args.overlap, "dist")
