@@ -8,17 +8,9 @@ from torchvision.ops import box_iou
 from gfocal.models import WeightsError, gfl_small, load_model, save_weights
 from gfocal.models.head import HeadOutputs
 from gfocal.models.quality import joint_score_logits
+from gfocal.models.variants import VARIANTS
 
 SIZE = 96
-VARIANTS = {
-    "gfl": {},
-    "gflv2": {"dgqp": True},
-    "centerness_label": {"quality_label": "centerness"},
-    "qfl_only": {"box": "dirac"},
-    "dfl_only": {"classification": "focal"},
-    "atss_baseline": {"classification": "focal", "box": "dirac"},
-    "atss_anchor": {"classification": "focal", "box": "anchor_delta"},
-}
 
 
 def tiny_model(num_classes=3, **overrides):
@@ -49,7 +41,7 @@ def sample_batch():
 
 @pytest.mark.parametrize("name", VARIANTS)
 def test_every_variant_trains_and_predicts(name):
-    model = tiny_model(**VARIANTS[name])
+    model = tiny_model(**VARIANTS[name].overrides)
     images, targets = sample_batch()
     losses = model(images, targets)
     assert all(v.dim() == 0 and torch.isfinite(v) for v in losses.values())
