@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-
-import transfer  # noqa: E402
+import transfer
 
 
 def test_the_datasets_have_disjoint_classes_and_the_asked_sizes(tmp_path: Path):

@@ -6,9 +6,9 @@ import time
 
 import pytest
 import torch
-from standin import RandomDetections, TinyDetector, collate, records_for
 
 from gfocal.engine import TrainConfig, TrainData, load_checkpoint, train
+from support.standin import RandomDetections, TinyDetector, collate, records_for
 
 
 def budget_config(tmp_path, **changes):

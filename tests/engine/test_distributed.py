@@ -4,9 +4,9 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
-from run_standin import ddp_worker
 
 from gfocal.engine import distributed, load_checkpoint
+from support.standin_run import ddp_worker
 
 
 def free_port() -> int:

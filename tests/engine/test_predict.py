@@ -11,6 +11,7 @@ from gfocal.fileio import prepare_output_dir
 from gfocal.models import gfl_small
 from gfocal.models.fusion import TestTimeAugmentation
 from gfocal.tiling import TilingConfig
+from support import files
 
 
 @pytest.fixture()
@@ -69,14 +70,11 @@ def test_eval_and_predict_feed_the_network_identical_tensors(tmp_path):
     generator = torch.Generator().manual_seed(0)
     pixels = torch.randint(0, 256, (93, 141, 3), dtype=torch.uint8, generator=generator).numpy()
     Image.fromarray(pixels).save(tmp_path / "a.png")
-    coco = {
-        "images": [{"id": 1, "file_name": "a.png", "width": 141, "height": 93}],
-        "annotations": [
-            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 20], "area": 600, "iscrowd": 0}
-        ],
-        "categories": [{"id": 1, "name": "x"}],
-    }
-    (tmp_path / "a.json").write_text(json.dumps(coco))
+    files.coco(
+        tmp_path / "a.json",
+        images=[{"id": 1, "file_name": "a.png", "width": 141, "height": 93}],
+        annotations=[{**files.box([10, 10, 30, 20]), "area": 600, "iscrowd": 0}],
+    )
     model = gfl_small(1, min_size=64, max_size=64)
     records = load_dataset(tmp_path / "a.json")
     evaluated, _ = DetectionDataset(records)[0]  # as gfocal eval and training's validation build it

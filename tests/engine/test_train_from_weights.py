@@ -9,8 +9,8 @@ from gfocal.data.synthetic import make_synthetic_splits
 from gfocal.engine import TrainConfig, load_config, train
 from gfocal.engine.build import TrainSetupError
 from gfocal.engine.distributed import DistInfo
+from gfocal.engine.prepare import prepare_run
 from gfocal.engine.pretrained import read_pretrained
-from gfocal.engine.run import prepare_run
 from gfocal.models import WeightsError, gfl_small, load_model, save_weights
 
 SHAPES = ("rectangle", "ellipse", "triangle", "cross")
@@ -67,7 +67,7 @@ def test_a_gfocal_weights_file_brings_its_architecture_and_its_shared_classes(
 ):
     config = finetune_config(datasets, tmp_path, weights=str(pretrained_run.weights))
     source = load_model(pretrained_run.weights)
-    with caplog.at_level("INFO", logger="gfocal.engine.run"):
+    with caplog.at_level("INFO", logger="gfocal.engine.prepare"):
         run = prepare_run(config, DistInfo(), torch.device("cpu"), None, None)
     model = run.module
     assert (model.config.min_size, model.config.fpn_channels) == (64, 96)  # the file's, not gfl_small's defaults (320)
