@@ -76,6 +76,7 @@ def test_with_epochs_the_budget_only_caps(tmp_path):
     assert result.iterations == 8 and not result.stopped_by_time_budget
 
 
+@pytest.mark.slow
 def test_multiscale_changes_the_network_input_size(tmp_path, splits):
     from gfocal.models import gfl_small
 

@@ -62,6 +62,7 @@ def finetune_config(datasets, tmp_path, **changes):
     return TrainConfig(**{**values, **changes})
 
 
+@pytest.mark.slow
 def test_a_gfocal_weights_file_brings_its_architecture_and_its_shared_classes(
     datasets, pretrained_run, tmp_path, caplog
 ):
@@ -90,6 +91,7 @@ def test_a_gfocal_weights_file_brings_its_architecture_and_its_shared_classes(
     assert "backbone.body.conv1.weight" in report["loaded"] and report["lines"][-1].endswith(line)
 
 
+@pytest.mark.slow
 def test_fine_tuning_from_a_training_checkpoint_trains_and_exports_the_new_classes(datasets, pretrained_run, tmp_path):
     config = finetune_config(datasets, tmp_path, weights=str(pretrained_run.last_checkpoint))
     result = train(config)
@@ -100,6 +102,7 @@ def test_fine_tuning_from_a_training_checkpoint_trains_and_exports_the_new_class
     assert result.final_metrics is not None
 
 
+@pytest.mark.slow
 def test_a_named_model_of_another_architecture_is_a_setup_error(datasets, pretrained_run, tmp_path):
     config = finetune_config(
         datasets,

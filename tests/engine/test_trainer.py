@@ -140,6 +140,7 @@ def launch_standin(out_dir, resume, sleep_s, precision):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.filterwarnings("ignore:bf16 requested on a CPU without native bf16")
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, precision):

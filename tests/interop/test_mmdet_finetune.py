@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 from test_mmdet_mapping import fake_mmdet_state, source_model
 
@@ -26,6 +27,7 @@ def test_mmdetection_classes_are_coco_when_there_are_80_and_unnamed_otherwise(tm
     assert unnamed.config.backbone_norm == "frozen_bn" and unnamed.config.min_size == 800  # mmdetection's settings
 
 
+@pytest.mark.slow
 def test_gfocal_train_fine_tunes_from_an_mmdetection_pth(tmp_path, capsys):
     source = source_model()  # gfl_small's architecture, 4 classes, random non-trivial weights
     torch.save({"meta": {"epoch": 12}, "state_dict": fake_mmdet_state(source)}, tmp_path / "gfl_mmdet.pth")

@@ -24,6 +24,8 @@ from gfocal.engine import CheckpointError, checkpoint, load_checkpoint, train
 from support import standin_run
 from support.standin import TinyDetector
 
+pytestmark = pytest.mark.slow  # kills and resumes training runs many times over
+
 TOTAL_ITERS = 24  # support.standin_run: 3 epochs of 16 images in batches of 2
 FORK = multiprocessing.get_context("fork")
 OUTCOMES: Counter = Counter()  # what the kills hit, for docs/reliability.md (printed with -s)
