@@ -7,6 +7,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import pytest
 import torch
 from PIL import Image
 
@@ -24,6 +25,7 @@ def run_gfocal(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_a_dataset_warning_prints_as_one_line_without_the_source_echo(tmp_path):
     Image.new("RGB", (32, 24)).save(tmp_path / "a.png")
     annotations = [files.box([2, 2, 8, 8], 1), files.box([2, 2, 8, 8], 2, image_id=7)]  # an orphan: one DatasetWarning
@@ -60,6 +62,7 @@ def test_logged_warnings_are_prefixed_like_python_warnings():
     ]
 
 
+@pytest.mark.slow
 def test_a_warning_in_a_data_loader_worker_prints_as_one_line_too():
     """Worker processes are forked (Linux) while the CLI's format is installed: they inherit it."""
     code = """if True:

@@ -271,6 +271,7 @@ def test_bad_inputs_name_what_is_wrong(images, targets, error, message):
         model(images, targets)
 
 
+@pytest.mark.slow
 def test_overfits_one_image_and_finds_every_box():
     model = tiny_model(num_classes=2, min_size=128, max_size=128)
     image = torch.full((3, 128, 128), 0.2)
