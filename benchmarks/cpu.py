@@ -18,7 +18,9 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib.util
+import sys
 import time
+from pathlib import Path
 
 import torch
 from common import add_json_argument, report, time_call
@@ -76,7 +78,9 @@ def mmdet_times(name: str, images, targets, repeats: int, training: bool) -> dic
     from mmdet.structures import DetDataSample
     from mmengine.structures import InstanceData
 
-    from gfocal.interop.mmdet_reference import build_mmdet_gfl
+    # mmdetection's model is built by the parity tests' scaffolding, which the installed package does not ship.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "interop"))
+    from mmdet_reference import build_mmdet_gfl
 
     depth, channels, stacked = MMDET_ARCHITECTURES[name]
     model = build_mmdet_gfl(80, depth, channels, stacked)

@@ -17,6 +17,7 @@ checkout (point ``PYTHONPATH`` at its ``src``) and compares like with like.
 from __future__ import annotations
 
 import argparse
+import runpy
 import time
 from pathlib import Path
 
@@ -25,32 +26,29 @@ from common import add_json_argument, gfocal_commit, report
 import gfocal
 from gfocal.engine import TrainConfig, train
 
-DEMO_IMAGES = 256
+# This checkout's recipes, read from the file (plain data): the gfocal on PYTHONPATH may predate them.
+RECIPES = runpy.run_path(str(Path(__file__).resolve().parents[1] / "src" / "gfocal" / "engine" / "recipes.py"))[
+    "RECIPES"
+]
 
 
 def demo_config(data: Path, epochs: int, out: Path, seed: int) -> TrainConfig:
-    """The demo's recipe for exactly ``epochs`` epochs, evaluated only at the end."""
-    fields = dict(
-        model="gfl_small",
-        model_overrides={"min_size": DEMO_IMAGES, "max_size": DEMO_IMAGES},
-        train_data=str(data / "train.json"),
-        val_data=str(data / "val.json"),
-        epochs=epochs,
-        batch_size=8,
-        lr=0.02,
-        weight_decay=1e-4,
-        warmup_iters=100,
-        schedule="cosine",
-        eval_interval=0,
-        seed=seed,
-        workers=2,
-        out_dir=str(out),
-    )
-    # SGD and the small-data recipe's pieces off, as in the demo; an older TrainConfig has none of these
-    # fields (it trained with SGD and flips only).
-    newer = {"optimizer": "sgd", "scale_range": None, "mosaic": 0.0, "photometric": False, "ema": False}
+    """The demo's recipe for exactly ``epochs`` epochs, evaluated only at the end.
+
+    Fields the gfocal on ``PYTHONPATH`` does not know are left out: an older TrainConfig has no
+    ``optimizer``, ``scale_range``, ``mosaic``, ``photometric`` or ``ema`` (it trained with SGD and flips only).
+    """
+    fields = {
+        **RECIPES["demo"].values,
+        "train_data": str(data / "train.json"),
+        "val_data": str(data / "val.json"),
+        "epochs": epochs,
+        "seed": seed,
+        "workers": 2,
+        "out_dir": str(out),
+    }
     known = TrainConfig.__dataclass_fields__
-    return TrainConfig(**fields, **{k: v for k, v in newer.items() if k in known})
+    return TrainConfig(**{k: v for k, v in fields.items() if k in known})
 
 
 def main() -> None:

@@ -6,7 +6,8 @@
 
 A generated block in a markdown file sits between ``<!-- table: NAME -->`` and
 ``<!-- end table -->``; everything between the two lines is this script's, so
-a figure in a table can always be traced to a committed run. Each table names
+a figure in a table can always be traced to a committed run (and the variant table to
+:data:`gfocal.models.variants.VARIANTS`, the one list of the variants). Each table names
 its source files and which runs of them it takes (a file may hold runs that
 belong elsewhere, e.g. a variant later renamed), and states the machine and
 commit the runs carry. The renderers of other pages live in ``tables_speed.py``,
@@ -16,6 +17,7 @@ commit the runs carry. The renderers of other pages live in ``tables_speed.py``,
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import statistics
@@ -206,6 +208,23 @@ def _provenance(data: dict[str, Any], file: str) -> str:
     return f"`docs/results/{file}`: {data['machine']['cpu']}, torch {data['machine']['torch']}, commit {data['gfocal_commit'][:7]}."
 
 
+def variants_table(results: Path) -> str:
+    """README's variant table: each variant's fields, from the variants' own table and ModelConfig's defaults."""
+    from gfocal.models.config import ModelConfig
+    from gfocal.models.variants import VARIANT_FIELDS, VARIANTS
+
+    defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig) if f.name in VARIANT_FIELDS}
+    lines = ["| variant | id | " + " | ".join(f"`{f}`" for f in VARIANT_FIELDS) + " |"]
+    lines.append("|---" * (len(VARIANT_FIELDS) + 2) + "|")
+    for key, variant in VARIANTS.items():
+        values = {**defaults, **variant.overrides}
+        if values["classification"] == "focal":
+            values["quality_label"] = None  # the separate centerness branch has no quality label
+        cells = ["" if values[f] is None else f"`{values[f]!r}`".replace("'", '"') for f in VARIANT_FIELDS]
+        lines.append(f"| {variant.name} | `{key}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 FINAL_LABELS = {
     "today": "before (paper recipe, gfl_small, flip only)",
     "default": "**gfocal default (gfl_nano)**",
@@ -295,6 +314,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "tiling-places": lambda results: place_table(
         "tiling_analysis_110it_test.json", ("nms", "dist_tol0.25", "dist_tol0.5_iou_best"), MERGE_LABELS, results
     ),
+    "variants": variants_table,
     "demo-steps": lambda results: demo_steps_table(
         {"before #21": "demo_steps_before_21.json", "after #21": "demo_steps_after_21.json"}, results
     ),

@@ -32,18 +32,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from ambiguity_auroc import DATA_OPTIONS, train_briefly
+from ambiguity_auroc import brief_config
 from common import add_json_argument, report
 
 from gfocal.analysis.calibration_report import calibration_statistics, collect
 from gfocal.analysis.fusion import fused_dataset_detections
 from gfocal.analysis.range import edge_range_statistics
 from gfocal.analysis.selection import choose, score_images
-from gfocal.data import DatasetRecords, load_dataset
+from gfocal.data import DatasetRecords, load_dataset, write_coco
 from gfocal.data.image_io import decode_image
 from gfocal.data.synthetic import make_synthetic_splits
+from gfocal.engine import train
 from gfocal.engine.evaluate import evaluate_detections
-from gfocal.models import GFLDetector
+from gfocal.models import GFLDetector, load_model
 from gfocal.models.fusion import TestTimeAugmentation
 
 SIZE = 64
@@ -54,6 +55,14 @@ def subset(records: DatasetRecords, images: list[Any]) -> DatasetRecords:
     return dataclasses.replace(records, images=list(images))
 
 
+def train_on(records: DatasetRecords, folder: Path, iterations: int, seed: int) -> GFLDetector:
+    """The engine's ``"ambiguity"`` recipe (FPN and head train, the body stays random) on ``records``."""
+    train_json = write_coco(records, folder / "train.json")
+    config = brief_config(train_json, len(records.images), iterations, folder / "run", model_overrides=FROZEN,
+                          seed=seed, precision="fp32", workers=0)  # fmt: skip
+    return load_model(train(config).weights).eval()
+
+
 def test_ap(model: GFLDetector, records: DatasetRecords) -> float:
     with torch.no_grad():
         detections = {i: model.eval()([decode_image(r.path)])[0] for i, r in enumerate(records.images)}
@@ -61,10 +70,10 @@ def test_ap(model: GFLDetector, records: DatasetRecords) -> float:
 
 
 def active_learning_round(
-    splits: dict[str, DatasetRecords], seed: int, budget: int, iterations: int
+    splits: dict[str, DatasetRecords], seed: int, budget: int, iterations: int, folder: Path
 ) -> tuple[dict[str, Any], GFLDetector, GFLDetector]:
     start = splits["labelled"]
-    initial = train_briefly(start, SIZE, iterations, seed=seed, model_options=FROZEN)
+    initial = train_on(start, folder / f"initial_{seed}", iterations, seed)
     pool = splits["pool"].images
     tick = time.perf_counter()
     scores = score_images(initial, [r.path for r in pool], batch_size=8, progress=False)
@@ -74,9 +83,7 @@ def active_learning_round(
     drawn = [pool[i] for i in np.random.default_rng(seed).choice(len(pool), budget, replace=False)]
     models, row = {}, {"seed": seed, "select_seconds": select_seconds, "initial_AP": test_ap(initial, splits["test"])}
     for name, picked in (("selected", chosen), ("random", drawn)):
-        models[name] = train_briefly(
-            subset(start, start.images + picked), SIZE, iterations, seed=seed, model_options=FROZEN
-        )
+        models[name] = train_on(subset(start, start.images + picked), folder / f"{name}_{seed}", iterations, seed)
         row[f"{name}_AP"] = test_ap(models[name], splits["test"])
         row[f"{name}_boxes"] = sum(len(r.annotations) for r in picked)
     return row, models["selected"], models["random"]
@@ -124,8 +131,8 @@ def main() -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
         train, held = make_synthetic_splits(
-            Path(folder), seed=0, num_train=args.labelled + args.pool, num_val=args.val + args.test, image_size=SIZE,
-            **DATA_OPTIONS,
+            Path(folder), "ambiguity", seed=0, num_train=args.labelled + args.pool, num_val=args.val + args.test,
+            image_size=SIZE,
         )  # fmt: skip
         train, held = load_dataset(train, warn=False), load_dataset(held, warn=False)
         splits = {
@@ -136,7 +143,7 @@ def main() -> None:
         }
         rounds, kept = [], None
         for seed in args.seeds:
-            row, selected, drawn = active_learning_round(splits, seed, args.budget, args.iterations)
+            row, selected, drawn = active_learning_round(splits, seed, args.budget, args.iterations, Path(folder))
             rounds.append(row)
             kept = kept or (selected, drawn)
         selected, drawn = kept

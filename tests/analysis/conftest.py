@@ -9,6 +9,7 @@ import torch
 
 from gfocal.data.synthetic import make_synthetic_dataset
 from gfocal.models import gfl_small, save_weights
+from support import files
 
 SIZE = 64
 
@@ -64,15 +65,8 @@ def tiny_voc(tiny_coco: Path, tmp_path_factory) -> Path:
     for file_name, width, height, boxes in _objects(tiny_coco):
         stem = Path(file_name).stem
         shutil.copy(tiny_coco.parent / file_name, root / "JPEGImages" / f"{stem}.png")
-        objects = "".join(
-            f"<object><name>{n}</name><difficult>0</difficult><bndbox><xmin>{x0 + 1}</xmin><ymin>{y0 + 1}</ymin>"
-            f"<xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>"
-            for n, x0, y0, x1, y1 in boxes
-        )
-        (root / "Annotations" / f"{stem}.xml").write_text(
-            f"<annotation><filename>{stem}.png</filename><size><width>{width}</width><height>{height}</height>"
-            f"<depth>3</depth></size>{objects}</annotation>"
-        )
+        objects = [(n, (x0 + 1, y0 + 1, x1, y1), 0) for n, x0, y0, x1, y1 in boxes]  # VOC is 1-based
+        (root / "Annotations" / f"{stem}.xml").write_text(files.voc_xml(f"{stem}.png", (width, height), objects))
     return root
 
 

@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 CODE = """
 import sys, tempfile
 import matplotlib
@@ -16,6 +18,7 @@ print(len(written), matplotlib.get_backend(), "matplotlib.pyplot" in sys.modules
 """
 
 
+@pytest.mark.slow
 def test_plots_keep_the_users_backend_and_never_load_pyplot():
     result = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["2", "svg", "False"]

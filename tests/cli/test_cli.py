@@ -82,6 +82,7 @@ def test_weights_that_are_not_a_model_give_one_line_error(tmp_path, capsys):
     assert "w.safetensors" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_train_then_eval_then_refuse_to_overwrite(tmp_path, capsys):
     assert main(["data", "synthetic", str(tmp_path / "syn"), "--num-train", "4", "--num-val", "2"]) == 0
     out = tmp_path / "run"
@@ -146,6 +147,7 @@ def test_unknown_config_key_names_close_matches(tmp_path, capsys):
     assert "did you mean epochs" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_ablation_smoke_writes_a_table(tmp_path, capsys):
     out = tmp_path / "ablation"
     assert (

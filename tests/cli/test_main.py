@@ -1,6 +1,5 @@
 """The entry point's output: warnings and logged warnings as one ``warning: ...`` line each, set for the CLI only."""
 
-import json
 import logging
 import os
 import subprocess
@@ -8,11 +7,13 @@ import sys
 import warnings
 from pathlib import Path
 
+import pytest
 import torch
 from PIL import Image
 
 from gfocal.cli.main import _LevelFormatter, main
 from gfocal.models import gfl_small, save_weights
+from support import files
 
 SRC = Path(__file__).parents[2] / "src"
 
@@ -24,21 +25,11 @@ def run_gfocal(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_a_dataset_warning_prints_as_one_line_without_the_source_echo(tmp_path):
     Image.new("RGB", (32, 24)).save(tmp_path / "a.png")
-    annotations = [
-        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 8, 8]},
-        {"id": 2, "image_id": 7, "category_id": 1, "bbox": [2, 2, 8, 8]},
-    ]  # an orphan: one DatasetWarning
-    (tmp_path / "d.json").write_text(
-        json.dumps(
-            {
-                "images": [{"id": 1, "file_name": "a.png"}],
-                "annotations": annotations,
-                "categories": [{"id": 1, "name": "x"}],
-            }
-        )
-    )
+    annotations = [files.box([2, 2, 8, 8], 1), files.box([2, 2, 8, 8], 2, image_id=7)]  # an orphan: one DatasetWarning
+    files.coco(tmp_path / "d.json", images=[{"id": 1, "file_name": "a.png"}], annotations=annotations)
     torch.manual_seed(0)
     save_weights(gfl_small(1, min_size=64, max_size=64, class_names=("x",)), tmp_path / "w.safetensors")
     result = run_gfocal(
@@ -71,6 +62,7 @@ def test_logged_warnings_are_prefixed_like_python_warnings():
     ]
 
 
+@pytest.mark.slow
 def test_a_warning_in_a_data_loader_worker_prints_as_one_line_too():
     """Worker processes are forked (Linux) while the CLI's format is installed: they inherit it."""
     code = """if True:

@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from gfocal.data.image_io import decode_image, probe_image
+from support import files
 
 
 @pytest.mark.parametrize(
@@ -22,8 +23,8 @@ from gfocal.data.image_io import decode_image, probe_image
         ("I;16", round(40000 / 65535 * 255)),
     ],
 )
-def test_decode_any_mode_gives_rgb_uint8(tmp_path, save_image, mode, expected):
-    path = save_image(tmp_path / f"im_{mode.replace(';', '')}.{'tif' if mode == 'CMYK' else 'png'}", (6, 4), mode)
+def test_decode_any_mode_gives_rgb_uint8(tmp_path, mode, expected):
+    path = files.image(tmp_path / f"im_{mode.replace(';', '')}.{'tif' if mode == 'CMYK' else 'png'}", (6, 4), mode)
     image = decode_image(path)
     assert image.shape == (3, 4, 6) and image.dtype == torch.uint8
     if expected is not None:

@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from gfocal.data import DatasetError, load_dataset
+from support import files
 
 
-def coco(tmp_path, save_image, annotations, images=2):
+def coco(tmp_path, annotations, images=2):
     for i in range(images):
-        save_image(tmp_path / f"{i}.png", (32, 24))
-    data = {
-        "images": [{"id": i + 1, "file_name": f"{i}.png"} for i in range(images)],
-        "annotations": [{"id": k + 1, "category_id": 1, **a} for k, a in enumerate(annotations)],
-        "categories": [{"id": 1, "name": "x"}],
-    }
-    path = tmp_path / "train.json"
-    path.write_text(json.dumps(data))
+        files.image(tmp_path / f"{i}.png")
+    path = files.coco(
+        tmp_path / "train.json",
+        images=[{"id": i + 1, "file_name": f"{i}.png"} for i in range(images)],
+        annotations=[{"id": k + 1, "category_id": 1, **a} for k, a in enumerate(annotations)],
+    )
     return load_dataset(path, warn=False)
 
 
-def test_boxes_in_some_images_and_negatives_elsewhere_are_fine(tmp_path, save_image):
-    records = coco(tmp_path, save_image, [{"image_id": 1, "bbox": [2, 2, 8, 8]}], images=3)
+def test_boxes_in_some_images_and_negatives_elsewhere_are_fine(tmp_path):
+    records = coco(tmp_path, [{"image_id": 1, "bbox": [2, 2, 8, 8]}], images=3)
     records.require_boxes("train on")
     assert records.problems.count("empty_image") == 2
 
@@ -51,7 +48,7 @@ def test_boxes_in_some_images_and_negatives_elsewhere_are_fine(tmp_path, save_im
         ([], 0, r"\(0 images\): the dataset lists no images$"),
     ],
 )
-def test_no_usable_box_is_an_error_saying_why(tmp_path, save_image, annotations, images, message):
-    records = coco(tmp_path, save_image, annotations, images)
+def test_no_usable_box_is_an_error_saying_why(tmp_path, annotations, images, message):
+    records = coco(tmp_path, annotations, images)
     with pytest.raises(DatasetError, match=message):
         records.require_boxes("train on")

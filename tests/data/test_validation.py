@@ -13,25 +13,23 @@ from PIL import Image
 
 from gfocal.data import DatasetError, DatasetWarning, ProblemReport, load_dataset
 from gfocal.data.validation import sanitize_boxes
+from support import files
 
 
-def _coco(tmp_path, images, annotations, save=True, save_image=None):
-    coco = {
-        "images": [
+def _coco(tmp_path, images, annotations, save=True):
+    """A COCO json of ``images`` ((w, h) each, saved as 1.jpg, 2.jpg... unless not ``save``) and
+    ``annotations`` ((image id, xywh box) each), one class."""
+    if save:
+        for i, size in enumerate(images, start=1):
+            files.image(tmp_path / f"{i}.jpg", size)
+    return files.coco(
+        tmp_path / "ann.json",
+        images=[
             {"id": i, "file_name": f"{i}.jpg", "width": w, "height": h} for i, (w, h) in enumerate(images, start=1)
         ],
-        "annotations": [
-            {"id": 100 + k, "image_id": img, "category_id": 1, "bbox": list(b), "iscrowd": 0}
-            for k, (img, b) in enumerate(annotations)
-        ],
-        "categories": [{"id": 1, "name": "thing"}],
-    }
-    if save:
-        for i, (w, h) in enumerate(images, start=1):
-            Image.new("RGB", (w, h), (10, 20, 30)).save(tmp_path / f"{i}.jpg")
-    path = tmp_path / "ann.json"
-    path.write_text(json.dumps(coco))
-    return path
+        annotations=[{**files.box(list(b), 100 + k, img), "iscrowd": 0} for k, (img, b) in enumerate(annotations)],
+        categories=[{"id": 1, "name": "thing"}],
+    )
 
 
 def _load_warns(path, **kwargs):
@@ -64,8 +62,7 @@ def test_truncated_image_is_skipped_and_named(tmp_path, suffix):
     image = tmp_path / f"t.{suffix}"
     Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(image)
     image.write_bytes(image.read_bytes()[: image.stat().st_size // 2])
-    path = tmp_path / "ann.json"
-    path.write_text(json.dumps({"images": [{"id": 1, "file_name": image.name}], "annotations": [], "categories": []}))
+    path = files.coco(tmp_path / "ann.json", images=[{"id": 1, "file_name": image.name}], categories=[])
     for check in ("fast", "full"):
         rec, messages = _load_warns(path, check_images=check)
         assert len(rec) == 0 and rec.problems.count("truncated_image") == 1

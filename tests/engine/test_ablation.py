@@ -2,8 +2,9 @@
 
 from pathlib import Path
 
-from gfocal.engine.ablation import VARIANTS, AblationSettings, _train_config, ablation_base
+from gfocal.engine.ablation import AblationSettings, _train_config, ablation_base
 from gfocal.engine.config import TrainConfig
+from gfocal.models.variants import VARIANTS
 
 
 def test_a_run_is_the_paper_recipe_with_the_ablation_budget_and_its_variant():
@@ -34,5 +35,10 @@ def test_a_run_is_the_paper_recipe_with_the_ablation_budget_and_its_variant():
 
 
 def test_training_fields_override_the_budget():
-    base = ablation_base("t.json", "v.json", "runs", epochs=1, model_overrides={}, precision="fp32")
-    assert (base.epochs, base.model_overrides, base.precision, base.lr) == (1, {}, "fp32", 0.02)
+    base = ablation_base("t.json", "v.json", "runs", epochs=1, model_overrides={"max_size": 64}, precision="fp32")
+    assert (base.epochs, base.model_overrides, base.precision, base.lr) == (
+        1,
+        {"min_size": 256, "max_size": 64},  # merged into the recipe's, key by key
+        "fp32",
+        0.02,
+    )

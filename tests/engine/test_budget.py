@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from standin import RandomDetections, TinyDetector, collate, records_for
 
 from gfocal.engine import TrainConfig, TrainData, load_checkpoint, train
 from gfocal.engine.budget import estimated_eval_s
+from support.standin import RandomDetections, TinyDetector, collate, records_for
 
 
 def budget_config(tmp_path, **changes):
@@ -78,6 +78,7 @@ def test_with_epochs_the_budget_only_caps(tmp_path):
     assert result.iterations == 8 and not result.stopped_by_time_budget
 
 
+@pytest.mark.slow
 def test_multiscale_changes_the_network_input_size(tmp_path, splits):
     from gfocal.models import gfl_small
 

@@ -4,9 +4,9 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
-from run_standin import ddp_worker
 
 from gfocal.engine import distributed, load_checkpoint
+from support.standin_run import ddp_worker
 
 
 def free_port() -> int:
@@ -15,6 +15,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path, monkeypatch):
     for key in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK"):  # restored after the test
         monkeypatch.setenv(key, "")

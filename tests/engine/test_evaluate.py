@@ -2,7 +2,6 @@ import json
 
 import pytest
 import torch
-from standin import Ann, Img, Records, collate
 from torch import nn
 
 from gfocal.engine.evaluate import (
@@ -13,6 +12,7 @@ from gfocal.engine.evaluate import (
     save_results,
     to_original_coordinates,
 )
+from support.standin import Ann, Img, Records, collate
 
 
 def make_records():

@@ -7,6 +7,8 @@ from gfocal.data.synthetic import make_synthetic_splits
 from gfocal.engine import TrainConfig, load_checkpoint, train
 from gfocal.models import load_model
 
+pytestmark = pytest.mark.slow  # trains, evaluates and exports gfl_small end to end
+
 
 @pytest.fixture(scope="module")
 def splits(tmp_path_factory):

@@ -8,7 +8,7 @@ import torchvision
 
 from gfocal.engine.build import build_model, build_optimizer, resolve_model_name
 from gfocal.engine.config import TrainConfig
-from gfocal.engine.run import _warn_if_slow_here
+from gfocal.engine.prepare import _warn_if_slow_here
 from gfocal.models import WeightsError
 
 

@@ -11,6 +11,7 @@ from gfocal.fileio import prepare_output_dir
 from gfocal.models import gfl_small
 from gfocal.models.fusion import TestTimeAugmentation
 from gfocal.tiling import TilingConfig
+from support import files
 
 
 @pytest.fixture()
@@ -68,14 +69,11 @@ def test_eval_and_predict_feed_the_network_identical_tensors(tmp_path, monkeypat
     generator = torch.Generator().manual_seed(0)
     pixels = torch.randint(0, 256, (93, 141, 3), dtype=torch.uint8, generator=generator).numpy()
     Image.fromarray(pixels).save(tmp_path / "a.png")
-    coco = {
-        "images": [{"id": 1, "file_name": "a.png", "width": 141, "height": 93}],
-        "annotations": [
-            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 20], "area": 600, "iscrowd": 0}
-        ],
-        "categories": [{"id": 1, "name": "x"}],
-    }
-    (tmp_path / "a.json").write_text(json.dumps(coco))
+    files.coco(
+        tmp_path / "a.json",
+        images=[{"id": 1, "file_name": "a.png", "width": 141, "height": 93}],
+        annotations=[{**files.box([10, 10, 30, 20]), "area": 600, "iscrowd": 0}],
+    )
     model = gfl_small(1, class_names=("x",), min_size=64, max_size=64)
     fed = []
     model.backbone.register_forward_pre_hook(lambda module, args: fed.append(args[0].clone()))

@@ -6,12 +6,12 @@ import logging
 import pytest
 import torch
 import yaml
-from standin import RandomDetections, TinyDetector, collate
 
 from gfocal.engine import TrainConfig, TrainData, load_checkpoint, train
 from gfocal.engine.build import TrainSetupError
 from gfocal.engine.distributed import DistInfo
-from gfocal.engine.run import _check_training_set
+from gfocal.engine.prepare import _check_training_set
+from support.standin import RandomDetections, TinyDetector, collate
 
 
 def config(tmp_path, **changes):
@@ -31,7 +31,7 @@ def config(tmp_path, **changes):
 
 def test_a_set_smaller_than_the_batch_trains_as_one_batch_and_says_so(tmp_path, caplog):
     torch.manual_seed(0)
-    with caplog.at_level(logging.WARNING, logger="gfocal.engine.run"):
+    with caplog.at_level(logging.WARNING, logger="gfocal.engine.prepare"):
         result = train(config(tmp_path), model=TinyDetector(), data=TrainData(RandomDetections(2), collate))
     assert result.iterations == 1 and result.epochs == 1.0
     [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]

@@ -9,8 +9,8 @@ from gfocal.data.synthetic import make_synthetic_splits
 from gfocal.engine import TrainConfig, load_config, train
 from gfocal.engine.build import TrainSetupError
 from gfocal.engine.distributed import DistInfo
+from gfocal.engine.prepare import prepare_run
 from gfocal.engine.pretrained import read_pretrained
-from gfocal.engine.run import prepare_run
 from gfocal.models import WeightsError, gfl_small, load_model, save_weights
 
 SHAPES = ("rectangle", "ellipse", "triangle", "cross")
@@ -62,12 +62,13 @@ def finetune_config(datasets, tmp_path, **changes):
     return TrainConfig(**{**values, **changes})
 
 
+@pytest.mark.slow
 def test_a_gfocal_weights_file_brings_its_architecture_and_its_shared_classes(
     datasets, pretrained_run, tmp_path, caplog
 ):
     config = finetune_config(datasets, tmp_path, weights=str(pretrained_run.weights))
     source = load_model(pretrained_run.weights)
-    with caplog.at_level("INFO", logger="gfocal.engine.run"):
+    with caplog.at_level("INFO", logger="gfocal.engine.prepare"):
         run = prepare_run(config, DistInfo(), torch.device("cpu"), None, None)
     model = run.module
     assert (model.config.min_size, model.config.fpn_channels) == (64, 96)  # the file's, not gfl_small's defaults (320)
@@ -90,6 +91,7 @@ def test_a_gfocal_weights_file_brings_its_architecture_and_its_shared_classes(
     assert "backbone.body.conv1.weight" in report["loaded"] and report["lines"][-1].endswith(line)
 
 
+@pytest.mark.slow
 def test_fine_tuning_from_a_training_checkpoint_trains_and_exports_the_new_classes(datasets, pretrained_run, tmp_path):
     config = finetune_config(datasets, tmp_path, weights=str(pretrained_run.last_checkpoint))
     result = train(config)
@@ -100,6 +102,7 @@ def test_fine_tuning_from_a_training_checkpoint_trains_and_exports_the_new_class
     assert result.final_metrics is not None
 
 
+@pytest.mark.slow
 def test_a_named_model_of_another_architecture_is_a_setup_error(datasets, pretrained_run, tmp_path):
     config = finetune_config(
         datasets,

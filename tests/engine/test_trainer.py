@@ -7,14 +7,14 @@ import time
 from pathlib import Path
 
 import pytest
-import run_standin
 import torch
-from standin import RandomDetections, TinyDetector, collate, records_for
 
 from gfocal.engine import TrainConfig, TrainData, TrainingDiverged, load_checkpoint, train
+from support import standin_run
+from support.standin import RandomDetections, TinyDetector, collate, records_for
 
-HERE = Path(__file__).parent
-SRC = HERE.parents[1] / "src"
+TESTS = Path(__file__).parents[1]
+SRC = TESTS.parent / "src"
 
 
 def tiny_config(tmp_path, **changes):
@@ -38,6 +38,21 @@ def tiny_config(tmp_path, **changes):
 def tiny_data(n=16):
     val = RandomDetections(4, seed=1)
     return TrainData(RandomDetections(n), collate, val, records_for(val))
+
+
+@pytest.mark.parametrize("ema", [False, True])
+def test_on_step_sees_every_step_on_the_evaluated_network_in_eval_mode(tmp_path, ema):
+    torch.manual_seed(0)
+    model, seen = TinyDetector(), []
+
+    def on_step(iteration, network):
+        seen.append((iteration, network.training, network is model))
+        network([torch.zeros(3, 32, 32, dtype=torch.uint8)])  # an eval-mode forward: detections, no training call
+
+    result = train(tiny_config(tmp_path, ema=ema), model=model, data=tiny_data(), on_step=on_step)
+    # The EMA's copy is what evaluation (and so the hook) sees when EMA is on; the model itself otherwise.
+    assert seen == [(i, False, not ema) for i in range(1, result.iterations + 1)]
+    assert model.calls == result.iterations  # every step's forward ran in training mode (the hook's did not count)
 
 
 def test_short_run_writes_checkpoints_logs_plots_and_evaluation(tmp_path):
@@ -116,24 +131,25 @@ def test_time_budget_stops_early_compresses_schedule_and_still_evaluates(tmp_pat
 
 
 def launch_standin(out_dir, resume, sleep_s, precision):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(HERE)])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS)])}
     return subprocess.Popen(
-        [sys.executable, str(HERE / "run_standin.py"), str(out_dir), resume, str(sleep_s), precision],
+        [sys.executable, "-m", "support.standin_run", str(out_dir), resume, str(sleep_s), precision],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.filterwarnings("ignore:bf16 requested on a CPU without native bf16")
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, precision):
     killed = launch_standin(tmp_path / "killed", "", 0.1, precision)
     torch.manual_seed(0)  # the reference runs here, while the subprocess starts
     train(
-        run_standin.config(str(tmp_path / "reference"), precision=precision),
+        standin_run.config(str(tmp_path / "reference"), precision=precision),
         model=TinyDetector(),
-        data=run_standin.data(),
+        data=standin_run.data(),
     )
     last = tmp_path / "killed" / "last.pt"
     deadline = time.time() + 60

@@ -1,9 +1,9 @@
 import warnings
 
 import torch
-from standin import RandomDetections, TinyDetector, collate
 
 from gfocal.engine import TrainConfig, TrainData, train
+from support.standin import RandomDetections, TinyDetector, collate
 
 
 def test_bf16_channels_last_training_runs_and_keeps_float32_weights(tmp_path):
@@ -29,10 +29,10 @@ def test_bf16_channels_last_training_runs_and_keeps_float32_weights(tmp_path):
 
 
 def test_compile_applies_to_the_trained_module_not_the_ema_copy(tmp_path, monkeypatch):
-    import gfocal.engine.run as run_module
+    import gfocal.engine.prepare as prepare_module
 
     compiled = []
-    monkeypatch.setattr(run_module, "compile_network", compiled.append)  # the wiring, without compile's minute
+    monkeypatch.setattr(prepare_module, "compile_network", compiled.append)  # the wiring, without compile's minute
     config = TrainConfig(
         model="standin",
         epochs=1,

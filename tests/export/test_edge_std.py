@@ -56,6 +56,7 @@ def test_decoded_wrapper_emits_edge_std(model):
         assert (edge_std[i, count:] == 0).all()
 
 
+@pytest.mark.slow
 def test_edge_std_in_the_onnx_graph(model, tmp_path):
     pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")

@@ -9,6 +9,7 @@ from gfocal.models import gfl_small, save_weights
 ort = pytest.importorskip("onnxruntime")
 
 
+@pytest.mark.slow
 def test_export_onnx_from_a_weights_file(tmp_path, capsys):
     torch.manual_seed(0)
     weights = save_weights(gfl_small(2, min_size=64, max_size=64), tmp_path / "model.safetensors")

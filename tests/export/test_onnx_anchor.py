@@ -11,6 +11,7 @@ from busy_models import busy_model  # noqa: E402
 from gfocal.export import export_onnx  # noqa: E402
 
 
+@pytest.mark.slow
 def test_raw_graph_of_the_anchor_variant_has_score_factors(tmp_path):
     model = busy_model(classification="focal", box="anchor_delta")
     path = export_onnx(model, tmp_path / "raw.onnx", form="raw", optimize=False)

@@ -11,6 +11,8 @@ from busy_models import SIZES, busy_model, images  # noqa: E402
 
 from gfocal.export import export_onnx  # noqa: E402
 
+pytestmark = pytest.mark.slow  # exports ONNX graphs (a minute or more each on 2 cores)
+
 
 @pytest.fixture(
     scope="module",

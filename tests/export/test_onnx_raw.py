@@ -15,6 +15,8 @@ from busy_models import SIZES, busy_model, images  # noqa: E402
 from gfocal.export import ExportedDetector, export_onnx  # noqa: E402
 from gfocal.export.reference_decode import decode, decode_settings  # noqa: E402
 
+pytestmark = pytest.mark.slow  # exports ONNX graphs (a minute or more on 2 cores)
+
 
 @pytest.fixture(scope="module")
 def model():

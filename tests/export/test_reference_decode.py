@@ -10,15 +10,7 @@ from torchvision.ops import nms as torchvision_nms
 
 from gfocal.export import ExportedDetector
 from gfocal.export.reference_decode import DecodeSettings, decode, decode_settings, nms, preprocess, resize_keep_ratio
-
-VARIANTS = {
-    "gfl": {},
-    "gflv2": {"dgqp": True},
-    "dirac_box": {"box": "dirac"},
-    "atss_baseline": {"classification": "focal", "box": "dirac"},
-    "atss_anchor": {"classification": "focal", "box": "anchor_delta"},
-    "dfl_only": {"classification": "focal"},
-}
+from gfocal.models.variants import VARIANTS
 
 
 def settings_of(model):
@@ -27,7 +19,7 @@ def settings_of(model):
 
 @pytest.mark.parametrize("name", VARIANTS)
 def test_reference_decode_equals_pytorch_inference(name):
-    model = busy_model(max_size=128, **VARIANTS[name])
+    model = busy_model(max_size=128, **VARIANTS[name].overrides)
     settings = settings_of(model)
     generator = np.random.default_rng(0)
     images = [generator.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in ((64, 80), (150, 100), (96, 128))]

@@ -56,6 +56,7 @@ def test_a_checkpoint_pickling_objects_is_refused_with_what_to_save_instead(tmp_
         read_pretrained(tmp_path / "w.pth")
 
 
+@pytest.mark.slow
 def test_gfocal_train_fine_tunes_from_an_mmdetection_pth(tmp_path, capsys):
     source = source_model()  # gfl_small's architecture, 4 classes, random non-trivial weights
     torch.save({"meta": {"epoch": 12}, "state_dict": fake_mmdet_state(source)}, tmp_path / "gfl_mmdet.pth")

@@ -3,15 +3,15 @@
 mmdetection is not a dependency: ``bash .ci/install_mmdet DIR`` installs mmdetection 3.3.0 with the
 pure-Python ``mmcv-lite`` into DIR, then ``PYTHONPATH=DIR pytest -m mmdet tests/interop`` runs the
 parity tests (``.ci/run`` does both; see ``conftest.py`` here for what skips and what fails).
-``mmcv-lite`` has no compiled ``mmcv.ops``; :mod:`gfocal.interop.mmcv_ops_standin` provides the ``nms`` and
+``mmcv-lite`` has no compiled ``mmcv.ops``; ``tests/interop/mmcv_ops_standin.py`` provides the ``nms`` and
 ``batched_nms`` GFL inference calls, on top of torchvision.
 """
 
 import pytest
 import torch
+from mmdet_reference import build_mmdet_gfl
 
 from gfocal.interop import from_mmdet, save_mmdet_checkpoint
-from gfocal.interop.mmdet_reference import build_mmdet_gfl
 from gfocal.models.postprocess import postprocess_image
 
 pytestmark = pytest.mark.mmdet

@@ -18,10 +18,10 @@ without positives adds 1; gfocal divides by the batch's positives (at least 1), 
 Their QFL is rescaled by the ratio of the two normalisers before comparing values and gradients.
 """
 
+import mmcv_ops_standin
 import pytest
 import torch
 
-from gfocal.interop import mmcv_ops_standin
 from gfocal.models import ModelConfig
 from gfocal.models.assigner import atss_assign
 from gfocal.models.criterion import GFLCriterion

@@ -17,17 +17,9 @@ from gfocal.models.grid import location_grid, valid_locations
 from gfocal.models.head import HeadOutputs
 from gfocal.models.quality import joint_score_logits
 from gfocal.models.targets import pad_targets
+from gfocal.models.variants import VARIANTS
 from gfocal.ops import centerness
 
-VARIANTS = {
-    "gfl": {},
-    "gflv2": {"dgqp": True},
-    "centerness-label": {"quality_label": "centerness"},
-    "qfl-only": {"box": "dirac"},
-    "dfl-only": {"classification": "focal"},
-    "atss-baseline": {"classification": "focal", "box": "dirac"},
-    "atss-anchor": {"classification": "focal", "box": "anchor_delta"},
-}
 SHAPES, STRIDES = [(8, 8), (4, 4), (2, 2)], (8, 16, 32)  # a 64 x 64 batch
 IMAGE_SIZES = [(64, 64), (40, 56)]
 TARGETS = [
@@ -126,7 +118,7 @@ def reference_losses(config, outputs, grid, targets, valid):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_criterion_equals_the_written_out_losses(variant):
-    config = ModelConfig(num_classes=3, reg_max=4, strides=STRIDES, **VARIANTS[variant])
+    config = ModelConfig(num_classes=3, reg_max=4, strides=STRIDES, **VARIANTS[variant].overrides)
     grid = location_grid(SHAPES, STRIDES, 0.0, torch.device("cpu"))
     valid = valid_locations(grid, IMAGE_SIZES)
     generator = torch.Generator().manual_seed(0)

@@ -8,17 +8,9 @@ from torchvision.ops import box_iou
 from gfocal.models import WeightsError, gfl_small, load_model, save_weights
 from gfocal.models.head import HeadOutputs
 from gfocal.models.quality import joint_score_logits
+from gfocal.models.variants import VARIANTS
 
 SIZE = 96
-VARIANTS = {
-    "gfl": {},
-    "gflv2": {"dgqp": True},
-    "centerness_label": {"quality_label": "centerness"},
-    "qfl_only": {"box": "dirac"},
-    "dfl_only": {"classification": "focal"},
-    "atss_baseline": {"classification": "focal", "box": "dirac"},
-    "atss_anchor": {"classification": "focal", "box": "anchor_delta"},
-}
 
 
 def tiny_model(num_classes=3, **overrides):
@@ -49,7 +41,7 @@ def sample_batch():
 
 @pytest.mark.parametrize("name", VARIANTS)
 def test_every_variant_trains_and_predicts(name):
-    model = tiny_model(**VARIANTS[name])
+    model = tiny_model(**VARIANTS[name].overrides)
     images, targets = sample_batch()
     losses = model(images, targets)
     assert all(v.dim() == 0 and torch.isfinite(v) for v in losses.values())
@@ -279,6 +271,7 @@ def test_bad_inputs_name_what_is_wrong(images, targets, error, message):
         model(images, targets)
 
 
+@pytest.mark.slow
 def test_overfits_one_image_and_finds_every_box():
     model = tiny_model(num_classes=2, min_size=128, max_size=128)
     image = torch.full((3, 128, 128), 0.2)

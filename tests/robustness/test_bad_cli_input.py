@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from robust_files import box, coco, image, png_header_only
 
 from gfocal.cli.main import main
 from gfocal.data import DatasetWarning
 from gfocal.engine import TrainConfig, load_checkpoint, save_checkpoint
 from gfocal.models import gfl_small, save_weights
+from support.files import box, coco, image, png_header_only
 
 FAST = ["--workers", "0", "--precision", "fp32"]
 
@@ -272,9 +272,9 @@ def test_predict_skips_unreadable_images_with_a_warning_and_a_count(tmp_path, ca
 
 def test_a_dataset_smaller_than_the_batch_trains_with_all_its_images(tmp_path, caplog):
     """2 images, batch_size 16: one step of 2 images, said in one warning and in the metrics log's setup row."""
-    with caplog.at_level("WARNING", logger="gfocal.engine.run"):
+    with caplog.at_level("WARNING", logger="gfocal.engine.prepare"):
         assert main(train_args(tmp_path, None, "--batch-size", "16", "--image-size", "64", "--set", "lr=0.01")) == 0
-    assert [r.getMessage() for r in caplog.records if r.name == "gfocal.engine.run"] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "gfocal.engine.prepare"] == [
         f"the training set {tmp_path / 'train.json'} has 2 usable images, fewer than batch_size 16: training with batches of 2 (the whole "
         "set), lr 0.00125 (lr 0.01 x 2/16)"
     ]

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageFile
-from robust_files import box, coco, image, jpeg_claiming, png_header_only
 
 from gfocal.data import DatasetError, DetectionDataset, load_dataset
 from gfocal.data.transforms import Augmentation, build_transforms
+from support.files import box, coco, image, jpeg_claiming, png_header_only
 
 
 @dataclass(frozen=True)

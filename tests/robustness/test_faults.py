@@ -1,6 +1,6 @@
 """Faults during training: SIGKILL at random moments (during checkpoint writes too) and a full disk.
 
-The trainer under test is the engine tests' stand-in run (``run_standin.config``/``data`` with
+The trainer under test is the engine tests' stand-in run (``standin_run.config``/``data`` with
 ``standin.TinyDetector``), checkpointing every step. Killed runs are forked from this process,
 which has torch imported already: a fresh interpreter would spend seconds importing per run.
 A non-finite loss is covered by ``tests/engine/test_trainer.py::test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint``.
@@ -18,13 +18,15 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import run_standin
 import torch
-from standin import TinyDetector
 
 from gfocal.engine import CheckpointError, checkpoint, load_checkpoint, train
+from support import standin_run
+from support.standin import TinyDetector
 
-TOTAL_ITERS = 24  # run_standin: 3 epochs of 16 images in batches of 2
+pytestmark = pytest.mark.slow  # kills and resumes training runs many times over
+
+TOTAL_ITERS = 24  # support.standin_run: 3 epochs of 16 images in batches of 2
 FORK = multiprocessing.get_context("fork")
 OUTCOMES: Counter = Counter()  # what the kills hit, for docs/reliability.md (printed with -s)
 
@@ -38,7 +40,7 @@ def _print_outcomes():
 
 
 def config(out_dir: Path, resume: str = ""):
-    return run_standin.config(str(out_dir), resume).replace(checkpoint_interval=1)
+    return standin_run.config(str(out_dir), resume).replace(checkpoint_interval=1)
 
 
 def _slow_save(seconds: float):
@@ -63,7 +65,7 @@ def _child(out_dir: Path, resume: str, sleep_s: float, slow_write_s: float) -> N
     if slow_write_s:
         checkpoint.torch.save = _slow_save(slow_write_s)  # this forked process only
     torch.manual_seed(0)
-    train(config(out_dir, resume), model=TinyDetector(sleep_s=sleep_s), data=run_standin.data())
+    train(config(out_dir, resume), model=TinyDetector(sleep_s=sleep_s), data=standin_run.data())
 
 
 def start(out_dir: Path, resume: str = "", sleep_s: float = 0.03, slow_write_s: float = 0.0):
@@ -105,7 +107,7 @@ def kill_and_check(process, out_dir: Path) -> str:
 def reference(tmp_path_factory):
     out = tmp_path_factory.mktemp("reference")
     torch.manual_seed(0)
-    train(config(out), model=TinyDetector(), data=run_standin.data())
+    train(config(out), model=TinyDetector(), data=standin_run.data())
     return load_checkpoint(out / "last.pt")
 
 
@@ -131,7 +133,7 @@ def test_random_sigkills_never_corrupt_the_checkpoint_and_resume_exactly(tmp_pat
         time.sleep(rng.uniform(0.05, 0.5))
         OUTCOMES[kill_and_check(process, out)] += 1
     torch.manual_seed(0)
-    train(config(out, "auto"), model=TinyDetector(), data=run_standin.data())
+    train(config(out, "auto"), model=TinyDetector(), data=standin_run.data())
     assert_same_run(out, reference)
 
 
@@ -152,7 +154,7 @@ def test_sigkill_during_a_checkpoint_write_keeps_the_previous_one(tmp_path, refe
     else:
         assert not (out / "last.pt").exists()
     torch.manual_seed(0)
-    train(config(out, "auto"), model=TinyDetector(), data=run_standin.data())
+    train(config(out, "auto"), model=TinyDetector(), data=standin_run.data())
     assert_same_run(out, reference)
 
 
@@ -174,18 +176,17 @@ def test_full_disk_keeps_the_previous_checkpoint_and_stops_with_a_clear_message(
         CheckpointError,
         match=r"could not write checkpoint .*last\.pt: No space left on device; the previous file is unchanged",
     ):
-        train(config(out), model=TinyDetector(), data=run_standin.data())
+        train(config(out), model=TinyDetector(), data=standin_run.data())
     monkeypatch.undo()
     assert load_checkpoint(out / "last.pt")["iteration"] == 5 and temporaries(out) == []
     torch.manual_seed(0)  # space freed: the run resumes and ends as if nothing happened
-    train(config(out, "auto"), model=TinyDetector(), data=run_standin.data())
+    train(config(out, "auto"), model=TinyDetector(), data=standin_run.data())
     assert_same_run(out, reference)
 
 
 def test_full_disk_at_the_command_line_is_one_line_and_exit_status_2(tmp_path, capsys, monkeypatch):
-    from robust_files import box, coco, image
-
     from gfocal.cli.main import main
+    from support.files import box, coco, image
 
     images = [{"id": i, "file_name": image(tmp_path / f"{i}.png", (32, 24)).name} for i in (1, 2)]
     data = coco(tmp_path / "train.json", images=images, annotations=[box([2, 2, 12, 12], i, i) for i in (1, 2)])

@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from robust_files import image
 
 from gfocal.data import DatasetError, load_dataset, write_coco
 from gfocal.ops import (
@@ -21,6 +20,7 @@ from gfocal.ops import (
     generalized_focal_loss,
     quality_focal_loss,
 )
+from support.files import image
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 W, H = 40, 30
@@ -63,11 +63,19 @@ boxes_strategy = st.lists(
 )
 
 
-def load_or_dataset_error(path: Path):
+def assert_loads_or_raises_dataset_error(path: Path):
+    """Load ``path``: a DatasetError is fine (None is returned), any other exception fails the test, and what
+    loads holds only boxes of positive size inside their image, with labels of known classes."""
     try:
-        return load_dataset(path, warn=False)
+        records = load_dataset(path, warn=False)
     except DatasetError:
         return None
+    for record in records.images:
+        for ann in record.annotations:
+            x0, y0, x1, y1 = ann.box
+            assert 0 <= x0 < x1 <= record.width and 0 <= y0 < y1 <= record.height, (record.path, ann.box)
+            assert 0 <= ann.label < len(records.class_names)
+    return records
 
 
 @SETTINGS
@@ -108,7 +116,7 @@ def test_a_corrupted_coco_field_loads_or_raises_dataset_error(folder, boxes, sec
             entry[key] = value
     path = folder / "corrupt.json"
     path.write_text(json.dumps(data))
-    load_or_dataset_error(path)
+    assert_loads_or_raises_dataset_error(path)
 
 
 @SETTINGS
@@ -117,7 +125,7 @@ def test_a_truncated_or_garbled_coco_file_loads_or_raises_dataset_error(folder, 
     text = json.dumps(valid_coco(boxes)).encode()
     path = folder / "cut.json"
     path.write_bytes(text[: cut % (len(text) + 1)] + junk)
-    load_or_dataset_error(path)
+    assert_loads_or_raises_dataset_error(path)
 
 
 @SETTINGS
@@ -129,7 +137,7 @@ def test_any_yolo_label_file_loads_or_raises_dataset_error(folder, lines, names)
     (folder / "labels" / "train").mkdir(parents=True, exist_ok=True)
     (folder / "labels" / "train" / "a.txt").write_text("\n".join(lines))
     (folder / "data.yaml").write_text(f"path: .\ntrain: images/train\nnames: {names}\n")
-    records = load_or_dataset_error(folder / "data.yaml")
+    records = assert_loads_or_raises_dataset_error(folder / "data.yaml")
     for record in records.images if records else []:
         assert all(0 <= label < len(records.class_names) for label in record.labels().tolist())
 
@@ -150,7 +158,7 @@ def test_any_voc_file_loads_or_raises_dataset_error(folder, cut, junk, values):
     voc.mkdir(exist_ok=True)
     (voc / "a.xml").write_text(xml[:cut] + junk if cut < len(xml) else xml)
     image(voc / "a.png", (W, H)) if not (voc / "a.png").exists() else None
-    load_or_dataset_error(voc)
+    assert_loads_or_raises_dataset_error(voc)
 
 
 finite = st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False, width=32)
@@ -187,7 +195,7 @@ def test_box_coding_in_stride_units_inverts_within_the_clamp(rows, reg_max, stri
     )
 
 
-def _finite_with_finite_grads(loss: torch.Tensor, *inputs: torch.Tensor) -> None:
+def assert_finite_with_finite_grads(loss: torch.Tensor, *inputs: torch.Tensor) -> None:
     loss.backward()
     assert torch.isfinite(loss), loss
     for tensor in inputs:
@@ -203,10 +211,10 @@ def _finite_with_finite_grads(loss: torch.Tensor, *inputs: torch.Tensor) -> None
 def test_qfl_is_finite_with_finite_gradients_for_any_finite_input(rows, beta, label):
     t = torch.tensor(rows)
     logits = t[:, :2].clone().requires_grad_(True)
-    _finite_with_finite_grads(quality_focal_loss(logits, t[:, 2:], beta=beta, reduction="sum"), logits)
+    assert_finite_with_finite_grads(quality_focal_loss(logits, t[:, 2:], beta=beta, reduction="sum"), logits)
     pair_logits = t[:, :2].clone().requires_grad_(True)
     labels = torch.full((len(rows),), label, dtype=torch.long)  # 2 = background
-    _finite_with_finite_grads(
+    assert_finite_with_finite_grads(
         quality_focal_loss(pair_logits, (labels, t[:, 3]), beta=beta, avg_factor=1.0), pair_logits
     )
 
@@ -225,7 +233,7 @@ def test_dfl_is_finite_with_finite_gradients_for_any_finite_input(case):
     reg_max, logits, targets = case
     logits = torch.tensor(logits).requires_grad_(True)
     target = torch.tensor(targets[: len(logits)])
-    _finite_with_finite_grads(distribution_focal_loss(logits, target, reduction="mean"), logits)
+    assert_finite_with_finite_grads(distribution_focal_loss(logits, target, reduction="mean"), logits)
 
 
 @settings(max_examples=150, deadline=None)
@@ -235,6 +243,6 @@ def test_dfl_is_finite_with_finite_gradients_for_any_finite_input(case):
 def test_gfl_is_finite_with_finite_gradients_for_any_finite_input(rows, beta):
     t = torch.tensor(rows)
     x = t[:, 0].clone().requires_grad_(True)
-    _finite_with_finite_grads(
+    assert_finite_with_finite_grads(
         generalized_focal_loss(F.logsigmoid(-x), F.logsigmoid(x), t[:, 1], 0.0, 1.0, beta=beta), x
     )

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from robust_files import box, coco, image
 
 from gfocal.cli.main import main
 from gfocal.data import load_dataset, write_coco
 from gfocal.models import gfl_small, save_weights
+from support.files import box, coco, image
 
 ROOT = Path(__file__).parents[2]
 SOURCES = sorted((ROOT / "src").rglob("*.py")) + sorted((ROOT / "benchmarks").rglob("*.py"))

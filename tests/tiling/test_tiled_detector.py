@@ -95,6 +95,7 @@ def test_bad_config_is_an_error(field, value):
         TilingConfig(**options)
 
 
+@pytest.mark.slow
 def test_real_detector_on_a_larger_image_batched_equals_one_by_one():
     torch.manual_seed(0)
     model = gfl_small(num_classes=2, score_threshold=0.0).eval()

@@ -11,6 +11,7 @@ from gfocal.cli.main import main
 from gfocal.data import load_dataset
 from gfocal.engine.evaluate import evaluate_detections, format_results
 from gfocal.models import gfl_small, save_weights
+from support import files
 
 
 @pytest.fixture()
@@ -18,16 +19,12 @@ def dense_scene(tmp_path):
     """One 600 x 900 image with 150 touching 20 x 20 boxes (10 rows of 15), as COCO json."""
     Image.fromarray(np.full((600, 900, 3), 90, np.uint8)).save(tmp_path / "scene.png")
     boxes = [[40 + 20 * c, 50 + 20 * r, 20, 20] for r in range(10) for c in range(15)]
-    coco = {
-        "images": [{"id": 1, "file_name": "scene.png", "width": 900, "height": 600}],
-        "annotations": [
-            {"id": i + 1, "image_id": 1, "category_id": 1, "bbox": b, "area": 400, "iscrowd": 0}
-            for i, b in enumerate(boxes)
-        ],
-        "categories": [{"id": 1, "name": "cell"}, {"id": 2, "name": "dirt"}],
-    }
-    (tmp_path / "scene.json").write_text(json.dumps(coco))
-    return tmp_path / "scene.json"
+    return files.coco(
+        tmp_path / "scene.json",
+        images=[{"id": 1, "file_name": "scene.png", "width": 900, "height": 600}],
+        annotations=[{**files.box(b, i + 1), "area": 400, "iscrowd": 0} for i, b in enumerate(boxes)],
+        categories=[{"id": 1, "name": "cell"}, {"id": 2, "name": "dirt"}],
+    )
 
 
 def perfect(records):

@@ -93,6 +93,7 @@ def test_cached_image_is_not_changed_by_transforms(large_dataset):
     assert dataset._decoded(0).float().mean() > 0
 
 
+@pytest.mark.slow
 def test_train_on_tiles_and_validate_on_whole_images(large_dataset, tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["train", "--data", str(large_dataset), "--val-data", str(large_dataset), "--out", str(out)]

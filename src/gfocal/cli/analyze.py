@@ -118,6 +118,7 @@ def _dataset_options(parser: argparse.ArgumentParser) -> None:
 def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-images", type=int, default=None, help="analyse only the first N images")
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2, help="image-decoding processes (default 2; 0: none)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
 
 
@@ -152,7 +153,7 @@ def _run_ambiguity(args: argparse.Namespace) -> int:
         model = load_model(args.weights).to(_device(args))
         analysis = ambiguity_report(
             model, records, args.out, top_k=args.top_k, overwrite=args.overwrite, batch_size=args.batch_size,
-            iou_threshold=args.iou, max_images=args.max_images, progress=not args.quiet,
+            iou_threshold=args.iou, max_images=args.max_images, progress=not args.quiet, workers=args.workers,
         )  # fmt: skip
     print(f"{len(analysis.rows)} annotations in {analysis.settings['num_images']} images -> {args.out}/report.html")
     for row in analysis.rows[:5]:
@@ -176,7 +177,7 @@ def _run_labels(args: argparse.Namespace) -> int:
             model = gfl_small(records.num_classes, **size)
         statistics = label_report(
             model.to(_device(args)), records, args.out, overwrite=args.overwrite, batch_size=args.batch_size,
-            max_images=args.max_images, progress=not args.quiet,
+            max_images=args.max_images, progress=not args.quiet, workers=args.workers,
         )  # fmt: skip
     print(f"{'level':<6}{'positives':>10}{'IoU<0.1':>10}{'ctr<0.1':>10}{'mean IoU':>10}{'mean ctr':>10}")
     for name, level in statistics["levels"].items():
@@ -224,7 +225,7 @@ def _run_calibration(args: argparse.Namespace) -> int:
         model = load_model(args.weights).to(_device(args))
         stats = calibration_report(
             model, records, args.out, overwrite=args.overwrite, bins=args.bins, iou_threshold=args.iou,
-            batch_size=args.batch_size, max_images=args.max_images, progress=not args.quiet,
+            batch_size=args.batch_size, max_images=args.max_images, progress=not args.quiet, workers=args.workers,
         )  # fmt: skip
         if args.save_calibrated is not None:
             save_calibrated(model, stats["fitted_std_scale"], args.save_calibrated)
@@ -259,7 +260,7 @@ def _run_fusion(args: argparse.Namespace) -> int:
         tta = TestTimeAugmentation(tuple(args.scales), args.flip)
         runs = fused_dataset_detections(
             models, records, tta, iou_threshold=args.iou, batch_size=args.batch_size, max_images=args.max_images,
-            progress=not args.quiet,
+            progress=not args.quiet, workers=args.workers,
         )  # fmt: skip
         subset = dataclasses.replace(records, images=records.images[: args.max_images])
         table = {

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from gfocal.cli.common import CommandError, user_errors
+from gfocal.models.variants import SWEEPS, VARIANTS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,14 +26,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ablation.add_argument("--epochs", type=int, default=None, help="epochs per run (default: 5, --full: 12)")
     ablation.add_argument("--num-train", type=int, default=400, help="synthetic training images (default: 400)")
     ablation.add_argument("--num-val", type=int, default=100, help="synthetic validation images (default: 100)")
-    ablation.add_argument("--no-sweeps", action="store_true", help="only the six variants, not reg_max/beta sweeps")
+    ablation.add_argument("--no-sweeps", action="store_true", help="only the variants, not reg_max/beta sweeps")
     ablation.add_argument(
         "--variants",
         nargs="+",
         metavar="ID",
         default=None,
-        help="only these variants, in this order, by id: atss, qfl, dfl, gfl, gfl-centerness, gflv2, "
-        "and the sweeps reg_max4, reg_max8, beta1 (default: all)",
+        help=f"only these variants, in this order, by id: {', '.join(VARIANTS)}, and the sweeps "
+        f"{', '.join(SWEEPS)} (default: all)",
     )
     ablation.add_argument("--smoke", action="store_true", help="a seconds-long check that everything runs (CI)")
     ablation.add_argument("--full", action="store_true", help="ResNet-50 FPN at 1333x800, 12 epochs: needs --data")
@@ -47,14 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from gfocal.data import DetectionDataset, load_dataset
     from gfocal.data.synthetic import make_synthetic_splits
-    from gfocal.engine.ablation import (
-        SWEEPS,
-        VARIANTS,
-        AblationSettings,
-        ablation_base,
-        markdown_table,
-        run_ablation,
-    )
+    from gfocal.engine.ablation import AblationSettings, ablation_base, markdown_table, run_ablation
     from gfocal.fileio import atomic_write_bytes
 
     out = Path(args.out)
@@ -69,23 +63,22 @@ def run(args: argparse.Namespace) -> int:
         if not (args.data and args.val_data):
             raise CommandError("--full needs --data and --val-data (COCO-format training and validation sets)")
         train_json, val_json = args.data, args.val_data
-        training = {
-            "model": "gfl_resnet50_fpn",
-            "model_overrides": {},  # the model's own sizes
-            "epochs": args.epochs or 12,
-            "batch_size": 16,
-            "lr": 0.01,
-            "warmup_iters": 500,
-        }
+        recipe, training = "paper", {"epochs": args.epochs or 12}
     else:
         counts = (8, 4) if args.smoke else (args.num_train, args.num_val)
         train_json, val_json = make_synthetic_splits(out / "data", "hard", 0, *counts)
-        training = {"epochs": 1 if args.smoke else (args.epochs or 5)}
+        recipe, training = "ablation", {"epochs": 1 if args.smoke else (args.epochs or 5)}
         if args.smoke:
             training.update(model_overrides={"min_size": 64, "max_size": 64}, batch_size=4, warmup_iters=1)
             variants = dict(list(variants.items())[:2])
     base = ablation_base(
-        str(train_json), str(val_json), str(out / "runs"), workers=args.workers, precision=args.precision, **training
+        str(train_json),
+        str(val_json),
+        str(out / "runs"),
+        recipe,
+        workers=args.workers,
+        precision=args.precision,
+        **training,
     )
     settings = AblationSettings(base, tuple(args.seeds[:1] if args.smoke else args.seeds), variants)
     with user_errors():

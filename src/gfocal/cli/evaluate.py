@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
             max_detections=args.max_detections,
             tta=tta,
             fusion=fusion,
+            progress=not args.quiet,
         )
     out = Path(args.out) if args.out else Path(args.weights).parent / f"eval_{Path(args.data).stem}.json"
     save_results(out, {"weights": str(args.weights), "data": str(args.data), **results})

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from gfocal.cli.common import CommandError, add_compile_option, add_precision_option, positive_int, user_errors
-from gfocal.engine.config import RECIPES
+from gfocal.engine.recipes import RECIPES
 
 # CLI flags that map one-to-one onto TrainConfig fields.
 _FIELDS = {
@@ -61,12 +61,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--recipe",
-        choices=sorted(RECIPES),
+        choices=list(RECIPES),
         default=None,
-        help="default: the small-data recipe (zoom-and-crop, mosaic, colour jitter, AdamW, EMA); "
-        "finetune: the same with lr 0.001 and 20 warm-up iterations, picked by itself with --weights "
-        "or --backbone-weights; paper: the paper's COCO 1x recipe (ResNet-50 at 1333x800, SGD, 12 "
-        "epochs, flip only)",
+        help="; ".join(f"{name}: {recipe.summary}" for name, recipe in RECIPES.items()),
     )
     parser.add_argument(
         "--weights",

@@ -133,6 +133,18 @@ PRESETS: dict[str, SyntheticConfig] = {
         blur_sigma=(1.0, 3.0),
         clutter=12,
     ),
+    # The ambiguity experiments (benchmarks/ambiguity_auroc.py and its tests): 64 px images with objects big
+    # enough that a few-pixel blur is a real, visible ambiguity, and about half of them ambiguous.
+    "ambiguity": SyntheticConfig(
+        image_size=(64, 64),
+        objects_per_image=(1, 4),
+        size_range=(20, 56),
+        blur_fraction=0.3,
+        occlusion_fraction=0.3,
+        blur_sigma=(4.0, 8.0),
+        classes=("rectangle", "ellipse"),
+        clutter=4,
+    ),
 }
 
 

@@ -11,8 +11,7 @@ Typical use::
     result = train(load_config("train.yaml", ["epochs=24", "batch_size=8"]))
 """
 
-import importlib
-from typing import Any
+from gfocal.lazy import lazy_exports
 
 # Each public name and the module that defines it, imported on first use (PEP 562): importing
 # gfocal.engine.config (the CLI's recipes) then does not load torch, and `gfocal --help` stays quick.
@@ -43,12 +42,4 @@ _HOMES = {
 
 __all__ = sorted(_HOMES)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module 'gfocal.engine' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"gfocal.engine.{_HOMES[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_HOMES])
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

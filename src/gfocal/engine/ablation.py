@@ -1,7 +1,8 @@
 """The paper's ablation at an equal budget: variants x seeds, trained and evaluated alike.
 
-Every run uses the same data, recipe, number of iterations and seed set; only
-the model options of the variant differ (see ``gfocal.models.config``). The
+Every run uses the same data, recipe (``"ablation"`` of :data:`gfocal.engine.recipes.RECIPES`),
+number of iterations and seed set; only the model options of the variant differ
+(:data:`gfocal.models.variants.VARIANTS` and ``SWEEPS``). The
 result per variant is the mean and standard deviation over seeds of AP, AP50,
 AP75 and AP_small, plus training time per iteration and inference time per image.
 """
@@ -21,12 +22,9 @@ import torch
 from gfocal.engine.config import TrainConfig
 from gfocal.engine.distributed import resolve_device
 from gfocal.engine.trainer import train
+from gfocal.models.variants import SWEEPS, VARIANTS, Variant
 
 __all__ = [
-    "Variant",
-    "VARIANTS",
-    "SWEEPS",
-    "ABLATION_RECIPE",
     "AblationSettings",
     "ablation_base",
     "run_ablation",
@@ -34,53 +32,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Variant:
-    """A row of the ablation: its name in tables and the model options that make it."""
-
-    name: str
-    overrides: dict[str, Any] = field(default_factory=dict)
-
-
-# Keyed by the short ids the CLI's --variants takes.
-VARIANTS: dict[str, Variant] = {
-    # The paper's baseline: mmdetection's anchor-based ATSSHead (parity-tested in tests/interop).
-    "atss-anchor": Variant(
-        "ATSS baseline, the paper's (FL + centerness, anchor deltas)",
-        {"classification": "focal", "box": "anchor_delta"},
-    ),
-    # The same with point distances instead of anchor deltas: the baseline of earlier tables.
-    "atss": Variant("ATSS baseline (FL + centerness, Dirac box)", {"classification": "focal", "box": "dirac"}),
-    "qfl": Variant("QFL only (Dirac box)", {"classification": "qfl", "box": "dirac"}),
-    "dfl": Variant("DFL only (FL + centerness)", {"classification": "focal", "box": "dfl"}),
-    "gfl": Variant("GFL = QFL + DFL"),
-    "gfl-centerness": Variant("GFL, centerness as quality label", {"quality_label": "centerness"}),
-    "gflv2": Variant("GFLv2 (DGQP)", {"dgqp": True}),
-}
-SWEEPS: dict[str, Variant] = {
-    "reg_max4": Variant("GFL reg_max=4", {"reg_max": 4}),
-    "reg_max8": Variant("GFL reg_max=8", {"reg_max": 8}),
-    "beta1": Variant("GFL beta=1", {"qfl_beta": 1.0}),
-}
 METRICS = ("AP", "AP50", "AP75", "APs")
-
-
-#: The ablation's budget on top of the paper recipe (its SGD, step-free cosine schedule, flip-only
-#: augmentation): gfl_small at 256 px, 5 epochs of 8 images at lr 0.02 with 100 warm-up steps, no
-#: evaluation during training, and a log row per iteration for the time per iteration.
-ABLATION_RECIPE: dict[str, Any] = {
-    "model": "gfl_small",
-    "model_overrides": {"min_size": 256, "max_size": 256},
-    "epochs": 5,
-    "batch_size": 8,
-    "lr": 0.02,
-    "warmup_iters": 100,
-    "schedule": "cosine",
-    "eval_interval": 0,
-    "workers": 2,
-    "channels_last": True,
-    "log_interval": 1,
-}
 
 
 @dataclass(frozen=True)
@@ -94,11 +46,19 @@ class AblationSettings:
     variants: dict[str, Variant] = field(default_factory=lambda: {**VARIANTS, **SWEEPS})
 
 
-def ablation_base(train_data: str, val_data: str, out_dir: str, **training: Any) -> TrainConfig:
-    """The paper recipe with :data:`ABLATION_RECIPE` on top, then ``training`` (TrainConfig fields)."""
+def ablation_base(
+    train_data: str, val_data: str, out_dir: str, recipe: str = "ablation", **training: Any
+) -> TrainConfig:
+    """The ``recipe`` with these data and run folder, then ``training`` (TrainConfig fields).
+
+    Every run evaluates once, at its end, and logs each iteration (the time per iteration is read from the log).
+    """
     return TrainConfig.from_recipe(
-        "paper",
-        **{**ABLATION_RECIPE, "train_data": train_data, "val_data": val_data, "out_dir": out_dir, **training},
+        recipe,
+        train_data=train_data,
+        val_data=val_data,
+        out_dir=out_dir,
+        **{**training, "eval_interval": 0, "log_interval": 1},
     )
 
 

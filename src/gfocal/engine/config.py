@@ -1,14 +1,9 @@
 """The training configuration: one typed, frozen object, loadable from YAML and ``key=value`` overrides.
 
-The defaults are the small-data recipe (:data:`RECIPES` ``"default"``), chosen by
-``benchmarks/small_data.py``: a model sized for the device, zoom-and-crop, mosaic,
-colour jitter and flips, AdamW with a cosine schedule, and an EMA of the weights.
-``RECIPES["paper"]`` is PAPER.md's COCO "1x" recipe (ResNet-50 at 1333x800, SGD lr
-0.01 per 16 images, momentum 0.9, weight decay 1e-4, 500 warm-up iterations, 12
-epochs with the rate x0.1 at epochs 8 and 11, flip only). ``batch_size`` is the
-*total* batch over all processes (as ultralytics' ``batch``); the learning rate
-actually used is ``lr * batch / 16``, ``batch`` being the batch the run trains with
-(``batch_size``, or the whole training set when it holds fewer images).
+The defaults are the small-data recipe (``"default"`` of :data:`gfocal.engine.recipes.RECIPES`, where the
+other named recipes live, the paper's among them). ``batch_size`` is the *total* batch over all processes
+(as ultralytics' ``batch``); the learning rate actually used is ``lr * batch / 16``, ``batch`` being the
+batch the run trains with (``batch_size``, or the whole training set when it holds fewer images).
 """
 
 from __future__ import annotations
@@ -23,9 +18,10 @@ from typing import Any, Literal
 
 import yaml
 
+from gfocal.engine.recipes import RECIPES
 from gfocal.strict import check_field_names
 
-__all__ = ["TrainConfig", "RECIPES", "load_config", "parse_overrides"]
+__all__ = ["TrainConfig", "load_config", "parse_overrides"]
 
 logger = logging.getLogger(__name__)
 
@@ -233,10 +229,13 @@ class TrainConfig:
 
     @classmethod
     def from_recipe(cls, recipe: str, **values: Any) -> TrainConfig:
-        """The named recipe of :data:`RECIPES` with some fields set (e.g. ``from_recipe("paper", epochs=24)``)."""
+        """The named recipe of :data:`RECIPES` with some fields set (e.g. ``from_recipe("paper", epochs=24)``);
+        ``model_overrides`` are merged into the recipe's, key by key."""
         if recipe not in RECIPES:
             raise ValueError(f"unknown recipe {recipe!r}; available: {', '.join(RECIPES)}")
-        return cls.from_dict({**RECIPES[recipe], **values})
+        base = RECIPES[recipe].values
+        model_overrides = {**base.get("model_overrides", {}), **values.get("model_overrides", {})}
+        return cls.from_dict({**base, **values, "model_overrides": model_overrides})
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -254,30 +253,6 @@ class TrainConfig:
     def replace(self, **changes: Any) -> TrainConfig:
         check_field_names(TrainConfig, changes, "training config key")
         return dataclasses.replace(self, **changes)
-
-
-#: Named recipes: field values applied under the YAML file, the flags and ``--set``.
-#: "default" is the dataclass defaults (the small-data recipe); "paper" is PAPER.md's COCO 1x recipe;
-#: "finetune" is the small-data recipe for pretrained weights (a rate half the default's and a short warm-up:
-#: the weights are already useful, and large early steps would wash out what they know). ``load_config``
-#: picks "finetune" by itself when ``weights`` or ``backbone_weights`` is set and no recipe is named.
-RECIPES: dict[str, dict[str, Any]] = {
-    "default": {},
-    "finetune": {"lr": 0.001, "warmup_iters": 20},
-    "paper": {
-        "model": "gfl_resnet50_fpn",
-        "scale_range": None,
-        "mosaic": 0.0,
-        "photometric": False,
-        "epochs": 12,
-        "optimizer": "sgd",
-        "lr": 0.01,
-        "weight_decay": 1e-4,
-        "warmup_iters": 500,
-        "schedule": "step",
-        "ema": False,
-    },
-}
 
 
 def parse_overrides(overrides: typing.Iterable[str]) -> dict[str, Any]:
@@ -331,7 +306,7 @@ def load_config(
     if recipe is None:
         recipe = "finetune" if _starts_pretrained(values) else "default"
         if recipe == "finetune":
-            chosen = {k: values.get(k, v) for k, v in RECIPES["finetune"].items()}
+            chosen = {k: values.get(k, v) for k, v in RECIPES["finetune"].values.items()}
             logger.info(
                 "pretrained weights: the 'finetune' recipe (%s; set fields win, --recipe default keeps "
                 "the from-scratch one)",

@@ -200,8 +200,10 @@ def predict_dataset(
     indices: Sequence[int] | None = None,
     collate: Callable[[list[Any]], Any] = collate_detection,
     autocast: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
+    progress: bool = False,
 ) -> dict[int, dict[str, np.ndarray]]:
-    """Run ``model`` in eval mode over ``dataset`` (the ``indices`` of it; None: all, see :func:`run_over_images`).
+    """Run ``model`` in eval mode over ``dataset`` (the ``indices`` of it; None: all, see :func:`run_over_images`),
+    with a bar counting the images if ``progress``.
 
     Returns:
         per target ``image_id``: {"boxes" [K,4] xyxy, "scores" [K], "labels" [K]} in original pixels.
@@ -214,7 +216,9 @@ def predict_dataset(
     was_training = model.training
     model.eval()
     detections = {}
-    for item, output in run_over_images(dataset, detect, device, batch_size, workers, indices, collate):
+    for item, output in run_over_images(
+        dataset, detect, device, batch_size, workers, indices, collate, progress=progress, desc="eval"
+    ):
         target = item.target
         scale = target.get("scale_xy", target.get("scale", 1.0))
         detections[int(target["image_id"])] = to_original_coordinates(output, scale, item.original_size)
@@ -232,15 +236,18 @@ def evaluate_model(
     workers: int = 0,
     autocast: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
     max_detections: int = 100,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Predict on ``dataset`` (shared between processes when distributed) and compute COCO metrics.
 
     Every process must call this; all receive the same results, computed on rank 0.
-    ``max_detections``: see :func:`evaluate_detections`.
+    ``max_detections``: see :func:`evaluate_detections`. ``progress``: rank 0 shows a bar of its images.
     """
     rank, world_size = rank_and_world()
     shard = range(rank, len(dataset), world_size)  # type: ignore[arg-type]
-    detections = predict_dataset(model, dataset, device, batch_size, workers, shard, collate, autocast)
+    detections = predict_dataset(
+        model, dataset, device, batch_size, workers, shard, collate, autocast, progress=progress and rank == 0
+    )
     gathered = all_gather_objects(detections)
     detections = {k: v for part in gathered for k, v in part.items()}
     results = evaluate_detections(records, detections, max_detections) if rank == 0 else None
@@ -262,6 +269,7 @@ def evaluate_weights(
     max_detections: int = 100,
     tta: TestTimeAugmentation | None = None,
     fusion: FusionMethod = "distribution",
+    progress: bool = False,
 ) -> dict[str, Any]:
     """COCO metrics of a weights file on a labelled dataset (what ``gfocal eval`` prints).
 
@@ -270,7 +278,7 @@ def evaluate_weights(
     on tiles (``batch_size`` tiles per pass) and scored against its own annotations, as ``gfocal predict
     --tile`` would find them. With ``tta``, every view of each image is predicted and the views merged by
     ``fusion`` (:class:`~gfocal.models.fusion.FusedDetector`), as ``gfocal predict --tta``; not with ``tiling``.
-    ``max_detections``: see :func:`evaluate_detections`.
+    ``max_detections``: see :func:`evaluate_detections`. ``progress``: a bar counting the images.
 
     Raises:
         DatasetError: the dataset has no box, or its classes are not the model's (label k of the model
@@ -307,6 +315,7 @@ def evaluate_weights(
             workers,
             autocast=functools.partial(precision_autocast, resolve_precision(precision, chosen)),
             max_detections=max_detections,
+            progress=progress,
         )
 
 

@@ -3,9 +3,9 @@
 One optimiser step: set the scheduled learning rate, forward in autocast, check
 the loss is finite (averaged over processes, so every rank takes the same
 decision), backward, clip, step, update the EMA. Around it: logging, periodic
-checkpoints, the time budget, evaluation at epoch ends. Set-up, checkpoint
-state and resume live in :mod:`gfocal.engine.run`; planning against the clock
-in :mod:`gfocal.engine.budget`.
+checkpoints, the time budget, evaluation at epoch ends, the caller's ``on_step``
+hook. Set-up lives in :mod:`gfocal.engine.prepare`, checkpoint state and resume
+in :mod:`gfocal.engine.run`, planning against the clock in :mod:`gfocal.engine.budget`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from gfocal.engine.config import TrainConfig
 from gfocal.engine.distributed import all_reduce_mean, broadcast_object, cleanup_distributed, setup_distributed
 from gfocal.engine.evaluate import evaluate_model, format_results, save_results
 from gfocal.engine.metrics import plot_metrics
-from gfocal.engine.run import Run, TrainingDiverged, export_weights, prepare_run, save_training_state
+from gfocal.engine.prepare import prepare_run
+from gfocal.engine.run import Run, StepHook, TrainingDiverged, export_weights, save_training_state
 from gfocal.models.config import image_size_options
 
 __all__ = ["train", "TrainResult"]
@@ -72,20 +73,30 @@ class TrainResult:
     stopped_by_time_budget: bool
 
 
-def train(config: TrainConfig, *, model: nn.Module | None = None, data: TrainData | None = None) -> TrainResult:
+def train(
+    config: TrainConfig,
+    *,
+    model: nn.Module | None = None,
+    data: TrainData | None = None,
+    on_step: StepHook | None = None,
+) -> TrainResult:
     """Train (or resume, per ``config.resume``) and return where the results are.
 
     Args:
         config: the run's configuration.
         model: a detector obeying the ``gfocal.models`` contract; built from ``config.model`` when None.
         data: datasets and collate function; built from ``config.train_data``/``val_data`` when None.
+        on_step: ``on_step(iteration, network)``, called on the main process after each optimiser step
+            with the steps taken so far and the network that evaluation uses (the EMA's when on), in eval
+            mode (training mode is restored after it); for measurements during training, e.g. a probe every
+            N steps (``benchmarks/ambiguity_auroc.py``). Its time is left out of the time per step.
 
     Raises:
         TrainingDiverged: a loss or gradient became NaN/inf; the last good checkpoint is kept.
     """
     info, device = setup_distributed(config.device)
     try:
-        run = prepare_run(config, info, device, model, data)
+        run = prepare_run(config, info, device, model, data, on_step)
         return _fit(run)
     finally:
         cleanup_distributed(info)
@@ -109,12 +120,27 @@ def _fit(run: Run) -> TrainResult:
             values = _step(run, images, targets)
             run.iteration += 1
             _after_step(run, values, data_time, time.perf_counter() - tick, bar)
+            if run.on_step is not None and run.info.is_main:
+                _call_hook(run, run.on_step)
             if run.iteration >= run.schedule.total_iters:
                 break
             tick = time.perf_counter()
         bar.close()
         _end_epoch(run, epoch)
     return _finish(run)
+
+
+def _call_hook(run: Run, hook: StepHook) -> None:
+    """The caller's hook on the evaluated network in eval mode; its seconds are not training time."""
+    started = time.perf_counter()
+    network = run.ema.module if run.ema is not None else run.module
+    was_training = network.training
+    network.eval()
+    try:
+        hook(run.iteration, network)
+    finally:
+        network.train(was_training)
+    run.clock.pause(time.perf_counter() - started)
 
 
 def _step(run: Run, images: list[torch.Tensor], targets: list[dict[str, Any]]) -> dict[str, float]:

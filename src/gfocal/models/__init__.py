@@ -1,28 +1,23 @@
 """Detector assembly: backbone+FPN, the GFL head, ATSS assignment, losses, post-processing, named configs."""
 
-from gfocal.models.config import ModelConfig
-from gfocal.models.detector import GFLDetector
-from gfocal.models.factory import (
-    MODELS,
-    build_detector,
-    gfl_nano,
-    gfl_resnet18_fpn,
-    gfl_resnet50_fpn,
-    gfl_small,
-    load_model,
-)
-from gfocal.models.weights import WeightsError, save_weights
+from gfocal.lazy import lazy_exports
 
-__all__ = [
-    "MODELS",
-    "GFLDetector",
-    "ModelConfig",
-    "WeightsError",
-    "build_detector",
-    "gfl_resnet18_fpn",
-    "gfl_resnet50_fpn",
-    "gfl_nano",
-    "gfl_small",
-    "load_model",
-    "save_weights",
-]
+# Each public name and the module that defines it, imported on first use (gfocal.lazy), as in gfocal.engine:
+# the CLI reads gfocal.models.variants (plain data) for its help without loading torch.
+_HOMES = {
+    "ModelConfig": "config",
+    "GFLDetector": "detector",
+    "MODELS": "factory",
+    "build_detector": "factory",
+    "gfl_nano": "factory",
+    "gfl_resnet18_fpn": "factory",
+    "gfl_resnet50_fpn": "factory",
+    "gfl_small": "factory",
+    "load_model": "factory",
+    "WeightsError": "weights",
+    "save_weights": "weights",
+}
+
+__all__ = sorted(_HOMES)
+
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

@@ -1,28 +1,8 @@
 """The detector's configuration: one frozen dataclass, plain data, strict on unknown keys.
 
-Variants of the method are a few fields, so an ablation changes one thing at a time:
-
-==========================  ==============  ==================  ================  ======
-variant                     classification  box                 quality_label     dgqp
-==========================  ==============  ==================  ================  ======
-GFL (default)               ``"qfl"``       ``"dfl"``           ``"iou"``         False
-GFLv2                       ``"qfl"``       ``"dfl"``           ``"iou"``         True
-GFL, centerness label       ``"qfl"``       ``"dfl"``           ``"centerness"``  False
-QFL only                    ``"qfl"``       ``"dirac"``         ``"iou"``         False
-DFL only                    ``"focal"``     ``"dfl"``           —                 False
-ATSS baseline (the paper's) ``"focal"``     ``"anchor_delta"``  —                 False
-ATSS, point-based           ``"focal"``     ``"dirac"``         —                 False
-==========================  ==============  ==================  ================  ======
-
-``classification`` names the quality branch and ``box`` the box coding (keys of
-:data:`gfocal.models.components.QUALITY_BRANCHES` and ``BOX_CODINGS``, where each maps to its component);
-``classification="focal"`` is the ATSS baseline's sigmoid Focal Loss with a
-separate centerness branch (BCE), multiplied into the score at test time;
-``"qfl"`` is the joint classification-quality score trained with QFL.
-``box="dfl"`` predicts a general distribution over ``reg_max + 1`` bins per
-edge (Integral + GIoU + DFL); ``"dirac"`` regresses each edge directly (GIoU);
-``"anchor_delta"`` regresses the deltas of one square anchor of ``anchor_scale`` strides per
-location (GIoU), as mmdetection's ``ATSSHead``: the paper's ATSS baseline.
+Variants of the method are a few fields (``classification``, ``box``, ``quality_label``, ``dgqp``),
+so an ablation changes one thing at a time; :data:`gfocal.models.variants.VARIANTS` names them
+and says what each value means.
 """
 
 from __future__ import annotations
@@ -69,7 +49,7 @@ class ModelConfig:
     feat_channels: int = 256
     norm_groups: int = 32
     reg_max: int = 16
-    classification: str = "qfl"  # "qfl" | "focal" (see the table above)
+    classification: str = "qfl"  # "qfl" | "focal" (see gfocal.models.variants)
     box: str = "dfl"  # "dfl" | "dirac" | "anchor_delta"
     quality_label: Literal["iou", "centerness"] = "iou"
     dgqp: bool = False

@@ -5,15 +5,12 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-import sys
 from pathlib import Path
 
+import common
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
-
-import common  # noqa: E402
+BENCHMARKS = Path(__file__).resolve().parents[1]
 
 # Scripts with a command line that are not benchmarks: they make tables, data sets, or run inside small_data.py.
 NOT_BENCHMARKS = {"tables.py", "small_data_sets.py", "yolo_peer.py"}

@@ -1,11 +1,11 @@
-"""Trains the stand-in detector; run as a subprocess by the resume test: ``run_standin.py OUT_DIR RESUME SLEEP_S PRECISION``."""
+"""Trains the stand-in detector; run as a subprocess by the resume test: ``standin_run.py OUT_DIR RESUME SLEEP_S PRECISION``."""
 
 import sys
 
 import torch
-from standin import RandomDetections, TinyDetector, collate, records_for
 
 from gfocal.engine import TrainConfig, TrainData, train
+from support.standin import RandomDetections, TinyDetector, collate, records_for
 
 
 def config(out_dir: str, resume: str = "", precision: str = "fp32") -> TrainConfig:

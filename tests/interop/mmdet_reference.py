@@ -1,4 +1,6 @@
-"""mmdetection's own GFL detector, built for side-by-side checks (parity tests, benchmarks).
+"""mmdetection's own GFL detector, built for side-by-side checks (the parity tests here, ``benchmarks/cpu.py``).
+
+Test scaffolding, not part of the installed package.
 
 Needs mmdetection 3.x importable (it is never a dependency of gfocal; see
 ``.ci/install_mmdet`` for an install that works with the
@@ -7,10 +9,9 @@ pure-Python ``mmcv-lite``, whose missing ``mmcv.ops`` is stood in for here).
 
 from __future__ import annotations
 
+import mmcv_ops_standin
 import torch
 from torch import nn
-
-from gfocal.interop import mmcv_ops_standin
 
 __all__ = ["build_mmdet_gfl"]
 

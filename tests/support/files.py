@@ -1,4 +1,5 @@
-"""Tiny bad and good input files, made in the test's tmp_path (nothing is downloaded)."""
+"""The tests' one builder of tiny datasets and image files, good and bad, made in the test's tmp_path (nothing is
+downloaded): plain images, COCO json files and their boxes, VOC annotations, and files that lie about their size."""
 
 from __future__ import annotations
 
@@ -7,13 +8,18 @@ import struct
 import zlib
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 
-def image(path: Path, size: tuple[int, int] = (32, 24), mode: str = "RGB") -> Path:
-    """A plain ``size = (w, h)`` image file; the format follows the suffix."""
+def image(path: Path, size: tuple[int, int] = (32, 24), mode: str = "RGB", colour: int = 90) -> Path:
+    """A plain ``size = (w, h)`` image file of ``mode`` (``"I;16"``: 16-bit grey); the format follows the suffix."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new(mode, size, 90 if mode in ("L", "P", "1") else (90,) * len(mode)).save(path)
+    w, h = size
+    if mode == "I;16":
+        Image.fromarray(np.full((h, w), 40000, dtype=np.uint16)).save(path)
+    else:
+        Image.new(mode, size, colour if mode in ("L", "P", "1") else (colour,) * len(mode)).save(path)
     return path
 
 
@@ -24,7 +30,8 @@ def coco(
     categories: list | None = None,
     raw: str | bytes | None = None,
 ) -> Path:
-    """A COCO json at ``path``; by default one 32x24 image ``a.jpg`` (made next to it), no boxes, one class."""
+    """A COCO json at ``path``; by default one 32x24 image ``a.jpg`` (made next to it), no boxes, one class ``x``
+    (id 1). ``raw``: the file's bytes instead, as they are."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if raw is not None:
         path.write_bytes(raw if isinstance(raw, bytes) else raw.encode())
@@ -32,13 +39,27 @@ def coco(
     if images is None:
         image(path.parent / "a.jpg")
         images = [{"id": 1, "file_name": "a.jpg", "width": 32, "height": 24}]
-    data = {"images": images, "annotations": annotations or [], "categories": categories or [{"id": 1, "name": "x"}]}
+    if categories is None:
+        categories = [{"id": 1, "name": "x"}]
+    data = {"images": images, "annotations": annotations or [], "categories": categories}
     path.write_text(json.dumps(data))
     return path
 
 
 def box(bbox, ann_id: int = 1, image_id=1, category_id=1) -> dict:
     return {"id": ann_id, "image_id": image_id, "category_id": category_id, "bbox": bbox}
+
+
+def voc_xml(
+    file_name: str, size: tuple[int, int], objects: list[tuple[str, tuple[float, float, float, float], int]]
+) -> str:
+    """A VOC annotation: objects are ``(name, (xmin, ymin, xmax, ymax), difficult)``."""
+    objs = "".join(
+        f"<object><name>{n}</name><difficult>{d}</difficult><truncated>0</truncated><bndbox>"
+        f"<xmin>{b[0]}</xmin><ymin>{b[1]}</ymin><xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>"
+        for n, b, d in objects
+    )
+    return f"<annotation><filename>{file_name}</filename><size><width>{size[0]}</width><height>{size[1]}</height><depth>3</depth></size>{objs}</annotation>"
 
 
 def png_header_only(path: Path, width: int, height: int) -> Path:

@@ -4,15 +4,11 @@ the right figures from hand-made runs."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-
-import tables  # noqa: E402
-import tables_tools  # noqa: E402
+import tables
+import tables_tools
 
 
 def test_every_generated_table_in_the_docs_is_what_the_committed_results_give():

@@ -9,12 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import small_data
+import yolo_peer
 from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-
-import small_data  # noqa: E402
-import yolo_peer  # noqa: E402
 
 
 @pytest.fixture

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
+import transfer
 import yaml
 
 import gfocal
 from gfocal.models import load_model
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-
-import transfer  # noqa: E402
 
 
 def test_the_datasets_have_many_pretraining_classes_disjoint_from_the_target_and_the_asked_sizes(tmp_path: Path):

@@ -1,0 +1,87 @@
+"""Named training recipes: field values of :class:`gfocal.engine.config.TrainConfig`, the one home of each.
+
+A recipe is applied under the YAML file, the flags and ``--set`` (``load_config``), or by name in Python
+(``TrainConfig.from_recipe("paper", epochs=24)``); the ``model_overrides`` set on top are merged into the
+recipe's, key by key. The CLI's ``--recipe`` choices and help, ``gfocal demo``,
+``gfocal bench ablation``, the benchmarks and the tests all read them here.
+
+This module is plain data with no gfocal import, so a benchmark that trains an older checkout can read
+the recipes of its own (``benchmarks/demo_steps.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Recipe", "RECIPES"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A recipe: one line for ``--help``, and the TrainConfig fields it sets (the others keep their defaults)."""
+
+    summary: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+#: PAPER.md's COCO "1x" recipe: ResNet-50 at 1333x800, SGD lr 0.01 per 16 images, momentum 0.9, weight
+#: decay 1e-4, 500 warm-up iterations, 12 epochs with the rate x0.1 at epochs 8 and 11, flip only.
+_PAPER = {
+    "model": "gfl_resnet50_fpn",
+    "scale_range": None,
+    "mosaic": 0.0,
+    "photometric": False,
+    "epochs": 12,
+    "optimizer": "sgd",
+    "lr": 0.01,
+    "weight_decay": 1e-4,
+    "warmup_iters": 500,
+    "schedule": "step",
+    "ema": False,
+}
+
+#: The demo's: the paper's optimiser and flip-only augmentation on gfl_small at 256 px, 8 images per step at
+#: lr 0.02 per 16 (0.01 as used), 100 warm-up steps, a cosine schedule, evaluation only at the end. The
+#: figures of ``gfocal demo`` and of the CPU benchmarks were measured with it.
+_DEMO = {
+    **_PAPER,
+    "model": "gfl_small",
+    "model_overrides": {"min_size": 256, "max_size": 256},
+    "batch_size": 8,
+    "lr": 0.02,
+    "warmup_iters": 100,
+    "schedule": "cosine",
+    "eval_interval": 0,
+}
+
+#: Named recipes. "default" is the dataclass defaults (the small-data recipe, chosen by
+#: ``benchmarks/small_data.py``); "finetune" is the small-data recipe for pretrained weights (a rate half the
+#: default's and a short warm-up: the weights are already useful, and large early steps would wash out what
+#: they know); ``load_config`` picks it by itself when ``weights`` or ``backbone_weights`` is set and no
+#: recipe is named.
+RECIPES: dict[str, Recipe] = {
+    "default": Recipe("the small-data recipe (zoom-and-crop, mosaic, colour jitter, AdamW, EMA)"),
+    "finetune": Recipe(
+        "the same with lr 0.001 and 20 warm-up iterations, picked by itself with --weights or --backbone-weights",
+        {"lr": 0.001, "warmup_iters": 20},
+    ),
+    "paper": Recipe("the paper's COCO 1x recipe (ResNet-50 at 1333x800, SGD, 12 epochs, flip only)", _PAPER),
+    "demo": Recipe("gfocal demo's (the paper's SGD and flips on gfl_small at 256 px, batch 8, cosine)", _DEMO),
+    # A light gfl_small (one 64-channel conv per tower) that a CPU trains for hundreds of steps in minutes.
+    "ambiguity": Recipe(
+        "the ambiguity experiments' (benchmarks/ambiguity_auroc.py): the demo's on a light gfl_small at 64 px",
+        {
+            **_DEMO,
+            "model_overrides": {
+                "fpn_channels": 64,
+                "feat_channels": 64,
+                "stacked_convs": 1,
+                "trainable_backbone_layers": 3,
+            },
+            "image_size": 64,
+            "warmup_iters": 50,
+        },
+    ),
+    "ablation": Recipe("gfocal bench ablation's budget on a CPU (the demo's for 5 epochs)", {**_DEMO, "epochs": 5}),
+}

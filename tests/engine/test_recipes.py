@@ -1,0 +1,64 @@
+"""The named recipes: each a valid TrainConfig, the demo's the values its figures were measured with, and the
+module plain data that a benchmark can read without importing gfocal."""
+
+import ast
+import runpy
+from pathlib import Path
+
+import pytest
+
+import gfocal.engine.recipes as recipes_module
+from gfocal.engine.config import TrainConfig, load_config
+from gfocal.engine.recipes import RECIPES
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_every_recipe_is_a_valid_config_that_sets_its_values(name):
+    config = TrainConfig.from_recipe(name)
+    assert {k: getattr(config, k) for k in RECIPES[name].values} == {
+        k: tuple(v) if isinstance(v, list) else v for k, v in RECIPES[name].values.items()
+    }
+    assert load_config(recipe=name) == config
+
+
+def test_the_demo_recipe_is_the_one_its_figures_were_measured_with():
+    # Written out field by field: what `gfocal demo` and the CPU benchmarks have always trained with.
+    assert TrainConfig.from_recipe("demo") == TrainConfig(
+        model="gfl_small",
+        model_overrides={"min_size": 256, "max_size": 256},
+        scale_range=None,
+        mosaic=0.0,
+        photometric=False,
+        epochs=12,
+        batch_size=8,
+        optimizer="sgd",
+        lr=0.02,
+        weight_decay=1e-4,
+        warmup_iters=100,
+        schedule="cosine",
+        ema=False,
+        eval_interval=0,
+    )
+
+
+def test_the_recipes_module_is_plain_data_readable_from_its_file():
+    tree = ast.parse(Path(recipes_module.__file__).read_text())
+    imported = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    } | {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert "gfocal" not in imported  # benchmarks/demo_steps.py reads it while an older gfocal is imported
+    assert runpy.run_path(recipes_module.__file__)["RECIPES"]["demo"].values == RECIPES["demo"].values
+
+
+def test_an_unknown_recipe_names_the_known_ones():
+    with pytest.raises(ValueError, match=f"unknown recipe 'papr'; available: {', '.join(RECIPES)}$"):
+        TrainConfig.from_recipe("papr")
+
+
+def test_model_options_set_on_top_of_a_recipe_merge_with_its_own():
+    config = load_config(recipe="demo", overrides=["model_overrides.reg_max=8"])
+    assert config.model_overrides == {"min_size": 256, "max_size": 256, "reg_max": 8}
+    assert TrainConfig.from_recipe("demo", model_overrides={"max_size": 128}).model_overrides == {
+        "min_size": 256,
+        "max_size": 128,
+    }
