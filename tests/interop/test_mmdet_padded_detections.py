@@ -35,7 +35,7 @@ def _meta(size):
     return {"img_shape": size, "pad_shape": BATCH_SHAPE, "batch_input_shape": BATCH_SHAPE, "scale_factor": (1.0, 1.0)}
 
 
-def _assert_equal(actual, expected):
+def assert_same_detections(actual, expected):
     assert len(expected.bboxes) > 10
     assert torch.equal(actual["labels"], expected.labels)
     torch.testing.assert_close(actual["boxes"], expected.bboxes, atol=1e-3, rtol=0)
@@ -61,7 +61,7 @@ def test_gfl_detections_in_a_padded_batch_equal_mmdetection(size):
         )
         box_coding = build_box_coding(GFL_CONFIG)
         actual = postprocess_image(GFL_CONFIG, box_coding, cls_logits[0].sigmoid(), None, box_outputs[0], grid, size)
-    _assert_equal(actual, expected)
+    assert_same_detections(actual, expected)
 
 
 @pytest.mark.parametrize("size", SMALL_IMAGES)
@@ -75,4 +75,4 @@ def test_atss_detections_in_a_padded_batch_equal_mmdetection(size):
         scores, factors = SeparateCenterness(32).scores(outputs.cls_logits, outputs.quality_logits)
         box_coding = build_box_coding(ATSS_CONFIG)
         actual = postprocess_image(ATSS_CONFIG, box_coding, scores[0], factors[0], outputs.box_outputs[0], grid, size)
-    _assert_equal(actual, expected)
+    assert_same_detections(actual, expected)
