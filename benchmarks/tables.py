@@ -30,7 +30,15 @@ from typing import Any
 from results import mean_std
 from tables_ablation import ablation_table, lengths_table, seed_differences_table
 from tables_speed import goals_table, speed_table
-from tables_tools import active_learning_table, auroc_table, calibration_table, fusion_table, tiling_table
+from tables_tools import (
+    active_learning_table,
+    auroc_table,
+    calibration_table,
+    fusion_table,
+    merge_analysis_table,
+    place_table,
+    tiling_table,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
@@ -95,11 +103,18 @@ def comparison_table(sources: list[Source], labels: dict[str, str], results: Pat
     return "\n".join(lines)
 
 
-def paired_table(sources: list[Source], reference: str, labels: dict[str, str], results: Path) -> str:
-    """Each variant against ``reference`` on the same seeds: AP, and the per-seed difference in AP."""
+def paired_table(
+    sources: list[Source],
+    reference: str,
+    labels: dict[str, str],
+    results: Path,
+    seconds: str = "train s (machine shared)",
+) -> str:
+    """Each variant against ``reference`` on the same seeds: AP, and the per-seed difference in AP; the
+    mean training seconds under the heading ``seconds``."""
     grouped = groups(load_runs(sources, results))
     lines = [
-        f"| dataset | variant | seeds | AP | AP50 | AP small | AP − {reference} per seed | mean AP − {reference} | train s (machine shared) |",
+        f"| dataset | variant | seeds | AP | AP50 | AP small | AP − {reference} per seed | mean AP − {reference} | {seconds} |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for (dataset, variant), group in grouped.items():
@@ -154,60 +169,6 @@ def step_pairs_table(rounds: list[tuple[str, str]], results: Path) -> str:
     return "\n".join(lines)
 
 
-def merge_analysis_table(files: dict[str, str], labels: dict[str, str], results: Path) -> str:
-    """``benchmarks/tiling_analysis.py``: per split and merge, AP and the detections (score >= its min_score)
-    matched to the ground truth at IoU 0.5, summed over where the objects lie."""
-    lines = [
-        "| scenes | merge | AP | AP50 | AP75 | detections | true | duplicate | poor box (IoU 0.1-0.5) "
-        "| background or wrong class | missed objects | mean IoU of found |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    notes = []
-    for split, file in files.items():
-        data = json.loads((results / file).read_text())
-        for merge, run in data["results"].items():
-            places = run["by_place"].values()
-            count = {kind: sum(p["detections"].get(kind, 0) for p in places) for kind in _KINDS}
-            found = sum(p["objects"] - p["missed"] for p in places)
-            iou = sum(p["mean_best_iou_found"] * (p["objects"] - p["missed"]) for p in places) / max(found, 1)
-            lines.append(
-                f"| {split} | {labels.get(merge, merge)} | "
-                + " | ".join(f"{run[m] * 100:.1f}" for m in ("AP", "AP50", "AP75"))
-                + f" | {run['detections']} | {count['true']} | {count['duplicate']} | {count['poor_box']} "
-                f"| {count['background'] + count['wrong_class']} | {sum(p['missed'] for p in places)} | {iou:.3f} |"
-            )
-        notes.append(f"{split}: {data['objects']} objects, score >= {data['min_score']}; {_provenance(data, file)}")
-    return "\n".join([*lines, "", *notes])
-
-
-def place_table(file: str, merges: tuple[str, ...], labels: dict[str, str], results: Path) -> str:
-    """``benchmarks/tiling_analysis.py``, where the objects lie: crossed by a tile border, seen whole by
-    several tiles, by one; the objects by their place, the detections by their own box's."""
-    data = json.loads((results / file).read_text())
-    lines = [
-        "| merge | where | objects | missed | mean IoU of found | IoU >= 0.75 of found | true | duplicate "
-        "| poor box | background or wrong class |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for merge in merges:
-        for place, row in data["results"][merge]["by_place"].items():
-            count = {kind: row["detections"].get(kind, 0) for kind in _KINDS}
-            lines.append(
-                f"| {labels.get(merge, merge)} | {_PLACES[place]} | {row['objects']} | {row['missed']} "
-                f"| {row['mean_best_iou_found']:.3f} | {row['share_iou_075_of_found'] * 100:.0f}% | {count['true']} "
-                f"| {count['duplicate']} | {count['poor_box']} | {count['background'] + count['wrong_class']} |"
-            )
-    return "\n".join([*lines, "", _provenance(data, file)])
-
-
-_PLACES = {"cut": "cut by a tile border", "overlap": "whole in 2+ tiles", "single": "in one tile only"}
-_KINDS = ("true", "duplicate", "poor_box", "background", "wrong_class")
-
-
-def _provenance(data: dict[str, Any], file: str) -> str:
-    return f"`docs/results/{file}`: {data['machine']['cpu']}, torch {data['machine']['torch']}, commit {data['gfocal_commit'][:7]}."
-
-
 def variants_table(results: Path) -> str:
     """README's variant table: each variant's fields, from the variants' own table and ModelConfig's defaults."""
     from gfocal.models.config import ModelConfig
@@ -257,6 +218,13 @@ MERGE_LABELS = {
     "dist_tol0.5_iou_best": "**dist now: IoU rule, most certain edge, edges within 50%**",
 }
 
+TRANSFER_LABELS = {
+    "finetune": "**fine-tuned (finetune recipe)**",
+    "finetune_default_recipe": "fine-tuned with the default recipe",
+    "scratch": "from scratch",
+    "finetune_mmdet": "fine-tuned from the mmdetection checkpoint",
+}
+
 TABLES: dict[str, Callable[[Path], str]] = {
     # 20 minutes each on the 2-core AMD EPYC (AVX2, float32); gfl_nano was named "nano" in the first runs.
     "small-data-final": lambda results: comparison_table(
@@ -296,6 +264,10 @@ TABLES: dict[str, Callable[[Path], str]] = {
         "default",
         PIECE_LABELS,
         results,
+    ),
+    # benchmarks/transfer.py: one run of the whole benchmark, the machine to itself.
+    "transfer": lambda results: paired_table(
+        [Source("transfer-intel-amx.json")], "scratch", TRANSFER_LABELS, results, seconds="train s"
     ),
     "step-pairs": lambda results: step_pairs_table(
         [(f"step_pair_before_21_{n}.json", f"step_pair_after_21_{n}.json") for n in (1, 2, 3)], results

@@ -1,9 +1,12 @@
-"""The tables of docs/uncertainty.md (``benchmarks/uncertainty.py``) and docs/tiling.md (``benchmarks/tiling.py``)."""
+"""The tables of docs/uncertainty.md (``benchmarks/uncertainty.py``) and docs/tiling.md (``benchmarks/tiling.py``,
+``benchmarks/tiling_analysis.py``)."""
 
 from __future__ import annotations
 
+import json
 import statistics
 from pathlib import Path
+from typing import Any
 
 from results import load, source_line
 
@@ -137,3 +140,57 @@ def auroc_table(name: str, results: Path) -> str:
     if not data.get("complete", True):
         counts += f" The run was stopped after {last['iteration']} of {data['settings']['iterations']} iterations."
     return "\n".join([*lines, "", f"{counts} {source_line(name, data)}"])
+
+
+def merge_analysis_table(files: dict[str, str], labels: dict[str, str], results: Path) -> str:
+    """``benchmarks/tiling_analysis.py``: per split and merge, AP and the detections (score >= its min_score)
+    matched to the ground truth at IoU 0.5, summed over where the objects lie."""
+    lines = [
+        "| scenes | merge | AP | AP50 | AP75 | detections | true | duplicate | poor box (IoU 0.1-0.5) "
+        "| background or wrong class | missed objects | mean IoU of found |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    notes = []
+    for split, file in files.items():
+        data = json.loads((results / file).read_text())
+        for merge, run in data["results"].items():
+            places = run["by_place"].values()
+            count = {kind: sum(p["detections"].get(kind, 0) for p in places) for kind in _KINDS}
+            found = sum(p["objects"] - p["missed"] for p in places)
+            iou = sum(p["mean_best_iou_found"] * (p["objects"] - p["missed"]) for p in places) / max(found, 1)
+            lines.append(
+                f"| {split} | {labels.get(merge, merge)} | "
+                + " | ".join(f"{run[m] * 100:.1f}" for m in ("AP", "AP50", "AP75"))
+                + f" | {run['detections']} | {count['true']} | {count['duplicate']} | {count['poor_box']} "
+                f"| {count['background'] + count['wrong_class']} | {sum(p['missed'] for p in places)} | {iou:.3f} |"
+            )
+        notes.append(f"{split}: {data['objects']} objects, score >= {data['min_score']}; {_provenance(data, file)}")
+    return "\n".join([*lines, "", *notes])
+
+
+def place_table(file: str, merges: tuple[str, ...], labels: dict[str, str], results: Path) -> str:
+    """``benchmarks/tiling_analysis.py``, where the objects lie: crossed by a tile border, seen whole by
+    several tiles, by one; the objects by their place, the detections by their own box's."""
+    data = json.loads((results / file).read_text())
+    lines = [
+        "| merge | where | objects | missed | mean IoU of found | IoU >= 0.75 of found | true | duplicate "
+        "| poor box | background or wrong class |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for merge in merges:
+        for place, row in data["results"][merge]["by_place"].items():
+            count = {kind: row["detections"].get(kind, 0) for kind in _KINDS}
+            lines.append(
+                f"| {labels.get(merge, merge)} | {_PLACES[place]} | {row['objects']} | {row['missed']} "
+                f"| {row['mean_best_iou_found']:.3f} | {row['share_iou_075_of_found'] * 100:.0f}% | {count['true']} "
+                f"| {count['duplicate']} | {count['poor_box']} | {count['background'] + count['wrong_class']} |"
+            )
+    return "\n".join([*lines, "", _provenance(data, file)])
+
+
+_PLACES = {"cut": "cut by a tile border", "overlap": "whole in 2+ tiles", "single": "in one tile only"}
+_KINDS = ("true", "duplicate", "poor_box", "background", "wrong_class")
+
+
+def _provenance(data: dict[str, Any], file: str) -> str:
+    return f"`docs/results/{file}`: {data['machine']['cpu']}, torch {data['machine']['torch']}, commit {data['gfocal_commit'][:7]}."
