@@ -24,7 +24,7 @@ not, so the pieces of a recipe can be compared there. It measures what a piece
 does per step, not what it costs per step: the JSON keeps each run's training
 seconds, and the peer (which has no such mode) is refused.
 
-The datasets (``benchmarks/small_data_sets.py``) are written under
+The datasets (``benchmarks/small_data_sets.py``, cells in ``small_data_cells.py``) are written under
 ``--data-root`` when missing. Prints JSON (every run, and mean/std per dataset
 x variant) to stdout, also to ``--json`` (rewritten after each run, with
 ``"complete": false`` until the end), and a markdown table to stderr; the
