@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import struct
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,15 @@ def coco(
     data = {"images": images, "annotations": annotations or [], "categories": categories}
     path.write_text(json.dumps(data))
     return path
+
+
+def coco_with_image(folder: Path, make: Callable[[Path], Path], **entry) -> Path:
+    """``folder/ann.json`` with one image, made by ``make(folder / "images" / "img")`` (which returns the file it
+    wrote), its image entry extended by ``entry``, and one box."""
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    file = make(folder / "images" / "img")
+    name = file.relative_to(folder / "images").as_posix()
+    return coco(folder / "ann.json", images=[{"id": 1, "file_name": name, **entry}], annotations=[box([1, 1, 4, 4])])
 
 
 def box(bbox, ann_id: int = 1, image_id=1, category_id=1) -> dict:
