@@ -219,10 +219,10 @@ MERGE_LABELS = {
 }
 
 TRANSFER_LABELS = {
-    "finetune": "**fine-tuned (finetune recipe)**",
-    "finetune_default_recipe": "fine-tuned with the default recipe",
-    "scratch": "from scratch",
-    "finetune_mmdet": "fine-tuned from the mmdetection checkpoint",
+    "finetune": "fine-tuned, finetune recipe (lr 0.001)",
+    "finetune_default_recipe": "**fine-tuned, default recipe (lr 0.002)**",
+    "scratch": "from scratch (default recipe)",
+    "finetune_mmdet": "fine-tuned from the mmdetection checkpoint (finetune recipe)",
 }
 
 TABLES: dict[str, Callable[[Path], str]] = {

@@ -46,7 +46,7 @@ def test_the_datasets_have_many_pretraining_classes_disjoint_from_the_target_and
 def test_every_variant_has_arguments_and_only_fine_tuning_reads_the_weights(tmp_path: Path):
     args = {variant: transfer.variant_args(variant, tmp_path, 96) for variant in transfer.VARIANTS}
     weights = str(tmp_path / "model.safetensors")
-    assert args["finetune"] == ["--weights", weights, "--image-size", "96"]
+    assert args["finetune"] == ["--weights", weights, "--recipe", "finetune", "--image-size", "96"]
     assert args["finetune_default_recipe"] == ["--weights", weights, "--recipe", "default", "--image-size", "96"]
     assert str(tmp_path) not in " ".join(args["scratch"])
     assert args["finetune_mmdet"][:2] == ["--weights", str(tmp_path / "model_mmdet.pth")]

@@ -9,16 +9,17 @@ from gfocal.cli.train import training_config
 from gfocal.data.synthetic import make_synthetic_dataset
 
 
-def test_the_flags_set_the_fields_and_the_finetune_recipe(tmp_path):
+def test_the_flags_set_the_fields_and_the_recipe_is_the_one_named(tmp_path):
     parser = build_parser()
     (tmp_path / "train.json").write_text("{}")  # only its format is looked at
     base = ["train", "--data", str(tmp_path / "train.json"), "--out", str(tmp_path / "run")]
     tuned = training_config(parser.parse_args([*base, "--weights", "w.safetensors"]))
-    assert (tuned.weights, tuned.lr, tuned.warmup_iters) == ("w.safetensors", 0.001, 20)
+    assert (tuned.weights, tuned.lr, tuned.warmup_iters) == ("w.safetensors", 0.002, 100)  # the default recipe
     named = training_config(parser.parse_args([*base, "--backbone-weights", "ResNet50_Weights.IMAGENET1K_V2"]))
-    assert (named.backbone_weights, named.lr) == ("ResNet50_Weights.IMAGENET1K_V2", 0.001)
+    assert (named.backbone_weights, named.lr) == ("ResNet50_Weights.IMAGENET1K_V2", 0.002)
     assert training_config(parser.parse_args([*base, "--weights", "w.pth", "--lr", "0.003"])).lr == 0.003
-    assert training_config(parser.parse_args([*base, "--weights", "w.pth", "--recipe", "default"])).lr == 0.002
+    finetune = training_config(parser.parse_args([*base, "--weights", "w.pth", "--recipe", "finetune"]))
+    assert (finetune.lr, finetune.warmup_iters) == (0.001, 20)
     assert training_config(parser.parse_args(base)).lr == 0.002
 
 

@@ -135,14 +135,16 @@ def test_read_pretrained_tells_the_sources_apart(tmp_path):
         read_pretrained(tmp_path / "missing.safetensors")
 
 
-def test_pretrained_weights_pick_the_finetune_recipe_unless_fields_or_a_recipe_are_set():
-    tuned = load_config(overrides=["weights=w.safetensors"])
-    assert (tuned.lr, tuned.warmup_iters, tuned.schedule) == (0.001, 20, "cosine")
-    assert load_config(overrides=["backbone_weights=DEFAULT"]).lr == 0.001
-    assert load_config(overrides=["model_overrides.backbone_weights=r18.pth"]).lr == 0.001
-    own = load_config(overrides=["weights=w.safetensors", "lr=0.004"])
+def test_pretrained_weights_train_with_the_default_recipe_unless_another_is_named():
+    default = load_config()
+    for pretrained in ("weights=w.safetensors", "backbone_weights=DEFAULT", "model_overrides.backbone_weights=r18.pth"):
+        tuned = load_config(overrides=[pretrained])
+        assert (tuned.lr, tuned.warmup_iters, tuned.schedule) == (default.lr, default.warmup_iters, default.schedule)
+    assert (default.lr, default.warmup_iters, default.schedule) == (0.002, 100, "cosine")
+    named = load_config(overrides=["weights=w.safetensors"], recipe="finetune")
+    assert (named.lr, named.warmup_iters) == (0.001, 20)
+    own = load_config(overrides=["weights=w.safetensors", "lr=0.004"], recipe="finetune")
     assert (own.lr, own.warmup_iters) == (0.004, 20)  # a field set wins; the others keep the recipe's
-    assert load_config(overrides=["weights=w.safetensors"], recipe="default").lr == 0.002
     assert load_config(overrides=["weights=w.safetensors"], recipe="paper").lr == 0.01
     assert load_config().lr == 0.002  # from scratch: the default recipe
     with pytest.raises(ValueError, match="weights and backbone_weights both set"):

@@ -103,4 +103,4 @@ def test_gfocal_train_fine_tunes_from_an_mmdetection_pth(tmp_path, capsys):
     assert (model.config.max_size, model.config.backbone_norm) == (64, "frozen_bn")
     assert tuple(model.config.image_mean) == MMDET_PREPROCESSING["image_mean"]  # the checkpoint's preprocessing
     config = (out / "config.yaml").read_text()
-    assert "lr: 0.001" in config and "warmup_iters: 20" in config  # the finetune recipe, picked by itself
+    assert "lr: 0.002" in config and "warmup_iters: 100" in config  # the default recipe, as from scratch

@@ -90,7 +90,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--batch-size", type=int, default=None, help="total images per step (lr scales with it)")
     parser.add_argument(
-        "--lr", type=float, default=None, help="learning rate for a batch of 16 (default 0.002; 0.001 when fine-tuning)"
+        "--lr",
+        type=float,
+        default=None,
+        help="learning rate for a batch of 16 (default: the recipe's, 0.002; --recipe finetune: 0.001)",
     )
     parser.add_argument(
         "--time-budget",

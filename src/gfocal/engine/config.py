@@ -9,7 +9,6 @@ batch the run trains with (``batch_size``, or the whole training set when it hol
 from __future__ import annotations
 
 import dataclasses
-import logging
 import types
 import typing
 from dataclasses import dataclass, field
@@ -23,7 +22,6 @@ from gfocal.strict import check_field_names
 
 __all__ = ["TrainConfig", "load_config", "parse_overrides"]
 
-logger = logging.getLogger(__name__)
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Schedule = Literal["step", "cosine"]
@@ -288,8 +286,9 @@ def load_config(
     (typed values, e.g. from CLI flags: taken as they are, never parsed), then by ``key=value`` overrides
     (values parsed as YAML).
 
-    ``recipe`` None is "default", or "finetune" when the values set pretrained ``weights`` or
-    ``backbone_weights`` (the fields they set win over the recipe's, as always).
+    ``recipe`` None is "default", from scratch and from pretrained weights alike: on
+    ``benchmarks/transfer.py`` fine-tuning with it scored as well as with the "finetune" recipe's halved rate
+    (docs/transfer.md), so the rate does not change behind the user's back.
     """
     values: dict[str, Any] = {}
     if path is not None:
@@ -303,24 +302,7 @@ def load_config(
     if "model_overrides" in extra:
         extra["model_overrides"] = {**values.get("model_overrides", {}), **extra["model_overrides"]}
     values.update(extra)
-    if recipe is None:
-        recipe = "finetune" if _starts_pretrained(values) else "default"
-        if recipe == "finetune":
-            chosen = {k: values.get(k, v) for k, v in RECIPES["finetune"].values.items()}
-            logger.info(
-                "pretrained weights: the 'finetune' recipe (%s; set fields win, --recipe default keeps "
-                "the from-scratch one)",
-                ", ".join(f"{k}={v}" for k, v in chosen.items()),
-            )
-    return TrainConfig.from_recipe(recipe, **values)
-
-
-def _starts_pretrained(values: dict[str, Any]) -> bool:
-    return bool(
-        values.get("weights")
-        or values.get("backbone_weights")
-        or (values.get("model_overrides") or {}).get("backbone_weights")
-    )
+    return TrainConfig.from_recipe(recipe or "default", **values)
 
 
 def _coerce(value: Any, annotation: Any, name: str) -> Any:
