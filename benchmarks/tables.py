@@ -265,6 +265,14 @@ TABLES: dict[str, Callable[[Path], str]] = {
         PIECE_LABELS,
         results,
     ),
+    # The same pieces at the length of a 20-minute bf16 run (660 steps), the two seeds' runs side by side.
+    "small-data-pieces-660": lambda results: paired_table(
+        [Source("small_data_zoom_steps_s0.json"), Source("small_data_zoom_steps_s1.json")],
+        "default",
+        PIECE_LABELS,
+        results,
+        seconds="train s (two runs at once, one thread each)",
+    ),
     # benchmarks/transfer.py: one run of the whole benchmark, the machine to itself.
     "transfer": lambda results: paired_table(
         [Source("transfer-intel-amx.json")], "scratch", TRANSFER_LABELS, results, seconds="train s"
