@@ -32,7 +32,14 @@ from gfocal.data import Annotation, DatasetRecords, DetectionDataset, ImageRecor
 from gfocal.engine.inference_loop import LoadedImage, run_over_images
 from gfocal.models import GFLDetector
 
-__all__ = ["AmbiguityAnalysis", "AnnotationDistributions", "analyze_ambiguity", "annotation_targets", "CSV_COLUMNS"]
+__all__ = [
+    "AmbiguityAnalysis",
+    "AnnotationDistributions",
+    "analyze_ambiguity",
+    "annotation_targets",
+    "CSV_COLUMNS",
+    "IMAGE_COLUMNS",
+]
 
 _PER_EDGE = (
     "position", "std", "std_bins", "entropy", "focus", "num_modes", "second_peak_ratio",
@@ -45,6 +52,11 @@ CSV_COLUMNS = (
     + ["det_x0", "det_y0", "det_x1", "det_y1"]
     + [f"{edge}_{name}" for name in _PER_EDGE for edge in ("left", "top", "right", "bottom")]
 )
+#: The columns of the per-image ranking (``images.csv`` and the report's image table).
+IMAGE_COLUMNS = (
+    "rank", "image_id", "file_name", "annotations", "max_ambiguity", "mean_ambiguity", "max_disagreement",
+    "bimodal_edges",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

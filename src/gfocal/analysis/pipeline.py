@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from gfocal.analysis.ambiguity import CSV_COLUMNS, AmbiguityAnalysis, analyze_ambiguity
+from gfocal.analysis.ambiguity import CSV_COLUMNS, IMAGE_COLUMNS, AmbiguityAnalysis, analyze_ambiguity
 from gfocal.analysis.labels import label_figure, quality_label_statistics
 from gfocal.analysis.output import write_csv, write_json
 from gfocal.analysis.report import render_html, write_figures
@@ -40,17 +40,7 @@ def ambiguity_report(
     out = prepare_output_dir(out, overwrite)  # refuse early, before the long run
     analysis = analyze_ambiguity(model, records, **options)
     write_csv(output_path(out, "annotations.csv"), analysis.rows, CSV_COLUMNS)
-    image_columns = [
-        "rank",
-        "image_id",
-        "file_name",
-        "annotations",
-        "max_ambiguity",
-        "mean_ambiguity",
-        "max_disagreement",
-        "bimodal_edges",
-    ]
-    write_csv(output_path(out, "images.csv"), analysis.images, image_columns)
+    write_csv(output_path(out, "images.csv"), analysis.images, IMAGE_COLUMNS)
     rows = [{k: v for k, v in row.items() if k != "image_index"} for row in analysis.rows]
     summary = {"dataset": str(records.root), "format": records.format, "settings": analysis.settings}
     write_json(output_path(out, "annotations.json"), {**summary, "annotations": rows, "images": analysis.images})

@@ -24,7 +24,7 @@ import numpy as np
 from matplotlib.figure import Figure  # no pyplot: renders with Agg, leaves the user's backend alone
 from matplotlib.patches import Rectangle
 
-from gfocal.analysis.ambiguity import AmbiguityAnalysis, AnnotationDistributions
+from gfocal.analysis.ambiguity import IMAGE_COLUMNS, AmbiguityAnalysis, AnnotationDistributions
 from gfocal.analysis.distributions import EDGES
 from gfocal.data.image_io import decode_image
 from gfocal.fileio import atomic_write_bytes, output_path, safe_name
@@ -206,16 +206,6 @@ def render_html(
         "bimodal_edges",
         "matched_iou",
     )
-    image_columns = (
-        "rank",
-        "image_id",
-        "file_name",
-        "annotations",
-        "max_ambiguity",
-        "mean_ambiguity",
-        "max_disagreement",
-        "bimodal_edges",
-    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_CSS}</style></head>
 <body><h1>{html.escape(title)}</h1>
@@ -229,6 +219,6 @@ matched detection (IoU ≥ {settings.get("iou_threshold", 0.5)}). Red curves and
 Check the top of both rankings first. Full data: <code>annotations.csv</code>, <code>annotations.json</code>.</p>
 <h2>Top {len(figures)} annotations by ambiguity</h2><div class=cards>{cards}</div>
 <h2>Annotations (top 100 by ambiguity)</h2>{_table(analysis.rows[:100], row_columns)}
-<h2>Images (top 50 by their most ambiguous annotation)</h2>{_table(analysis.images[:50], image_columns)}
+<h2>Images (top 50 by their most ambiguous annotation)</h2>{_table(analysis.images[:50], IMAGE_COLUMNS)}
 </body></html>
 """
