@@ -320,6 +320,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "uncertainty-fusion": lambda results: fusion_table("uncertainty.json", results),
     "uncertainty-calibration": lambda results: calibration_table("uncertainty.json", results),
     "ambiguity-auroc": lambda results: auroc_table("ambiguity_auroc-intel-amx.json", results),
+    "ambiguity-auroc-3000": lambda results: auroc_table("ambiguity_auroc_3000it-intel-amx.json", results),
 }
 
 
