@@ -23,27 +23,43 @@ def _variants(data: dict[str, Any]) -> dict[str, tuple[str, list[dict[str, Any]]
     }
 
 
-def ablation_table(name: str, results: Path, older: str | None = None) -> str:
+def _load_variants(
+    names: str | tuple[str, ...], results: Path, older: str | None
+) -> tuple[dict[str, tuple[str, list[dict[str, Any]]]], str]:
+    """The variants of one results file, or of several (an ablation run in parts), in file order; and the
+    source line of each file, one per paragraph."""
+    files = (names,) if isinstance(names, str) else names
+    variants: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+    sources = []
+    for name in files:
+        data = load(results, name)
+        variants.update(_variants(data))
+        sources.append(source_line(name, data, older))
+    return variants, "\n\n".join(sources)
+
+
+def ablation_table(names: str | tuple[str, ...], results: Path, older: str | None = None) -> str:
     """Mean ± std over seeds of AP, AP50, AP75, AP_small (in %), and the mean times, one row per variant."""
-    data = load(results, name)
+    variants, sources = _load_variants(names, results, older)
     lines = [
         "| variant | seeds | AP | AP50 | AP75 | AP_small | train s/iter | inference ms/image |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for variant, runs in _variants(data).values():
+    for variant, runs in variants.values():
         lines.append(
             f"| {variant} | {', '.join(str(run['seed']) for run in runs)} | "
             + " | ".join(mean_std([run[metric] for run in runs]) for metric in ("AP", "AP50", "AP75", "APs"))
             + f" | {statistics.fmean(run['train_s_per_iter'] for run in runs):.3f}"
             + f" | {statistics.fmean(run['inference_ms_per_image'] for run in runs):.1f} |"
         )
-    return "\n".join([*lines, "", source_line(name, data, older)])
+    return "\n".join([*lines, "", sources])
 
 
-def seed_differences_table(name: str, pairs: list[tuple[str, str]], results: Path, older: str | None = None) -> str:
+def seed_differences_table(
+    names: str | tuple[str, ...], pairs: list[tuple[str, str]], results: Path, older: str | None = None
+) -> str:
     """Per seed, AP of one variant minus AP of another (by id), in AP points, and their mean."""
-    data = load(results, name)
-    variants = _variants(data)
+    variants, sources = _load_variants(names, results, older)
     seeds = sorted({run["seed"] for _, runs in variants.values() for run in runs})
     lines = [
         "| comparison | " + " | ".join(f"seed {seed}" for seed in seeds) + " | mean |",
@@ -59,7 +75,7 @@ def seed_differences_table(name: str, pairs: list[tuple[str, str]], results: Pat
             + " | ".join(cells)
             + f" | {signed(statistics.fmean(differences.values()))} |"
         )
-    return "\n".join([*lines, "", source_line(name, data, older)])
+    return "\n".join([*lines, "", sources])
 
 
 def lengths_table(files: dict[str, str], seed: int, results: Path, older: str) -> str:

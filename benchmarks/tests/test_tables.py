@@ -104,6 +104,37 @@ def test_ablation_differences_are_per_seed_and_a_file_without_provenance_says_wh
     assert rows[-1] == "Source: `docs/results/a.json`, an older run."
 
 
+def test_an_ablation_run_in_parts_is_one_table_with_the_source_of_each_part(tmp_path: Path):
+    def variant(variant_id: str, *aps: float) -> dict:
+        runs = [
+            {
+                "seed": seed,
+                "AP": ap,
+                "AP50": ap,
+                "AP75": ap,
+                "APs": ap,
+                "train_s_per_iter": 0.5,
+                "inference_ms_per_image": 20,
+            }
+            for seed, ap in enumerate(aps)
+        ]
+        return {"id": variant_id, "runs": runs}
+
+    def part(name: str, commit: str, results: dict) -> None:
+        provenance = {"machine": {"cpu": "Test CPU", "cuda": None, "threads": 2, "torch": "2.14.1"}, "command": "x"}
+        (tmp_path / name).write_text(json.dumps({**provenance, "gfocal_commit": commit, "results": results}))
+
+    part("a.json", "aaaaaaa1", {"GFL = QFL + DFL": variant("gfl", 0.20, 0.22)})
+    part("b.json", "bbbbbbb2", {"GFLv2 (DGQP)": variant("gflv2", 0.25, 0.21)})
+    table = tables.ablation_table(("a.json", "b.json"), tmp_path).splitlines()
+    assert [row.split(" | ")[0] for row in table[2:4]] == ["| GFL = QFL + DFL", "| GFLv2 (DGQP)"]
+    assert table[3].startswith("| GFLv2 (DGQP) | 0, 1 | 23.0 ± 2.8 |")
+    assert "`docs/results/a.json`" in table[-3] and "aaaaaaa" in table[-3]
+    assert "`docs/results/b.json`" in table[-1] and "bbbbbbb" in table[-1]
+    differences = tables.seed_differences_table(("a.json", "b.json"), [("gflv2", "gfl")], tmp_path).splitlines()
+    assert differences[2] == "| GFLv2 − GFL | +5.0 | −1.0 | +2.0 |"
+
+
 def test_auroc_table_has_a_column_per_evaluation_and_says_when_the_run_stopped_early(tmp_path: Path):
     def evaluation(iteration, value):
         return {
