@@ -208,6 +208,10 @@ ABLATION_RUN = (
     "November 2026, torch 2.15, bf16 (as docs/ablation.md stated then); gfocal d814d39"
 )
 
+# benchmarks/ablation.py at 750 iterations, run in two parts (the baseline, QFL only, DFL only and GFL; then
+# GFLv2 and GFL with centerness labels), so that the first part's results were safe before the second began.
+ABLATION_750 = ("ablation_750it-intel-amx.json", "ablation_750it_quality-intel-amx.json")
+
 MERGE_LABELS = {
     "nms": "NMS",
     "dist_tol0.25": "dist as first built (edges within 25%, weighted mean)",
@@ -300,6 +304,20 @@ TABLES: dict[str, Callable[[Path], str]] = {
     ),
     "cpu-speed": lambda results: speed_table(CPU_FILES, results),
     "cpu-goals": lambda results: goals_table(CPU_FILES["r50"], "r50", results),
+    "ablation-750": lambda results: ablation_table(ABLATION_750, results),
+    "ablation-750-seeds": lambda results: seed_differences_table(
+        ABLATION_750,
+        [
+            ("gfl", "atss-anchor"),
+            ("dfl", "atss-anchor"),
+            ("qfl", "atss-anchor"),
+            ("gfl", "dfl"),
+            ("gfl", "qfl"),
+            ("gfl-centerness", "gfl"),
+            ("gflv2", "gfl"),
+        ],
+        results,
+    ),
     "ablation": lambda results: ablation_table("ablation_results.json", results, ABLATION_RUN),
     "ablation-seeds": lambda results: seed_differences_table(
         "ablation_results.json",
