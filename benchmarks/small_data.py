@@ -46,7 +46,9 @@ from typing import Any
 import yaml
 from common import add_json_argument, report
 
-DATASETS = ("coins", "cells")  # benchmarks/small_data_sets.py
+SYNTHETIC = ("coins", "cells")  # benchmarks/small_data_sets.py
+REAL = ("trees", "trees-val")  # benchmarks/real_data.py: real photographs; trees-val is the split for choices
+DATASETS = SYNTHETIC + REAL
 PEER = "yolov8n"
 # Extra ``gfocal train`` arguments per variant; PEER is ultralytics' YOLOv8n instead.
 VARIANTS: dict[str, list[str]] = {
@@ -242,9 +244,14 @@ def main() -> None:
     runs: list[dict[str, Any]] = []
     for dataset in args.datasets:
         if not (args.data_root / dataset / "test.json").is_file():
-            from small_data_sets import write_dataset  # needs scikit-image
+            if dataset in REAL:
+                from real_data import write_trees
 
-            write_dataset(args.data_root, dataset)
+                write_trees(args.data_root)
+            else:
+                from small_data_sets import write_dataset  # needs scikit-image
+
+                write_dataset(args.data_root, dataset)
         split = {s: args.data_root / dataset / f"{s}.json" for s in ("train", "val", "test")}
         for variant in args.variants:
             for seed in args.seeds:
