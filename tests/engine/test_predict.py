@@ -111,3 +111,25 @@ def test_tta_and_tiling_are_refused_together(images):
     run = predict_files(model, find_images(images), tta=TestTimeAugmentation(), tiling=TilingConfig(64), progress=False)
     with pytest.raises(ValueError, match="do not combine"):
         next(run)
+
+
+def test_evaluate_weights_applies_inference_overrides(tmp_path, monkeypatch):
+    """``overrides`` reach the rebuilt model's config (a benchmark scores one weights file at several NMS IoUs)."""
+    from gfocal.engine import evaluate
+    from gfocal.models.weights import save_weights
+
+    Image.new("RGB", (64, 64), (90, 90, 90)).save(tmp_path / "a.png")
+    files.coco(
+        tmp_path / "a.json",
+        images=[{"id": 1, "file_name": "a.png", "width": 64, "height": 64}],
+        annotations=[{**files.box([10, 10, 30, 20]), "area": 600, "iscrowd": 0}],
+    )
+    weights = save_weights(gfl_small(1, class_names=("x",), min_size=64, max_size=64), tmp_path / "m.safetensors")
+    built = []
+    original = evaluate.load_model
+    monkeypatch.setattr(evaluate, "load_model", lambda *a, **k: built.append(original(*a, **k)) or built[-1])
+    evaluate.evaluate_weights(weights, tmp_path / "a.json", precision="fp32", workers=0)
+    evaluate.evaluate_weights(
+        weights, tmp_path / "a.json", precision="fp32", workers=0, overrides={"nms_iou_threshold": 0.45}
+    )
+    assert [m.config.nms_iou_threshold for m in built] == [0.6, 0.45]

@@ -270,6 +270,7 @@ def evaluate_weights(
     tta: TestTimeAugmentation | None = None,
     fusion: FusionMethod = "distribution",
     progress: bool = False,
+    overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """COCO metrics of a weights file on a labelled dataset (what ``gfocal eval`` prints).
 
@@ -279,6 +280,7 @@ def evaluate_weights(
     --tile`` would find them. With ``tta``, every view of each image is predicted and the views merged by
     ``fusion`` (:class:`~gfocal.models.fusion.FusedDetector`), as ``gfocal predict --tta``; not with ``tiling``.
     ``max_detections``: see :func:`evaluate_detections`. ``progress``: a bar counting the images.
+    ``overrides``: inference options of the model's config (e.g. ``{"nms_iou_threshold": 0.5}``).
 
     Raises:
         DatasetError: the dataset has no box, or its classes are not the model's (label k of the model
@@ -286,7 +288,7 @@ def evaluate_weights(
     """
     if tta is not None and tiling is not None:
         raise ValueError("test-time augmentation and tiling do not combine; choose one")
-    model = load_model(weights, image_size=image_size)
+    model = load_model(weights, image_size=image_size, **(overrides or {}))
     split = split or ("val" if detect_format(data) == "yolo" else None)
     records = load_dataset(data, images_dir=images, split=split)
     records.require_boxes("evaluate against")  # without ground truth every AP is undefined (-1)
