@@ -13,7 +13,7 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[1]
 
 # Scripts with a command line that are not benchmarks: they make tables, data sets, or run inside small_data.py.
-NOT_BENCHMARKS = {"tables.py", "small_data_sets.py", "yolo_peer.py"}
+NOT_BENCHMARKS = {"tables.py", "small_data_sets.py", "real_data.py", "yolo_peer.py"}  # data writers and the peer
 
 
 def _description(cpu: str, capability: str = "AVX2", bf16: bool = False, amx: bool = False, cuda: str | None = None):
