@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import torch
 from torch.utils.data import DataLoader
 
@@ -37,3 +39,41 @@ def test_collate_through_a_dataloader(coco_dir):
     assert isinstance(images, list) and len(images) == 3 and all(im.shape[0] == 3 for im in images)
     assert [t["image_id"] for t in targets] == [0, 1, 2]
     assert collate_detection([]) == ([], [])
+
+
+def seed(value):
+    torch.manual_seed(value)
+    random.seed(value)  # the zoom-and-crop draws from Python's generator
+
+
+def test_cached_decoding_gives_the_same_samples_within_its_byte_bound(coco_dir, monkeypatch):
+    """Images decoded once while the cache has room (48x64 RGB = 9216 bytes: room for two), the rest each time;
+    the same augmented samples as without a cache; a caller writing into a sample leaves the cache intact."""
+    from gfocal.data import dataset as dataset_module
+
+    decoded, real_decode = [], dataset_module.decode_image
+
+    def counting_decode(path):
+        decoded.append(path)
+        return real_decode(path)
+
+    monkeypatch.setattr(dataset_module, "decode_image", counting_decode)
+    records = load_dataset(coco_dir / "ann.json")
+    pipeline = build_transforms(40, 40, Augmentation(scale_range=(0.5, 1.5), color=True))
+    plain = DetectionDataset(records, pipeline, train=True)
+    cached = DetectionDataset(records, pipeline, train=True, cache_bytes=2 * 48 * 64 * 3)
+    for round_ in range(3):
+        for index in range(3):
+            seed(round_ * 10 + index)
+            expected_image, expected = plain[index]
+            seed(round_ * 10 + index)
+            image, target = cached[index]
+            assert torch.equal(image, expected_image) and torch.equal(target["boxes"], expected["boxes"])
+            image.zero_()
+    paths = [image.path for image in records.images]
+    assert decoded.count(paths[0]) == decoded.count(paths[1]) == 3 + 1  # 3 uncached reads, then 1 to the cache
+    assert decoded.count(paths[2]) == 3 + 3  # over the bound: decoded each time
+    raw = DetectionDataset(records, cache_bytes=10**6)
+    first, _ = raw[0]
+    first.fill_(7)
+    assert not torch.equal(raw[0][0], first)

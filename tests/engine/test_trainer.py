@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import signal
 import subprocess
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gfocal.engine import TrainConfig, TrainData, TrainingDiverged, load_checkpoint, train
+from gfocal.engine import TrainConfig, TrainData, TrainingDiverged, load_checkpoint, train, trainer
 from support import standin_run
 from support.standin import RandomDetections, TinyDetector, collate, records_for
 
@@ -175,3 +176,94 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path, precision):
         assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=0, atol=1e-6) for k in a)
     rows = [json.loads(line) for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows if r["kind"] == "train"] == list(range(1, 25))
+
+
+class BatchRecorder(TinyDetector):
+    """Records each training batch's image ids and pixel sums (which show the seeded flips)."""
+
+    def __init__(self, seen):
+        super().__init__()
+        self.seen = seen
+
+    def forward(self, images, targets=None):
+        if self.training:
+            self.seen.append([(t["image_id"], int(image.sum())) for image, t in zip(images, targets)])
+        return super().forward(images, targets)
+
+
+class Stop(Exception):
+    pass
+
+
+def test_a_run_killed_mid_epoch_resumes_through_epoch_ends_with_the_same_batches(tmp_path):
+    """One loader for the run, 2 workers prefetching across epoch ends: stopped at step 7 (mid-epoch 2, saved at
+    step 6), resumed to the end of epoch 4, the run sees the batches and ends with the weights of an uninterrupted one."""
+    config = tiny_config(tmp_path, epochs=4, step_epochs=(2,), workers=2, checkpoint_interval=3, log_interval=100)
+    reference = []
+    torch.manual_seed(0)
+    train(config.replace(out_dir=str(tmp_path / "reference")), model=BatchRecorder(reference), data=tiny_data())
+    assert len(reference) == 16 and len({ids for batch in reference for ids, _ in batch}) == 16
+
+    def stop_after_7(iteration, network):
+        if iteration == 7:
+            raise Stop
+
+    seen = []
+    torch.manual_seed(0)
+    with pytest.raises(Stop):
+        train(config, model=BatchRecorder(seen), data=tiny_data(), on_step=stop_after_7)
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["iteration"] == 6
+    del seen[6:]  # step 7 was not saved: the resumed run takes it again
+    torch.manual_seed(1)  # the resumed run restores the generators' states from the checkpoint
+    train(config.replace(resume="auto"), model=BatchRecorder(seen), data=tiny_data())
+    assert seen == reference
+    expected, actual = (load_checkpoint(tmp_path / run / "last.pt") for run in ("reference", "run"))
+    assert actual["iteration"] == expected["iteration"] == 16
+    for name, tensor in expected["model"].items():
+        torch.testing.assert_close(actual["model"][name], tensor, rtol=0, atol=0)
+
+
+def saves_of(monkeypatch, save_every_s):
+    """The iterations and run seconds at which last.pt is written, with a save every ``save_every_s`` at most."""
+    saves, real_save = [], trainer.save_training_state
+    monkeypatch.setattr(trainer, "_SAVE_EVERY_S", save_every_s)
+
+    def recording_save(run, best):
+        saves.append((run.iteration, run.clock.elapsed()))
+        real_save(run, best)
+
+    monkeypatch.setattr(trainer, "save_training_state", recording_save)
+    return saves
+
+
+@pytest.mark.parametrize(
+    ("save_every_s", "changes", "iterations"),
+    [
+        (math.inf, {}, [12]),  # only at the end
+        (0.0, {}, [4, 8, 12]),  # at every epoch end
+        (math.inf, {"checkpoint_interval": 5}, [5, 10, 12]),  # checkpoint_interval saves whatever the time
+        (math.inf, {"eval_interval": 2, "validate": True}, [8, 12]),  # after each evaluation
+    ],
+)
+def test_last_pt_is_saved_at_epoch_ends_only_when_due(tmp_path, monkeypatch, save_every_s, changes, iterations):
+    saves = saves_of(monkeypatch, save_every_s)
+    validate = changes.pop("validate", False)
+    data = tiny_data() if validate else TrainData(RandomDetections(16), collate)
+    torch.manual_seed(0)
+    train(tiny_config(tmp_path, epochs=3, **changes), model=TinyDetector(), data=data)
+    assert [iteration for iteration, _ in saves] == iterations
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["iteration"] == 12
+
+
+def test_epoch_end_saves_keep_their_interval_in_run_seconds(tmp_path, monkeypatch):
+    """Epochs of 4 steps of 60 ms and more, a save at most every second: later epoch ends are skipped, the last kept."""
+    saves = saves_of(monkeypatch, 1.0)
+    torch.manual_seed(0)
+    train(
+        tiny_config(tmp_path, epochs=8), model=TinyDetector(sleep_s=0.06), data=TrainData(RandomDetections(16), collate)
+    )
+    iterations, seconds = zip(*saves)
+    assert iterations[-1] == 32 and 1 <= len(saves) < 8
+    assert all(i % 4 == 0 for i in iterations)
+    assert all(later - earlier >= 1.0 for earlier, later in zip(seconds[:-1], seconds[1:-1]))
+    assert seconds[0] >= 1.0 or len(saves) == 1

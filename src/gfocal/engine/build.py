@@ -30,6 +30,10 @@ __all__ = [
 ]
 
 
+# Decoded training images kept per data-loading process: a few hundred 400 px tiles, not a large set.
+_TRAIN_IMAGE_CACHE_BYTES = 256 * 2**20
+
+
 class TrainSetupError(ValueError):
     """The run cannot start as configured: the config does not fit the data, the model or the checkpoint to resume."""
 
@@ -150,7 +154,7 @@ def build_data(config: TrainConfig, train_records: Any, model: nn.Module) -> Tra
             train_records, config.tile, transforms, config.tile_overlap, config.tile_object_bias, config.min_visible
         )
     else:
-        train = DetectionDataset(train_records, transforms, train=True)
+        train = DetectionDataset(train_records, transforms, train=True, cache_bytes=_TRAIN_IMAGE_CACHE_BYTES)
     if config.mosaic > 0:
         side = min(sizes)  # a square the model's rule maps to itself
         train = Mosaic(train, (side, side), config.mosaic, config.min_visible)

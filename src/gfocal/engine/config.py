@@ -84,6 +84,9 @@ class TrainConfig:
         eval_share: in a run that fills a time budget, the share of the budget that evaluations
             before the final one may take.
         checkpoint_interval: also save ``last.pt`` every this many iterations; 0 = only at epoch ends.
+            At an epoch end ``last.pt`` is saved after an evaluation, at the end of the run, and
+            otherwise only when a minute has passed since it was last saved (an epoch of a small
+            set is a few steps); a killed run loses at most the steps since then.
         log_interval: write a training row to ``metrics.jsonl`` every this many iterations.
         seed: seeds the model initialisation, the data order and the augmentations.
         workers: data-loading worker processes per training process.

@@ -11,19 +11,26 @@ Exact resume needs two things the stock DataLoader does not give:
 With both, a run killed and resumed sees exactly the batches of an
 uninterrupted run, for any number of workers, and K processes with B/K images
 each see the same global batches as one process with B images.
+
+Training draws all its batches from one iterator (:func:`endless_batches`): the
+sampler runs on from epoch to epoch, so the worker processes start once per run
+and prefetch the next epoch's first batches while the last ones train and while
+the loop evaluates or saves. On a small dataset an epoch is a few steps, and a
+fresh iterator per epoch restarted the workers and waited for its first batch
+every few steps.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-__all__ = ["ResumableSampler", "SeededSamples", "build_train_loader"]
+__all__ = ["ResumableSampler", "SeededSamples", "build_train_loader", "endless_batches"]
 
 
 class ResumableSampler(Sampler[tuple[int, int]]):
@@ -39,9 +46,20 @@ class ResumableSampler(Sampler[tuple[int, int]]):
         batch_size: global batch size (all ranks).
         seed: shuffling seed.
         rank, world_size: this process's share.
+        continuous: iterate on past the selected epoch into the next ones, without end, yielding
+            exactly the keys that selecting each epoch in turn would (an epoch holds whole batches,
+            so batches never straddle two epochs).
     """
 
-    def __init__(self, num_samples: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self,
+        num_samples: int,
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        continuous: bool = False,
+    ) -> None:
         if batch_size % world_size:
             raise ValueError(f"batch_size {batch_size} is not divisible by the number of processes {world_size}")
         if num_samples < batch_size:
@@ -49,20 +67,28 @@ class ResumableSampler(Sampler[tuple[int, int]]):
         self.num_samples, self.batch_size, self.seed = num_samples, batch_size, seed
         self.rank, self.world_size = rank, world_size
         self.batches_per_epoch = num_samples // batch_size
-        self.epoch, self.start_batch = 0, 0
+        self.epoch, self.start_batch, self.continuous = 0, 0, continuous
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         """Select the epoch to iterate and the first batch of it to yield (for resuming mid-epoch)."""
         self.epoch, self.start_batch = epoch, start_batch
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        yield from self._keys(self.epoch)[self.start_batch * (self.batch_size // self.world_size) :]
+        epoch = self.epoch + 1
+        while self.continuous:
+            yield from self._keys(epoch)
+            epoch += 1
+
+    def _keys(self, epoch: int) -> list[tuple[int, int]]:
+        """This rank's keys of a whole epoch, in order."""
+        generator = torch.Generator().manual_seed(self.seed + epoch)
         order = torch.randperm(self.num_samples, generator=generator)[: self.batches_per_epoch * self.batch_size]
-        mine = order[self.rank :: self.world_size].tolist()
-        start = self.start_batch * (self.batch_size // self.world_size)
-        return iter([(self.epoch, index) for index in mine[start:]])
+        return [(epoch, index) for index in order[self.rank :: self.world_size].tolist()]
 
     def __len__(self) -> int:
+        if self.continuous:
+            raise TypeError("a continuous ResumableSampler has no end, so no length")
         return (self.batches_per_epoch - self.start_batch) * (self.batch_size // self.world_size)
 
     def state_dict(self) -> dict[str, int]:
@@ -111,9 +137,11 @@ def build_train_loader(
     workers: int,
     rank: int = 0,
     world_size: int = 1,
+    continuous: bool = False,
 ) -> tuple[DataLoader, ResumableSampler]:
-    """The training loader (``batch_size / world_size`` images per rank) and its sampler."""
-    sampler = ResumableSampler(len(dataset), batch_size, seed, rank, world_size)  # type: ignore[arg-type]
+    """The training loader (``batch_size / world_size`` images per rank) and its sampler (``continuous``: see
+    :class:`ResumableSampler`)."""
+    sampler = ResumableSampler(len(dataset), batch_size, seed, rank, world_size, continuous)  # type: ignore[arg-type]
     loader = DataLoader(
         SeededSamples(dataset, seed),
         batch_size=batch_size // world_size,
@@ -122,5 +150,25 @@ def build_train_loader(
         collate_fn=collate,
         pin_memory=torch.cuda.is_available(),
         drop_last=False,
+        # Its own generator: making an iterator draws the workers' base seed from it, not from the
+        # global stream the training step uses (SeededSamples seeds every sample anyway).
+        generator=torch.Generator().manual_seed(seed),
     )
     return loader, sampler
+
+
+def endless_batches(loader: DataLoader, epoch: int, start_batch: int) -> Generator[Any, None, None]:
+    """The batches of ``loader`` (over a continuous :class:`ResumableSampler`) from batch ``start_batch`` of
+    ``epoch`` on, through one iterator: its workers start now, once, and prefetch across epoch ends.
+
+    ``close()`` the generator to stop the workers (before an evaluation that needs the cores, say).
+    """
+    sampler = loader.sampler
+    if not (isinstance(sampler, ResumableSampler) and sampler.continuous):
+        raise ValueError("endless_batches needs a loader over a continuous ResumableSampler")
+    sampler.set_epoch(epoch, start_batch)
+    return _through(iter(loader))
+
+
+def _through(batches: Iterator[Any]) -> Generator[Any, None, None]:
+    yield from batches  # closing the generator drops the DataLoader iterator, which stops its workers

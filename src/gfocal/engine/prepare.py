@@ -59,7 +59,7 @@ def prepare_run(
     if config.channels_last:
         module = module.to(memory_format=torch.channels_last)
     loader, sampler = build_train_loader(
-        data.train, data.collate, batch_size, config.seed, config.workers, info.rank, info.world_size
+        data.train, data.collate, batch_size, config.seed, config.workers, info.rank, info.world_size, continuous=True
     )
     planned = _planned_schedule(config, sampler.batches_per_epoch)
     base_lr = config.lr * batch_size / 16

@@ -126,6 +126,7 @@ class Run:
     last_eval_s: float | None = None
     last_eval_end_s: float = 0.0
     last_save_s: float = 0.0
+    last_save_end_s: float = 0.0  # clock.elapsed() when last.pt was last written (or the run began)
     last_progress_log: float = 0.0
     final_metrics: dict[str, Any] | None = None
     last_saved: tuple[Path, int] | None = None
@@ -144,6 +145,7 @@ def save_training_state(run: Run, best: bool) -> None:
     Refuses (raising :class:`TrainingDiverged`) to save non-finite weights.
     """
     rng = all_gather_objects(capture_rng_state())
+    run.last_save_end_s = run.clock.elapsed()
     if not run.info.is_main:
         return
     if not all(torch.isfinite(p).all() for p in run.module.parameters()):
@@ -245,6 +247,7 @@ def restore(run: Run, path: Path) -> None:
     run.iteration, run.best_ap = int(state["iteration"]), float(state["best_ap"])
     run.best_iteration = int(state.get("best_iteration", 0))
     run.clock = Clock(float(state["elapsed_s"]))
+    run.last_save_end_s = run.clock.prior_s
     run.stopped_by_time_budget = run.config.epochs is not None and run.schedule.total_iters < run.planned.total_iters
     run.last_saved = (path, run.iteration)
     run.log.truncate_after(run.iteration)

@@ -15,6 +15,7 @@ import math
 import random
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from gfocal.engine.build import TrainData, validation_network
 from gfocal.engine.config import TrainConfig
 from gfocal.engine.distributed import all_reduce_mean, broadcast_object, cleanup_distributed, setup_distributed
 from gfocal.engine.evaluate import evaluate_model, format_results, save_results
+from gfocal.engine.loader import endless_batches
 from gfocal.engine.metrics import plot_metrics
 from gfocal.engine.prepare import prepare_run
 from gfocal.engine.run import Run, StepHook, TrainingDiverged, export_weights, save_training_state
@@ -40,6 +42,9 @@ logger = logging.getLogger(__name__)
 _WARM_STEPS = 3  # steps excluded from the time-per-step estimate (allocator and kernel warm-up)
 _PLAN_STEPS = 2  # measured steps before the plan and ETA are announced
 _PROGRESS_EVERY_S = 60.0  # a progress line this often when stderr is not a terminal (no progress bar)
+# last.pt at an epoch end at most this often (besides evaluations and the end): a small set's epoch is a few
+# steps, and a save per epoch cost about a step's time every few steps.
+_SAVE_EVERY_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -103,31 +108,43 @@ def train(
 
 
 def _fit(run: Run) -> TrainResult:
-    while run.iteration < run.schedule.total_iters:
-        epoch, start = divmod(run.iteration, run.sampler.batches_per_epoch)
-        run.sampler.set_epoch(epoch, start)
-        bar = tqdm(
-            total=run.sampler.batches_per_epoch,
-            initial=start,
-            desc=f"epoch {epoch + 1}/{run.schedule.epochs}",
-            disable=not (run.info.is_main and sys.stderr.isatty()),
-            dynamic_ncols=True,
-            leave=False,
-        )
-        tick = time.perf_counter()
-        for images, targets in run.loader:
-            data_time = time.perf_counter() - tick
-            values = _step(run, images, targets)
-            run.iteration += 1
-            _after_step(run, values, data_time, time.perf_counter() - tick, bar)
-            if run.on_step is not None and run.info.is_main:
-                _call_hook(run, run.on_step)
+    if run.iteration >= run.schedule.total_iters:
+        return _finish(run)
+    batches = endless_batches(run.loader, *divmod(run.iteration, run.sampler.batches_per_epoch))
+    try:
+        while run.iteration < run.schedule.total_iters:
+            epoch, start = divmod(run.iteration, run.sampler.batches_per_epoch)
+            _train_epoch(run, batches, epoch, start)
             if run.iteration >= run.schedule.total_iters:
-                break
-            tick = time.perf_counter()
-        bar.close()
-        _end_epoch(run, epoch)
+                batches.close()  # else the workers prefetch batches no step takes, beside the final evaluation
+            _end_epoch(run, epoch)
+    finally:
+        batches.close()
     return _finish(run)
+
+
+def _train_epoch(run: Run, batches: Iterator[Any], epoch: int, start: int) -> None:
+    """The steps of ``epoch`` from its batch ``start`` on, or up to the end of the schedule."""
+    bar = tqdm(
+        total=run.sampler.batches_per_epoch,
+        initial=start,
+        desc=f"epoch {epoch + 1}/{run.schedule.epochs}",
+        disable=not (run.info.is_main and sys.stderr.isatty()),
+        dynamic_ncols=True,
+        leave=False,
+    )
+    for _ in range(start, run.sampler.batches_per_epoch):
+        tick = time.perf_counter()
+        images, targets = next(batches)
+        data_time = time.perf_counter() - tick
+        values = _step(run, images, targets)
+        run.iteration += 1
+        _after_step(run, values, data_time, time.perf_counter() - tick, bar)
+        if run.on_step is not None and run.info.is_main:
+            _call_hook(run, run.on_step)
+        if run.iteration >= run.schedule.total_iters:
+            break
+    bar.close()
 
 
 def _call_hook(run: Run, hook: StepHook) -> None:
@@ -285,11 +302,12 @@ def _clock_time(seconds: float) -> str:
 
 
 def _end_epoch(run: Run, epoch: int) -> None:
-    """Evaluate when due (and always at the end), then save ``last.pt`` (and ``best.pt`` on a new best AP)."""
+    """Evaluate when due (and always at the end), then save ``last.pt`` when due (and ``best.pt`` on a new best AP)."""
     final = run.iteration >= run.schedule.total_iters
     seconds_per_step = run.clock.seconds_per_step(run.iteration)
     improved = False
-    if evaluation_due(run, epoch, final, seconds_per_step):
+    evaluated = evaluation_due(run, epoch, final, seconds_per_step)
+    if evaluated:
         started = time.perf_counter()
         metrics = evaluate_model(
             validation_network(run.ema.module if run.ema else run.module, run.config),
@@ -321,13 +339,22 @@ def _end_epoch(run: Run, epoch: int) -> None:
         if run.info.is_main:
             save_results(run.out_dir / "eval" / f"epoch_{math.ceil(run.epoch_progress):03d}.json", metrics)
             logger.info("evaluation after epoch %d (%.1f s):\n%s", epoch + 1, run.last_eval_s, format_results(metrics))
-    started = time.perf_counter()
-    save_training_state(run, best=improved)
-    run.last_save_s = time.perf_counter() - started
+    if _save_due(run, final or evaluated):  # the final save is also what export_weights reads
+        started = time.perf_counter()
+        save_training_state(run, best=improved)
+        run.last_save_s = time.perf_counter() - started
     if run.info.is_main:
         logger.info(
             "epoch %d/%d done: iteration %d/%d", epoch + 1, run.schedule.epochs, run.iteration, run.schedule.total_iters
         )
+
+
+def _save_due(run: Run, always: bool) -> bool:
+    """Write ``last.pt`` at this epoch end? When ``always`` (the end of the run, an evaluation), else when
+    :data:`_SAVE_EVERY_S` run seconds passed since it was last written (``checkpoint_interval`` saves
+    count); rank 0 decides for every process, as each takes part in a save."""
+    due = always or run.clock.elapsed() - run.last_save_end_s >= _SAVE_EVERY_S
+    return bool(broadcast_object(due if run.info.is_main else None))
 
 
 def _finish(run: Run) -> TrainResult:
