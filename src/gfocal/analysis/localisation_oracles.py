@@ -95,6 +95,5 @@ def verdict(oracles: Mapping[str, Mapping[str, Any]]) -> str:
     listed = ", ".join(f"{name.replace('_', ' ')} {oracles[name]['gain']['AP75']:+.3f}" for name in ORACLES)
     start = f"AP75 {oracles['original']['AP75']:.3f}"
     largest = largest_gain(oracles)
-    if largest is None:
-        return f"{start}: no oracle raises it ({listed})"
-    return f"{start}: lost most in {ORACLES[largest]} (AP75 gain with {listed})"
+    found = "no oracle raises it" if largest is None else f"lost most in {ORACLES[largest]}"
+    return f"{start}: {found}; AP75 gains: {listed}"
