@@ -11,7 +11,7 @@ a figure in a table can always be traced to a committed run (and the variant tab
 its source files and which runs of them it takes (a file may hold runs that
 belong elsewhere, e.g. a variant later renamed), and states the machine and
 commit the runs carry. The renderers of other pages live in ``tables_speed.py``,
-``tables_ablation.py`` and ``tables_tools.py``; ``results.py`` reads the files.
+``tables_ablation.py``, ``tables_localisation.py`` and ``tables_tools.py``; ``results.py`` reads the files.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any
 
 from results import mean_std
 from tables_ablation import ablation_table, lengths_table, seed_differences_table
+from tables_localisation import localisation_table
 from tables_speed import goals_table, speed_table
 from tables_tools import (
     active_learning_table,
@@ -339,6 +340,11 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "uncertainty-calibration": lambda results: calibration_table("uncertainty.json", results),
     "ambiguity-auroc": lambda results: auroc_table("ambiguity_auroc-intel-amx.json", results),
     "ambiguity-auroc-3000": lambda results: auroc_table("ambiguity_auroc_3000it-intel-amx.json", results),
+    # benchmarks/localisation.py, gfocal and YOLOv8n in one file per dataset (docs/localisation.md has the commands).
+    "localisation": lambda results: localisation_table(
+        {"trees-val": "localisation_trees_val.json", "trees": "localisation_trees.json"},
+        results,
+    ),
 }
 
 

@@ -195,3 +195,32 @@ def test_place_table_has_one_row_per_merge_and_place(tmp_path: Path):
     assert [cell.strip() for cell in rows[3].split("|")][1:9] == [
         "nms", "whole in 2+ tiles", "5", "0", "0.700", "50%", "5", "1",
     ]  # fmt: skip
+
+
+def _localisation_run(label: str, ap75: float, gains: tuple[float, float, float], largest: str | None) -> dict:
+    oracles = {"original": {"AP": 0.4, "AP50": 0.8, "AP75": ap75}}
+    for name, gain in zip(("perfect_boxes", "perfect_ranking", "no_duplicates"), gains):
+        oracles[name] = {"gain": {"AP": gain / 2, "AP50": 0.0, "AP75": gain}}
+    return {
+        "label": label,
+        "settings": {"score_threshold": 0.3},
+        "oracles": oracles,
+        "best_iou": {"quantiles": {"p50": 0.712}, "share_iou_075": 0.41},
+        "box_errors": {"width_ratio": 1.084, "height_ratio": None},  # None: no object found
+        "score_iou": {"spearman": 0.456},
+        "duplicates": {"iou_050": {"count_confident": 7, "share_confident": 0.05}},
+        "largest_ap75_gain": largest,
+    }
+
+
+def test_localisation_table_has_a_row_per_run_and_names_a_file_not_written_yet(tmp_path: Path):
+    runs = [_localisation_run("gfocal", 0.25, (0.30, 0.05, 0.01), "perfect_boxes"),
+            _localisation_run("yolov8n", 0.45, (0.0, -0.01, 0.0), None)]  # fmt: skip
+    _write(tmp_path, "a.json", {"objects": 236, "runs": runs})
+    rows = tables.localisation_table({"trees": "a.json", "other": "missing.json"}, tmp_path).splitlines()
+    cells = [cell.strip() for cell in rows[2].split("|")][1:-1]
+    assert cells == ["trees", "gfocal", "40.0", "80.0", "25.0", "0.71", "41%", "1.08", "–", "0.46", "7 (5%)",
+                     "+30.0", "+5.0", "+1.0", "box regression"]  # fmt: skip
+    assert rows[3].endswith("| +0.0 | −1.0 | +0.0 | none |")
+    assert rows[5].startswith("trees: 236 objects, score ≥ 0.3. Source: `docs/results/a.json`")
+    assert rows[6] == "other: not measured yet (no `docs/results/missing.json`)."

@@ -81,6 +81,16 @@ def test_perturbed_predictions_score_below_one():
     assert 0 < results["AP"] < 1 and results["AP50"] == pytest.approx(1.0)
 
 
+def test_ap_per_iou_threshold_falls_with_the_threshold_and_averages_to_ap():
+    records = make_records()
+    results = evaluate_detections(records, exact_detections(records, shift=4.0))
+    per_iou = results["AP_per_iou"]
+    assert list(per_iou) == [f"{0.5 + 0.05 * t:.2f}" for t in range(10)]
+    assert per_iou["0.50"] == pytest.approx(results["AP50"]) and per_iou["0.75"] == pytest.approx(results["AP75"])
+    assert sum(per_iou.values()) / 10 == pytest.approx(results["AP"])
+    assert per_iou["0.95"] < per_iou["0.50"]
+
+
 def test_empty_prediction_set_gives_zero():
     results = evaluate_detections(make_records(), {})
     assert results["AP"] == 0.0 and results["AP50"] == 0.0

@@ -3,7 +3,9 @@
 - :mod:`gfocal.analysis.distributions`: per-edge statistics of a detection's distributions
   in pixels and the box ambiguity score (:func:`edge_statistics`, :func:`to_records`);
 - :mod:`gfocal.analysis.probe`: the distributions at the annotated boxes themselves;
-- :mod:`gfocal.analysis.evaluation`: AUROC against synthetic data's recorded ambiguous edges.
+- :mod:`gfocal.analysis.evaluation`: AUROC against synthetic data's recorded ambiguous edges;
+- :mod:`gfocal.analysis.localisation` (with ``localisation_oracles`` and ``localisation_shape``): where
+  any detector's AP75 is lost, in its boxes, its ranking or its duplicates (``benchmarks/localisation.py``).
 """
 
 from gfocal.analysis.distributions import (

@@ -119,6 +119,8 @@ def evaluate_detections(records: Any, detections: Detections, max_detections: in
     Returns:
         ``{"AP": ..., "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"``
         (floats in [0, 1], or -1.0; "AR100" is the recall at ``max_detections``),
+        ``"AP_per_iou"``: {"0.50": AP at IoU 0.50, "0.55": ..., "0.95": ...} (COCO's ten thresholds, whose
+        mean is "AP"),
         ``"per_class": [{"class", "label", "num_gt", "AP", "AP50"}, ...]``, ``"max_detections"``, and
         ``"images_over_max_detections"``: how many images have more ground-truth boxes than ``max_detections``
         (their AP is capped), ``"most_ground_truth"``: the most ground-truth boxes in one image}.
@@ -147,6 +149,10 @@ def evaluate_detections(records: Any, detections: Detections, max_detections: in
     precision = coco_eval.eval["precision"]  # [T IoU thresholds, R recall points, K classes, A areas, M max dets]
     # pycocotools' summarize scores AP (its stats[0] alone) at maxDets=100 whatever maxDets holds: -1 otherwise.
     results["AP"] = _mean_valid(precision[:, :, :, 0, -1])
+    results["AP_per_iou"] = {
+        f"{threshold:.2f}": _mean_valid(precision[t, :, :, 0, -1])
+        for t, threshold in enumerate(coco_eval.params.iouThrs)
+    }
     num_gt = np.bincount(
         [a["category_id"] for a in gt_dict["annotations"] if not a["iscrowd"]], minlength=len(records.class_names)
     )
