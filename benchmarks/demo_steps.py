@@ -5,7 +5,7 @@
 ``gfocal demo`` fills a 3.5-minute budget, so its AP mixes two things: how
 many steps fit (the step time, ``benchmarks/cpu.py``) and what the recipe
 makes of each step. On a machine shared with other work the first is noise,
-so this script holds the steps fixed: it trains the demo's recipe (gfl_small
+so this script holds the steps fixed: it trains the ``paper-small`` recipe, the demo's before #28 (gfl_small
 at 256 px, SGD lr 0.02 at batch 8, 100 warm-up iterations, cosine, no zoom,
 mosaic, colour jitter or EMA) for ``--epochs`` epochs on the data a demo wrote
 (``DEMO/data/{train,val}.json``), evaluates the final weights once on the
@@ -33,13 +33,13 @@ RECIPES = runpy.run_path(str(Path(__file__).resolve().parents[1] / "src" / "gfoc
 
 
 def demo_config(data: Path, epochs: int, out: Path, seed: int) -> TrainConfig:
-    """The demo's recipe for exactly ``epochs`` epochs, evaluated only at the end.
+    """The ``paper-small`` recipe for exactly ``epochs`` epochs, evaluated only at the end.
 
     Fields the gfocal on ``PYTHONPATH`` does not know are left out: an older TrainConfig has no
     ``optimizer``, ``scale_range``, ``mosaic``, ``photometric`` or ``ema`` (it trained with SGD and flips only).
     """
     fields = {
-        **RECIPES["demo"].values,
+        **RECIPES["paper-small"].values,
         "train_data": str(data / "train.json"),
         "val_data": str(data / "val.json"),
         "epochs": epochs,

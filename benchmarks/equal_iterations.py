@@ -3,7 +3,7 @@
     python benchmarks/equal_iterations.py [--epochs 12] [--seeds 0 1] [--out runs/equal_iterations]
 
 Writes the demo's synthetic data (``gfocal demo``'s defaults: 300 + 60 images of
-256 px), then trains gfl_small with the demo's recipe for the same number of
+256 px), then trains gfl_small with the ``paper-small`` recipe (the demo's before #28) for the same number of
 epochs (so the same iterations) in fp32 and in bf16, for each seed. Prints JSON
 with each run's AP and, per seed and on average, bf16 AP minus fp32 AP; the
 difference between seeds within one precision shows how large run-to-run noise is.

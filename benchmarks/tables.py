@@ -133,7 +133,7 @@ def paired_table(
 
 
 def demo_steps_table(files: dict[str, str], results: Path) -> str:
-    """The demo's recipe at a fixed number of steps, one row per checkout."""
+    """The ``paper-small`` recipe (the demo's before #28) at a fixed number of steps, one row per checkout."""
     lines = [
         "| code | commit | steps | AP | AP50 | seconds (machine shared) | machine |",
         "|---|---|---|---|---|---|---|",

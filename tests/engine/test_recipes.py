@@ -21,9 +21,9 @@ def test_every_recipe_is_a_valid_config_that_sets_its_values(name):
     assert load_config(recipe=name) == config
 
 
-def test_the_demo_recipe_is_the_one_its_figures_were_measured_with():
-    # Written out field by field: what `gfocal demo` and the CPU benchmarks have always trained with.
-    assert TrainConfig.from_recipe("demo") == TrainConfig(
+def test_the_cpu_benchmarks_recipe_is_the_one_their_figures_were_measured_with():
+    # Written out field by field: what the CPU benchmarks (and `gfocal demo` before #28) have always trained with.
+    assert TrainConfig.from_recipe("paper-small") == TrainConfig(
         model="gfl_small",
         model_overrides={"min_size": 256, "max_size": 256},
         scale_range=None,
@@ -47,7 +47,7 @@ def test_the_recipes_module_is_plain_data_readable_from_its_file():
         alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
     } | {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert "gfocal" not in imported  # benchmarks/demo_steps.py reads it while an older gfocal is imported
-    assert runpy.run_path(recipes_module.__file__)["RECIPES"]["demo"].values == RECIPES["demo"].values
+    assert runpy.run_path(recipes_module.__file__)["RECIPES"]["paper-small"].values == RECIPES["paper-small"].values
 
 
 def test_an_unknown_recipe_names_the_known_ones():
@@ -56,9 +56,9 @@ def test_an_unknown_recipe_names_the_known_ones():
 
 
 def test_model_options_set_on_top_of_a_recipe_merge_with_its_own():
-    config = load_config(recipe="demo", overrides=["model_overrides.reg_max=8"])
+    config = load_config(recipe="paper-small", overrides=["model_overrides.reg_max=8"])
     assert config.model_overrides == {"min_size": 256, "max_size": 256, "reg_max": 8}
-    assert TrainConfig.from_recipe("demo", model_overrides={"max_size": 128}).model_overrides == {
+    assert TrainConfig.from_recipe("paper-small", model_overrides={"max_size": 128}).model_overrides == {
         "min_size": 256,
         "max_size": 128,
     }
