@@ -164,7 +164,9 @@ def rule_agreement(scenes: list[tuple[Detections, Tensor]], min_score: float, to
         "pairs_only_the_edge_rule_joins": edge_only,
         "largest_edge_gap_of_the_rest_quantiles_10_50_90": [
             round(q, 3) for q in largest.quantile(torch.tensor([0.1, 0.5, 0.9])).tolist()
-        ],
+        ]
+        if len(largest)
+        else None,  # the edge rule joins every pair NMS joins
     }
 
 
