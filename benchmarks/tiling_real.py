@@ -28,14 +28,13 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-import torch
 from common import add_json_argument, report
 from real_data import PHOTO, write_photographs, write_trees
-from tiling_analysis import breakdown, clip, rule_agreement, tile_detections
+from tiling_analysis import rule_agreement, score_merges, tile_detections
 from torch import Tensor
 
 from gfocal.data import load_dataset
-from gfocal.engine.evaluate import evaluate_detections, evaluate_weights
+from gfocal.engine.evaluate import evaluate_weights
 from gfocal.tiling import TilingConfig
 from gfocal.tiling.merge import merge_distribution_aware, merge_nms
 
@@ -47,13 +46,21 @@ Detections = dict[str, Tensor]
 
 def merges() -> dict[str, Callable[[Detections, Tensor], Detections]]:
     """The merges compared, by name; each takes ``(detections, cut)``. ``nms`` and ``dist`` are ``--merge
-    nms`` and the distribution-aware merge with its defaults; the others vary one setting of it."""
+    nms`` and the distribution-aware merge with its defaults; the others name every setting they differ in:
+    the tolerance of the edge rule (``tol0``: uncut edges must coincide, so in effect only NMS's IoU rule
+    joins) and the edges: ``mean``, the members' edges weighted by certainty; ``most_certain``, the edge of
+    the most certain member (the default before #28); ``best_score``, the best-scoring member's uncut edge."""
+    dist = partial(merge_distribution_aware, iou_threshold=0.5)
     return {
         "nms": lambda detections, cut: merge_nms(detections),
         "dist": merge_distribution_aware,
-        "dist_tol0.25": partial(merge_distribution_aware, tolerance=0.25),
-        "dist_mean": partial(merge_distribution_aware, edges="mean"),
-        "dist_tol0": partial(merge_distribution_aware, tolerance=0.0),
+        "dist_tol0.5_most_certain": partial(dist, tolerance=0.5, edges="most_certain"),
+        "dist_tol0.5_mean": partial(dist, tolerance=0.5, edges="mean"),
+        "dist_tol0.25_most_certain": partial(dist, tolerance=0.25, edges="most_certain"),
+        "dist_tol0.25_mean": partial(dist, tolerance=0.25, edges="mean"),
+        "dist_tol0_most_certain": partial(dist, tolerance=0.0, edges="most_certain"),
+        "dist_tol0_mean": partial(dist, tolerance=0.0, edges="mean"),
+        "dist_tol0_best_score": partial(dist, tolerance=0.0, edges="most_certain", min_std=1e6),
     }
 
 
@@ -89,20 +96,7 @@ def main() -> None:
     tiling = TilingConfig(args.tile, args.overlap, "dist")
     cache = args.out / f"{args.weights.parent.name}_{args.split}_{args.tile}_{args.overlap}.pt"
     scenes = tile_detections(args.weights, records, tiling, cache, args.precision)
-    truths = [
-        (torch.tensor([a.box for a in image.annotations]), torch.tensor([a.label for a in image.annotations]))
-        for image in records.images
-    ]
-    sizes = [(image.height, image.width) for image in records.images]
-    results = {}
-    for name, merge in merges().items():
-        merged = [clip(merge(detections, cut), size) for (detections, cut), size in zip(scenes, sizes)]
-        coco = evaluate_detections(records, dict(enumerate(merged)), max_detections=args.max_detections)
-        results[name] = {
-            **scored(coco),
-            "detections": sum(len(d["scores"]) for d in merged),
-            "by_place": breakdown(merged, truths, sizes, tiling, args.min_score),
-        }
+    results, truths = score_merges(records, scenes, merges(), tiling, args.max_detections, args.min_score, METRICS)
     evaluate = partial(evaluate_weights, args.weights, workers=0, precision=args.precision)
     report(
         {
