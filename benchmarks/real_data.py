@@ -1,6 +1,6 @@
 """The real development set (tree crowns, ``../shared/datasets/make_trees_dev.py``) as benchmark splits.
 
-    python benchmarks/real_data.py runs/small_data/data      # writes trees/ and trees-val/ there
+    python benchmarks/real_data.py runs/small_data/data      # writes trees/, trees-val/ and trees-photo/ there
 
 The shared script writes ``train/`` (49 tiles of 400 px, stride 300, from the top band of one large
 photograph and one tile of another site) and ``test/`` (13 images from a separate band and a third site).
@@ -14,6 +14,18 @@ Two benchmark datasets are cut from them, each with ``train.json``, ``val.json``
   chooses nothing. ``val.json`` is the ``trees-val`` held-out split, a subset of training here: a run's own
   evaluation on it (progress, ``model_best``) steers nothing that is reported (final weights are scored).
 
+Whole photographs, for tiled prediction (``benchmarks/tiling_real.py``), go to ``trees-photo``:
+
+* ``test.json``: the large photograph's test band (its rows y >= 1650, 2299 x 822 px) as one image, with
+  every box whose centre lies in the band clipped to it: the boxes of the shared test tiles, but not cut
+  at the tiles' borders. ``test_tiles.json``: the band's 12 test tiles (the shared test split without the
+  other site's image), to compare the whole photograph's AP with the tiles'.
+* ``val.json``: the ``trees-val`` held-out region (columns x >= 1800 of the top 1650 rows, 499 x 1650 px) as
+  one image, with the boxes whose centre lies in it, clipped; ``val_tiles.json``: its tiles (``trees-val``'s
+  ``val.json``, overlapping). Tiling and merge settings are chosen here, with a model trained on ``trees-val``.
+
+Photographs and boxes are read from the wheel the shared script caches, with its own functions.
+
 The photographs never enter the repository: they are written at run time from a PyPI wheel the shared
 script downloads (its README forbids the one hidden photograph, which the script never reads).
 """
@@ -21,19 +33,27 @@ script downloads (its README forbids the one hidden photograph, which the script
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-__all__ = ["SCRIPT", "VAL_X", "write_trees", "split_tiles"]
+import numpy as np
+
+__all__ = ["SCRIPT", "VAL_X", "region_boxes", "split_tiles", "write_photographs", "write_trees"]
 
 #: The shared dataset script, beside the project's checkout.
 SCRIPT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "make_trees_dev.py"
 #: Tiles of the large photograph starting at or right of this x are the validation split.
 VAL_X = 1800
 _BIG = "2019_YELL_2_528000_4978000_image_crop2"
+#: The large photograph's rows from here down are the test band (the shared script's ``SPLIT_Y``).
+TEST_Y = 1650
+PHOTO = "trees-photo"
 
 
 def split_tiles(coco: dict[str, Any]) -> tuple[list[int], list[int]]:
@@ -90,12 +110,85 @@ def write_trees(root: Path, script: Path = SCRIPT) -> dict[str, dict[str, Path]]
     }
 
 
+def region_boxes(boxes: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
+    """The boxes (float [M, 4] xyxy) whose centre lies in ``window`` (x0, y0, x1, y1: ``[x0, x1) x [y0, y1)``),
+    clipped to it, in its pixels: the shared script's rule for a band (``band``), on both axes.
+
+    Returns:
+        float [M', 4] xyxy, in the order of ``boxes``.
+    """
+    x0, y0, x1, y1 = window
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2  # [M, 2]
+    inside = (centre >= (x0, y0)).all(1) & (centre < (x1, y1)).all(1)
+    return (boxes[inside].clip((x0, y0, x0, y0), (x1, y1, x1, y1)) - (x0, y0, x0, y0)).reshape(-1, 4)
+
+
+def _shared_script(script: Path) -> ModuleType:
+    """The shared dataset script as a module (its ``wheel`` and ``annotated`` read the photographs; the
+    latter skips the hidden one)."""
+    if not script.is_file():
+        raise FileNotFoundError(f"the shared dataset script {script} is missing (it lives beside the checkout)")
+    spec = importlib.util.spec_from_file_location("make_trees_dev", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _cache() -> Path:
+    """The shared script's default wheel cache."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gfocal-datasets"
+
+
+def _photo_coco(image: Any, boxes: np.ndarray, stem: str, window: tuple[int, int, int, int]) -> dict[str, Any]:
+    """One whole image (a PIL crop) and its boxes as COCO, ``file_name`` relative to the json."""
+    annotations = [
+        {"id": i, "image_id": 1, "category_id": 1, "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0),
+         "iscrowd": 0}
+        for i, (x0, y0, x1, y1) in enumerate(boxes.tolist(), 1)
+    ]  # fmt: skip
+    width, height = image.size
+    return {
+        "info": {"description": f"tree crowns: {_BIG}.png, window {list(window)} (xyxy), one whole image"},
+        "images": [{"id": 1, "file_name": f"images/{stem}.png", "width": width, "height": height,
+                    "source": f"{_BIG}.png", "tile_xy": list(window[:2])}],
+        "annotations": annotations,
+        "categories": [{"id": 1, "name": "tree", "supercategory": "tree"}],
+    }  # fmt: skip
+
+
+def write_photographs(
+    root: Path, tiles: dict[str, Path], script: Path = SCRIPT, cache: Path | None = None
+) -> dict[str, Path]:
+    """Write ``root/trees-photo`` (see the module docstring): the test band and the validation region of the
+    large photograph as whole images with their boxes, and their tiles from ``tiles`` (``{"test": trees'
+    test.json, "val": trees-val's val.json}``) as ``{split}_tiles.json``. Returns the paths by name."""
+    shared = _shared_script(script)
+    photograph = next((img, boxes) for name, img, boxes in shared.annotated(shared.wheel(str(cache or _cache())))
+                      if name == _BIG)  # fmt: skip
+    image, boxes = photograph
+    width, height = image.size
+    windows = {"test": (0, TEST_Y, width, height), "val": (VAL_X, 0, width, TEST_Y)}
+    out, written = root / PHOTO, {}
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    for split, window in windows.items():
+        stem = f"{_BIG}_x{window[0]}_y{window[1]}_whole"
+        crop = image.crop(window)
+        crop.save(out / "images" / f"{stem}.png")
+        written[split] = _write(out / f"{split}.json", _photo_coco(crop, region_boxes(boxes, window), stem, window))
+        coco = json.loads(tiles[split].read_text())
+        ids = [im["id"] for im in coco["images"] if im["source"] == f"{_BIG}.png"]
+        written[f"{split}_tiles"] = _write(out / f"{split}_tiles.json", _subset(coco, ids, tiles[split].parent))
+    return written
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("root", type=Path, help="folder to write trees/ and trees-val/ into")
+    parser.add_argument("root", type=Path, help="folder to write trees/, trees-val/ and trees-photo/ into")
     parser.add_argument("--script", type=Path, default=SCRIPT, help="the shared make_trees_dev.py")
     args = parser.parse_args()
     written = write_trees(args.root, args.script)
+    written[PHOTO] = write_photographs(args.root, {"test": written["trees"]["test"], "val": written["trees-val"]["val"]},
+                                       args.script)  # fmt: skip
     print(json.dumps({name: {k: str(v) for k, v in parts.items()} for name, parts in written.items()}, indent=1))
 
 

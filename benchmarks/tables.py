@@ -38,6 +38,7 @@ from tables_tools import (
     fusion_table,
     merge_analysis_table,
     place_table,
+    real_tiling_table,
     tiling_table,
 )
 
@@ -223,6 +224,19 @@ MERGE_LABELS = {
     "dist_tol0.5_iou_best": "**dist now: IoU rule, most certain edge, edges within 50%**",
 }
 
+# benchmarks/tiling_real.py's merges on a whole real photograph.
+REAL_MERGE_LABELS = {
+    "nms": "tiles + NMS",
+    "dist": "**tiles + dist now: IoU rule, edges within 25%, weighted mean**",
+    "dist_tol0.5_most_certain": "tiles + dist before: IoU rule, edges within 50%, most certain edge",
+    "dist_tol0.5_mean": "tiles + dist, edges within 50%, weighted mean",
+    "dist_tol0.25_most_certain": "tiles + dist, edges within 25%, most certain edge",
+    "dist_tol0.25_mean": "tiles + dist, edges within 25%, weighted mean",
+    "dist_tol0_most_certain": "tiles + dist, IoU rule only, most certain edge",
+    "dist_tol0_mean": "tiles + dist, IoU rule only, weighted mean",
+    "dist_tol0_best_score": "tiles + dist, IoU rule only, best-scoring uncut edge",
+}
+
 TRANSFER_LABELS = {
     "finetune": "fine-tuned, finetune recipe (lr 0.001)",
     "finetune_default_recipe": "**fine-tuned, default recipe (lr 0.002)**",
@@ -298,6 +312,14 @@ TABLES: dict[str, Callable[[Path], str]] = {
     ),
     "tiling-places": lambda results: place_table(
         "tiling_analysis_110it_test.json", ("nms", "dist_tol0.25", "dist_tol0.5_iou_best"), MERGE_LABELS, results
+    ),
+    "tiling-real": lambda results: real_tiling_table(
+        {
+            "validation region, trees-val model": "tiling_real_val.json",
+            "**test band**, trees model": "tiling_real_test.json",
+        },
+        REAL_MERGE_LABELS,
+        results,
     ),
     "variants": variants_table,
     "demo-steps": lambda results: demo_steps_table(

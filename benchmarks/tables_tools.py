@@ -1,5 +1,5 @@
 """The tables of docs/uncertainty.md (``benchmarks/uncertainty.py``) and docs/tiling.md (``benchmarks/tiling.py``,
-``benchmarks/tiling_analysis.py``)."""
+``benchmarks/tiling_analysis.py``, ``benchmarks/tiling_real.py``)."""
 
 from __future__ import annotations
 
@@ -154,17 +154,51 @@ def merge_analysis_table(files: dict[str, str], labels: dict[str, str], results:
     for split, file in files.items():
         data = json.loads((results / file).read_text())
         for merge, run in data["results"].items():
-            places = run["by_place"].values()
-            count = {kind: sum(p["detections"].get(kind, 0) for p in places) for kind in _KINDS}
-            found = sum(p["objects"] - p["missed"] for p in places)
-            iou = sum(p["mean_best_iou_found"] * (p["objects"] - p["missed"]) for p in places) / max(found, 1)
-            lines.append(
-                f"| {split} | {labels.get(merge, merge)} | "
-                + " | ".join(f"{run[m] * 100:.1f}" for m in ("AP", "AP50", "AP75"))
-                + f" | {run['detections']} | {count['true']} | {count['duplicate']} | {count['poor_box']} "
-                f"| {count['background'] + count['wrong_class']} | {sum(p['missed'] for p in places)} | {iou:.3f} |"
-            )
+            lines.append(f"| {split} | {labels.get(merge, merge)} | {_merge_cells(run)} |")
         notes.append(f"{split}: {data['objects']} objects, score >= {data['min_score']}; {_provenance(data, file)}")
+    return "\n".join([*lines, "", *notes])
+
+
+def _merge_cells(run: dict[str, Any], bold: tuple[str, ...] = ()) -> str:
+    """AP, AP50, AP75 (those in ``bold`` in bold), detections and the breakdown summed over the places."""
+    places = run["by_place"].values()
+    count = {kind: sum(p["detections"].get(kind, 0) for p in places) for kind in _KINDS}
+    found = sum(p["objects"] - p["missed"] for p in places)
+    iou = sum(p["mean_best_iou_found"] * (p["objects"] - p["missed"]) for p in places) / max(found, 1)
+    return (
+        " | ".join(f"**{run[m] * 100:.1f}**" if m in bold else f"{run[m] * 100:.1f}" for m in ("AP", "AP50", "AP75"))
+        + f" | {run['detections']} | {count['true']} | {count['duplicate']} | {count['poor_box']} "
+        f"| {count['background'] + count['wrong_class']} | {sum(p['missed'] for p in places)} | {iou:.3f}"
+    )
+
+
+def real_tiling_table(files: dict[str, str], labels: dict[str, str], results: Path) -> str:
+    """``benchmarks/tiling_real.py``: per photograph, each merge of its tile detections (the best AP, AP50 and
+    AP75 of the merges in bold) and the same model on the photograph's tiles, each tile scored alone."""
+    lines = [
+        "| photograph | prediction | AP | AP50 | AP75 | detections | true | duplicate | poor box (IoU 0.1-0.5) "
+        "| background | missed crowns | mean IoU of found |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    notes = []
+    for photograph, file in files.items():
+        data = json.loads((results / file).read_text())
+        merged = data["results"]
+        best = {m: max(run[m] for run in merged.values()) for m in ("AP", "AP50", "AP75")}
+        for merge, run in merged.items():
+            bold = tuple(m for m in best if run[m] == best[m])
+            lines.append(f"| {photograph} | {labels.get(merge, merge)} | {_merge_cells(run, bold)} |")
+        tiles = data["tiles"]
+        lines.append(
+            f"| {photograph} | its {tiles['images']} tiles, each scored alone | "
+            + " | ".join(f"{tiles[m] * 100:.1f}" for m in ("AP", "AP50", "AP75"))
+            + " | | | | | | | |"
+        )
+        notes.append(
+            f"{photograph}: {data['objects']} crowns, `{Path(data['weights']).parent.name}`, tiles {data['tile']} px at "
+            f"overlap {data['overlap']}, up to {data['max_detections']} detections, breakdown of scores >= "
+            f"{data['min_score']}; {_provenance(data, file)}"
+        )
     return "\n".join([*lines, "", *notes])
 
 

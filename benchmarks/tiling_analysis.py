@@ -164,7 +164,9 @@ def rule_agreement(scenes: list[tuple[Detections, Tensor]], min_score: float, to
         "pairs_only_the_edge_rule_joins": edge_only,
         "largest_edge_gap_of_the_rest_quantiles_10_50_90": [
             round(q, 3) for q in largest.quantile(torch.tensor([0.1, 0.5, 0.9])).tolist()
-        ],
+        ]
+        if len(largest)
+        else None,  # the edge rule joins every pair NMS joins
     }
 
 
@@ -200,7 +202,7 @@ def merges() -> dict[str, Callable[[Detections, Tensor], Detections]]:
     (``iou``: boxes overlapping by IoU > 0.5 are one object whatever their edges), looser tolerances,
     and each edge taken from the most certain member (``best``) or from the best-scoring one whose
     edge is not cut (``best_score``: the spread left out, by a floor on it that all edges are under).
-    ``dist_tol0.5_iou_best`` is the merge's default."""
+    ``dist_tol0.5_iou_best`` was the merge's default until #28 (chosen on a real photograph: tiling_real.py)."""
     first = partial(merge_distribution_aware, tolerance=0.25, iou_threshold=None, edges="mean")
     return {
         "nms": lambda detections, cut: merge_nms(detections),
@@ -211,6 +213,34 @@ def merges() -> dict[str, Callable[[Detections, Tensor], Detections]]:
         "dist_tol0.35_iou_best": partial(first, tolerance=0.35, iou_threshold=0.5, edges="most_certain"),
         "dist_tol0.5_iou_best": partial(first, tolerance=0.5, iou_threshold=0.5, edges="most_certain"),
     }
+
+
+def score_merges(
+    records,
+    scenes: list[tuple[Detections, Tensor]],
+    merges: dict[str, Callable[[Detections, Tensor], Detections]],
+    tiling: TilingConfig,
+    max_detections: int,
+    min_score: float,
+    metrics: tuple[str, ...] = ("AP", "AP50", "AP75"),
+) -> tuple[dict, list[tuple[Tensor, Tensor]]]:
+    """Each merge run on every scene's tile detections, scored: COCO ``metrics``, detections, the breakdown by
+    place (:func:`breakdown`); and the scenes' ground truth, (boxes [M, 4], labels [M]) per scene."""
+    truths = [
+        (torch.tensor([a.box for a in image.annotations]), torch.tensor([a.label for a in image.annotations]))
+        for image in records.images
+    ]
+    sizes = [(image.height, image.width) for image in records.images]
+    results = {}
+    for name, merge in merges.items():
+        merged = [clip(merge(detections, cut), size) for (detections, cut), size in zip(scenes, sizes)]
+        coco = evaluate_detections(records, dict(enumerate(merged)), max_detections=max_detections)
+        results[name] = {
+            **{metric: round(coco[metric], 4) for metric in metrics},
+            "detections": sum(len(d["scores"]) for d in merged),
+            "by_place": breakdown(merged, truths, sizes, tiling, min_score),
+        }
+    return results, truths
 
 
 def main() -> None:
@@ -233,20 +263,7 @@ def main() -> None:
     records = load_dataset(json_path)
     cache = out / "tile_detections" / f"{weights.parent.name}_{args.split}_{args.tile}_{args.overlap}.pt"
     scenes = tile_detections(weights, records, tiling, cache, args.precision)
-    truths = [
-        (torch.tensor([a.box for a in image.annotations]), torch.tensor([a.label for a in image.annotations]))
-        for image in records.images
-    ]
-    sizes = [(image.height, image.width) for image in records.images]
-    results = {}
-    for name, merge in merges().items():
-        merged = [clip(merge(detections, cut), size) for (detections, cut), size in zip(scenes, sizes)]
-        coco = evaluate_detections(records, dict(enumerate(merged)), max_detections=MAX_DETECTIONS)
-        results[name] = {
-            **{metric: round(coco[metric], 4) for metric in ("AP", "AP50", "AP75")},
-            "detections": sum(len(d["scores"]) for d in merged),
-            "by_place": breakdown(merged, truths, sizes, tiling, args.min_score),
-        }
+    results, truths = score_merges(records, scenes, merges(), tiling, MAX_DETECTIONS, args.min_score)
     report(
         {
             **{"weights": str(weights), "split": args.split, "tile": args.tile, "overlap": args.overlap},

@@ -224,3 +224,26 @@ def test_localisation_table_has_a_row_per_run_and_names_a_file_not_written_yet(t
     assert rows[3].endswith("| +0.0 | −1.0 | +0.0 | none |")
     assert rows[5].startswith("trees: 236 objects, score ≥ 0.3. Source: `docs/results/a.json`")
     assert rows[6] == "other: not measured yet (no `docs/results/missing.json`)."
+
+
+def test_real_tiling_table_bolds_the_best_merge_and_adds_the_tiles_row(tmp_path: Path):
+    places = {"single": _place(30, 5, 0.8, true=25, background=2)}
+    data = {
+        **_analysis({"nms": _merge(0.2, **places), "dist": _merge(0.1, **places)}),
+        **{"weights": "/runs/trees_base/model.safetensors", "tile": 416, "overlap": 0.2, "max_detections": 1000},
+        "tiles": {"AP": 0.15, "AP50": 0.4, "AP75": 0.05, "AR100": 0.3, "images": 12},
+    }
+    (tmp_path / "a.json").write_text(json.dumps(data))
+    rows = tables_tools.real_tiling_table({"test band": "a.json"}, {"nms": "NMS"}, tmp_path).splitlines()
+    assert [cell.strip() for cell in rows[2].split("|")][1:6] == [
+        "test band",
+        "NMS",
+        "**20.0**",
+        "**50.0**",
+        "**25.0**",
+    ]
+    assert [cell.strip() for cell in rows[3].split("|")][1:6] == ["test band", "dist", "10.0", "**50.0**", "**25.0**"]
+    assert [cell.strip() for cell in rows[4].split("|")][1:6] == [
+        "test band", "its 12 tiles, each scored alone", "15.0", "40.0", "5.0",
+    ]  # fmt: skip
+    assert "`trees_base`" in rows[-1] and "416 px" in rows[-1] and "30 crowns" in rows[-1]

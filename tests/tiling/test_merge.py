@@ -169,8 +169,26 @@ def test_iou_rule_keeps_touching_objects_apart():
 def test_most_certain_edges_are_taken_not_averaged():
     dets, windows = detections(([100, 10, 110, 20], 0.5, "left"), ([102, 12, 112, 22], 0.5, "left"))
     dets["edge_std"] = torch.tensor([[1.0, 3.0, 1.0, 3.0], [3.0, 1.0, 3.0, 1.0]])
-    merged = merge_distribution_aware(dets, cut_of(dets, windows))["boxes"][0]  # the default
+    merged = merge_distribution_aware(dets, cut_of(dets, windows), edges="most_certain")["boxes"][0]
     assert merged.tolist() == [100, 12, 110, 22]  # x from the first box, y from the second, unmoved
+
+
+def test_default_edges_are_the_certainty_weighted_mean():
+    # Chosen on a real photograph (#28): on soft crown boundaries the sharpest edge is not the best one.
+    dets, windows = detections(([100, 10, 110, 20], 0.5, "left"), ([102, 12, 112, 22], 0.5, "left"))
+    dets["edge_std"] = torch.tensor([[1.0, 3.0, 1.0, 3.0], [3.0, 1.0, 3.0, 1.0]])
+    merged = merge_distribution_aware(dets, cut_of(dets, windows))["boxes"][0]
+    assert merged.tolist() == pytest.approx([100.2, 11.8, 110.2, 21.8])  # weights 9:1 to the sharper edge
+
+
+def test_default_tolerance_keeps_overlapping_neighbours_apart():
+    # Two crowns whose boxes overlap (IoU 0.42), offset by 30% of a side in x and 15% in y, in one tile:
+    # the edge rule at 50% (the default before #28) joined them into one; at 25% they stay two.
+    dets, windows = detections(([10, 10, 50, 50], 0.9, "left"), ([22, 16, 62, 56], 0.8, "left"))
+    cut = cut_of(dets, windows)
+    assert len(merge_distribution_aware(dets, cut, tolerance=0.5)["boxes"]) == 1
+    merged = merge_distribution_aware(dets, cut)
+    assert merged["boxes"].flatten().tolist() == pytest.approx([10, 10, 50, 50, 22, 16, 62, 56])
 
 
 def test_most_certain_edges_skip_cut_ones_and_keep_their_distribution():
@@ -178,7 +196,7 @@ def test_most_certain_edges_skip_cut_ones_and_keep_their_distribution():
     dets, windows = detections(([100, 10, 120, 30], 0.95, "left"), ([101, 11, 130, 30], 0.6, "right"))
     dets["edge_std"][0] = 0.5
     dets["box_distributions"] = torch.stack((torch.full((4, 3), 0.1), torch.full((4, 3), 0.9)))  # [K, 4, B]
-    merged = merge_distribution_aware(dets, cut_of(dets, windows))
+    merged = merge_distribution_aware(dets, cut_of(dets, windows), edges="most_certain")
     assert merged["boxes"].tolist() == [[100, 10, 130, 30]]
     assert merged["box_distributions"][0, :, 0].tolist() == pytest.approx([0.1, 0.1, 0.9, 0.1])
 
