@@ -52,6 +52,9 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="TrainConfig overrides")
     parser.add_argument("--ema", action="append", default=[], metavar="DECAY:RAMP", help="an average to keep")
     parser.add_argument("--nms", type=float, nargs="+", default=[0.6], help="NMS IoU thresholds to score")
+    parser.add_argument(
+        "--scored-again", action="store_true", help="score the weights a finished run of these arguments left in --out"
+    )
     add_json_argument(parser, "lever_screen")
     args = parser.parse_args()
 
@@ -79,11 +82,17 @@ def main() -> None:
         for _, average in averages:
             average.update(network)
 
-    print(f"training {args.out} with {args.set}", file=sys.stderr)
-    result = train(config, on_step=keep_averages)
-    weights = {"raw": result.weights}
-    for label, average in averages:
-        weights[label] = save_weights(average.module, args.out / f"{label}.safetensors")
+    if args.scored_again:
+        iterations = json.loads((args.out / "metrics.jsonl").read_text().splitlines()[-1])["iteration"]
+        weights = {"raw": args.out / "model.safetensors"}
+        weights |= {label: args.out / f"{label}.safetensors" for label, _, _ in (parse_ema(e, steps) for e in args.ema)}
+    else:
+        print(f"training {args.out} with {args.set}", file=sys.stderr)
+        result = train(config, on_step=keep_averages)
+        iterations = result.iterations
+        weights = {"raw": result.weights}
+        for label, average in averages:
+            weights[label] = save_weights(average.module, args.out / f"{label}.safetensors")
     rows = []
     for label, path in weights.items():
         for nms in args.nms:
@@ -95,7 +104,7 @@ def main() -> None:
             "train": args.train,
             "val": args.val,
             "epochs": args.epochs,
-            "iterations": result.iterations,
+            "iterations": iterations,
             "seed": args.seed,
             "set": args.set,
             "rows": rows,

@@ -11,7 +11,7 @@ a figure in a table can always be traced to a committed run (and the variant tab
 its source files and which runs of them it takes (a file may hold runs that
 belong elsewhere, e.g. a variant later renamed), and states the machine and
 commit the runs carry. The renderers of other pages live in ``tables_speed.py``,
-``tables_ablation.py``, ``tables_localisation.py`` and ``tables_tools.py``; ``results.py`` reads the files.
+``tables_ablation.py``, ``tables_localisation.py``, ``tables_levers.py`` and ``tables_tools.py``; ``results.py`` reads the files.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ from typing import Any
 
 from results import mean_std
 from tables_ablation import ablation_table, lengths_table, seed_differences_table
+from tables_levers import lever_table
 from tables_localisation import localisation_table
-from tables_speed import goals_table, speed_table
+from tables_speed import goals_table, loader_speed_table, speed_table
 from tables_tools import (
     active_learning_table,
     auroc_table,
@@ -362,6 +363,17 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "uncertainty-calibration": lambda results: calibration_table("uncertainty.json", results),
     "ambiguity-auroc": lambda results: auroc_table("ambiguity_auroc-intel-amx.json", results),
     "ambiguity-auroc-3000": lambda results: auroc_table("ambiguity_auroc_3000it-intel-amx.json", results),
+    # benchmarks/lever_screen.py on trees-val (#28): weight averages and NMS from one run each.
+    "levers-trees-val": lambda results: lever_table(
+        {
+            "default": "lever_screen_default_s0-amd-avx2.json",
+            "DGQP": "lever_screen_dgqp_s0-amd-avx2.json",
+            "no flips": "lever_screen_noflip_s0-amd-avx2.json",
+        },
+        ("default", "raw", 0.6),
+        results,
+    ),
+    "loader-speed": lambda results: loader_speed_table("loader_speed-amd-avx2.json", results),
     # benchmarks/localisation.py, gfocal and YOLOv8n in one file per dataset (docs/localisation.md has the commands).
     "localisation": lambda results: localisation_table(
         {"trees-val": "localisation_trees_val.json", "trees": "localisation_trees.json"},

@@ -71,3 +71,20 @@ def goals_table(name: str, config: str, results: Path) -> str:
         mark = "**" if ratio <= goal else ""
         lines.append(f"| {label} | ≤ {goal}x | {mark}{ratio:.2f}x{mark} | {duration(ours)} | {duration(theirs)} |")
     return "\n".join([*lines, "", source_line(name, data)])
+
+
+def loader_speed_table(name: str, results: Path) -> str:
+    """``benchmarks/loader_speed.py``: per checkout, steps per minute and step, data wait and CPU per round."""
+    data = load(results, name)
+    lines = [
+        "| round | checkout | steps | steps per minute | mean step (s) | mean data wait (s) "
+        "| data wait at an epoch's start (s) | CPU s per step |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for run in data["runs"]:
+        lines.append(
+            f"| {run['round']} | {run['checkout_commit'][:7]} | {run['iterations']} | {run['steps_per_min']:.1f} "
+            f"| {run['mean_iter_s']:.2f} | {run['mean_data_s']:.2f} | {run['epoch_start_data_s']:.2f} "
+            f"| {run['cpu_s_per_step']:.2f} |"
+        )
+    return "\n".join([*lines, "", source_line(name, data)])

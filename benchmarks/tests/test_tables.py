@@ -247,3 +247,20 @@ def test_real_tiling_table_bolds_the_best_merge_and_adds_the_tiles_row(tmp_path:
         "test band", "its 12 tiles, each scored alone", "15.0", "40.0", "5.0",
     ]  # fmt: skip
     assert "`trees_base`" in rows[-1] and "416 px" in rows[-1] and "30 crowns" in rows[-1]
+
+
+def test_lever_table_differences_are_against_the_reference_row_and_a_missing_file_is_named(tmp_path: Path):
+    from tables_levers import lever_table
+
+    rows = [{"weights": w, "nms": n, "AP": ap, "AP50": 0.6, "AP75": 0.08} for w, n, ap in
+            [("raw", 0.5, 0.215), ("raw", 0.6, 0.219), ("ema0.99:0.1", 0.6, 0.195)]]  # fmt: skip
+    _write(tmp_path, "a.json", {"rows": rows, "iterations": 300, "seed": 0, "set": []})
+    _write(tmp_path, "b.json", {"rows": [{**rows[1], "AP": 0.214}], "iterations": 300, "seed": 0, "set": ["x=1"]})
+    files = {"default": "a.json", "DGQP": "b.json", "later": "missing.json"}
+    lines = lever_table(files, ("default", "raw", 0.6), tmp_path).splitlines()
+    assert lines[2] == "| default | raw | 0.5 | 21.5 | 60.0 | 8.0 | −0.4 |"
+    assert lines[3].endswith("| 21.9 | 60.0 | 8.0 | +0.0 |")
+    assert lines[4].endswith("| 19.5 | 60.0 | 8.0 | −2.4 |")
+    assert lines[5] == "| DGQP | raw | 0.6 | 21.4 | 60.0 | 8.0 | −0.5 |"
+    assert lines[8].startswith("DGQP: 300 steps, seed 0, `--set x=1`. Source: `docs/results/b.json`")
+    assert lines[9] == "later: not measured yet (no `docs/results/missing.json`)."

@@ -62,3 +62,11 @@ def test_model_options_set_on_top_of_a_recipe_merge_with_its_own():
         "min_size": 256,
         "max_size": 128,
     }
+
+
+def test_the_demo_recipe_is_the_small_data_recipe_on_gfl_nano_at_the_demo_images_size_without_zoom():
+    # Chosen on a CPU without native bf16 (#28, docs/real_data.md): the small-data recipe minus zoom-and-crop.
+    demo, default = TrainConfig.from_recipe("demo"), TrainConfig.from_recipe("default")
+    changed = {f: getattr(demo, f) for f in TrainConfig.__dataclass_fields__ if getattr(demo, f) != getattr(default, f)}
+    assert changed == {"model": "gfl_nano", "image_size": 256, "batch_size": 8, "scale_range": None, "eval_interval": 0}
+    assert demo.optimizer == "adamw" and demo.mosaic > 0 and demo.ema
