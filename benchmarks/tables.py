@@ -29,7 +29,7 @@ from typing import Any
 
 from results import mean_std
 from tables_ablation import ablation_table, lengths_table, seed_differences_table
-from tables_levers import lever_table
+from tables_levers import lever_seeds_table, lever_table
 from tables_localisation import localisation_table
 from tables_speed import goals_table, loader_speed_table, speed_table
 from tables_tools import (
@@ -371,6 +371,14 @@ TABLES: dict[str, Callable[[Path], str]] = {
             "no flips": "lever_screen_noflip_s0-amd-avx2.json",
         },
         ("default", "raw", 0.6),
+        results,
+    ),
+    "levers-dgqp-seeds": lambda results: lever_seeds_table(
+        {
+            "default": [f"lever_screen_default_s{seed}-amd-avx2.json" for seed in range(3)],
+            "DGQP": [f"lever_screen_dgqp_s{seed}-amd-avx2.json" for seed in range(3)],
+        },
+        "default",
         results,
     ),
     "loader-speed": lambda results: loader_speed_table("loader_speed-amd-avx2.json", results),

@@ -264,3 +264,20 @@ def test_lever_table_differences_are_against_the_reference_row_and_a_missing_fil
     assert lines[5] == "| DGQP | raw | 0.6 | 21.4 | 60.0 | 8.0 | −0.5 |"
     assert lines[8].startswith("DGQP: 300 steps, seed 0, `--set x=1`. Source: `docs/results/b.json`")
     assert lines[9] == "later: not measured yet (no `docs/results/missing.json`)."
+
+
+def test_lever_seeds_table_pairs_each_seed_and_names_the_seeds_not_measured(tmp_path: Path):
+    from tables_levers import lever_seeds_table
+
+    for label, seed, ap in [("a", 0, 0.219), ("b", 0, 0.214), ("a", 1, 0.210), ("b", 1, 0.221)]:
+        row = {"weights": "raw", "nms": 0.6, "AP": ap, "AP50": 0.6, "AP75": 0.08}
+        _write(tmp_path, f"{label}{seed}.json", {"rows": [row], "seed": seed, "iterations": 300, "set": []})
+    files = {"default": ["a0.json", "a1.json", "a2.json"], "DGQP": ["b0.json", "b1.json", "b2.json"]}
+    lines = lever_seeds_table(files, "default", tmp_path).splitlines()
+    assert lines[0] == "| seed | default AP / AP75 | DGQP AP / AP75 | DGQP − default |"
+    assert lines[2:5] == [
+        "| 0 | 21.9 / 8.0 | 21.4 / 8.0 | −0.5 |",
+        "| 1 | 21.0 / 8.0 | 22.1 / 8.0 | +1.1 |",
+        "| mean ± std (AP) | 21.4 ± 0.6 | 21.8 ± 0.5 | +0.3 ± 1.1 |",
+    ]
+    assert lines[6] == "not measured yet: `docs/results/a2.json`, `docs/results/b2.json`."
