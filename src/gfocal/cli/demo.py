@@ -13,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo",
         help="generate synthetic data, train, evaluate and predict end to end (CPU, ~5 minutes)",
-        description="Writes a synthetic dataset, trains the small GFL model on it within a time budget, "
+        description="Writes a synthetic dataset, trains the CPU-sized GFL model (gfl_nano) on it within a time budget, "
         "evaluates COCO AP on the validation split, and draws predictions on a few validation images.",
     )
     parser.add_argument("--out", default="gfocal-demo", help="output folder (default: ./gfocal-demo)")
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"[1/4] writing synthetic data to {out / 'data'}")
     train_json, val_json = make_synthetic_splits(out / "data", "demo", args.seed, args.num_train, args.num_val)
 
-    # The recipe the demo's figures were measured with, filling the budget and evaluating once, at the end.
+    # The demo recipe (chosen for CPUs without native bf16, #28), filling the budget and evaluating once, at the end.
     config = TrainConfig.from_recipe(
         "demo",
         train_data=str(train_json),
