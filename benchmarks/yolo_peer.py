@@ -2,7 +2,7 @@
 
     python3 -m venv /work/yolo-venv && /work/yolo-venv/bin/pip install ultralytics   # its own venv: not a gfocal dependency
     /work/yolo-venv/bin/python benchmarks/yolo_peer.py --train D/train.json --val D/val.json --test D/test.json \\
-        --minutes 5 --seed 0 --work RUN > RUN/yolo.json
+        --minutes 5 --seed 0 --work RUN > RUN/yolo.json     # or --epochs N: equal steps, whatever the load
 
 Converts the COCO splits to ultralytics' layout under ``RUN/data`` (images
 symlinked, one ``class cx cy w h`` label file each; crowd boxes dropped),
@@ -187,7 +187,7 @@ def train(data_yaml: Path, work: Path, args: argparse.Namespace) -> dict[str, An
     started = time.perf_counter()
     model.train(
         data=str(data_yaml),
-        time=args.minutes / 60,
+        **training_length(args.epochs, args.minutes),
         imgsz=args.imgsz,
         batch=16,
         workers=2,
@@ -212,13 +212,25 @@ def train(data_yaml: Path, work: Path, args: argparse.Namespace) -> dict[str, An
     }
 
 
+def training_length(epochs: int | None, minutes: float | None) -> dict[str, float]:
+    """ultralytics' ``train()`` arguments for the run's length: exactly ``epochs`` (equal steps however busy the
+    machine is, for comparisons at equal steps) or its own time budget of ``minutes`` (equal CPU time)."""
+    if (epochs is None) == (minutes is None):
+        raise ValueError("give either epochs or minutes")
+    return {"epochs": epochs} if epochs is not None else {"time": minutes / 60}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train", required=True, type=Path, help="COCO json of the training split")
     parser.add_argument("--val", required=True, type=Path, help="COCO json of the validation split")
     parser.add_argument("--test", required=True, type=Path, help="COCO json of the test split (predicted, not scored)")
     parser.add_argument("--work", required=True, type=Path, help="scratch folder: converted data, runs, settings")
-    parser.add_argument("--minutes", type=float, required=True, help="training time budget")
+    budget = parser.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--minutes", type=float, help="training time budget")
+    budget.add_argument(
+        "--epochs", type=int, help="train exactly this many epochs instead (equal steps, whatever the load)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--imgsz", type=int, default=416)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: all cores)")
@@ -249,6 +261,7 @@ def main() -> None:
         json.dumps(
             {
                 "minutes": args.minutes,
+                "epochs_asked": args.epochs,
                 "seed": args.seed,
                 "imgsz": args.imgsz,
                 "val": not args.no_val,

@@ -49,6 +49,13 @@ def test_yolo_layout_has_normalised_centre_boxes_in_category_id_order(coco: Path
     ).resolve()
 
 
+def test_yolo_trains_fixed_epochs_or_a_time_budget_in_hours():
+    assert yolo_peer.training_length(150, None) == {"epochs": 150}
+    assert yolo_peer.training_length(None, 30) == {"time": 0.5}
+    with pytest.raises(ValueError):
+        yolo_peer.training_length(150, 30)
+
+
 def test_detections_keyed_by_file_name_are_scored_against_their_own_image(coco: Path):
     truth = {"imgs/a.jpg": {"boxes": [[4, 3, 12, 9], [20, 10, 30, 20]], "scores": [0.9, 0.8], "labels": [1, 0]}}
     assert small_data.score(coco, truth)["AP"] == pytest.approx(1.0)
