@@ -122,5 +122,6 @@ def test_deformable_stages_and_resnext_widths_are_checked():
         ResNetFPN(ModelConfig(num_classes=1, backbone="resnet18", deform_stages=(4,)))
     with pytest.raises(ValueError, match="deform_stages"):
         ModelConfig(num_classes=1, deform_stages=(5,))
+    assert ModelConfig(num_classes=1, deform_stages=[3, 4]).deform_stages == (3, 4)  # as YAML gives it
     with pytest.raises(ValueError, match="backbone_width >= 16"):
         ResNetFPN(ModelConfig(num_classes=1, backbone="resnext50_32x4d", backbone_width=8))

@@ -111,6 +111,8 @@ class ModelConfig:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not self.std_scale > 0:
             raise ValueError(f"std_scale must be > 0, got {self.std_scale}")
+        # A YAML or JSON list (model_overrides) compares and serialises as the tuple it names.
+        object.__setattr__(self, "deform_stages", tuple(self.deform_stages))
         if any(stage not in (1, 2, 3, 4) for stage in self.deform_stages) or len(set(self.deform_stages)) != len(
             self.deform_stages
         ):

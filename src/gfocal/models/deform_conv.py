@@ -37,7 +37,7 @@ class DeformConv2d(nn.Module):
         deform_groups: G, channel groups that share one set of offsets (mmdetection's GFL: 1).
         bias: learn an output bias (mmdetection's ResNet convs: none).
         modulated: DCN v2 (offsets and a sigmoid mask, 3*G*k*k offset-conv outputs) when True,
-            DCN v1 (offsets only, 2*G*k*k outputs) when False.
+            DCN v1 (offsets only, 2*G*k*k outputs; mmdetection's GFL zoo) when False.
 
     Input: Tensor[N, I, H, W]. Output: Tensor[N, O, h, w], h and w as ``nn.Conv2d`` gives them.
     """
@@ -53,7 +53,7 @@ class DeformConv2d(nn.Module):
         groups: int = 1,
         deform_groups: int = 1,
         bias: bool = False,
-        modulated: bool = True,
+        modulated: bool = False,
     ) -> None:
         super().__init__()
         if in_channels % groups or out_channels % groups:
@@ -97,7 +97,8 @@ class DeformConv2d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         offset, mask = self.offsets_and_mask(x)
-        # deform_conv2d has no half-precision kernel: sample in float32 (or float64) and cast back.
+        # Sample in float32 (float64 stays), as torchvision's autocast rule for deform_conv2d does, and in
+        # eager bf16 too, which it has no CPU kernel for; the output goes back to the input's dtype.
         dtype = torch.promote_types(x.dtype, torch.float32)
         with torch.autocast(x.device.type, enabled=False):
             out = deform_conv2d(
@@ -121,7 +122,7 @@ class DeformConv2d(nn.Module):
         )
 
 
-def make_deformable(conv: nn.Conv2d, modulated: bool = True) -> DeformConv2d:
+def make_deformable(conv: nn.Conv2d, modulated: bool) -> DeformConv2d:
     """A deformable conv of the same shape, stride, padding, dilation and groups as ``conv``, holding its weight
     (and bias); offsets zero, so it computes what ``conv`` did (v1) or half of it (v2, mask 0.5)."""
     stride, padding, dilation = (conv.stride[0], conv.padding[0], conv.dilation[0])
