@@ -10,6 +10,7 @@ import pytest
 import gfocal.engine.recipes as recipes_module
 from gfocal.engine.config import TrainConfig, load_config
 from gfocal.engine.recipes import RECIPES
+from gfocal.models.config import image_size_options
 
 
 @pytest.mark.parametrize("name", RECIPES)
@@ -70,3 +71,20 @@ def test_the_demo_recipe_is_the_small_data_recipe_on_gfl_nano_at_the_demo_images
     changed = {f: getattr(demo, f) for f in TrainConfig.__dataclass_fields__ if getattr(demo, f) != getattr(default, f)}
     assert changed == {"model": "gfl_nano", "image_size": 256, "batch_size": 8, "scale_range": None, "eval_interval": 0}
     assert demo.optimizer == "adamw" and demo.mosaic > 0 and demo.ema
+
+
+def test_the_2x_multiscale_recipe_is_mmdetection_s_ms_2x_config():
+    """gfl_*_ms-2x_coco.py: max_epochs 24, MultiStepLR milestones [16, 22], RandomResize scale (1333, 480)-(1333, 800)."""
+    config, paper = TrainConfig.from_recipe("paper-2x-ms"), TrainConfig.from_recipe("paper")
+    assert (config.epochs, config.step_epochs, config.schedule, config.multiscale) == (
+        24,
+        (16, 22),
+        "step",
+        (800, 1333),
+    )
+    same = ("model", "optimizer", "lr", "batch_size", "momentum", "weight_decay", "warmup_iters", "scale_range")
+    assert {f: getattr(config, f) for f in same} == {f: getattr(paper, f) for f in same}
+    # the longer sides drawn give shorter sides of 480 to 800 pixels at the model's 800/1333 ratio
+    shorter = [image_size_options(800, 1333, longer)["min_size"] for longer in (800, 1024, 1333)]
+    assert shorter == [480, 615, 800]
+    assert TrainConfig.from_recipe("paper-2x-ms", model="gfl_resnext101_32x4d_dcn_fpn").epochs == 24

@@ -126,3 +126,29 @@ def test_checkpoint_file_with_state_dict_entry(tmp_path):
     imported = from_mmdet(path, class_names=("a", "b", "c", "d"))
     assert imported.class_names == ("a", "b", "c", "d")
     torch.testing.assert_close(imported.head.scales[3].scale, model.head.scales[3].scale)
+
+
+@pytest.mark.parametrize(
+    "zoo_model",
+    [
+        {"backbone": "resnet101"},  # gfl_r101_fpn_ms-2x_coco
+        {"backbone": "resnet101", "deform_stages": (2, 3, 4)},  # gfl_r101-dconv-c3-c5_fpn_ms-2x_coco
+        {"backbone": "resnext101_32x4d"},  # gfl_x101-32x4d_fpn_ms-2x_coco
+        {"backbone": "resnext101_32x4d", "deform_stages": (3, 4)},  # gfl_x101-32x4d-dconv-c4-c5_fpn_ms-2x_coco
+        {"backbone": "resnext101_32x4d", "deform_stages": (2, 3), "deform_modulated": True},  # type='DCNv2'
+    ],
+)
+def test_the_zoo_s_bodies_are_inferred_from_shapes(zoo_model):
+    with torch.device("meta"):  # the full-size layouts, without their weights
+        state = fake_mmdet_state(gfl_small(80, fpn_channels=256, feat_channels=256, **zoo_model))
+    config = mmdet_config_from_state(state)
+    expected = {"deform_stages": (), "deform_modulated": False, **zoo_model}
+    assert {name: getattr(config, name) for name in expected} == expected
+
+
+def test_deformable_convs_of_several_deform_groups_are_refused_by_name():
+    with torch.device("meta"):
+        state = fake_mmdet_state(gfl_small(80, backbone="resnet50", deform_stages=(4,)))
+    state["backbone.layer4.0.conv2.conv_offset.weight"] = torch.zeros(36, 512, 3, 3, device="meta")
+    with pytest.raises(WeightsError, match=r"\[36\] offset channels"):
+        mmdet_config_from_state(state)

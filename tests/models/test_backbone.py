@@ -1,4 +1,5 @@
-"""The ResNet body at torchvision's width and scaled: channels, strides, cost, and what fits ImageNet weights."""
+"""The ResNet and ResNeXt bodies at torchvision's width and scaled, with deformable stages: channels, strides,
+cost, and what fits ImageNet weights."""
 
 import pytest
 import torch
@@ -6,8 +7,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models import resnet
 
 from gfocal.models import gfl_nano, gfl_small
-from gfocal.models.backbone import ResNetFPN, ScaledResNet
+from gfocal.models.backbone import ResNetFPN, ScaledResNet, load_backbone_weights
 from gfocal.models.config import ModelConfig
+from gfocal.models.deform_conv import DeformConv2d
 
 
 def _multiply_adds(forward, size: int) -> float:
@@ -71,3 +73,55 @@ def test_half_width_quarters_the_body_s_cost_and_nano_costs_half_of_small():
 def test_a_width_below_one_channel_is_refused():
     with pytest.raises(ValueError, match="backbone_width"):
         ModelConfig(num_classes=1, backbone_width=0)
+
+
+def test_resnext50_at_width_64_is_torchvision_s_network_so_its_weights_fit():
+    ours = ResNetFPN(ModelConfig(num_classes=1, backbone="resnext50_32x4d")).body.state_dict()
+    theirs = {k: v for k, v in resnet.resnext50_32x4d(weights=None).state_dict().items() if not k.startswith("fc.")}
+    assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in theirs.items()}
+
+
+def test_resnext101_32x4d_has_mmdetection_s_widths_and_deformable_stages():
+    """mmdetection's ResNeXt: 3x3 width floor(planes * 4 / 64) * 32 for planes 64..512, its stride on the 3x3
+    conv; stage_with_dcn=(False, False, True, True) makes every 3x3 conv of C4 and C5 deformable."""
+    config = ModelConfig(num_classes=1, backbone="resnext101_32x4d", deform_stages=(3, 4))
+    with torch.device("meta"):  # ResNeXt-101's layout without its 42 M parameters
+        body = ResNetFPN(config).body
+    state = body.state_dict()
+    for stage, planes in zip(range(1, 5), (64, 128, 256, 512)):
+        width = planes * 4 // 64 * 32
+        assert len(getattr(body, f"layer{stage}")) == (3, 4, 23, 3)[stage - 1]
+        assert state[f"layer{stage}.0.conv2.weight"].shape == (width, 4 * 2 ** (stage - 1), 3, 3)
+        assert state[f"layer{stage}.0.conv3.weight"].shape == (planes * 4, width, 1, 1)
+        deformable = [isinstance(block.conv2, DeformConv2d) for block in getattr(body, f"layer{stage}")]
+        assert all(deformable) if stage in (3, 4) else not any(deformable)
+    # mmcv's DeformConv2dPack (type='DCN'): 2 x 3 x 3 offset channels, no mask
+    assert state["layer3.22.conv2.conv_offset.weight"].shape == (18, 512, 3, 3)
+    assert body.layer3[0].conv2.stride == 2 and "layer2.0.conv2.conv_offset.bias" not in state
+
+
+def test_a_deformable_body_with_zero_offsets_computes_the_plain_body_and_takes_its_weights(tmp_path):
+    torch.manual_seed(0)
+    plain = ResNetFPN(ModelConfig(num_classes=1, backbone="resnet50", backbone_width=16)).eval()
+    path = tmp_path / "plain_body.pth"
+    torch.save(plain.body.state_dict(), path)
+    deformable = ResNetFPN(
+        ModelConfig(num_classes=1, backbone="resnet50", backbone_width=16, deform_stages=(2, 3, 4))
+    ).eval()
+    load_backbone_weights(deformable, path)  # the offset convs are not in the file: they stay zero
+    deformable.fpn.load_state_dict(plain.fpn.state_dict())
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        for ours, expected in zip(deformable(x), plain(x)):
+            torch.testing.assert_close(ours, expected, atol=1e-4, rtol=1e-4)
+    path.unlink()
+
+
+def test_deformable_stages_and_resnext_widths_are_checked():
+    with pytest.raises(ValueError, match="bottleneck"):
+        ResNetFPN(ModelConfig(num_classes=1, backbone="resnet18", deform_stages=(4,)))
+    with pytest.raises(ValueError, match="deform_stages"):
+        ModelConfig(num_classes=1, deform_stages=(5,))
+    assert ModelConfig(num_classes=1, deform_stages=[3, 4]).deform_stages == (3, 4)  # as YAML gives it
+    with pytest.raises(ValueError, match="backbone_width >= 16"):
+        ResNetFPN(ModelConfig(num_classes=1, backbone="resnext50_32x4d", backbone_width=8))

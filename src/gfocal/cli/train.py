@@ -49,8 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--model",
         default=None,
-        help="gfl_nano, gfl_small, gfl_resnet18_fpn, gfl_resnet50_fpn, or auto (default): gfl_nano on a CPU, "
-        "gfl_resnet50_fpn on a GPU",
+        help="gfl_nano, gfl_small, gfl_resnet18_fpn, gfl_resnet50_fpn, the paper's zoo (gfl_resnet101_fpn, "
+        "gfl_resnet101_dcn_fpn, gfl_resnext101_32x4d_fpn, gfl_resnext101_32x4d_dcn_fpn), or auto (default): "
+        "gfl_nano on a CPU, gfl_resnet50_fpn on a GPU",
     )
     parser.add_argument(
         "--image-size",

@@ -1,12 +1,14 @@
 """Import mmdetection ``GFL`` checkpoints: infer the architecture from the state dict, map the keys.
 
-mmdetection's GFL is ResNet (``style="pytorch"``) + FPN (``start_level=1``,
+mmdetection's GFL is ResNet or ResNeXt (``style="pytorch"``; its zoo: R-50, R-101, X-101-32x4d, with
+deformable 3x3 convs in some stages for R-101-DCN and X-101-32x4d-DCN) + FPN (``start_level=1``,
 ``add_extra_convs="on_output"``, no ReLU before the extra convs) + ``GFLHead``
 (two towers of ``stacked_convs`` x [3x3 conv, GroupNorm, ReLU], ``gfl_cls``,
 ``gfl_reg``, one ``Scale`` per level). Key mapping, mmdetection -> gfocal:
 
 =========================================  =============================================
-``backbone.<resnet key>``                  ``backbone.body.<resnet key>`` (same names)
+``backbone.<resnet key>``                  ``backbone.body.<resnet key>`` (same names, the
+                                           deformable convs' ``conv2.conv_offset.*`` included)
 ``neck.lateral_convs.i.conv.*``            ``backbone.fpn.inner_blocks.i.0.*``
 ``neck.fpn_convs.i.conv.*`` (i < 3)        ``backbone.fpn.layer_blocks.i.0.*``
 ``neck.fpn_convs.3.conv.*`` / ``4``        ``backbone.fpn.extra_blocks.p6.*`` / ``p7``
@@ -17,7 +19,10 @@ mmdetection's GFL is ResNet (``style="pytorch"``) + FPN (``start_level=1``,
 =========================================  =============================================
 
 ``bbox_head.integral.project`` (the bins 0..reg_max) and BatchNorm ``num_batches_tracked``
-counters carry no weights and are checked or dropped.
+counters carry no weights and are checked or dropped. The body is read from the shapes: groups of the
+3x3 convs (``layer1.0.conv2.weight`` [groups * width_per_group, width_per_group, 3, 3]) give a ResNeXt,
+``conv_offset`` tensors give the deformable stages, and their 18 or 27 channels DCN v1 or v2 (mmcv's
+``DeformConv2dPack`` or ``ModulatedDeformConv2dPack``, one deform group).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import torch
 from torch import Tensor
 
 from gfocal.models import GFLDetector, ModelConfig, WeightsError
+from gfocal.models.backbone import RESNET_LAYOUTS
 from gfocal.models.weights import read_state_dict
 
 __all__ = [
@@ -115,6 +121,7 @@ def mmdet_config_from_state(state: Mapping[str, Tensor], source: str = "checkpoi
         raise WeightsError(
             f"{source}: ResNet with blocks per stage {blocks} (bottleneck={bottleneck}) is not a known depth"
         )
+    deform_stages, deform_modulated = _deformable_stages(state, source)
     fpn_channels = state["neck.lateral_convs.0.conv.weight"].shape[0]
     laterals, outputs = _count(state, r"neck\.lateral_convs\.(\d+)\."), _count(state, r"neck\.fpn_convs\.(\d+)\.")
     if (laterals, outputs) != (3, 5) or state["neck.fpn_convs.3.conv.weight"].shape[1] != fpn_channels:
@@ -127,7 +134,9 @@ def mmdet_config_from_state(state: Mapping[str, Tensor], source: str = "checkpoi
         raise WeightsError(f"{source}: gfl_reg has {reg_weight.shape[0]} outputs, not 4 x (reg_max + 1)")
     return ModelConfig(
         num_classes=cls_weight.shape[0],
-        backbone=f"resnet{depth}",
+        backbone=_body_name(state, depth, bottleneck, source),
+        deform_stages=deform_stages,
+        deform_modulated=deform_modulated,
         backbone_norm="frozen_bn",  # mmdetection's GFL: norm_eval=True, frozen_stages=1
         trainable_backbone_layers=3,
         fpn_channels=fpn_channels,
@@ -136,6 +145,37 @@ def mmdet_config_from_state(state: Mapping[str, Tensor], source: str = "checkpoi
         reg_max=reg_weight.shape[0] // 4 - 1,
         **MMDET_PREPROCESSING,
     )
+
+
+def _body_name(state: Mapping[str, Tensor], depth: int, bottleneck: bool, source: str) -> str:
+    """``resnet<depth>``, or ``resnext<depth>_<groups>x<width_per_group>d`` when the 3x3 convs are grouped."""
+    if not bottleneck:
+        return f"resnet{depth}"
+    width, per_group = state["backbone.layer1.0.conv2.weight"].shape[:2]  # first stage: planes 64
+    groups = width // per_group
+    name = f"resnet{depth}" if groups == 1 else f"resnext{depth}_{groups}x{per_group}d"
+    if name not in RESNET_LAYOUTS:
+        known = ", ".join(k for k in RESNET_LAYOUTS if k.startswith("resnext"))
+        raise WeightsError(f"{source}: a ResNeXt-{depth} {groups}x{per_group}d body; gfocal builds {known}")
+    return name
+
+
+def _deformable_stages(state: Mapping[str, Tensor], source: str) -> tuple[tuple[int, ...], bool]:
+    """The stages (1-4) whose 3x3 convs are deformable, and whether they are modulated (DCN v2)."""
+    offsets = {
+        stage: state[key].shape[0]
+        for stage in range(1, 5)
+        if (key := f"backbone.layer{stage}.0.conv2.conv_offset.weight") in state
+    }
+    channels = set(offsets.values())
+    if not channels:
+        return (), False
+    if len(channels) > 1 or not channels <= {18, 27}:
+        raise WeightsError(
+            f"{source}: deformable convs with {sorted(channels)} offset channels; gfocal imports one deform group "
+            "of 3x3 kernels, 18 (DCN v1, type='DCN') or 27 (DCN v2, type='DCNv2') channels, the same in every stage"
+        )
+    return tuple(offsets), channels == {27}
 
 
 def mmdet_to_gfocal_state(state: Mapping[str, Tensor], reg_max: int, source: str = "checkpoint") -> dict[str, Tensor]:

@@ -3,7 +3,7 @@
 The file holds what mmdetection's ``init_detector`` reads: ``{"meta": {"dataset_meta": {"classes":
 (...)}}, "state_dict": {...}}`` (mmdetection 3.x's layout; 2.x kept ``meta["CLASSES"]``), the tensors under
 mmdetection's key names (:func:`gfocal.interop.mmdet.gfocal_key_to_mmdet`) with its BatchNorm batch
-counters and the Integral's bins. mmdetection's GFL is a full-width ResNet + FPN (P3-P7, no ReLU before the
+counters and the Integral's bins. mmdetection's GFL is a full-width ResNet or ResNeXt (deformable stages included) + FPN (P3-P7, no ReLU before the
 extra convs) + ``GFLHead`` (QFL, DFL, GroupNorm of 32 groups, locations at the cell corners); a detector
 with other settings has no mmdetection twin and is refused.
 """
@@ -47,8 +47,8 @@ def to_mmdet_state(model: GFLDetector) -> dict[str, Tensor]:
         for name, value in MMDET_GFL_FIELDS.items()
         if getattr(config, name) != value
     ]
-    if not config.backbone.startswith("resnet"):
-        other.insert(0, f"backbone={config.backbone!r} (mmdetection's GFL here: a ResNet)")
+    if not config.backbone.startswith(("resnet", "resnext")):
+        other.insert(0, f"backbone={config.backbone!r} (mmdetection's GFL here: a ResNet or ResNeXt)")
     names = {key: gfocal_key_to_mmdet(key) for key in model.state_dict()}
     unmapped = sorted(key for key, name in names.items() if name is None)
     if other or unmapped:

@@ -1,4 +1,12 @@
-"""What a backbone is (:class:`Backbone`), and the one gfocal ships: a ResNet body + FPN (P3-P7) from torchvision parts.
+"""What a backbone is (:class:`Backbone`), and the one gfocal ships: a ResNet or ResNeXt body + FPN (P3-P7).
+
+The bodies are torchvision's ``ResNet`` with the layouts of :data:`RESNET_LAYOUTS`; a ResNeXt is the
+same network with grouped 3x3 convs (``groups`` x ``width_per_group`` channels at the first stage).
+mmdetection's ``ResNeXt`` computes the 3x3 width as ``floor(planes * base_width / 64) * groups`` with
+planes 64, 128, 256, 512 per stage, which is torchvision's ``int(planes * width_per_group / 64) * groups``,
+and both put the stride on the 3x3 conv (``style="pytorch"``), so mmdetection's ResNeXt weights load by
+name. ``ModelConfig.deform_stages`` turns the 3x3 convs of whole stages deformable
+(:mod:`gfocal.models.deform_conv`), as mmdetection's ``stage_with_dcn``.
 
 The extra levels P6 and P7 come from the P5 *output* (mmdetection's
 ``add_extra_convs="on_output"``), which is torchvision's ``LastLevelP6P7`` when
@@ -10,6 +18,7 @@ config's ``relu_before_extra_convs`` picks one.
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -22,16 +31,33 @@ from torchvision.ops import FeaturePyramidNetwork, FrozenBatchNorm2d
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from gfocal.models.config import ModelConfig
+from gfocal.models.deform_conv import make_deformable
 
-__all__ = ["Backbone", "ResNetFPN", "ScaledResNet", "FrozenBatchNorm", "load_backbone_weights"]
+__all__ = ["Backbone", "ResNetFPN", "ScaledResNet", "FrozenBatchNorm", "ResNetLayout", "load_backbone_weights"]
 
-#: torchvision's ResNet layouts: block type and blocks per stage.
-RESNET_LAYOUTS: dict[str, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, int, int, int]]] = {
-    "resnet18": (BasicBlock, (2, 2, 2, 2)),
-    "resnet34": (BasicBlock, (3, 4, 6, 3)),
-    "resnet50": (Bottleneck, (3, 4, 6, 3)),
-    "resnet101": (Bottleneck, (3, 4, 23, 3)),
-    "resnet152": (Bottleneck, (3, 8, 36, 3)),
+
+@dataclass(frozen=True)
+class ResNetLayout:
+    """A ResNet or ResNeXt: its block, blocks per stage, and the grouping of its 3x3 convs."""
+
+    block: type[BasicBlock] | type[Bottleneck]
+    layers: tuple[int, int, int, int]
+    groups: int = 1
+    width_per_group: int = 64
+
+
+#: Body layouts by ``ModelConfig.backbone``: torchvision's ResNets and ResNeXts, and ResNeXt-101 32x4d
+#: (mmdetection's, which torchvision has no constructor or ImageNet weights for).
+RESNET_LAYOUTS: dict[str, ResNetLayout] = {
+    "resnet18": ResNetLayout(BasicBlock, (2, 2, 2, 2)),
+    "resnet34": ResNetLayout(BasicBlock, (3, 4, 6, 3)),
+    "resnet50": ResNetLayout(Bottleneck, (3, 4, 6, 3)),
+    "resnet101": ResNetLayout(Bottleneck, (3, 4, 23, 3)),
+    "resnet152": ResNetLayout(Bottleneck, (3, 8, 36, 3)),
+    "resnext50_32x4d": ResNetLayout(Bottleneck, (3, 4, 6, 3), groups=32, width_per_group=4),
+    "resnext101_32x4d": ResNetLayout(Bottleneck, (3, 4, 23, 3), groups=32, width_per_group=4),
+    "resnext101_32x8d": ResNetLayout(Bottleneck, (3, 4, 23, 3), groups=32, width_per_group=8),
+    "resnext101_64x4d": ResNetLayout(Bottleneck, (3, 4, 23, 3), groups=64, width_per_group=4),
 }
 
 
@@ -60,11 +86,19 @@ class ResNetFPN(nn.Module):
         if tuple(config.strides) != (8, 16, 32, 64, 128):
             raise ValueError(f"ResNetFPN builds levels P3-P7 (strides 8..128), got strides={config.strides}")
         norm_layer = FrozenBatchNorm if config.backbone_norm == "frozen_bn" else nn.BatchNorm2d
+        layout = RESNET_LAYOUTS[config.backbone]
         if config.backbone_width == 64:  # torchvision's own network, so its ImageNet weights fit
-            body = getattr(resnet, config.backbone)(weights=None, norm_layer=norm_layer)
+            body = resnet.ResNet(
+                layout.block,
+                list(layout.layers),
+                groups=layout.groups,
+                width_per_group=layout.width_per_group,
+                norm_layer=norm_layer,
+            )
             del body.fc, body.avgpool
         else:
-            body = ScaledResNet(*RESNET_LAYOUTS[config.backbone], config.backbone_width, norm_layer)
+            body = ScaledResNet(layout, config.backbone_width, norm_layer)
+        _make_stages_deformable(body, layout, config.deform_stages, config.deform_modulated)
         self.body = body
         self.out_channels, self.strides = config.fpn_channels, tuple(config.strides)
         self._freeze(config.trainable_backbone_layers)
@@ -101,29 +135,30 @@ class ScaledResNet(nn.Module):
     """torchvision's ResNet body (stem, ``layer1``-``layer4`` of its own blocks) with every width scaled.
 
     ``width`` is the stem's and the first stage's channels (torchvision's is 64); the
-    stages have ``width * (1, 2, 4, 8) * block.expansion`` output channels. At width 32 a
+    stages have ``width * (1, 2, 4, 8) * block.expansion`` output channels (a ResNeXt's grouped
+    convs are scaled alike). At width 32 a
     ResNet-18 does a quarter of the multiply-adds, which is what makes training from
     scratch on a CPU take minutes instead of hours. Attribute names are torchvision's,
     so freezing, BatchNorm folding and the FPN treat it as they treat a ResNet; there are
     no ImageNet weights for it.
     """
 
-    def __init__(
-        self,
-        block: type[BasicBlock] | type[Bottleneck],
-        layers: tuple[int, int, int, int],
-        width: int,
-        norm_layer: type[nn.Module] = nn.BatchNorm2d,
-    ) -> None:
+    def __init__(self, layout: ResNetLayout, width: int, norm_layer: type[nn.Module] = nn.BatchNorm2d) -> None:
         super().__init__()
+        if layout.groups > 1 and width * layout.width_per_group < 64:
+            # torchvision's grouped width, int(planes * width_per_group / 64) * groups, would round to zero.
+            raise ValueError(
+                f"a ResNeXt body of {layout.groups}x{layout.width_per_group}d needs backbone_width >= "
+                f"{-(-64 // layout.width_per_group)}, got {width}"
+            )
         self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = norm_layer(width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         channels = width
-        for index, (blocks, stride) in enumerate(zip(layers, (1, 2, 2, 2))):
+        for index, (blocks, stride) in enumerate(zip(layout.layers, (1, 2, 2, 2))):
             planes = width * 2**index
-            stage, channels = _stage(block, channels, planes, blocks, stride, norm_layer)
+            stage, channels = _stage(layout, channels, planes, blocks, stride, norm_layer)
             self.add_module(f"layer{index + 1}", stage)
         for module in self.modules():  # torchvision's ResNet initialisation
             if isinstance(module, nn.Conv2d):
@@ -134,21 +169,28 @@ class ScaledResNet(nn.Module):
 
 
 def _stage(
-    block: type[BasicBlock] | type[Bottleneck],
-    in_channels: int,
-    planes: int,
-    blocks: int,
-    stride: int,
-    norm_layer: type[nn.Module],
+    layout: ResNetLayout, in_channels: int, planes: int, blocks: int, stride: int, norm_layer: type[nn.Module]
 ) -> tuple[nn.Sequential, int]:
     """One ResNet stage of torchvision's blocks, and its output channels."""
+    block = layout.block
     out_channels = planes * block.expansion
     downsample = None
     if stride != 1 or in_channels != out_channels:
         downsample = nn.Sequential(resnet.conv1x1(in_channels, out_channels, stride), norm_layer(out_channels))
-    first = block(in_channels, planes, stride, downsample, norm_layer=norm_layer)
-    rest = [block(out_channels, planes, norm_layer=norm_layer) for _ in range(blocks - 1)]
+    grouping = {"groups": layout.groups, "base_width": layout.width_per_group, "norm_layer": norm_layer}
+    first = block(in_channels, planes, stride, downsample, **grouping)
+    rest = [block(out_channels, planes, **grouping) for _ in range(blocks - 1)]
     return nn.Sequential(first, *rest), out_channels
+
+
+def _make_stages_deformable(body: nn.Module, layout: ResNetLayout, stages: tuple[int, ...], modulated: bool) -> None:
+    """Replace the 3x3 conv (``conv2``) of every bottleneck in ``stages`` (1-4: ``layer1``-``layer4``) by a
+    deformable conv of the same shape, as mmdetection's ``stage_with_dcn`` with ``fallback_on_stride=False``."""
+    if stages and layout.block is not Bottleneck:
+        raise ValueError(f"deform_stages={stages} needs a bottleneck ResNet (resnet50 and deeper, resnext*)")
+    for stage in stages:
+        for block in getattr(body, f"layer{stage}"):
+            block.conv2 = make_deformable(block.conv2, modulated)
 
 
 class FrozenBatchNorm(FrozenBatchNorm2d):
@@ -192,7 +234,9 @@ def load_backbone_weights(backbone: ResNetFPN, path: str | Path) -> None:
     """Load ImageNet (or other) ResNet weights from a local file into the body.
 
     Accepts torchvision ``resnet*.pth`` state dicts and safetensors files; the
-    classifier (``fc.*``) and BatchNorm counters are ignored. Any other missing or unexpected key is an error.
+    classifier (``fc.*``) and BatchNorm counters are ignored. A deformable conv's offset branch
+    (``conv_offset.*``) is not in ImageNet files and keeps its zero initialisation, as in mmdetection.
+    Any other missing or unexpected key is an error.
     """
     from gfocal.models.weights import read_state_dict
 
@@ -201,7 +245,9 @@ def load_backbone_weights(backbone: ResNetFPN, path: str | Path) -> None:
     # BatchNorm step counters carry no weights, and a frozen-BN body has none.
     state = {k: v for k, v in state.items() if not k.startswith("fc.") and not k.endswith("num_batches_tracked")}
     expected = backbone.body.state_dict()
-    missing = sorted(k for k in expected if k not in state and not k.endswith("num_batches_tracked"))
+    missing = sorted(
+        k for k in expected if k not in state and not k.endswith("num_batches_tracked") and ".conv_offset." not in k
+    )
     unexpected = sorted(k for k in state if k not in expected)
     mis_shaped = sorted(k for k in state if k in expected and state[k].shape != expected[k].shape)
     if missing or unexpected or mis_shaped:

@@ -33,12 +33,19 @@ class ModelConfig:
     num_classes: int
     class_names: tuple[str, ...] | None = None
     # Backbone and neck.
-    # A key of gfocal.models.components.BACKBONES: resnet18, resnet34, resnet50, resnet101, resnet152.
+    # A key of gfocal.models.components.BACKBONES: resnet18, resnet34, resnet50, resnet101, resnet152,
+    # resnext50_32x4d, resnext101_32x4d, resnext101_32x8d, resnext101_64x4d.
     backbone: str = "resnet50"
     # Channels of the ResNet's stem and first stage: 64 is torchvision's network (ImageNet weights
     # fit); other widths scale every stage (see gfocal.models.backbone.ScaledResNet).
     backbone_width: int = 64
     backbone_norm: Literal["bn", "frozen_bn"] = "bn"
+    # Stages (1-4: C2-C5, torchvision's layer1-layer4) whose bottleneck 3x3 convs are deformable, as
+    # mmdetection's stage_with_dcn; its GFL zoo: (2, 3, 4) for R-101, (3, 4) for X-101-32x4d.
+    deform_stages: tuple[int, ...] = ()
+    # False: DCN v1, offsets only (mmdetection's type='DCN', which its GFL zoo uses); True: DCN v2,
+    # offsets and a sigmoid mask (type='DCNv2'). See gfocal.models.deform_conv.
+    deform_modulated: bool = False
     trainable_backbone_layers: int = 5
     fpn_channels: int = 256
     strides: tuple[int, ...] = (8, 16, 32, 64, 128)
@@ -104,6 +111,12 @@ class ModelConfig:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not self.std_scale > 0:
             raise ValueError(f"std_scale must be > 0, got {self.std_scale}")
+        # A YAML or JSON list (model_overrides) compares and serialises as the tuple it names.
+        object.__setattr__(self, "deform_stages", tuple(self.deform_stages))
+        if any(stage not in (1, 2, 3, 4) for stage in self.deform_stages) or len(set(self.deform_stages)) != len(
+            self.deform_stages
+        ):
+            raise ValueError(f"deform_stages must be distinct ResNet stages in 1..4, got {self.deform_stages}")
         if self.backbone_width < 1:
             raise ValueError(f"backbone_width must be >= 1 channel, got {self.backbone_width}")
         for name in ("feat_channels", "fpn_channels"):
@@ -129,7 +142,7 @@ class ModelConfig:
         mean anything (:data:`RETIRED_FIELDS`) are dropped."""
         values = {k: v for k, v in values.items() if k not in RETIRED_FIELDS}
         check_field_names(ModelConfig, values, "model option")
-        tuple_fields = {"class_names", "strides", "image_mean", "image_std"}
+        tuple_fields = {"class_names", "strides", "image_mean", "image_std", "deform_stages"}
         converted = {k: tuple(v) if k in tuple_fields and v is not None else v for k, v in values.items()}
         return cls(**converted)
 

@@ -12,7 +12,19 @@ from gfocal.models.detector import GFLDetector
 from gfocal.models.pretrained import resolve_backbone_weights
 from gfocal.models.weights import WeightsError, load_state_into, read_config, read_state_dict
 
-__all__ = ["build_detector", "load_model", "gfl_resnet50_fpn", "gfl_resnet18_fpn", "gfl_small", "gfl_nano", "MODELS"]
+__all__ = [
+    "build_detector",
+    "load_model",
+    "gfl_resnet50_fpn",
+    "gfl_resnet101_fpn",
+    "gfl_resnet101_dcn_fpn",
+    "gfl_resnext101_32x4d_fpn",
+    "gfl_resnext101_32x4d_dcn_fpn",
+    "gfl_resnet18_fpn",
+    "gfl_small",
+    "gfl_nano",
+    "MODELS",
+]
 
 
 def build_detector(
@@ -75,6 +87,19 @@ gfl_resnet50_fpn = _named({"backbone": "resnet50"})
 gfl_resnet50_fpn.__doc__ = (
     """The paper's GFL: ResNet-50 FPN P3-P7, 256 channels, 4-conv towers, reg_max 16, 1333x800."""
 )
+gfl_resnet101_fpn = _named({"backbone": "resnet101"})
+gfl_resnet101_fpn.__doc__ = """The paper's GFL R-101 (mmdetection's gfl_r101_fpn_ms-2x_coco): ResNet-101, otherwise as
+gfl_resnet50_fpn."""
+gfl_resnet101_dcn_fpn = _named({"backbone": "resnet101", "deform_stages": (2, 3, 4)})
+gfl_resnet101_dcn_fpn.__doc__ = """The paper's GFL R-101-DCN (mmdetection's gfl_r101-dconv-c3-c5_fpn_ms-2x_coco): ResNet-101
+with deformable 3x3 convs (DCN v1, as that config's type='DCN') in C3-C5; deform_modulated=True gives DCN v2."""
+gfl_resnext101_32x4d_fpn = _named({"backbone": "resnext101_32x4d"})
+gfl_resnext101_32x4d_fpn.__doc__ = """The paper's GFL X-101-32x4d (mmdetection's gfl_x101-32x4d_fpn_ms-2x_coco). torchvision
+has no ResNeXt-101 32x4d ImageNet weights: pass mmdetection's open-mmlab://resnext101_32x4d file as backbone_weights."""
+gfl_resnext101_32x4d_dcn_fpn = _named({"backbone": "resnext101_32x4d", "deform_stages": (3, 4)})
+gfl_resnext101_32x4d_dcn_fpn.__doc__ = """The paper's best GFL, X-101-32x4d-DCN (mmdetection's
+gfl_x101-32x4d-dconv-c4-c5_fpn_ms-2x_coco): deformable 3x3 convs (DCN v1) in C4-C5, as that config's
+stage_with_dcn=(False, False, True, True); deform_modulated=True gives DCN v2."""
 gfl_resnet18_fpn = _named({"backbone": "resnet18"})
 gfl_resnet18_fpn.__doc__ = """GFL with a ResNet-18 body, otherwise the paper's settings."""
 gfl_small = _named(
@@ -109,4 +134,8 @@ MODELS: dict[str, Callable[..., GFLDetector]] = {
     "gfl_small": gfl_small,
     "gfl_resnet18_fpn": gfl_resnet18_fpn,
     "gfl_resnet50_fpn": gfl_resnet50_fpn,
+    "gfl_resnet101_fpn": gfl_resnet101_fpn,
+    "gfl_resnet101_dcn_fpn": gfl_resnet101_dcn_fpn,
+    "gfl_resnext101_32x4d_fpn": gfl_resnext101_32x4d_fpn,
+    "gfl_resnext101_32x4d_dcn_fpn": gfl_resnext101_32x4d_dcn_fpn,
 }

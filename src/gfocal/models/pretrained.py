@@ -188,6 +188,17 @@ def _some(items: Sequence[str], limit: int = 8) -> str:
     return ", ".join(items[:limit]) + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
 
 
+#: Where ImageNet weights of a body come from when torchvision has none, for the error that says so.
+NO_TORCHVISION_WEIGHTS = {
+    "resnext101_32x4d": (
+        "torchvision has ResNeXt-101 32x8d and 64x4d, not 32x4d. mmdetection's GFL X-101-32x4d starts from "
+        "open-mmlab://resnext101_32x4d (https://download.openmmlab.com/pretrain/third_party/"
+        "resnext101_32x4d-a5af3160.pth): download it and pass its path (every key is checked on loading), "
+        "or pick the backbone resnext101_32x8d or resnext101_64x4d, whose weights torchvision names"
+    ),
+}
+
+
 def hub_checkpoint_path(url: str) -> Path:
     """Where torch hub caches the file of ``url``: ``torch.hub.get_dir()/checkpoints/<file name>``."""
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
@@ -217,7 +228,8 @@ def resolve_backbone_weights(spec: str | Path, backbone: str) -> Path:
     try:
         enum = get_model_weights(backbone)
     except ValueError as error:
-        raise WeightsError(f"backbone weights {text!r}: no torchvision weights for {backbone} ({error})") from None
+        hint = NO_TORCHVISION_WEIGHTS.get(backbone, f"({error})")
+        raise WeightsError(f"backbone weights {text!r}: no torchvision weights for {backbone}; {hint}") from None
     try:
         full_name = "." in text and path.suffix.lower() not in (".pth", ".pt", ".safetensors")
         weights = get_weight(text) if full_name else enum[text]
