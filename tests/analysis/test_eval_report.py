@@ -173,8 +173,10 @@ def test_report_of_no_detections_has_no_threshold_and_every_object_missed(tmp_pa
 
 
 def test_read_best_threshold_from_file_or_folder_and_old_files(tmp_path):
-    (tmp_path / "report.json").write_text('{"best_score_threshold": {"overall": {"threshold": 0.42}}}')
-    assert read_best_threshold(tmp_path) == 0.42 and read_best_threshold(tmp_path / "report.json") == 0.42
+    (tmp_path / "report.json").write_text(
+        '{"weights": "m.safetensors", "best_score_threshold": {"overall": {"threshold": 0.42}}}'
+    )
+    assert read_best_threshold(tmp_path) == read_best_threshold(tmp_path / "report.json") == (0.42, "m.safetensors")
     (tmp_path / "old.json").write_text('{"AP": 0.3}')
     with pytest.raises(ValueError, match="run 'gfocal eval' again"):
         read_best_threshold(tmp_path / "old.json")

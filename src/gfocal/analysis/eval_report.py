@@ -185,7 +185,7 @@ def best_score_thresholds(ranked: dict[str, RankedDetections], iou_index: int) -
 def outcomes_at(coco_eval: Any, threshold: float, iou_index: int = 0) -> list[ImageOutcome]:
     """Per image (in ``params.imgIds`` order): its true and false positives scoring >= ``threshold`` and its missed
     ground truths, by COCO's own matches at IoU threshold ``iou_index`` (see the module doc)."""
-    outcomes = {i: ImageOutcome(i, [], [], []) for i in coco_eval.params.imgIds}
+    outcomes = {int(i): ImageOutcome(int(i), [], [], []) for i in coco_eval.params.imgIds}
     for label in coco_eval.params.catIds:
         for e in _image_evaluations(coco_eval, label):
             outcome = outcomes[e["image_id"]]
@@ -320,11 +320,14 @@ def eval_report(coco_eval: Any, class_names: list[str], results: dict[str, Any],
     }
 
 
-def read_best_threshold(path: str | os.PathLike[str]) -> float:
-    """The overall best-F1 score threshold that ``gfocal eval`` stored.
+def read_best_threshold(path: str | os.PathLike[str]) -> tuple[float, str | None]:
+    """The overall best-F1 score threshold that ``gfocal eval`` stored, and the weights it was found for.
 
     Args:
         path: the eval JSON (``gfocal eval --out``), a report's ``report.json``, or the ``--report`` folder.
+
+    Returns:
+        (threshold, the ``weights`` path as ``gfocal eval`` was given it, or None if not stored).
 
     Raises:
         FileNotFoundError: no such file. ValueError: the file holds no threshold (written before thresholds were
@@ -333,9 +336,10 @@ def read_best_threshold(path: str | os.PathLike[str]) -> float:
     path = Path(path)
     if path.is_dir():
         path = path / "report.json"
-    stored = json.loads(path.read_text()).get("best_score_threshold")
-    if stored is None:
+    stored = json.loads(path.read_text())
+    best = stored.get("best_score_threshold")
+    if best is None:
         raise ValueError(f"{path}: no best_score_threshold in it; run 'gfocal eval' again to store one")
-    if stored.get("overall") is None:
+    if best.get("overall") is None:
         raise ValueError(f"{path}: no score threshold could be chosen (no detection matched a ground truth)")
-    return float(stored["overall"]["threshold"])
+    return float(best["overall"]["threshold"]), stored.get("weights")
