@@ -12,6 +12,7 @@ from gfocal.analysis.eval_report import (
     precision_recall,
     ranked_detections,
     read_best_threshold,
+    suggested_score_threshold,
 )
 from gfocal.engine.evaluate import coco_evaluation, coco_metrics
 from support.standin import Ann, Img, Records
@@ -71,6 +72,8 @@ def test_hand_built_best_thresholds_confusion_and_worst_images():
     # All classes: 0.9 T, 0.8 F, 0.7 F, 0.6 T, 0.3 F against 3 objects; >= 0.6 gives P 1/2, R 2/3.
     assert best["overall"] == pytest.approx({"threshold": 0.6, "precision": 0.5, "recall": 2 / 3, "f1": 4 / 7})
     assert best["iou"] == 0.5
+    records, detections = two_images()
+    assert suggested_score_threshold(coco_evaluation(records, detections), records.class_names) == best
     # Rows: true cat, dog, background; columns: detected cat, dog, background.
     assert report["confusion"]["labels"] == ["cat", "dog", "background"]
     assert report["confusion"]["matrix"] == [[2, 0, 0], [1, 0, 0], [0, 1, 0]]

@@ -100,6 +100,19 @@ def test_eval_report_writes_the_page_pictures_and_the_same_numbers_as_the_eval_j
     assert page.count("data:image/png;base64,") == 4 + 2 and "--score-threshold best" in page
 
 
+def test_eval_without_report_stores_the_same_threshold_and_writes_no_folder(evaluated, data, weights, tmp_path):
+    from gfocal.engine import evaluate
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(evaluate, "gather_detections", hand_made)
+        argv = ["-q", "eval", "--weights", str(weights), "--data", str(data), "--workers", "0", "--precision", "fp32"]
+        assert main([*argv, "--out", str(tmp_path / "plain.json")]) == 0
+    plain, with_report = (json.loads(p.read_text()) for p in (tmp_path / "plain.json", evaluated[0]))
+    assert plain["best_score_threshold"] == with_report["best_score_threshold"] and os.listdir(tmp_path) == [
+        "plain.json"
+    ]
+
+
 def test_eval_report_refuses_a_folder_with_files_before_running(evaluated, data, weights, capsys):
     _, folder = evaluated
     argv = ["eval", "--weights", str(weights), "--data", str(data), "--out", str(folder.parent / "again.json")]

@@ -37,6 +37,7 @@ __all__ = [
     "f1_by_threshold",
     "best_f1",
     "best_score_thresholds",
+    "suggested_score_threshold",
     "outcomes_at",
     "confusion_matrix",
     "eval_report",
@@ -182,6 +183,17 @@ def best_score_thresholds(ranked: dict[str, RankedDetections], iou_index: int) -
     }
 
 
+def suggested_score_threshold(coco_eval: Any, class_names: list[str]) -> dict[str, Any]:
+    """What ``gfocal eval`` stores as ``best_score_threshold``: :func:`best_score_thresholds` at IoU 0.5, with
+    ``"iou"`` and ``"criterion"`` ("F1")."""
+    ranked = {name: ranked_detections(coco_eval, label) for label, name in zip(coco_eval.params.catIds, class_names)}
+    return _suggested(ranked, _iou_index(coco_eval.params, IOU_FOR_THRESHOLD))
+
+
+def _suggested(ranked: dict[str, RankedDetections], iou_index: int) -> dict[str, Any]:
+    return {"iou": IOU_FOR_THRESHOLD, "criterion": "F1", **best_score_thresholds(ranked, iou_index)}
+
+
 def outcomes_at(coco_eval: Any, threshold: float, iou_index: int = 0) -> list[ImageOutcome]:
     """Per image (in ``params.imgIds`` order): its true and false positives scoring >= ``threshold`` and its missed
     ground truths, by COCO's own matches at IoU threshold ``iou_index`` (see the module doc)."""
@@ -266,13 +278,13 @@ def eval_report(coco_eval: Any, class_names: list[str], results: dict[str, Any],
         rows (AP, AP50, AP75, AP per IoU, the best F1 threshold); ``pr_curves``: {"0.50"/"0.75": {class:
         interpolated precision [R] from :func:`ranked_detections`}}; ``f1_curves``: {class or "all":
         :func:`f1_by_threshold` on a 0..1 grid, at IoU 0.5}; ``best_score_threshold`` (:func:`best_score_thresholds`,
-        ``iou``); ``confusion``: {"labels": classes + "background", "matrix"} at the overall threshold;
+        :func:`suggested_score_threshold`); ``confusion``: {"labels": classes + "background", "matrix"} at the overall threshold;
         ``worst_images``: the ``worst`` images by errors (misses + false positives) at that threshold.
     """
     params = coco_eval.params
     iou_index, strict_index = _iou_index(params, IOU_FOR_THRESHOLD), _iou_index(params, 0.75)
     ranked = {name: ranked_detections(coco_eval, label) for label, name in zip(params.catIds, class_names)}
-    thresholds = best_score_thresholds(ranked, iou_index)
+    thresholds = _suggested(ranked, iou_index)
     precision = coco_eval.eval["precision"][:, :, :, 0, -1]  # [T, R, K], area all, largest maxDets
     curves = {
         f"{params.iouThrs[t]:.2f}": {
@@ -302,7 +314,7 @@ def eval_report(coco_eval: Any, class_names: list[str], results: dict[str, Any],
         "per_class": per_class,
         "pr_curves": curves,
         "f1_curves": {name: {k: v.tolist() for k, v in curve.items()} for name, curve in f1_curves.items()},
-        "best_score_threshold": {"iou": IOU_FOR_THRESHOLD, "criterion": "F1", **thresholds},
+        "best_score_threshold": thresholds,
         "confusion": {
             "labels": [*class_names, "background"],
             "matrix": confusion_matrix(coco_eval, outcomes, IOU_FOR_THRESHOLD).tolist(),

@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gfocal.analysis.eval_report import eval_report
+    from gfocal.analysis.eval_report import eval_report, suggested_score_threshold
     from gfocal.engine import format_results
     from gfocal.engine.evaluate import run_evaluation, save_results
     from gfocal.fileio import prepare_output_dir
@@ -98,20 +98,23 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.quiet,
         )
     records, coco_eval = evaluation.records, evaluation.coco_eval
-    report = eval_report(coco_eval, list(records.class_names), evaluation.results, worst=args.worst_images)
-    results = {**evaluation.results, "best_score_threshold": report["best_score_threshold"]}
+    class_names = list(records.class_names)
+    # The threshold is stored always (cheap); the rest of the report (every image's errors) only when asked for.
+    report = eval_report(coco_eval, class_names, evaluation.results, args.worst_images) if report_dir else None
+    threshold = report["best_score_threshold"] if report else suggested_score_threshold(coco_eval, class_names)
+    results = {**evaluation.results, "best_score_threshold": threshold}
     source = {"weights": str(args.weights), "data": str(args.data)}
     out = Path(args.out) if args.out else Path(args.weights).parent / f"eval_{Path(args.data).stem}.json"
     save_results(out, {**source, **results})
     print(format_results(results))
-    best = report["best_score_threshold"]["overall"]
+    best = threshold["overall"]
     if best is not None:
         print(
             f"suggested score threshold {best['threshold']:.3f} (best F1 {best['f1']:.3f} at IoU 0.5: precision "
             f"{best['precision']:.3f}, recall {best['recall']:.3f})"
         )
     print(f"saved: {out}")
-    if report_dir is not None:
+    if report is not None:
         from gfocal.analysis.eval_report_html import write_eval_report
 
         print(f"report: {write_eval_report(report_dir, report, records, coco_eval, source)}")
