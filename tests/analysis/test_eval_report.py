@@ -66,11 +66,16 @@ def test_hand_built_precision_recall_and_interpolated_ap():
 def test_hand_built_best_thresholds_confusion_and_worst_images():
     report = report_of(*two_images())
     best = report["best_score_threshold"]
-    # cat alone: keeping >= 0.6 gives 2 of 3 right and both cats (F1 0.8); the dog is never found.
-    assert best["per_class"]["cat"] == pytest.approx({"threshold": 0.6, "precision": 2 / 3, "recall": 1, "f1": 0.8})
+    # cat alone: keeping >= 0.6 gives 2 of 3 right and both cats (F1 0.8); the dog is never found. The threshold
+    # lies between the last score kept (0.6) and the next (0.3), for the model's rule "score > threshold".
+    assert best["per_class"]["cat"] == pytest.approx(
+        {"threshold": 0.45, "lowest_kept_score": 0.6, "precision": 2 / 3, "recall": 1, "f1": 0.8}
+    )
     assert best["per_class"]["dog"] is None
     # All classes: 0.9 T, 0.8 F, 0.7 F, 0.6 T, 0.3 F against 3 objects; >= 0.6 gives P 1/2, R 2/3.
-    assert best["overall"] == pytest.approx({"threshold": 0.6, "precision": 0.5, "recall": 2 / 3, "f1": 4 / 7})
+    assert best["overall"] == pytest.approx(
+        {"threshold": 0.45, "lowest_kept_score": 0.6, "precision": 0.5, "recall": 2 / 3, "f1": 4 / 7}
+    )
     assert best["iou"] == 0.5
     records, detections = two_images()
     assert suggested_score_threshold(coco_evaluation(records, detections), records.class_names) == best
@@ -82,7 +87,7 @@ def test_hand_built_best_thresholds_confusion_and_worst_images():
         {"image_id": 1, "errors": 1, "false_positives": 1, "missed": 0},
     ]
     cat = report["per_class"][CAT]
-    assert cat["AP75"] == pytest.approx(cat["AP50"]) and cat["best_f1"]["threshold"] == pytest.approx(0.6)
+    assert cat["AP75"] == pytest.approx(cat["AP50"]) and cat["best_f1"]["threshold"] == pytest.approx(0.45)
     assert report["per_class"][DOG]["AP50"] == 0.0
 
 
@@ -93,13 +98,16 @@ def test_f1_by_threshold_equals_counting_by_hand():
     grid = np.linspace(0, 1, 21)
     curve = f1_by_threshold(scores, true, 30, grid)
     for g, precision, recall, f1 in zip(grid, curve["precision"], curve["recall"], curve["f1"]):
-        kept = scores >= g
+        kept = scores > g
         tp = (true & kept).sum()
         assert recall == pytest.approx(tp / 30)
         assert precision == pytest.approx(tp / kept.sum() if kept.any() else 1.0)
         assert f1 == pytest.approx(2 * tp / (kept.sum() + 30) if tp else 0.0)
     best = best_f1(scores, true, 30)
-    assert best["f1"] >= curve["f1"].max() - 1e-12  # the exact scores include every step of the grid's curve
+    assert best["f1"] >= curve["f1"].max() - 1e-12  # the cuts between scores include every step of the grid's curve
+    kept = scores > best["threshold"]
+    assert best["f1"] == pytest.approx(2 * (true & kept).sum() / (kept.sum() + 30))
+    assert scores[kept].min() == best["lowest_kept_score"]
 
 
 def random_case(seed: int):

@@ -129,7 +129,7 @@ def interpolated_precision(precision: np.ndarray, recall: np.ndarray, recall_poi
 
 
 def f1_by_threshold(scores: np.ndarray, true: np.ndarray, num_gt: int, thresholds: np.ndarray) -> dict[str, np.ndarray]:
-    """Precision, recall and F1 of the detections scoring at least each threshold.
+    """Precision, recall and F1 of the detections scoring above each threshold (the model's ``score_threshold`` rule).
 
     Args:
         scores (float [D]): counted detections (ignored ones left out), best first.
@@ -140,7 +140,7 @@ def f1_by_threshold(scores: np.ndarray, true: np.ndarray, num_gt: int, threshold
     Returns:
         ``{"threshold", "precision", "recall", "f1"}``, float [G] each; precision 1 where nothing is kept.
     """
-    kept = len(scores) - np.searchsorted(scores[::-1], thresholds, side="left")  # [G] detections >= threshold
+    kept = len(scores) - np.searchsorted(scores[::-1], thresholds, side="right")  # [G] detections > threshold
     cumulative = np.concatenate(([0], np.cumsum(true)))  # [D + 1]
     true_kept = cumulative[kept]
     precision = np.where(kept > 0, true_kept / np.maximum(kept, 1), 1.0)
@@ -150,13 +150,21 @@ def f1_by_threshold(scores: np.ndarray, true: np.ndarray, num_gt: int, threshold
 
 
 def best_f1(scores: np.ndarray, true: np.ndarray, num_gt: int) -> dict[str, float] | None:
-    """The score threshold (one of ``scores``) of the best F1 and its precision, recall and F1; None with no true
-    positive. Arguments as :func:`f1_by_threshold`; ties go to the higher threshold (fewer detections)."""
+    """The score threshold of the best F1, with its precision, recall and F1 and ``lowest_kept_score``; None with no
+    true positive. Arguments as :func:`f1_by_threshold`; ties go to the higher threshold (fewer detections).
+
+    The threshold lies halfway between the lowest score kept and the highest one dropped (half the lowest when
+    all are kept), so the model's rule, ``score > threshold``, keeps exactly the detections counted, and a score
+    that moves a little between this evaluation and a later prediction stays on its side.
+    """
     if not true.any() or num_gt == 0:
         return None
-    curve = f1_by_threshold(scores, true, num_gt, np.unique(scores)[::-1])
+    distinct = np.unique(scores)[::-1]  # [U] best first
+    cuts = (distinct + np.append(distinct[1:], 0.0)) / 2  # [U]: keeps the scores >= distinct[u]
+    curve = f1_by_threshold(scores, true, num_gt, cuts)
     best = int(np.argmax(curve["f1"]))
-    return {name: float(curve[name][best]) for name in ("threshold", "precision", "recall", "f1")}
+    found = {name: float(curve[name][best]) for name in ("threshold", "precision", "recall", "f1")}
+    return {**found, "lowest_kept_score": float(distinct[best])}
 
 
 def _counted(ranked: RankedDetections, iou_index: int) -> tuple[np.ndarray, np.ndarray, int]:

@@ -94,10 +94,10 @@ def f1_figure(report: dict[str, Any], dpi: int = 90) -> bytes:
     best = report["best_score_threshold"]["overall"]
     if best is not None:
         axes.axvline(best["threshold"], color="black", ls=":", lw=1)
-        axes.set_title(f"best F1 {best['f1']:.3f} at score >= {best['threshold']:.3f}", fontsize=9)
+        axes.set_title(f"best F1 {best['f1']:.3f} at score > {best['threshold']:.3f}", fontsize=9)
     axes.set_xlim(0, 1)
     axes.set_ylim(0, 1.02)
-    axes.set_xlabel("score threshold (keep detections scoring at least this)")
+    axes.set_xlabel("score threshold (keep detections scoring above it)")
     axes.set_ylabel(f"F1 at IoU {report['best_score_threshold']['iou']}")
     axes.legend(fontsize=7, frameon=False)
     return _png(figure)
@@ -179,7 +179,7 @@ def _img(png: bytes, alt: str) -> str:
 
 
 def _class_table(report: dict[str, Any]) -> str:
-    head = "<tr><th>class</th><th>GT</th><th>AP</th><th>AP50</th><th>AP75</th><th>best score</th>"
+    head = "<tr><th>class</th><th>GT</th><th>AP</th><th>AP50</th><th>AP75</th><th>threshold</th>"
     head += "<th>precision</th><th>recall</th><th>F1</th></tr>"
     body = ""
     for row in report["per_class"]:
@@ -228,8 +228,8 @@ def report_html(report: dict[str, Any], figures: dict[str, bytes], worst: Sequen
 AP {_fmt(report["AP"])}, AP50 {_fmt(report["AP_per_iou"].get("0.50"))}, AP75 {_fmt(report["AP_per_iou"].get("0.75"))}.
 Every number and picture comes from pycocotools' evaluation that gave this AP (its matches, its ranking).
 {suggestion}</p>
-<h2>Per class</h2><p class=note>Best score: the threshold of the class's best F1 at IoU {best["iou"]}, with the
-precision and recall there. GT: ground-truth boxes that count (crowd and difficult ones do not).</p>{_class_table(report)}
+<h2>Per class</h2><p class=note>Threshold: keeping the detections scoring above it gives the class's best F1
+at IoU {best["iou"]}, with the precision and recall there. GT: ground-truth boxes that count (crowd and difficult ones do not).</p>{_class_table(report)}
 <h2>Precision-recall curves</h2><p class=note>COCO's interpolated precision at 101 recall points; its mean is the
 class's AP at that IoU.</p>{_img(figures["pr_curves"], "precision-recall curves")}
 <h2>F1 against the score threshold</h2>{_img(figures["f1"], "F1 against score threshold")}

@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=score_threshold,
         default=None,
         metavar="SCORE|best",
-        help="keep detections scoring at least this (default: the one stored with the weights); 'best': the "
+        help="keep detections scoring above this (default: the one stored with the weights); 'best': the "
         "threshold of best F1 over all classes (IoU 0.5) that 'gfocal eval' found, read from --eval-json",
     )
     parser.add_argument(
