@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from gfocal.analysis.eval_report import outcomes_at
+from gfocal.analysis.eval_report import ImageOutcome, outcomes_at
 from gfocal.analysis.output import write_json
 from gfocal.analysis.report import PAGE_CSS, draw_box
 from gfocal.data.image_io import decode_image
@@ -143,9 +143,9 @@ def ap_per_iou_figure(report: dict[str, Any], dpi: int = 90) -> bytes:
 
 
 def image_figure(
-    image: np.ndarray, outcome: Any, coco_eval: Any, class_names: Sequence[str], title: str, dpi: int = 80
+    image: np.ndarray, outcome: ImageOutcome, coco_eval: Any, class_names: Sequence[str], title: str, dpi: int = 80
 ) -> bytes:
-    """PNG: ``image`` (uint8 [H, W, 3] RGB) with an :class:`~gfocal.analysis.eval_report.ImageOutcome`'s boxes:
+    """PNG: ``image`` (uint8 [H, W, 3] RGB) with an outcome's boxes (``coco_eval``'s annotations and detections):
     true positives cyan, false positives red dashed, missed ground truths orange (labels ``name score``)."""
     height, width = image.shape[:2]
     scale = 6.0 / max(height, width)
