@@ -6,7 +6,7 @@ of its ``accumulate`` (all images of a class, best score first, ties in image or
 interpolated AP of :func:`interpolated_precision` on these curves is the AP ``gfocal eval`` prints
 (``tests/analysis/test_eval_report.py`` checks it per class at IoU 0.5 and 0.75).
 
-Keeping the detections scoring at least s keeps COCO's matches of those detections unchanged: COCO
+Keeping only the detections scoring above a threshold keeps COCO's matches of those detections unchanged: COCO
 matches each image's detections greedily, best score first, so a lower-scoring detection never takes a
 ground truth from a higher one. Errors at a threshold (:func:`outcomes_at`) therefore read the same
 matches. Only class confusions need an overlap between classes, which COCO never computes: a false
@@ -203,14 +203,14 @@ def _suggested(ranked: dict[str, RankedDetections], iou_index: int) -> dict[str,
 
 
 def outcomes_at(coco_eval: Any, threshold: float, iou_index: int = 0) -> list[ImageOutcome]:
-    """Per image (in ``params.imgIds`` order): its true and false positives scoring >= ``threshold`` and its missed
-    ground truths, by COCO's own matches at IoU threshold ``iou_index`` (see the module doc)."""
+    """Per image (in ``params.imgIds`` order): its true and false positives scoring above ``threshold`` (the model's
+    rule) and its missed ground truths, by COCO's own matches at IoU threshold ``iou_index`` (see the module doc)."""
     outcomes = {int(i): ImageOutcome(int(i), [], [], []) for i in coco_eval.params.imgIds}
     for label in coco_eval.params.catIds:
         for e in _image_evaluations(coco_eval, label):
             outcome = outcomes[e["image_id"]]
             scores = np.asarray(e["dtScores"])
-            kept = (scores >= threshold) & ~np.asarray(e["dtIgnore"][iou_index], dtype=bool)
+            kept = (scores > threshold) & ~np.asarray(e["dtIgnore"][iou_index], dtype=bool)
             matched = np.asarray(e["dtMatches"][iou_index]) > 0
             ids = np.asarray(e["dtIds"])
             outcome.true_positives.extend(ids[kept & matched].tolist())
@@ -285,9 +285,9 @@ def eval_report(coco_eval: Any, class_names: list[str], results: dict[str, Any],
         ``iou_thresholds`` [T]; ``recall_points`` [R]; ``AP_per_iou`` (``results``') and ``per_class``
         rows (AP, AP50, AP75, AP per IoU, the best F1 threshold); ``pr_curves``: {"0.50"/"0.75": {class:
         interpolated precision [R] from :func:`ranked_detections`}}; ``f1_curves``: {class or "all":
-        :func:`f1_by_threshold` on a 0..1 grid, at IoU 0.5}; ``best_score_threshold`` (:func:`best_score_thresholds`,
-        :func:`suggested_score_threshold`); ``confusion``: {"labels": classes + "background", "matrix"} at the overall threshold;
-        ``worst_images``: the ``worst`` images by errors (misses + false positives) at that threshold.
+        :func:`f1_by_threshold` on a 0..1 grid, at IoU 0.5}; ``best_score_threshold``
+        (:func:`suggested_score_threshold`); ``confusion``: {"labels": classes + "background", "matrix"} at the
+        overall threshold; ``worst_images``: the ``worst`` images by errors (misses + false positives) at that threshold.
     """
     params = coco_eval.params
     iou_index, strict_index = _iou_index(params, IOU_FOR_THRESHOLD), _iou_index(params, 0.75)
