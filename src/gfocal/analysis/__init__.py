@@ -6,6 +6,8 @@
 - :mod:`gfocal.analysis.evaluation`: AUROC against synthetic data's recorded ambiguous edges;
 - :mod:`gfocal.analysis.localisation` (with ``localisation_oracles`` and ``localisation_shape``): where
   any detector's AP75 is lost, in its boxes, its ranking or its duplicates (``benchmarks/localisation.py``).
+- :mod:`gfocal.analysis.eval_report` (pictures and page: ``eval_report_html``): ``gfocal eval --report``, the
+  PR and F1 curves, best score thresholds, confusion matrix and worst images, from pycocotools' own evaluation.
 """
 
 from gfocal.analysis.distributions import (

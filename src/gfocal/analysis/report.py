@@ -29,7 +29,7 @@ from gfocal.analysis.distributions import EDGES
 from gfocal.data.image_io import decode_image
 from gfocal.fileio import atomic_write_bytes, output_path, safe_name
 
-__all__ = ["annotation_figure", "write_figures", "render_html"]
+__all__ = ["PAGE_CSS", "annotation_figure", "draw_box", "write_figures", "render_html"]
 
 _EDGE_COLOURS = {"left": "#1f77b4", "right": "#9467bd", "top": "#2ca02c", "bottom": "#8c564b"}
 _BIMODAL = "#d62728"
@@ -68,10 +68,10 @@ def annotation_figure(image: np.ndarray, row: dict[str, Any], drawing: Annotatio
     crop_axes.imshow(image[cy0:cy1, cx0:cx1], extent=(cx0, cx1, cy1, cy0), interpolation="nearest")
     crop_axes.set_xlim(cx0, cx1)
     crop_axes.set_ylim(cy1, cy0)
-    _box(crop_axes, box, "#00e000", "-", 2.0)
-    _box(crop_axes, drawing.probe_box, "#ff9900", "--", 1.4)
+    draw_box(crop_axes, box, "#00e000", "-", 2.0)
+    draw_box(crop_axes, drawing.probe_box, "#ff9900", "--", 1.4)
     if drawing.detection_box is not None:
-        _box(crop_axes, drawing.detection_box, "#00d0ff", ":", 1.6)
+        draw_box(crop_axes, drawing.detection_box, "#00d0ff", ":", 1.6)
     for index, edge in enumerate(EDGES):
         colour = _BIMODAL if edge in bimodal else _EDGE_COLOURS[edge]
         positions, probs = drawing.positions[index], drawing.probs[index]
@@ -109,7 +109,8 @@ def annotation_figure(image: np.ndarray, row: dict[str, Any], drawing: Annotatio
     return buffer.getvalue()
 
 
-def _box(axes, box: Sequence[float], colour: str, style: str, width: float) -> None:
+def draw_box(axes, box: Sequence[float], colour: str, style: str, width: float) -> None:
+    """An unfilled rectangle on matplotlib ``axes``; ``box`` xyxy in the axes' data units (image pixels)."""
     x0, y0, x1, y1 = (float(v) for v in box)
     axes.add_patch(
         Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linestyle=style, linewidth=width)
@@ -136,7 +137,7 @@ def write_figures(analysis: AmbiguityAnalysis, out: Path, top_k: int = 24) -> li
     return written
 
 
-_CSS = """
+PAGE_CSS = """
 body{font-family:system-ui,sans-serif;margin:16px;color:#222;max-width:1400px}
 h1{font-size:20px} h2{font-size:16px;margin-top:24px}
 .cards{display:flex;flex-wrap:wrap;gap:12px}
@@ -207,7 +208,7 @@ def render_html(
         "matched_iou",
     )
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_CSS}</style></head>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{PAGE_CSS}</style></head>
 <body><h1>{html.escape(title)}</h1>
 <p class=note>Dataset <code>{html.escape(str(analysis.records.root))}</code> ({html.escape(analysis.records.format)}):
 {settings.get("num_annotations", 0)} annotations in {settings.get("num_images", 0)} images.

@@ -30,7 +30,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("source", help="an image file, a folder (searched recursively) or a glob such as 'imgs/*.jpg'")
     parser.add_argument("--weights", required=True, help="a .safetensors weights file written by 'gfocal train'")
     parser.add_argument("--out", required=True, help="output folder (must be new or empty unless --overwrite)")
-    parser.add_argument("--score-threshold", type=float, default=None, help="keep detections scoring at least this")
+    parser.add_argument(
+        "--score-threshold",
+        type=score_threshold,
+        default=None,
+        metavar="SCORE|best",
+        help="keep detections scoring above this (default: the one stored with the weights); 'best': the "
+        "threshold of best F1 over all classes (IoU 0.5) that 'gfocal eval' found, read from --eval-json",
+    )
+    parser.add_argument(
+        "--eval-json",
+        default=None,
+        metavar="PATH",
+        help="with --score-threshold best: the results JSON 'gfocal eval' wrote for these weights (its --out; "
+        "default eval_<data>.json beside the weights) or its --report folder",
+    )
     parser.add_argument("--batch-size", type=positive_int, default=4, help="images (with --tile: tiles) per pass")
     parser.add_argument("--workers", type=int, default=2, help="image-decoding processes (default: 2)")
     parser.add_argument("--no-draw", action="store_true", help="do not write images with boxes drawn")
@@ -53,6 +67,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_precision_option(parser)
     add_compile_option(parser)
     parser.set_defaults(run=run)
+
+
+def score_threshold(text: str) -> float | str:
+    """argparse type: a number, or "best" (resolved by :func:`resolve_score_threshold`)."""
+    if text == "best":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor 'best'") from None
+
+
+def resolve_score_threshold(args: argparse.Namespace) -> float | None:
+    """The score threshold to predict with: the number given, or "best" read from ``--eval-json``."""
+    import warnings
+    from pathlib import Path
+
+    from gfocal.analysis.eval_report import read_best_threshold
+
+    if args.score_threshold != "best":
+        if args.eval_json is not None:
+            raise CommandError("--eval-json is read only with --score-threshold best")
+        return args.score_threshold
+    if args.eval_json is None:
+        raise CommandError(
+            "--score-threshold best needs the threshold 'gfocal eval' chose: pass --eval-json with the JSON it wrote "
+            "(eval_<data>.json) or its --report folder, or give a number"
+        )
+    try:
+        threshold, weights = read_best_threshold(args.eval_json)
+    except ValueError as error:
+        raise CommandError(str(error)) from error
+    if weights is not None and Path(weights).resolve() != Path(args.weights).resolve():
+        warnings.warn(f"{args.eval_json}: its threshold was found for {weights}, not {args.weights}", stacklevel=1)
+    print(f"score threshold {threshold:.3f}: the best F1 'gfocal eval' found ({args.eval_json})")
+    return threshold
 
 
 def distribution_fields(detections: dict) -> list[dict]:
@@ -78,8 +128,9 @@ def run(args: argparse.Namespace) -> int:
             "(drop one of the two)"
         )
     with user_errors():
+        threshold = resolve_score_threshold(args)
         paths = find_images(args.source)
-        overrides = {} if args.score_threshold is None else {"score_threshold": args.score_threshold}
+        overrides = {} if threshold is None else {"score_threshold": threshold}
         model = load_model(args.weights, image_size=args.image_size, **overrides)
         check_merge(tiling, model.head.box_coding.has_distributions, args.weights)
         if tta is not None:

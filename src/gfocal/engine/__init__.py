@@ -27,6 +27,7 @@ _HOMES = {
     "evaluate_detections": "evaluate",
     "evaluate_model": "evaluate",
     "evaluate_weights": "evaluate",
+    "run_evaluation": "evaluate",
     "format_results": "evaluate",
     "predict_dataset": "evaluate",
     "LoadedImage": "inference_loop",

@@ -24,7 +24,7 @@ import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -44,8 +44,13 @@ from gfocal.models.precision import prepare_for_inference, resolve_precision
 from gfocal.tiling import TiledDetector, TilingConfig
 
 __all__ = [
+    "Evaluation",
+    "coco_evaluation",
     "coco_ground_truth",
+    "coco_metrics",
     "evaluate_detections",
+    "gather_detections",
+    "run_evaluation",
     "to_original_coordinates",
     "predict_dataset",
     "evaluate_model",
@@ -105,25 +110,16 @@ def _detections_to_coco(detections: Detections) -> list[dict[str, Any]]:
     return results
 
 
-def evaluate_detections(records: Any, detections: Detections, max_detections: int = 100) -> dict[str, Any]:
-    """COCO metrics of ``detections`` (in original image pixels) against ``records``.
+def coco_evaluation(records: Any, detections: Detections, max_detections: int = 100) -> Any:
+    """pycocotools' evaluation of ``detections`` against ``records``, evaluated and accumulated.
 
-    Args:
-        records: ``DatasetRecords`` (images with annotations, ``class_names``).
-        detections: image index -> {"boxes" [K,4] xyxy pixels, "scores" [K], "labels" [K] in 0..C-1};
-            missing images have no detections. May be empty (every AP is then 0).
-        max_detections: detections per image (and class) that count, best first: pycocotools' largest
-            ``maxDets`` (COCO's 100). A scene with more objects than this cannot reach AP 1: raise it for
-            dense scenes.
+    Its arrays are what every number of ``gfocal eval`` (and of its ``--report``) is read from:
+    ``eval["precision"]`` [T IoU thresholds, R recall points, K classes, A areas, M max dets] and ``evalImgs``
+    (per class, area and image: ``dtMatches`` [T, D], ``gtMatches`` [T, G], ``dtScores`` [D], ``dtIgnore``,
+    ``gtIgnore``). Arguments as :func:`evaluate_detections`; category ids are labels, image ids indices.
 
     Returns:
-        ``{"AP": ..., "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"``
-        (floats in [0, 1], or -1.0; "AR100" is the recall at ``max_detections``),
-        ``"AP_per_iou"``: {"0.50": AP at IoU 0.50, "0.55": ..., "0.95": ...} (COCO's ten thresholds, whose
-        mean is "AP"),
-        ``"per_class": [{"class", "label", "num_gt", "AP", "AP50"}, ...]``, ``"max_detections"``, and
-        ``"images_over_max_detections"``: how many images have more ground-truth boxes than ``max_detections``
-        (their AP is capped), ``"most_ground_truth"``: the most ground-truth boxes in one image}.
+        ``pycocotools.cocoeval.COCOeval``, with ``params.maxDets = [1, 10, max_detections]``.
     """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -144,7 +140,42 @@ def evaluate_detections(records: Any, detections: Detections, max_detections: in
         coco_eval.params.maxDets = [1, 10, max_detections]
         coco_eval.evaluate()
         coco_eval.accumulate()
+    return coco_eval
+
+
+def evaluate_detections(records: Any, detections: Detections, max_detections: int = 100) -> dict[str, Any]:
+    """COCO metrics of ``detections`` (in original image pixels) against ``records``.
+
+    Args:
+        records: ``DatasetRecords`` (images with annotations, ``class_names``).
+        detections: image index -> {"boxes" [K,4] xyxy pixels, "scores" [K], "labels" [K] in 0..C-1};
+            missing images have no detections. May be empty (every AP is then 0).
+        max_detections: detections per image (and class) that count, best first: pycocotools' largest
+            ``maxDets`` (COCO's 100). A scene with more objects than this cannot reach AP 1: raise it for
+            dense scenes.
+
+    Returns:
+        :func:`coco_metrics` of :func:`coco_evaluation`.
+    """
+    return coco_metrics(coco_evaluation(records, detections, max_detections), records.class_names)
+
+
+def coco_metrics(coco_eval: Any, class_names: Sequence[str]) -> dict[str, Any]:
+    """The summary of a :func:`coco_evaluation`.
+
+    Returns:
+        ``{"AP": ..., "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"``
+        (floats in [0, 1], or -1.0; "AR100" is the recall at ``max_detections``),
+        ``"AP_per_iou"``: {"0.50": AP at IoU 0.50, "0.55": ..., "0.95": ...} (COCO's ten thresholds, whose
+        mean is "AP"),
+        ``"per_class": [{"class", "label", "num_gt", "AP", "AP50"}, ...]``, ``"max_detections"``, and
+        ``"images_over_max_detections"``: how many images have more ground-truth boxes than ``max_detections``
+        (their AP is capped), ``"most_ground_truth"``: the most ground-truth boxes in one image}.
+    """
+    with contextlib.redirect_stdout(io.StringIO()):
         coco_eval.summarize()
+    max_detections = coco_eval.params.maxDets[-1]
+    annotations = [a for a in coco_eval.cocoGt.dataset["annotations"] if not a["iscrowd"]]
     results: dict[str, Any] = {name: float(v) for name, v in zip(METRIC_NAMES, coco_eval.stats)}
     precision = coco_eval.eval["precision"]  # [T IoU thresholds, R recall points, K classes, A areas, M max dets]
     # pycocotools' summarize scores AP (its stats[0] alone) at maxDets=100 whatever maxDets holds: -1 otherwise.
@@ -153,9 +184,7 @@ def evaluate_detections(records: Any, detections: Detections, max_detections: in
         f"{threshold:.2f}": _mean_valid(precision[t, :, :, 0, -1])
         for t, threshold in enumerate(coco_eval.params.iouThrs)
     }
-    num_gt = np.bincount(
-        [a["category_id"] for a in gt_dict["annotations"] if not a["iscrowd"]], minlength=len(records.class_names)
-    )
+    num_gt = np.bincount([a["category_id"] for a in annotations], minlength=len(class_names))
     results["per_class"] = [
         {
             "class": name,
@@ -164,9 +193,9 @@ def evaluate_detections(records: Any, detections: Detections, max_detections: in
             "AP": _mean_valid(precision[:, :, k, 0, -1]),
             "AP50": _mean_valid(precision[0, :, k, 0, -1]),
         }
-        for k, name in enumerate(records.class_names)
+        for k, name in enumerate(class_names)
     ]
-    per_image = np.bincount([a["image_id"] for a in gt_dict["annotations"] if not a["iscrowd"]], minlength=1)
+    per_image = np.bincount([a["image_id"] for a in annotations], minlength=1)
     results["max_detections"] = max_detections
     results["images_over_max_detections"] = int((per_image > max_detections).sum())
     results["most_ground_truth"] = int(per_image.max())
@@ -249,18 +278,53 @@ def evaluate_model(
     Every process must call this; all receive the same results, computed on rank 0.
     ``max_detections``: see :func:`evaluate_detections`. ``progress``: rank 0 shows a bar of its images.
     """
+    detections = gather_detections(model, dataset, device, batch_size, workers, collate, autocast, progress)
+    results = evaluate_detections(records, detections, max_detections) if rank_and_world()[0] == 0 else None
+    return broadcast_object(results)
+
+
+def gather_detections(
+    model: nn.Module,
+    dataset: Dataset,
+    device: torch.device,
+    batch_size: int = 8,
+    workers: int = 0,
+    collate: Callable[[list[Any]], Any] = collate_detection,
+    autocast: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
+    progress: bool = False,
+) -> dict[int, dict[str, np.ndarray]]:
+    """:func:`predict_dataset` over all of ``dataset``, shared between processes when distributed.
+
+    Every process must call this; all receive every image's detections.
+    """
     rank, world_size = rank_and_world()
     shard = range(rank, len(dataset), world_size)  # type: ignore[arg-type]
     detections = predict_dataset(
         model, dataset, device, batch_size, workers, shard, collate, autocast, progress=progress and rank == 0
     )
-    gathered = all_gather_objects(detections)
-    detections = {k: v for part in gathered for k, v in part.items()}
-    results = evaluate_detections(records, detections, max_detections) if rank == 0 else None
-    return broadcast_object(results)
+    return {k: v for part in all_gather_objects(detections) for k, v in part.items()}
 
 
-def evaluate_weights(
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation and what it was computed from, so a report reads the very detections the AP scored.
+
+    results: :func:`coco_metrics`. records: the dataset (``DatasetRecords``). detections: image index ->
+    {"boxes" [K,4] xyxy original pixels, "scores" [K], "labels" [K]}. coco_eval: :func:`coco_evaluation`.
+    """
+
+    results: dict[str, Any]
+    records: Any
+    detections: dict[int, dict[str, np.ndarray]]
+    coco_eval: Any
+
+
+def evaluate_weights(weights: str | os.PathLike[str], data: str | os.PathLike[str], **options: Any) -> dict[str, Any]:
+    """COCO metrics of a weights file on a labelled dataset: the ``results`` of :func:`run_evaluation`."""
+    return run_evaluation(weights, data, **options).results
+
+
+def run_evaluation(
     weights: str | os.PathLike[str],
     data: str | os.PathLike[str],
     images: str | None = None,
@@ -277,8 +341,8 @@ def evaluate_weights(
     fusion: FusionMethod = "distribution",
     progress: bool = False,
     overrides: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """COCO metrics of a weights file on a labelled dataset (what ``gfocal eval`` prints).
+) -> Evaluation:
+    """COCO metrics of a weights file on a labelled dataset (what ``gfocal eval`` prints), with their sources.
 
     ``split`` defaults to "val" for a YOLO yaml. The images are decoded at their own size and the model
     resizes them, exactly as ``gfocal predict`` feeds it. With ``tiling``, each whole image is predicted
@@ -312,19 +376,13 @@ def evaluate_weights(
         batch_size = 1  # one large image at a time; its tiles are batched
     if tta is not None:
         network = FusedDetector([network], tta, fusion)
+    autocast = functools.partial(precision_autocast, resolve_precision(precision, chosen))
     with torch.inference_mode():
-        return evaluate_model(
-            network,
-            DetectionDataset(records),
-            records,
-            collate_detection,
-            chosen,
-            batch_size,
-            workers,
-            autocast=functools.partial(precision_autocast, resolve_precision(precision, chosen)),
-            max_detections=max_detections,
-            progress=progress,
+        detections = gather_detections(
+            network, DetectionDataset(records), chosen, batch_size, workers, collate_detection, autocast, progress
         )
+    coco_eval = coco_evaluation(records, detections, max_detections)
+    return Evaluation(coco_metrics(coco_eval, records.class_names), records, detections, coco_eval)
 
 
 def save_results(path: str | os.PathLike[str], results: Mapping[str, Any]) -> None:
