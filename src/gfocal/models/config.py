@@ -51,15 +51,21 @@ class ModelConfig:
     reg_max: int = 16
     classification: str = "qfl"  # "qfl" | "focal" (see gfocal.models.variants)
     box: str = "dfl"  # "dfl" | "dirac" | "anchor_delta"
-    quality_label: Literal["iou", "centerness"] = "iou"
+    # The QFL target of a positive: its predicted box's IoU (GFL), its point's centerness, or the
+    # assigner's soft target ("alignment": TOOD's normalised t, needs assigner="task_aligned").
+    quality_label: Literal["iou", "centerness", "alignment"] = "iou"
     dgqp: bool = False
     dgqp_topk: int = 4
     dgqp_channels: int = 64
     prior_prob: float = 0.01
-    # Assignment: a key of gfocal.models.components.ASSIGNERS, and ATSS's settings.
+    # Assignment: a key of gfocal.models.components.ASSIGNERS ("atss", "task_aligned"), and its settings.
     assigner: str = "atss"
     atss_topk: int = 9
     anchor_scale: float = 8.0
+    # TOOD's task-aligned assigner: top-k per ground truth by t = score**alpha * IoU**beta.
+    tal_topk: int = 13
+    tal_alpha: float = 1.0
+    tal_beta: float = 6.0
     point_offset: float = 0.0
     # Losses.
     qfl_beta: float = 2.0
@@ -97,11 +103,15 @@ class ModelConfig:
             raise ValueError(f"dgqp_topk={self.dgqp_topk} exceeds the {self.reg_max + 1} bins per edge")
         # backbone, assigner, box and classification name components: build_detector checks them.
         for name, allowed in (
-            ("quality_label", ("iou", "centerness")),
+            ("quality_label", ("iou", "centerness", "alignment")),
             ("backbone_norm", ("bn", "frozen_bn")),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.tal_topk < 1:
+            raise ValueError(f"tal_topk must be >= 1 candidate per ground truth, got {self.tal_topk}")
+        if self.tal_alpha < 0 or self.tal_beta < 0:
+            raise ValueError(f"tal_alpha and tal_beta must be >= 0, got {self.tal_alpha}, {self.tal_beta}")
         if not self.std_scale > 0:
             raise ValueError(f"std_scale must be > 0, got {self.std_scale}")
         if self.backbone_width < 1:
