@@ -13,6 +13,8 @@ from functools import partial
 
 from gfocal.models.anchor_boxes import AnchorDeltaBoxes
 from gfocal.models.assigner import Assigner, ATSSAssigner
+from gfocal.models.assigner.fcos import FCOSAssigner
+from gfocal.models.assigner.max_iou import MaxIoUAssigner
 from gfocal.models.assigner.task_aligned import TaskAlignedAssigner
 from gfocal.models.backbone import RESNET_LAYOUTS, Backbone, ResNetFPN
 from gfocal.models.box_coding import BoxCoding, DiracBoxes, DistributionBoxes
@@ -72,6 +74,10 @@ BACKBONES: dict[str, Callable[[ModelConfig], Backbone]] = {name: ResNetFPN for n
 ASSIGNERS: dict[str, Callable[[ModelConfig], Assigner]] = {
     "atss": lambda config: ATSSAssigner(config.atss_topk, config.anchor_scale),
     "task_aligned": lambda config: TaskAlignedAssigner(config.tal_topk, config.tal_alpha, config.tal_beta),
+    "fcos": lambda config: FCOSAssigner(tuple(config.fcos_range_edges), config.fcos_radius),
+    "max_iou": lambda config: MaxIoUAssigner(
+        config.max_iou_pos, config.max_iou_neg, config.max_iou_min_pos, config.anchor_scale
+    ),
 }
 
 #: Box codings by ``ModelConfig.box``.

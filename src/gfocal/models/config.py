@@ -58,7 +58,8 @@ class ModelConfig:
     dgqp_topk: int = 4
     dgqp_channels: int = 64
     prior_prob: float = 0.01
-    # Assignment: a key of gfocal.models.components.ASSIGNERS ("atss", "task_aligned"), and its settings.
+    # Assignment: a key of gfocal.models.components.ASSIGNERS ("atss", "task_aligned", "fcos", "max_iou"),
+    # and its settings. anchor_scale is also the side, in strides, of max_iou's one anchor per location.
     assigner: str = "atss"
     atss_topk: int = 9
     anchor_scale: float = 8.0
@@ -66,6 +67,15 @@ class ModelConfig:
     tal_topk: int = 13
     tal_alpha: float = 1.0
     tal_beta: float = 6.0
+    # FCOS: centre sampling radius in strides; edges between the levels' ranges of the largest edge distance
+    # (pixels, one less than the strides: the default is (-1, 64), (64, 128), ..., (512, inf)).
+    fcos_radius: float = 1.5
+    fcos_range_edges: tuple[float, ...] = (64.0, 128.0, 256.0, 512.0)
+    # RetinaNet's max-IoU: positive at IoU >= max_iou_pos, negative below max_iou_neg, ignored between;
+    # each box keeps its best anchors when their IoU is >= max_iou_min_pos.
+    max_iou_pos: float = 0.5
+    max_iou_neg: float = 0.4
+    max_iou_min_pos: float = 0.0
     point_offset: float = 0.0
     # Losses.
     qfl_beta: float = 2.0
@@ -139,7 +149,7 @@ class ModelConfig:
         mean anything (:data:`RETIRED_FIELDS`) are dropped."""
         values = {k: v for k, v in values.items() if k not in RETIRED_FIELDS}
         check_field_names(ModelConfig, values, "model option")
-        tuple_fields = {"class_names", "strides", "image_mean", "image_std"}
+        tuple_fields = {"class_names", "strides", "image_mean", "image_std", "fcos_range_edges"}
         converted = {k: tuple(v) if k in tuple_fields and v is not None else v for k, v in values.items()}
         return cls(**converted)
 

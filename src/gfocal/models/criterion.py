@@ -103,7 +103,11 @@ class GFLCriterion:
         cls_logits = outputs.cls_logits.reshape(-1, num_classes)  # [N*A, C]
         quality_logits = None if outputs.quality_logits is None else outputs.quality_logits.reshape(-1, 1)  # [N*A, 1]
         # Positives are valid by construction; only the classification terms reach invalid locations.
-        cls_weight = None if valid is None else valid.reshape(-1, 1).to(cls_logits.dtype)  # [N*A, 1]
+        # Ignored ones (neither positive nor negative, e.g. RetinaNet's) have no classification loss either.
+        trained, ignored = valid, self.last_targets.assignment.ignored  # [N, A] each, or None
+        if ignored is not None:
+            trained = ~ignored if trained is None else trained & ~ignored
+        cls_weight = None if trained is None else trained.reshape(-1, 1).to(cls_logits.dtype)  # [N*A, 1]
         flat_pos = positives.flat_index(outputs.cls_logits.shape[1])  # [P]
         losses, box_weight = self.quality.losses(
             ClassificationInputs(

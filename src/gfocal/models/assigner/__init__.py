@@ -1,8 +1,8 @@
 """Assigners: which location trains on which ground truth.
 
 :mod:`~gfocal.models.assigner.contract` holds what every assigner reads and returns; each assigner is
-one module beside it (:mod:`~gfocal.models.assigner.atss`, :mod:`~gfocal.models.assigner.task_aligned`)
-and one line in :data:`gfocal.models.components.ASSIGNERS`.
+one module beside it (``atss``, ``task_aligned``, ``fcos``, ``max_iou``) and one line in
+:data:`gfocal.models.components.ASSIGNERS`.
 """
 
 from gfocal.models.assigner.atss import ATSSAssigner, atss_assign

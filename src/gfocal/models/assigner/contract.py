@@ -5,7 +5,7 @@ An assigner chooses, for each location of a batch, the ground truth it trains on
 their anchors), each image's valid locations, the padded ground truth (boxes and labels), and, only
 when it declares ``needs_predictions = True``, the detached predictions at every location (TOOD's
 task-aligned assigner ranks locations by them). It returns an :class:`Assignment`, optionally with a
-per-location matching metric and a soft target for the quality score.
+per-location matching metric, a soft target for the quality score, and locations to ignore.
 
 Shape letters:
     N  images      A  locations over all levels      C  classes (background excluded)
@@ -81,12 +81,15 @@ class Assignment(NamedTuple):
         (TOOD's alignment t), 0 for negatives; None: the assigner has none.
     soft_target (Tensor[N, A] float32 in [0, 1] | None): a target for the positive's quality score
         (TOOD's normalised alignment), 0 for negatives; None: the assigner gives none.
+    ignored (Tensor[N, A] bool | None): locations neither positive nor negative, which have no
+        classification loss (RetinaNet's IoUs between its two thresholds); None: none.
     """
 
     gt_index: Tensor
     positive: Tensor
     metric: Tensor | None = None
     soft_target: Tensor | None = None
+    ignored: Tensor | None = None
 
 
 class Assigner(Protocol):
