@@ -54,6 +54,11 @@ def test_a_small_box_is_within_range():
     assert stats["suggested_reg_max"] <= 3
 
 
+def test_an_assigner_that_reads_predictions_is_refused_without_a_network():
+    with pytest.raises(ValueError, match="task_aligned"):
+        edge_range_statistics(config(assigner="task_aligned"), records([[(20, 20, 36, 36)]]))
+
+
 def test_suggested_reg_max_holds_the_coverage():
     boxes = [[(0, 0, 64, 64)], [(10, 10, 40, 30)], [(5, 30, 60, 62)]]
     suggested = edge_range_statistics(config(), records(boxes), coverage=1.0)["suggested_reg_max"]

@@ -7,9 +7,10 @@ import torch
 import torchvision
 
 from gfocal.engine.build import build_model, build_optimizer, resolve_model_name
-from gfocal.engine.config import TrainConfig
+from gfocal.engine.config import TrainConfig, load_config
 from gfocal.engine.prepare import _warn_if_slow_here
 from gfocal.models import WeightsError
+from gfocal.models.assigner.task_aligned import TaskAlignedAssigner
 
 
 def test_auto_is_the_small_model_on_a_cpu_and_the_paper_model_on_a_gpu():
@@ -71,3 +72,16 @@ def test_eval_and_predict_image_size_overrides_the_stored_one(tmp_path):
     assert (load_model(path).config.min_size, load_model(path).config.max_size) == (800, 1333)
     resized = load_model(path, image_size=640)
     assert (resized.config.min_size, resized.config.max_size) == (384, 640)  # the stored ratio kept
+
+
+def test_the_task_aligned_assigner_is_chosen_from_the_command_line():
+    overrides = [
+        "model_overrides.assigner=task_aligned",
+        "model_overrides.quality_label=alignment",
+        "model_overrides.tal_topk=10",
+        "model_overrides.tal_alpha=0.5",
+        "model_overrides.tal_beta=4.0",
+    ]
+    model = build_model(load_config(overrides=overrides), ["a"], torch.device("cpu"))
+    assert model.config.assigner == "task_aligned" and model.config.quality_label == "alignment"
+    assert model.criterion.assigner == TaskAlignedAssigner(10, 0.5, 4.0)

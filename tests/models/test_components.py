@@ -8,9 +8,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gfocal.models import ModelConfig, WeightsError, build_detector
-from gfocal.models.assigner import Assignment
+from gfocal.models.assigner import AssignerInputs, Assignment
 from gfocal.models.components import ASSIGNERS, BACKBONES, QUALITY_BRANCHES
-from gfocal.models.grid import LocationGrid, flatten_locations
+from gfocal.models.grid import flatten_locations
 from gfocal.models.quality import ClassificationInputs, iou_label
 from gfocal.ops import box_to_distance, quality_focal_loss
 
@@ -29,10 +29,9 @@ class TinyBackbone(nn.Module):
         return [level(images).relu() for level in self.levels]
 
 
-def inside_smallest_assign(
-    grid: LocationGrid, gt_boxes: Tensor, gt_valid: Tensor, valid: Tensor | None = None
-) -> Assignment:
+def inside_smallest_assign(inputs: AssignerInputs) -> Assignment:
     """Each location trains on the smallest ground truth containing its point (FCOS without ranges)."""
+    grid, gt_boxes, gt_valid, valid = inputs.grid, inputs.gt.boxes, inputs.gt.valid, inputs.valid
     inside = box_to_distance(grid.points[None, :, None, :], gt_boxes[:, None]).amin(-1) > 0  # [N, A, M]
     inside &= gt_valid[:, None]
     if valid is not None:
@@ -66,7 +65,7 @@ class PredictedIoU(nn.Conv2d):
         scores = torch.zeros(rows)
         scores[inputs.positive] = 1.0
         qfl = quality_focal_loss(inputs.cls_logits, (labels, scores), weight=inputs.weight, avg_factor=inputs.num_pos)
-        iou = iou_label(inputs.boxes, inputs.gt_boxes, inputs.points)
+        iou = iou_label(inputs)
         bce = F.binary_cross_entropy_with_logits(inputs.quality_logits.reshape(-1)[inputs.positive], iou)
         return {"loss_qfl": qfl, "loss_iou": bce}, iou
 

@@ -1,12 +1,11 @@
 """The ATSS targets module: positives as the assigner gives them, empty images, and no other module reaching into the loss."""
 
 import ast
-from functools import partial
 from pathlib import Path
 
 import torch
 
-from gfocal.models.assigner import atss_assign
+from gfocal.models.assigner import ATSSAssigner, atss_assign
 from gfocal.models.grid import location_grid
 from gfocal.models.targets import assign_targets, pad_targets
 
@@ -22,7 +21,7 @@ def _targets():
 def test_positives_are_the_assigned_locations_with_their_boxes_points_and_strides():
     grid = location_grid([(8, 8), (4, 4), (2, 2)], (8, 16, 32), 0.0, torch.device("cpu"))
     targets = _targets()
-    result = assign_targets(grid, targets, partial(atss_assign, topk=9, anchor_scale=8.0))
+    result = assign_targets(grid, targets, ATSSAssigner(topk=9, anchor_scale=8.0))
     padded = pad_targets(targets, torch.device("cpu"))
     reference = atss_assign(grid, padded.boxes, padded.valid, 9, 8.0)
     assert torch.equal(result.assignment.gt_index, reference.gt_index)
@@ -44,7 +43,7 @@ def test_positives_are_the_assigned_locations_with_their_boxes_points_and_stride
 def test_a_batch_without_any_box_has_no_positive():
     grid = location_grid([(4, 4)], (8,), 0.0, torch.device("cpu"))
     empty = [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long)}] * 2
-    result = assign_targets(grid, empty, atss_assign)
+    result = assign_targets(grid, empty, ATSSAssigner())
     assert result.padded.boxes.shape == (2, 0, 4) and result.positives.box.shape == (0, 4)
     assert not result.assignment.positive.any()
 

@@ -40,11 +40,12 @@ def _positive_labels(model: GFLDetector, images: list[torch.Tensor], targets: li
     """IoU label, centerness label, level index and image index of every positive of one batch: four Tensor[P]."""
     config = model.config
     batch, scaled = model.transform(images, targets)
-    outputs, grid = model.head_outputs(batch.tensors)
+    scored = model.scored_outputs(batch.tensors)
+    grid = scored.grid
     valid = valid_locations(grid, batch.image_sizes, config.size_divisible)  # [N, A]: not another image's padding
-    positives = model.assign(grid, scaled, valid).positives
+    positives = model.assign(grid, scaled, valid, scored).positives
     pos_gt, points, strides = positives.box, positives.point, positives.stride  # [P, 4], [P, 2], [P]
-    predicted = model.head.box_coding.decode(positives.gather(outputs.box_outputs), points, strides)  # [P, 4]
+    predicted = model.head.box_coding.decode(positives.gather(scored.box_outputs), points, strides)  # [P, 4]
     levels = (strides.unsqueeze(-1) == strides.new_tensor(grid.level_strides)).float().argmax(-1)  # [P]
     return aligned_box_iou(predicted, pos_gt), centerness(points, pos_gt), levels, positives.image
 

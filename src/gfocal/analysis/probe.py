@@ -105,7 +105,7 @@ def _probes(
     grid, box_coding = scored.grid, model.head.box_coding
     # As in training, padding added for other images of the batch holds no probe.
     valid = valid_locations(grid, batch.image_sizes, model.config.size_divisible)  # [N, A]
-    assigned_targets = model.assign(grid, targets, valid)
+    assigned_targets = model.assign(grid, targets, valid, scored)
     gt_boxes, gt_labels, gt_valid = assigned_targets.padded  # [N, M, 4], [N, M], [N, M]
     assignment = assigned_targets.assignment
     num_images, num_gt = gt_valid.shape

@@ -25,6 +25,7 @@ import torch
 from gfocal.data import DatasetRecords, ImageRecord
 from gfocal.image_geometry import fit_size
 from gfocal.models import MODELS, ModelConfig
+from gfocal.models.assigner import needs_predictions
 from gfocal.models.components import build_assigner
 from gfocal.models.config import image_size_options
 from gfocal.models.grid import LocationGrid, location_grid
@@ -91,6 +92,11 @@ def positive_edge_distances(
         dataset, number of boxes, number of boxes without any positive).
     """
     assigner = build_assigner(config)
+    if needs_predictions(assigner):
+        raise ValueError(
+            f"the range analysis assigns from the config alone, without a network; assigner={config.assigner!r} "
+            "picks positives by a network's predictions, so they depend on its weights"
+        )
     distances, levels, box_ids = [], [], []
     num_boxes = 0
     for size, chunk in _same_size_batches(records.images, config, batch_size):

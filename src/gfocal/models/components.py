@@ -12,7 +12,10 @@ from collections.abc import Callable
 from functools import partial
 
 from gfocal.models.anchor_boxes import AnchorDeltaBoxes
-from gfocal.models.assigner import Assigner, atss_assign
+from gfocal.models.assigner import Assigner, ATSSAssigner
+from gfocal.models.assigner.fcos import FCOSAssigner
+from gfocal.models.assigner.max_iou import MaxIoUAssigner
+from gfocal.models.assigner.task_aligned import TaskAlignedAssigner
 from gfocal.models.backbone import RESNET_LAYOUTS, Backbone, ResNetFPN
 from gfocal.models.box_coding import BoxCoding, DiracBoxes, DistributionBoxes
 from gfocal.models.config import ModelConfig
@@ -22,6 +25,7 @@ from gfocal.models.quality import (
     JointScoreLoss,
     QualityBranch,
     SeparateCenterness,
+    alignment_label,
     centerness_label,
     iou_label,
 )
@@ -45,7 +49,7 @@ def _dirac_boxes(config: ModelConfig) -> DiracBoxes:
 
 def _joint_quality(config: ModelConfig, box_coding: BoxCoding) -> Callable[[int], QualityBranch]:
     """GFL's joint score (QFL), with GFLv2's DGQP when ``config.dgqp``."""
-    label = iou_label if config.quality_label == "iou" else centerness_label
+    label = {"iou": iou_label, "centerness": centerness_label, "alignment": alignment_label}[config.quality_label]
     loss = JointScoreLoss(label, config.qfl_beta, config.loss_cls_weight)
     if config.dgqp:
         return lambda channels: DistributionGuidedQuality(box_coding, config.dgqp_topk, config.dgqp_channels, loss)
@@ -68,7 +72,12 @@ BACKBONES: dict[str, Callable[[ModelConfig], Backbone]] = {name: ResNetFPN for n
 
 #: Assigner constructors by ``ModelConfig.assigner``.
 ASSIGNERS: dict[str, Callable[[ModelConfig], Assigner]] = {
-    "atss": lambda config: partial(atss_assign, topk=config.atss_topk, anchor_scale=config.anchor_scale),
+    "atss": lambda config: ATSSAssigner(config.atss_topk, config.anchor_scale),
+    "task_aligned": lambda config: TaskAlignedAssigner(config.tal_topk, config.tal_alpha, config.tal_beta),
+    "fcos": lambda config: FCOSAssigner(tuple(config.fcos_range_edges), config.fcos_radius),
+    "max_iou": lambda config: MaxIoUAssigner(
+        config.max_iou_pos, config.max_iou_neg, config.max_iou_min_pos, config.anchor_scale
+    ),
 }
 
 #: Box codings by ``ModelConfig.box``.
@@ -98,7 +107,13 @@ def build_backbone(config: ModelConfig) -> Backbone:
 
 
 def build_assigner(config: ModelConfig) -> Assigner:
-    return _lookup(ASSIGNERS, "assigner", config.assigner)(config)
+    assigner = _lookup(ASSIGNERS, "assigner", config.assigner)(config)
+    if config.quality_label == "alignment" and not getattr(assigner, "gives_soft_targets", False):
+        raise ValueError(
+            f"quality_label='alignment' trains towards the assigner's soft targets; assigner={config.assigner!r} "
+            "gives none (use assigner='task_aligned')"
+        )
+    return assigner
 
 
 def build_box_coding(config: ModelConfig) -> BoxCoding:

@@ -58,15 +58,31 @@ class ModelConfig:
     reg_max: int = 16
     classification: str = "qfl"  # "qfl" | "focal" (see gfocal.models.variants)
     box: str = "dfl"  # "dfl" | "dirac" | "anchor_delta"
-    quality_label: Literal["iou", "centerness"] = "iou"
+    # The QFL target of a positive: its predicted box's IoU (GFL), its point's centerness, or the
+    # assigner's soft target ("alignment": TOOD's normalised t, needs assigner="task_aligned").
+    quality_label: Literal["iou", "centerness", "alignment"] = "iou"
     dgqp: bool = False
     dgqp_topk: int = 4
     dgqp_channels: int = 64
     prior_prob: float = 0.01
-    # Assignment: a key of gfocal.models.components.ASSIGNERS, and ATSS's settings.
+    # Assignment: a key of gfocal.models.components.ASSIGNERS ("atss", "task_aligned", "fcos", "max_iou"),
+    # and its settings. anchor_scale is also the side, in strides, of max_iou's one anchor per location.
     assigner: str = "atss"
     atss_topk: int = 9
     anchor_scale: float = 8.0
+    # TOOD's task-aligned assigner: top-k per ground truth by t = score**alpha * IoU**beta.
+    tal_topk: int = 13
+    tal_alpha: float = 1.0
+    tal_beta: float = 6.0
+    # FCOS: centre sampling radius in strides; edges between the levels' ranges of the largest edge distance
+    # (pixels, one less than the strides: the default is (-1, 64), (64, 128), ..., (512, inf)).
+    fcos_radius: float = 1.5
+    fcos_range_edges: tuple[float, ...] = (64.0, 128.0, 256.0, 512.0)
+    # RetinaNet's max-IoU: positive at IoU >= max_iou_pos, negative below max_iou_neg, ignored between;
+    # each box keeps its best anchors when their IoU is >= max_iou_min_pos.
+    max_iou_pos: float = 0.5
+    max_iou_neg: float = 0.4
+    max_iou_min_pos: float = 0.0
     point_offset: float = 0.0
     # Losses.
     qfl_beta: float = 2.0
@@ -104,11 +120,15 @@ class ModelConfig:
             raise ValueError(f"dgqp_topk={self.dgqp_topk} exceeds the {self.reg_max + 1} bins per edge")
         # backbone, assigner, box and classification name components: build_detector checks them.
         for name, allowed in (
-            ("quality_label", ("iou", "centerness")),
+            ("quality_label", ("iou", "centerness", "alignment")),
             ("backbone_norm", ("bn", "frozen_bn")),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.tal_topk < 1:
+            raise ValueError(f"tal_topk must be >= 1 candidate per ground truth, got {self.tal_topk}")
+        if self.tal_alpha < 0 or self.tal_beta < 0:
+            raise ValueError(f"tal_alpha and tal_beta must be >= 0, got {self.tal_alpha}, {self.tal_beta}")
         if not self.std_scale > 0:
             raise ValueError(f"std_scale must be > 0, got {self.std_scale}")
         # A YAML or JSON list (model_overrides) compares and serialises as the tuple it names.
@@ -142,7 +162,7 @@ class ModelConfig:
         mean anything (:data:`RETIRED_FIELDS`) are dropped."""
         values = {k: v for k, v in values.items() if k not in RETIRED_FIELDS}
         check_field_names(ModelConfig, values, "model option")
-        tuple_fields = {"class_names", "strides", "image_mean", "image_std", "deform_stages"}
+        tuple_fields = {"class_names", "strides", "image_mean", "image_std", "deform_stages", "fcos_range_edges"}
         converted = {k: tuple(v) if k in tuple_fields and v is not None else v for k, v in values.items()}
         return cls(**converted)
 

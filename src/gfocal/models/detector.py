@@ -16,6 +16,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from gfocal.models.assigner import needs_predictions
 from gfocal.models.backbone import Backbone
 from gfocal.models.components import build_assigner, build_backbone, build_box_coding, build_quality
 from gfocal.models.config import ModelConfig
@@ -23,7 +24,7 @@ from gfocal.models.criterion import GFLCriterion
 from gfocal.models.grid import LocationGrid, location_grid, valid_locations
 from gfocal.models.head import GFLHead, HeadOutputs
 from gfocal.models.postprocess import postprocess_image
-from gfocal.models.targets import BatchTargets, assign_targets
+from gfocal.models.targets import BatchTargets, assign_targets, assignment_predictions
 from gfocal.models.transform import DetectionTransform, ImageBatch
 
 __all__ = ["GFLDetector", "ScoredOutputs"]
@@ -80,6 +81,11 @@ class GFLDetector(nn.Module):
         return cls(config, backbone, head, GFLCriterion(box_coding, head.quality, assigner))
 
     @property
+    def last_targets(self) -> BatchTargets | None:
+        """The targets (positives included) of the last training batch: :attr:`GFLCriterion.last_targets`."""
+        return self.criterion.last_targets
+
+    @property
     def class_names(self) -> tuple[str, ...]:
         return self.config.class_names or tuple(str(i) for i in range(self.config.num_classes))
 
@@ -105,10 +111,20 @@ class GFLDetector(nn.Module):
         scores, score_factors = self.head.quality.scores(outputs.cls_logits, outputs.quality_logits)
         return ScoredOutputs(scores, score_factors, outputs.box_outputs, grid)
 
-    def assign(self, grid: LocationGrid, targets: list[dict[str, Tensor]], valid: Tensor | None = None) -> BatchTargets:
+    def assign(
+        self,
+        grid: LocationGrid,
+        targets: list[dict[str, Tensor]],
+        valid: Tensor | None = None,
+        scored: ScoredOutputs | None = None,
+    ) -> BatchTargets:
         """The positives training would use (the criterion's assigner), for analysis tools; arguments as
-        :func:`gfocal.models.targets.assign_targets`."""
-        return assign_targets(grid, targets, self.criterion.assigner, valid)
+        :func:`gfocal.models.targets.assign_targets`. ``scored`` (the batch's :meth:`scored_outputs`) is
+        required by an assigner that ranks locations by the predictions (``assigner="task_aligned"``)."""
+        predictions = None
+        if scored is not None and needs_predictions(self.criterion.assigner):
+            predictions = assignment_predictions(scored.scores, scored.box_outputs, grid, self.head.box_coding)
+        return assign_targets(grid, targets, self.criterion.assigner, valid, predictions)
 
     def forward(
         self,

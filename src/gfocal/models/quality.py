@@ -1,7 +1,7 @@
 """The quality branch: how a location's localisation quality enters its class scores, and how it is trained.
 
 - :class:`JointQuality` (GFL): the class score *is* the quality; QFL trains it against the IoU
-  (or the centerness) of the positive's predicted box. No layers of its own.
+  of the positive's predicted box (or the centerness, or TOOD's normalised alignment). No layers of its own.
 - :class:`DistributionGuidedQuality` (GFLv2, DGQP): a quality logit computed from the statistics of the
   edge distributions, multiplied into the class score; the joint score is trained with QFL.
 - :class:`SeparateCenterness` (the ATSS baseline): sigmoid Focal Loss on the classes, a separate
@@ -42,6 +42,7 @@ __all__ = [
     "SeparateCenterness",
     "iou_label",
     "centerness_label",
+    "alignment_label",
     "joint_score_logits",
 ]
 
@@ -58,6 +59,8 @@ class ClassificationInputs(NamedTuple):
     points (Tensor[P, 2]): their points (x, y), pixels.
     weight (Tensor[N*A, 1] | None): 1 at real locations, 0 at another image's padding; None: all real.
     num_pos (Tensor[]): the positives' count averaged over ranks, at least 1 (the loss normaliser).
+    soft_targets (Tensor[P] in [0, 1] | None): the assigner's soft targets (TOOD's normalised
+        alignment), when it gives them.
     """
 
     cls_logits: Tensor
@@ -69,20 +72,29 @@ class ClassificationInputs(NamedTuple):
     points: Tensor
     weight: Tensor | None
     num_pos: Tensor
+    soft_targets: Tensor | None = None
 
 
-#: A quality label: (predicted boxes [P, 4], ground truths [P, 4], points [P, 2]) -> Tensor[P] in [0, 1].
-QualityLabel = Callable[[Tensor, Tensor, Tensor], Tensor]
+#: A quality label: the positives' classification inputs -> their QFL targets, Tensor[P] in [0, 1].
+QualityLabel = Callable[[ClassificationInputs], Tensor]
 
 
-def iou_label(boxes: Tensor, gt_boxes: Tensor, points: Tensor) -> Tensor:
+def iou_label(inputs: ClassificationInputs) -> Tensor:
     """GFL's quality label: the IoU of each predicted box with its ground truth."""
-    return aligned_box_iou(boxes.detach(), gt_boxes)
+    return aligned_box_iou(inputs.boxes.detach(), inputs.gt_boxes)
 
 
-def centerness_label(boxes: Tensor, gt_boxes: Tensor, points: Tensor) -> Tensor:
+def centerness_label(inputs: ClassificationInputs) -> Tensor:
     """FCOS centerness of each point in its ground truth (the ablation's alternative label)."""
-    return centerness(points, gt_boxes)
+    return centerness(inputs.points, inputs.gt_boxes)
+
+
+def alignment_label(inputs: ClassificationInputs) -> Tensor:
+    """TOOD's soft target: the assigner's normalised alignment ``t / max t * max IoU`` per ground truth
+    (:func:`gfocal.models.assigner.task_aligned.task_aligned_assign`)."""
+    if inputs.soft_targets is None:
+        raise ValueError("quality_label='alignment' needs an assigner that gives soft targets (e.g. 'task_aligned')")
+    return inputs.soft_targets
 
 
 class QualityBranch(Protocol):
@@ -132,7 +144,7 @@ class JointScoreLoss(NamedTuple):
     def __call__(self, score_logits: Tensor, inputs: ClassificationInputs) -> tuple[dict[str, Tensor], Tensor]:
         """QFL on score logits (Tensor[N*A, C]); box weights are the positives' best joint scores."""
         with torch.no_grad():
-            quality = self.label(inputs.boxes, inputs.gt_boxes, inputs.points)  # [P]
+            quality = self.label(inputs)  # [P]
         rows, num_classes = score_logits.shape
         labels = torch.full((rows,), num_classes, dtype=torch.long, device=score_logits.device)  # C: background
         labels[inputs.positive] = inputs.labels

@@ -11,12 +11,13 @@ from gfocal.ops.distribution import (
     integral,
     peak_statistics,
 )
-from gfocal.ops.geometry import aligned_box_iou, centerness
+from gfocal.ops.geometry import aligned_box_iou, batched_box_iou, centerness
 from gfocal.ops.losses import distribution_focal_loss, generalized_focal_loss, quality_focal_loss, reduce_loss
 
 __all__ = [
     "PeakStatistics",
     "aligned_box_iou",
+    "batched_box_iou",
     "box_to_distance",
     "centerness",
     "decode_boxes",

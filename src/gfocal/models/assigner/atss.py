@@ -10,38 +10,30 @@ Reference: PAPER.md "Training recipe", Assignment: ATSS (Zhang et al., CVPR 2020
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 from torchvision.ops import box_iou
 
+from gfocal.models.assigner.contract import AssignerInputs, Assignment, empty_assignment, points_inside
 from gfocal.models.grid import LocationGrid
 from gfocal.ops import square_anchors
 
-__all__ = ["Assigner", "Assignment", "atss_assign"]
+__all__ = ["ATSSAssigner", "atss_assign"]
 
 
-class Assignment(NamedTuple):
-    """Per-location assignment for a batch.
+@dataclass(frozen=True)
+class ATSSAssigner:
+    """:func:`atss_assign` with its settings, as an :class:`~gfocal.models.assigner.Assigner`."""
 
-    gt_index (Tensor[N, A] int64): index of the assigned ground truth, -1 for negatives.
-    positive (Tensor[N, A] bool): gt_index >= 0.
-    """
+    topk: int = 9
+    anchor_scale: float = 8.0
+    needs_predictions = False
+    gives_soft_targets = False
 
-    gt_index: Tensor
-    positive: Tensor
-
-
-class Assigner(Protocol):
-    """Any function choosing each location's ground truth for a batch, as :func:`atss_assign` does
-    (with its own settings bound, e.g. by ``functools.partial``)."""
-
-    def __call__(
-        self, grid: LocationGrid, gt_boxes: Tensor, gt_valid: Tensor, valid: Tensor | None = None
-    ) -> Assignment:
-        """grid: A locations; gt_boxes (Tensor[N, M, 4] xyxy input pixels, padded); gt_valid (Tensor[N, M]
-        bool): real slots; valid (Tensor[N, A] bool | None): each image's own locations, None: all."""
+    def __call__(self, inputs: AssignerInputs) -> Assignment:
+        return atss_assign(inputs.grid, inputs.gt.boxes, inputs.gt.valid, self.topk, self.anchor_scale, inputs.valid)
 
 
 def atss_assign(
@@ -80,8 +72,7 @@ def atss_assign(
     num_images, num_gt = gt_valid.shape
     num_locations = grid.points.shape[0]
     if num_gt == 0:
-        empty = torch.full((num_images, num_locations), -1, dtype=torch.long, device=grid.points.device)
-        return Assignment(empty, empty >= 0)
+        return empty_assignment(num_images, num_locations, grid.points.device)
     anchors = square_anchors(grid.points, grid.strides, anchor_scale)  # [A, 4]
     ious = (
         box_iou(anchors, gt_boxes.reshape(-1, 4)).reshape(num_locations, num_images, num_gt).permute(1, 0, 2)
@@ -102,20 +93,7 @@ def atss_assign(
         is_candidate = valid.gather(1, candidate_index.flatten(1)).view_as(candidate_index)  # [N, K, M]
     threshold = _iou_threshold(candidate_iou, is_candidate)  # [N, M]
 
-    candidate_points = grid.points[candidate_index]  # [N, K, M, 2]
-    boxes = gt_boxes.unsqueeze(1)  # [N, 1, M, 4]
-    inside = (
-        torch.stack(
-            (
-                candidate_points[..., 0] - boxes[..., 0],
-                candidate_points[..., 1] - boxes[..., 1],
-                boxes[..., 2] - candidate_points[..., 0],
-                boxes[..., 3] - candidate_points[..., 1],
-            ),
-            dim=-1,
-        ).amin(-1)
-        > 0.01
-    )  # [N, K, M]
+    inside = points_inside(grid.points[candidate_index], gt_boxes.unsqueeze(1))  # [N, K, M]
     keep = (candidate_iou >= threshold.unsqueeze(1)) & inside & gt_valid.unsqueeze(1)  # [N, K, M]
     if is_candidate is not None:
         keep &= is_candidate
