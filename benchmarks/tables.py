@@ -369,6 +369,12 @@ TABLES: dict[str, Callable[[Path], str]] = {
             "default": "lever_screen_default_s0-amd-avx2.json",
             "DGQP": "lever_screen_dgqp_s0-amd-avx2.json",
             "no flips": "lever_screen_noflip_s0-amd-avx2.json",
+            "GIoU 5, DFL 0.75": "lever_screen_boxheavy_s0-amd-avx2.json",
+            "reg_max 8": "lever_screen_regmax8_s0-amd-avx2.json",
+            "task-aligned assignment": "lever_screen_tal_s0-amd-avx2.json",
+            "mosaic 1.0": "lever_screen_mosaic1_s0-amd-avx2.json",
+            "zoom 0.5-2.0": "lever_screen_zoomwide_s0-amd-avx2.json",
+            "no zoom-and-crop": "lever_screen_nozoom_s0-amd-avx2.json",
         },
         ("default", "raw", 0.6),
         results,
@@ -381,10 +387,22 @@ TABLES: dict[str, Callable[[Path], str]] = {
         "default",
         results,
     ),
+    "levers-tal-seeds": lambda results: lever_seeds_table(
+        {
+            "default": [f"lever_screen_default_s{seed}-amd-avx2.json" for seed in range(3)],
+            "task-aligned": [f"lever_screen_tal_s{seed}-amd-avx2.json" for seed in range(3)],
+        },
+        "default",
+        results,
+    ),
     "loader-speed": lambda results: loader_speed_table("loader_speed-amd-avx2.json", results),
     # benchmarks/localisation.py, gfocal and YOLOv8n in one file per dataset (docs/localisation.md has the commands).
     "localisation": lambda results: localisation_table(
-        {"trees-val": "localisation_trees_val.json", "trees": "localisation_trees.json"},
+        {
+            "trees-val": "localisation_trees_val.json",
+            "trees-val, levers and YOLOv8n at 300 steps": "localisation_trees_val_levers-amd-avx2.json",
+            "trees": "localisation_trees.json",
+        },
         results,
     ),
 }
