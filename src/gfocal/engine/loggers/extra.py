@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 
 from gfocal.engine.build import TrainSetupError
 
@@ -10,7 +10,10 @@ __all__ = ["require_extra"]
 
 
 def require_extra(module: str, extra: str, library: str) -> None:
-    """Raise one clear line unless ``module`` is importable, e.g.
-    ``--log tensorboard needs TensorBoard: pip install "gfocal[tensorboard]"``."""
-    if importlib.util.find_spec(module) is None:
-        raise TrainSetupError(f'--log {extra} needs {library}: pip install "gfocal[{extra}]"')
+    """Import ``module`` or raise one clear line, e.g.
+    ``--log tensorboard needs TensorBoard: pip install "gfocal[tensorboard]"``. Imported, not only looked up:
+    a library that is present but broken (a missing dependency of its own) fails here too, before training."""
+    try:
+        importlib.import_module(module)
+    except ImportError as error:
+        raise TrainSetupError(f'--log {extra} needs {library}: pip install "gfocal[{extra}]"') from error
