@@ -95,7 +95,8 @@ class TrainConfig:
         patience: stop early once this many evaluations in a row did not improve the best validation AP
             (``model_best.safetensors`` keeps the best weights, ``model.safetensors`` the last); 0 or None: off.
             It counts evaluations, so ``eval_interval`` (or, in a run that fills a time budget, the
-            evaluations planned by time) sets how many epochs that is.
+            evaluations planned by time) sets how many epochs that is. With a time budget the schedule is
+            still planned to fill it: a run that stops early ends before its learning rate has decayed.
         seed: seeds the model initialisation, the data order and the augmentations.
         workers: data-loading worker processes per training process.
         device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
