@@ -39,7 +39,7 @@ class Progress:
 
     def _bar(self, event: StepEnded) -> None:
         epoch, done = divmod(event.iteration - 1, self.steps_per_epoch)
-        if epoch != self.bar_epoch:  # a bar per epoch; a resumed run starts mid-epoch
+        if self.bar is None or epoch != self.bar_epoch:  # a bar per epoch; a resumed run starts mid-epoch
             if self.bar is not None:
                 self.bar.close()
             epochs = math.ceil(event.total_iterations / self.steps_per_epoch)
@@ -53,6 +53,9 @@ class Progress:
             self.bar_epoch = epoch
         self.bar.update(1)
         self.bar.set_postfix(loss=f"{event.loss:.4f}", lr=f"{event.lr:.2e}", refresh=False)
+        if done + 1 == self.steps_per_epoch or event.iteration >= event.total_iterations:
+            self.bar.close()  # before the epoch end's evaluation and its log lines
+            self.bar = None
 
     def _line(self, event: StepEnded) -> None:
         self.since_line.append(event.step_s)

@@ -189,7 +189,7 @@ def _train_epoch(run: Run, batches: Iterator[Any], start: int) -> None:
                 counters=counters,
             ),
         )
-        _after_step(run, counters, step_s, loss)
+        _after_step(run, counters, step_s)
         if run.on_step is not None and run.info.is_main:
             _call_hook(run, run.on_step)
         if run.iteration >= run.schedule.total_iters:
@@ -276,7 +276,7 @@ def _diverged(run: Run, what: str, values: dict[str, float]) -> TrainingDiverged
     )
 
 
-def _after_step(run: Run, counters: dict[str, float], step_s: float, loss: float) -> None:
+def _after_step(run: Run, counters: dict[str, float], step_s: float) -> None:
     """The range check on the first steps, periodic checkpoints and the time budget."""
     if run.iteration <= run.config.log_interval and run.info.is_main:
         run.first_last_bin_fractions.append(counters.get("last_bin_fraction", 0.0))
@@ -395,14 +395,14 @@ def _evaluate(run: Run, epoch: int) -> bool:
 
 
 def _count_patience(run: Run, improved: bool, final: bool) -> None:
-    """Count evaluations without a better AP; stop the run once they reach ``patience``. Every process
-    evaluates and takes the same decision, so no broadcast is needed."""
+    """Count evaluations without a better AP; stop the run once they reach ``patience`` (rank 0 decides,
+    everyone follows: only its AP is sure to be the whole validation set's)."""
     run.evaluations_since_best = 0 if improved else run.evaluations_since_best + 1
     patience = run.config.patience
-    if not patience or final or run.evaluations_since_best < patience:
+    if not patience or final:
         return
-    run.early_stopped = True
-    if run.info.is_main:
+    run.early_stopped = bool(broadcast_object(run.evaluations_since_best >= patience if run.info.is_main else None))
+    if run.early_stopped and run.info.is_main:
         logger.info(
             "early stop: the validation AP did not improve in %d evaluations (patience %d); best %.3f at iteration "
             "%d, in model_best.safetensors",

@@ -8,7 +8,9 @@ experiment is ``MLFLOW_EXPERIMENT_NAME`` (default "gfocal"), the MLflow run is n
 Parameters: the resolved training config, flattened (``model_overrides.reg_max``). Metrics: ``train/loss``,
 each loss term and ``train/lr`` per step, sent in batches (a request per step would cost a step's time on a
 remote server); ``val/AP``, ``val/AP50``, ... per evaluation. Artifacts: the final weights file. The MLflow run
-is marked finished (with the stop reason as the tag ``stop_reason``) or failed.
+is marked finished (with the stop reason as the tag ``stop_reason``) or failed. A resumed run is a new MLflow
+run, tagged ``resumed_from_iteration``: MLflow cannot take back the points of the steps the resumed run
+takes again, so continuing the old one would show them twice.
 """
 
 from __future__ import annotations
@@ -59,26 +61,28 @@ class MlflowLogger:
         from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
 
-        store = self.out_dir.resolve() / "mlruns"
-        uri = os.environ.get("MLFLOW_TRACKING_URI")
-        if not uri:
-            store.mkdir(parents=True, exist_ok=True)
-            uri = f"sqlite:///{store / 'mlflow.db'}"
+        uri, artifacts = self._store()
         self.client = MlflowClient(uri)
         name = os.environ.get("MLFLOW_EXPERIMENT_NAME", "gfocal")
         experiment = self.client.get_experiment_by_name(name)
         experiment_id = (
-            experiment.experiment_id
-            if experiment is not None
-            else self.client.create_experiment(
-                name,
-                artifact_location=None if os.environ.get("MLFLOW_TRACKING_URI") else (store / "artifacts").as_uri(),
-            )
+            experiment.experiment_id if experiment else self.client.create_experiment(name, artifact_location=artifacts)
         )
-        self.run_id = self.client.create_run(experiment_id, run_name=self.out_dir.name).info.run_id
+        run = self.client.create_run(experiment_id, run_name=self.out_dir.name)
+        self.run_id = run.info.run_id
+        if event.iteration:  # a resumed run is a new MLflow run: say where it took over
+            self.client.set_tag(self.run_id, "resumed_from_iteration", str(event.iteration))
         params = [Param(key, str(value)) for key, value in flatten(event.config).items()]
         for start in range(0, len(params), _PARAMS_PER_REQUEST):
             self.client.log_batch(self.run_id, params=params[start : start + _PARAMS_PER_REQUEST])
+
+    def _store(self) -> tuple[str, str | None]:
+        """The tracking URI and, for the local store, where its artifacts go (None: the server decides)."""
+        if os.environ.get("MLFLOW_TRACKING_URI"):
+            return os.environ["MLFLOW_TRACKING_URI"], None
+        store = self.out_dir.resolve() / "mlruns"
+        store.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{store / 'mlflow.db'}", (store / "artifacts").as_uri()
 
     def _add(self, values: dict[str, float], prefix: str, step: int) -> None:
         from mlflow.entities import Metric
