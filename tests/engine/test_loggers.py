@@ -17,7 +17,7 @@ def eval_rows(out_dir):
     return [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
 
 
-def test_results_csv_has_a_row_per_evaluation_and_a_resumed_run_drops_the_rows_it_redoes(tmp_path):
+def test_results_csv_has_a_row_per_evaluation_with_the_mean_losses_since_the_previous(tmp_path):
     torch.manual_seed(0)
     result = train(tiny_config(tmp_path, epochs=3), model=TinyDetector(), data=tiny_data())
     rows = list(csv.DictReader((result.out_dir / "results.csv").open()))
