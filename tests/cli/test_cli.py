@@ -254,3 +254,25 @@ def test_the_parser_loads_without_torch_so_help_is_quick():
     code = "import sys, gfocal.cli.main as m; m.build_parser(); print('torch' in sys.modules)"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "False"
+
+
+def test_log_and_patience_reach_the_training_config_and_a_missing_extra_is_one_line(tmp_path, capsys, monkeypatch):
+    from gfocal.cli.main import build_parser
+    from gfocal.cli.train import training_config
+
+    parser = build_parser()
+    (tmp_path / "train.json").write_text("{}")  # only its format is looked at
+    base = ["train", "--data", str(tmp_path / "train.json"), "--out", str(tmp_path / "run")]
+    config = training_config(parser.parse_args([*base, "--log", "tensorboard, mlflow", "--patience", "3"]))
+    assert (config.loggers, config.patience) == (("tensorboard", "mlflow"), 3)
+    assert (training_config(parser.parse_args(base)).loggers, training_config(parser.parse_args(base)).patience) == (
+        (),
+        None,
+    )
+    assert main(["data", "synthetic", str(tmp_path / "syn"), "--num-train", "2", "--num-val", "0"]) == 0
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as where the extra is not installed
+    train_args = ["train", "--data", str(tmp_path / "syn" / "train.json"), "--out", str(tmp_path / "run")]
+    assert main([*train_args, "--log", "tensorboard"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        'gfocal train: error: --log tensorboard needs TensorBoard: pip install "gfocal[tensorboard]"'
+    )

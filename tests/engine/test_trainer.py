@@ -10,35 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from gfocal.engine import TrainConfig, TrainData, TrainingDiverged, load_checkpoint, train, trainer
+from gfocal.engine import TrainData, TrainingDiverged, load_checkpoint, train, trainer
 from support import standin_run
-from support.standin import RandomDetections, TinyDetector, collate, records_for
+from support.standin import RandomDetections, TinyDetector, collate
+from support.tiny_run import tiny_config, tiny_data
 
 TESTS = Path(__file__).parents[1]
 SRC = TESTS.parent / "src"
-
-
-def tiny_config(tmp_path, **changes):
-    values = dict(
-        model="standin",
-        epochs=2,
-        batch_size=4,
-        optimizer="sgd",
-        lr=0.01,
-        schedule="step",
-        warmup_iters=2,
-        step_epochs=(1,),
-        ema=False,
-        workers=0,
-        log_interval=1,
-        out_dir=str(tmp_path / "run"),
-    )
-    return TrainConfig(**{**values, **changes})
-
-
-def tiny_data(n=16):
-    val = RandomDetections(4, seed=1)
-    return TrainData(RandomDetections(n), collate, val, records_for(val))
 
 
 @pytest.mark.parametrize("ema", [False, True])

@@ -29,6 +29,8 @@ _FIELDS = {
     "weights": "weights",
     "backbone_weights": "backbone_weights",
     "tile": "tile",
+    "patience": "patience",
+    "loggers": "loggers",
 }
 
 
@@ -113,6 +115,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "cuts kept unless less than min_visible of them is inside) and validate on whole images predicted on "
         "tiles; --set tile_overlap=0.2 tile_object_bias=0.75 eval_max_detections=100",
     )
+    parser.add_argument(
+        "--log",
+        dest="loggers",
+        type=_names,
+        default=None,
+        metavar="NAMES",
+        help="trackers besides OUT/metrics.jsonl, comma-separated: tensorboard (OUT/tensorboard), mlflow "
+        "(MLFLOW_TRACKING_URI, else OUT/mlruns); csv (OUT/results.csv, a row per evaluation) is always written. "
+        'Each needs its extra: pip install "gfocal[tensorboard,mlflow]"',
+    )
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=None,
+        metavar="N",
+        help="stop early after N evaluations in a row without a better validation AP (0: off, the default); "
+        "OUT/model_best.safetensors keeps the best weights",
+    )
     parser.add_argument("--workers", type=int, default=None, help="data-loading processes (default 2)")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--config", default=None, help="a YAML training config; flags and --set override it")
@@ -157,6 +177,11 @@ def training_config(args: argparse.Namespace):
         raise CommandError(str(error)) from error
 
 
+def _names(text: str) -> tuple[str, ...]:
+    """``"csv, tensorboard"`` -> ``("csv", "tensorboard")``; the names are checked when the run starts."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
 def _sets_epochs(args: argparse.Namespace) -> bool:
     """Does the YAML config or a --set name the number of epochs?"""
     import yaml
@@ -190,8 +215,11 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(str(error)) from error
     if result.final_metrics is not None:
         print(format_results(result.final_metrics))
-    budget = " (time budget reached)" if result.stopped_by_time_budget else ""
-    print(f"trained {result.iterations} iterations, {result.epochs:g} epochs{budget}")
+    if result.stop_reason == "early stop":
+        why = f" (stopped early: no better validation AP in {config.patience} evaluations)"
+    else:
+        why = " (time budget reached)" if result.stopped_by_time_budget else ""
+    print(f"trained {result.iterations} iterations, {result.epochs:g} epochs{why}")
     print(f"weights: {result.weights} (final)")
     if result.best_weights is not None:
         print(f"best on validation: {result.best_weights} (picked on the validation set: report AP on another split)")

@@ -1,6 +1,7 @@
 """Training, evaluation and prediction: the loops that run models over data.
 
-Training (``train``) with its schedules, EMA, checkpoints and distributed set-up;
+Training (``train``) with its schedules, EMA, checkpoints and distributed set-up, and the events it
+tells subscribers (``train(config, callbacks=[...])``, :mod:`gfocal.engine.events`);
 COCO evaluation (``evaluate_detections``, ``evaluate_model``); prediction on image
 files in :mod:`gfocal.engine.predict`; both, and the analysis tools, run a model over
 images through one loop (``run_over_images``).
@@ -23,6 +24,13 @@ _HOMES = {
     "load_config": "config",
     "parse_overrides": "config",
     "ModelEMA": "ema",
+    "Callback": "events",
+    "CheckpointSaved": "events",
+    "EvaluationEnded": "events",
+    "RunEnded": "events",
+    "RunFailed": "events",
+    "RunStarted": "events",
+    "StepEnded": "events",
     "coco_ground_truth": "evaluate",
     "evaluate_detections": "evaluate",
     "evaluate_model": "evaluate",

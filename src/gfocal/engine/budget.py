@@ -10,6 +10,11 @@ its first steps on and re-plans at every step:
 Either way, evaluations before the last one happen by time, so that together they
 cost about ``eval_share`` of the budget, and the final evaluation and the save are
 kept back from the training time, so that the run ends within its budget.
+
+Early stopping (``patience``) needs nothing here: the plan only ever bounds the run from above, and a run
+that stops early ends sooner with its last evaluation and save already made. What it changes is the
+learning rate: the schedule was planned over the whole budget, so an early-stopped run ends before its
+decay does (documented with ``TrainConfig.patience``).
 """
 
 from __future__ import annotations

@@ -88,6 +88,15 @@ class TrainConfig:
             otherwise only when a minute has passed since it was last saved (an epoch of a small
             set is a few steps); a killed run loses at most the steps since then.
         log_interval: write a training row to ``metrics.jsonl`` every this many iterations.
+        loggers: trackers that record the run besides ``metrics.jsonl`` (``gfocal.engine.loggers.TRACKERS``):
+            "tensorboard" (``OUT/tensorboard``), "mlflow" (``MLFLOW_TRACKING_URI`` or ``OUT/mlruns``); "csv"
+            (``OUT/results.csv``, a row per evaluation) is always on. Each needs its extra installed
+            (``pip install "gfocal[tensorboard]"``).
+        patience: stop early once this many evaluations in a row did not improve the best validation AP
+            (``model_best.safetensors`` keeps the best weights, ``model.safetensors`` the last); 0 or None: off.
+            It counts evaluations, so ``eval_interval`` (or, in a run that fills a time budget, the
+            evaluations planned by time) sets how many epochs that is. With a time budget the schedule is
+            still planned to fill it: a run that stops early ends before its learning rate has decayed.
         seed: seeds the model initialisation, the data order and the augmentations.
         workers: data-loading worker processes per training process.
         device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
@@ -154,6 +163,8 @@ class TrainConfig:
     eval_share: float = 0.1
     checkpoint_interval: int = 0
     log_interval: int = 10
+    loggers: tuple[str, ...] = ()
+    patience: int | None = None
     seed: int = 0
     workers: int = 2
     device: str = "auto"
@@ -185,6 +196,7 @@ class TrainConfig:
             "workers": self.workers,
             "eval_interval": self.eval_interval,
             "checkpoint_interval": self.checkpoint_interval,
+            "patience": self.patience or 0,
         }
         for name, value in positive.items():
             if value <= 0:

@@ -1,5 +1,7 @@
 """The metrics log (one JSON object per line) and the plots drawn from it at the end of training.
 
+:class:`MetricsLogger` is the subscriber (:mod:`gfocal.engine.events`) that writes both.
+
 Rows have ``"kind": "train"`` (loss terms, ``loss``, ``lr``, ``iter_time``,
 ``data_time`` in seconds, model counters) or ``"kind": "eval"`` (COCO metrics),
 plus ``epoch`` (1-based) and ``iteration`` (optimiser steps completed). The
@@ -16,9 +18,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from gfocal.engine.events import EvaluationEnded, Event, RunEnded, RunStarted, StepEnded
 from gfocal.fileio import atomic_write_bytes
 
-__all__ = ["MetricsLog", "plot_metrics"]
+__all__ = ["MetricsLog", "MetricsLogger", "plot_metrics"]
 
 
 class MetricsLog:
@@ -53,6 +56,59 @@ class MetricsLog:
         kept = [row for row in self.rows() if row.get("iteration", 0) <= iteration]
         # Atomic: a crash while resuming must not lose the history of the steps kept.
         atomic_write_bytes(self.path, "".join(json.dumps(row) + "\n" for row in kept).encode("utf-8"))
+
+
+class MetricsLogger:
+    """Writes ``metrics.jsonl`` from a run's events: a ``"train"`` row with the means of every
+    ``log_interval`` steps, an ``"eval"`` row per evaluation; draws the curves when the run ends.
+
+    A fresh run starts a fresh log (with its ``"setup"`` row); a resumed one drops the rows logged after its
+    checkpoint, since it takes those steps again.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike[str], log_interval: int) -> None:
+        self.out_dir, self.log_interval = Path(out_dir), log_interval
+        self.log = MetricsLog(self.out_dir / "metrics.jsonl")
+        self.window: list[dict[str, float]] = []
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self._start(event)
+        elif isinstance(event, StepEnded):
+            self._step(event)
+        elif isinstance(event, EvaluationEnded):
+            metrics = {k: v for k, v in event.metrics.items() if k != "per_class"}
+            self.log.write(
+                {"kind": "eval", "epoch": event.epoch, "iteration": event.iteration, "eval_s": event.seconds, **metrics}
+            )
+        elif isinstance(event, RunEnded):
+            plot_metrics(self.log.rows(), self.out_dir)
+
+    def _start(self, event: RunStarted) -> None:
+        if event.iteration:
+            self.log.truncate_after(event.iteration)
+            return
+        self.log.path.unlink(missing_ok=True)  # a fresh run in an old folder starts a fresh log
+        self.log.write({"kind": "setup", "epoch": 0.0, "iteration": 0, **event.setup})
+
+    def _step(self, event: StepEnded) -> None:
+        self.window.append(
+            {
+                "loss": event.loss,
+                **event.losses,
+                "lr": event.lr,
+                **event.counters,
+                "iter_time": event.step_s,
+                "data_time": event.data_s,
+            }
+        )
+        if event.iteration % self.log_interval:
+            return
+        keys = self.window[-1].keys()
+        means = {k: sum(row.get(k, 0.0) for row in self.window) / len(self.window) for k in keys}
+        # The learning rate is the step's, not a mean: the schedule is a curve, not a noisy measurement.
+        self.log.write({"kind": "train", "epoch": event.epoch, "iteration": event.iteration, **means, "lr": event.lr})
+        self.window.clear()
 
 
 def plot_metrics(rows: list[dict[str, Any]], out_dir: str | os.PathLike[str]) -> list[Path]:

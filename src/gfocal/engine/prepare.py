@@ -1,5 +1,5 @@
 """Building a training run from its config: data, model (and pretrained weights), optimiser, schedule, EMA,
-loader, precision; a resumed run restores its checkpoint (:mod:`gfocal.engine.run`)."""
+loader, precision, the subscribers to its events; a resumed run restores its checkpoint (:mod:`gfocal.engine.run`)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import functools
 import json
 import logging
 import random
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,12 @@ from gfocal.engine.build import TrainData, TrainSetupError, build_data, build_mo
 from gfocal.engine.config import TrainConfig
 from gfocal.engine.distributed import DistInfo
 from gfocal.engine.ema import ModelEMA
+from gfocal.engine.events import Callback, EventBus
 from gfocal.engine.loader import build_train_loader
-from gfocal.engine.metrics import MetricsLog
+from gfocal.engine.loggers import build_trackers
+from gfocal.engine.metrics import MetricsLogger
 from gfocal.engine.pretrained import PretrainedDetector, read_pretrained
+from gfocal.engine.progress import Progress
 from gfocal.engine.run import Clock, Run, StepHook, remove_interrupted_writes, restore, resume_path
 from gfocal.engine.schedule import LRSchedule
 from gfocal.fileio import atomic_write_bytes
@@ -43,9 +47,13 @@ def prepare_run(
     model: nn.Module | None,
     data: TrainData | None,
     on_step: StepHook | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> Run:
-    """Build data, model, optimiser, schedule, EMA and loader; restore a checkpoint when resuming."""
+    """Build data, model, optimiser, schedule, EMA, loader and subscribers; restore a checkpoint when resuming."""
     _seed_everything(config.seed)
+    out_dir = Path(config.out_dir)
+    # First: a tracker whose library is missing stops the run before minutes of set-up, on every process.
+    trackers = build_trackers(config.loggers, out_dir)
     resume = resume_path(config)
     pretrained = read_pretrained(config.weights) if config.weights else None
     module, data = _model_and_data(config, model, data, device, pretrained.config if pretrained else None)
@@ -68,7 +76,7 @@ def prepare_run(
     wrapped = module
     if info.world_size > 1:
         wrapped = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
-    out_dir = Path(config.out_dir)
+    subscribers = [MetricsLogger(out_dir, config.log_interval), Progress(), *trackers, *callbacks]
     run = Run(
         config,
         info,
@@ -86,7 +94,7 @@ def prepare_run(
         loader,
         sampler,
         out_dir,
-        MetricsLog(out_dir / "metrics.jsonl", enabled=info.is_main),
+        EventBus(subscribers, enabled=info.is_main),
         Clock(0.0),
         on_step,
     )
@@ -94,20 +102,6 @@ def prepare_run(
         remove_interrupted_writes(out_dir)
     if resume is not None:
         restore(run, resume)
-    elif info.is_main:
-        run.log.path.unlink(missing_ok=True)  # a fresh run in an old folder starts a fresh log
-        run.log.write(
-            {
-                "kind": "setup",
-                "epoch": 0.0,
-                "iteration": 0,
-                "batch_size": batch_size,
-                "requested_batch_size": config.batch_size,
-                "train_images": len(data.train),  # type: ignore[arg-type]
-                "world_size": info.world_size,
-                "base_lr": base_lr,
-            }
-        )
     if info.is_main:
         atomic_write_bytes(out_dir / "config.yaml", config.to_yaml().encode("utf-8"))
     run.last_save_s = _save_estimate_s(module, config)

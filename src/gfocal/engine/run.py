@@ -7,7 +7,9 @@ unwrapped model), ``optimizer``, ``schedule`` (the possibly compressed
 :class:`LRSchedule`), ``ema``, ``scaler``, ``iteration``, ``epoch``, ``sampler``,
 ``rng`` (one entry per process), ``config`` (the resolved :class:`TrainConfig`),
 ``model_config`` (``model.config.to_dict()`` when the model has one),
-``best_ap``, ``elapsed_s`` (training seconds so far) and ``gfocal_version``.
+``best_ap``, ``best_iteration``, ``evaluations_since_best`` and ``early_stopped`` (the patience's count, and
+whether it ended the run: a resumed early-stopped run does not train again), ``elapsed_s`` (training seconds
+so far) and ``gfocal_version``.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ from gfocal.engine.checkpoint import capture_rng_state, load_checkpoint, restore
 from gfocal.engine.config import TrainConfig
 from gfocal.engine.distributed import DistInfo, all_gather_objects
 from gfocal.engine.ema import ModelEMA
+from gfocal.engine.events import EventBus
 from gfocal.engine.loader import ResumableSampler
-from gfocal.engine.metrics import MetricsLog
 from gfocal.engine.schedule import LRSchedule
 
 __all__ = [
@@ -57,6 +59,8 @@ RESUMABLE_CHANGES = frozenset(
         "checkpoint_interval",
         "log_interval",
         "time_budget_minutes",
+        "loggers",
+        "patience",
     }
 )
 
@@ -117,21 +121,22 @@ class Run:
     loader: DataLoader
     sampler: ResumableSampler
     out_dir: Path
-    log: MetricsLog
+    events: EventBus
     clock: Clock
     on_step: StepHook | None = None
     iteration: int = 0
     best_ap: float = -1.0
     best_iteration: int = 0
+    evaluations_since_best: int = 0  # evaluations in a row that did not beat best_ap (for the patience)
+    early_stopped: bool = False
     last_eval_s: float | None = None
     last_eval_end_s: float = 0.0
     last_save_s: float = 0.0
     last_save_end_s: float = 0.0  # clock.elapsed() when last.pt was last written (or the run began)
-    last_progress_log: float = 0.0
     final_metrics: dict[str, Any] | None = None
     last_saved: tuple[Path, int] | None = None
     stopped_by_time_budget: bool = False
-    window: list[dict[str, float]] = field(default_factory=list)
+    first_last_bin_fractions: list[float] = field(default_factory=list)  # over the first log_interval steps
 
     @property
     def epoch_progress(self) -> float:
@@ -170,6 +175,8 @@ def save_training_state(run: Run, best: bool) -> None:
         "model_config": model_config.to_dict() if hasattr(model_config, "to_dict") else None,
         "best_ap": run.best_ap,
         "best_iteration": run.best_iteration,
+        "evaluations_since_best": run.evaluations_since_best,
+        "early_stopped": run.early_stopped,
         "elapsed_s": run.clock.elapsed(),
         "gfocal_version": __version__,
     }
@@ -246,10 +253,11 @@ def restore(run: Run, path: Path) -> None:
         run.scaler.load_state_dict(state["scaler"])
     run.iteration, run.best_ap = int(state["iteration"]), float(state["best_ap"])
     run.best_iteration = int(state.get("best_iteration", 0))
+    run.evaluations_since_best = int(state.get("evaluations_since_best", 0))
+    run.early_stopped = bool(state.get("early_stopped", False))
     run.clock = Clock(float(state["elapsed_s"]))
     run.last_save_end_s = run.clock.prior_s
     run.stopped_by_time_budget = run.config.epochs is not None and run.schedule.total_iters < run.planned.total_iters
     run.last_saved = (path, run.iteration)
-    run.log.truncate_after(run.iteration)
     rng = state["rng"]
     restore_rng_state(rng[run.info.rank] if run.info.rank < len(rng) else rng[0])

@@ -2,10 +2,12 @@
 
 One optimiser step: set the scheduled learning rate, forward in autocast, check
 the loss is finite (averaged over processes, so every rank takes the same
-decision), backward, clip, step, update the EMA. Around it: logging, periodic
-checkpoints, the time budget, evaluation at epoch ends, the caller's ``on_step``
-hook. Set-up lives in :mod:`gfocal.engine.prepare`, checkpoint state and resume
-in :mod:`gfocal.engine.run`, planning against the clock in :mod:`gfocal.engine.budget`.
+decision), backward, clip, step, update the EMA. Around it: periodic checkpoints,
+the time budget, evaluation at epoch ends, early stopping, the caller's ``on_step``
+hook, and the events (:mod:`gfocal.engine.events`) that the logs, the progress bar
+and the trackers subscribe to. Set-up lives in :mod:`gfocal.engine.prepare`,
+checkpoint state and resume in :mod:`gfocal.engine.run`, planning against the clock
+in :mod:`gfocal.engine.budget`.
 """
 
 from __future__ import annotations
@@ -13,24 +15,32 @@ from __future__ import annotations
 import logging
 import math
 import random
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from gfocal.engine.budget import evaluation_due, plan_summary, replan
 from gfocal.engine.build import TrainData, validation_network
 from gfocal.engine.config import TrainConfig
 from gfocal.engine.distributed import all_reduce_mean, broadcast_object, cleanup_distributed, setup_distributed
 from gfocal.engine.evaluate import evaluate_model, format_results, save_results
+from gfocal.engine.events import (
+    Callback,
+    CheckpointSaved,
+    EvaluationEnded,
+    Event,
+    RunEnded,
+    RunFailed,
+    RunStarted,
+    StepEnded,
+    StopReason,
+)
 from gfocal.engine.loader import endless_batches
-from gfocal.engine.metrics import plot_metrics
 from gfocal.engine.prepare import prepare_run
 from gfocal.engine.run import Run, StepHook, TrainingDiverged, export_weights, save_training_state
 from gfocal.models.config import image_size_options
@@ -41,7 +51,6 @@ logger = logging.getLogger(__name__)
 
 _WARM_STEPS = 3  # steps excluded from the time-per-step estimate (allocator and kernel warm-up)
 _PLAN_STEPS = 2  # measured steps before the plan and ETA are announced
-_PROGRESS_EVERY_S = 60.0  # a progress line this often when stderr is not a terminal (no progress bar)
 # last.pt at an epoch end at most this often (besides evaluations and the end): a small set's epoch is a few
 # steps, and a save per epoch cost about a step's time every few steps.
 _SAVE_EVERY_S = 60.0
@@ -64,6 +73,8 @@ class TrainResult:
         final_metrics: the last evaluation's results (see ``evaluate_detections``), None without evaluation.
         best_ap: the best evaluation AP, None without evaluation.
         stopped_by_time_budget: the schedule was compressed to fit ``time_budget_minutes``.
+        stop_reason: why the run ended: "finished", "time budget" (a budget filled or capped the schedule)
+            or "early stop" (``patience`` evaluations without a better validation AP).
     """
 
     out_dir: Path
@@ -76,6 +87,7 @@ class TrainResult:
     final_metrics: dict[str, Any] | None
     best_ap: float | None
     stopped_by_time_budget: bool
+    stop_reason: StopReason = "finished"
 
 
 def train(
@@ -84,6 +96,7 @@ def train(
     model: nn.Module | None = None,
     data: TrainData | None = None,
     on_step: StepHook | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> TrainResult:
     """Train (or resume, per ``config.resume``) and return where the results are.
 
@@ -95,26 +108,34 @@ def train(
             with the steps taken so far and the network that evaluation uses (the EMA's when on), in eval
             mode (training mode is restored after it); for measurements during training, e.g. a probe every
             N steps (``benchmarks/ambiguity_auroc.py``). Its time is left out of the time per step.
+        callbacks: subscribers to the run's events (:class:`gfocal.engine.events.Callback`: ``on_event(event)``),
+            called on the main process after the built-in ones (``metrics.jsonl``, progress, trackers); their
+            time is left out of the time per step too.
 
     Raises:
         TrainingDiverged: a loss or gradient became NaN/inf; the last good checkpoint is kept.
     """
     info, device = setup_distributed(config.device)
     try:
-        run = prepare_run(config, info, device, model, data, on_step)
-        return _fit(run)
+        run = prepare_run(config, info, device, model, data, on_step, callbacks)
+        try:
+            return _fit(run)
+        except BaseException as error:  # an interrupt too: the trackers close their files and runs
+            run.events.emit_failure(RunFailed(run.iteration, str(error) or type(error).__name__))
+            raise
     finally:
         cleanup_distributed(info)
 
 
 def _fit(run: Run) -> TrainResult:
-    if run.iteration >= run.schedule.total_iters:
+    _emit(run, _run_started(run))
+    if run.iteration >= run.schedule.total_iters or run.early_stopped:  # a finished run resumed: nothing to train
         return _finish(run)
     batches = endless_batches(run.loader, *divmod(run.iteration, run.sampler.batches_per_epoch))
     try:
-        while run.iteration < run.schedule.total_iters:
+        while run.iteration < run.schedule.total_iters and not run.early_stopped:
             epoch, start = divmod(run.iteration, run.sampler.batches_per_epoch)
-            _train_epoch(run, batches, epoch, start)
+            _train_epoch(run, batches, start)
             if run.iteration >= run.schedule.total_iters:
                 batches.close()  # else the workers prefetch batches no step takes, beside the final evaluation
             _end_epoch(run, epoch)
@@ -123,28 +144,56 @@ def _fit(run: Run) -> TrainResult:
     return _finish(run)
 
 
-def _train_epoch(run: Run, batches: Iterator[Any], epoch: int, start: int) -> None:
-    """The steps of ``epoch`` from its batch ``start`` on, or up to the end of the schedule."""
-    bar = tqdm(
-        total=run.sampler.batches_per_epoch,
-        initial=start,
-        desc=f"epoch {epoch + 1}/{run.schedule.epochs}",
-        disable=not (run.info.is_main and sys.stderr.isatty()),
-        dynamic_ncols=True,
-        leave=False,
+def _emit(run: Run, event: Event) -> None:
+    """Hand ``event`` to the subscribers; their seconds are not training time (the time budget plans with it)."""
+    run.clock.pause(run.events.emit(event))
+
+
+def _run_started(run: Run) -> RunStarted:
+    return RunStarted(
+        config=run.config.to_dict(),
+        out_dir=run.out_dir,
+        iteration=run.iteration,
+        steps_per_epoch=run.sampler.batches_per_epoch,
+        setup={
+            "batch_size": run.sampler.batch_size,
+            "requested_batch_size": run.config.batch_size,
+            "train_images": len(run.data.train),  # type: ignore[arg-type]
+            "world_size": run.info.world_size,
+            "base_lr": run.base_lr,
+        },
     )
+
+
+def _train_epoch(run: Run, batches: Iterator[Any], start: int) -> None:
+    """The steps of the current epoch from its batch ``start`` on, or up to the end of the schedule."""
     for _ in range(start, run.sampler.batches_per_epoch):
         tick = time.perf_counter()
         images, targets = next(batches)
         data_time = time.perf_counter() - tick
-        values = _step(run, images, targets)
+        losses, loss, lr, counters = _step(run, images, targets)
         run.iteration += 1
-        _after_step(run, values, data_time, time.perf_counter() - tick, bar)
+        step_s = time.perf_counter() - tick
+        _emit(
+            run,
+            StepEnded(
+                iteration=run.iteration,
+                epoch=run.epoch_progress,
+                total_iterations=run.schedule.total_iters,
+                losses=losses,
+                loss=loss,
+                lr=lr,
+                step_s=step_s,
+                data_s=data_time,
+                images_per_s=run.sampler.batch_size / step_s,
+                counters=counters,
+            ),
+        )
+        _after_step(run, counters, step_s)
         if run.on_step is not None and run.info.is_main:
             _call_hook(run, run.on_step)
         if run.iteration >= run.schedule.total_iters:
             break
-    bar.close()
 
 
 def _call_hook(run: Run, hook: StepHook) -> None:
@@ -160,8 +209,11 @@ def _call_hook(run: Run, hook: StepHook) -> None:
     run.clock.pause(time.perf_counter() - started)
 
 
-def _step(run: Run, images: list[torch.Tensor], targets: list[dict[str, Any]]) -> dict[str, float]:
-    """One optimiser step; returns the loss terms (averaged over processes), ``loss``, ``lr`` and ``grad_norm``."""
+def _step(
+    run: Run, images: list[torch.Tensor], targets: list[dict[str, Any]]
+) -> tuple[dict[str, float], float, float, dict[str, float]]:
+    """One optimiser step; returns the loss terms (averaged over processes), their sum, the learning rate and
+    the counters: the model's ``last_stats`` and ``grad_norm`` when clipping."""
     lr = run.base_lr * run.schedule.factor(run.iteration)
     for group in run.optimizer.param_groups:
         group["lr"] = lr
@@ -173,9 +225,11 @@ def _step(run: Run, images: list[torch.Tensor], targets: list[dict[str, Any]]) -
         loss_dict = run.model(images, targets, **_input_size(run))
     loss = sum(loss_dict.values())
     terms = all_reduce_mean(torch.stack([loss.detach().float(), *(v.detach().float() for v in loss_dict.values())]))
-    values = dict(zip(["loss", *loss_dict], terms.tolist()))
-    if not math.isfinite(values["loss"]):
-        raise _diverged(run, "loss", values)
+    total, *values = terms.tolist()  # the one host sync of a step: the finiteness check needs it anyway
+    losses = dict(zip(loss_dict, values))
+    if not math.isfinite(total):
+        raise _diverged(run, "loss", {"loss": total, **losses})
+    counters = dict(getattr(run.module, "last_stats", None) or {})
     run.optimizer.zero_grad(set_to_none=True)
     scaler = run.scaler
     (scaler.scale(loss) if scaler else loss).backward()
@@ -184,8 +238,8 @@ def _step(run: Run, images: list[torch.Tensor], targets: list[dict[str, Any]]) -
     if run.config.clip_grad_norm is not None:
         norm = nn.utils.clip_grad_norm_(run.module.parameters(), run.config.clip_grad_norm).item()
         if not math.isfinite(norm) and scaler is None:  # with fp16 loss scaling, inf gradients just skip the step
-            raise _diverged(run, "gradient norm", {**values, "grad_norm": norm})
-        values["grad_norm"] = norm
+            raise _diverged(run, "gradient norm", {"loss": total, **losses, "grad_norm": norm})
+        counters["grad_norm"] = norm
     if scaler:
         scaler.step(run.optimizer)
         scaler.update()
@@ -193,7 +247,7 @@ def _step(run: Run, images: list[torch.Tensor], targets: list[dict[str, Any]]) -
         run.optimizer.step()
     if run.ema is not None:
         run.ema.update(run.module)
-    return {**values, "lr": lr}
+    return losses, total, lr, counters
 
 
 def _input_size(run: Run) -> dict[str, tuple[int, int]]:
@@ -222,25 +276,24 @@ def _diverged(run: Run, what: str, values: dict[str, float]) -> TrainingDiverged
     )
 
 
-def _after_step(run: Run, values: dict[str, float], data_time: float, iter_time: float, bar: tqdm) -> None:
-    """Progress, the metrics log, periodic checkpoints and the time budget."""
-    stats = getattr(run.module, "last_stats", None) or {}
-    run.window.append({**values, **stats, "iter_time": iter_time, "data_time": data_time})
-    bar.update(1)
-    bar.set_postfix(loss=f"{values['loss']:.4f}", lr=f"{values['lr']:.2e}", refresh=False)
-    config = run.config
-    if run.iteration % config.log_interval == 0:
-        keys = run.window[-1].keys()
-        means = {k: sum(row.get(k, 0.0) for row in run.window) / len(run.window) for k in keys}
-        run.log.write(
-            {"kind": "train", "epoch": run.epoch_progress, "iteration": run.iteration, **means, "lr": values["lr"]}
-        )
-        if run.iteration == config.log_interval and run.info.is_main:  # once, on the first window
-            _warn_short_range(means.get("last_bin_fraction", 0.0), run.module)
-        run.window.clear()
-    if config.checkpoint_interval and run.iteration % config.checkpoint_interval == 0:
-        save_training_state(run, best=False)
-    _track_speed(run, iter_time, values["loss"])
+def _after_step(run: Run, counters: dict[str, float], step_s: float) -> None:
+    """The range check on the first steps, periodic checkpoints and the time budget."""
+    if run.iteration <= run.config.log_interval and run.info.is_main:
+        run.first_last_bin_fractions.append(counters.get("last_bin_fraction", 0.0))
+        if run.iteration == run.config.log_interval:
+            fractions = run.first_last_bin_fractions
+            _warn_short_range(sum(fractions) / len(fractions), run.module)
+    if run.config.checkpoint_interval and run.iteration % run.config.checkpoint_interval == 0:
+        _save(run, best=False)
+    _track_speed(run, step_s)
+
+
+def _save(run: Run, best: bool) -> None:
+    """Write ``last.pt`` (and ``best.pt``) and tell the subscribers."""
+    save_training_state(run, best=best)
+    _emit(run, CheckpointSaved(run.out_dir / "last.pt", "last", run.iteration))
+    if best:
+        _emit(run, CheckpointSaved(run.out_dir / "best.pt", "best", run.iteration))
 
 
 _LAST_BIN_WARNING = 0.02  # share of positive edge targets clamped to the last bin worth a warning
@@ -258,7 +311,7 @@ def _warn_short_range(last_bin_fraction: float, model: nn.Module) -> None:
         )
 
 
-def _track_speed(run: Run, iter_time: float, loss: float) -> None:
+def _track_speed(run: Run, iter_time: float) -> None:
     """Measure the step time; re-plan a budgeted run (rank 0 decides, everyone follows); announce the plan once."""
     clock = run.clock
     if clock.session_steps == 0 and run.info.is_main:
@@ -285,15 +338,6 @@ def _track_speed(run: Run, iter_time: float, loss: float) -> None:
             plan["seconds_per_step"],
             _clock_time(plan["eta_s"]),
         )
-    elif (
-        run.info.is_main
-        and not sys.stderr.isatty()
-        and time.perf_counter() - run.last_progress_log >= _PROGRESS_EVERY_S
-    ):
-        run.last_progress_log = time.perf_counter()
-        logger.info(
-            "iteration %d/%d, loss %.4f, %.2f s/step", run.iteration, run.schedule.total_iters, loss, seconds_per_step
-        )
 
 
 def _clock_time(seconds: float) -> str:
@@ -302,50 +346,70 @@ def _clock_time(seconds: float) -> str:
 
 
 def _end_epoch(run: Run, epoch: int) -> None:
-    """Evaluate when due (and always at the end), then save ``last.pt`` when due (and ``best.pt`` on a new best AP)."""
+    """Evaluate when due (and always at the end), then save ``last.pt`` when due (and ``best.pt`` on a new best
+    AP); the patience may end the run here."""
     final = run.iteration >= run.schedule.total_iters
     seconds_per_step = run.clock.seconds_per_step(run.iteration)
     improved = False
     evaluated = evaluation_due(run, epoch, final, seconds_per_step)
     if evaluated:
-        started = time.perf_counter()
-        metrics = evaluate_model(
-            validation_network(run.ema.module if run.ema else run.module, run.config),
-            run.data.val,
-            run.data.val_records,
-            run.data.collate,
-            run.device,
-            batch_size=max(run.config.batch_size // run.info.world_size, 1),
-            workers=run.config.workers,
-            autocast=run.autocast,
-            max_detections=run.config.eval_max_detections,
-        )
-        run.last_eval_s = time.perf_counter() - started
-        run.clock.pause(run.last_eval_s)
-        run.last_eval_end_s = run.clock.elapsed()
-        run.final_metrics = metrics
-        improved = metrics["AP"] > run.best_ap
-        if improved:
-            run.best_ap, run.best_iteration = metrics["AP"], run.iteration
-        run.log.write(
-            {
-                "kind": "eval",
-                "epoch": run.epoch_progress,
-                "iteration": run.iteration,
-                "eval_s": run.last_eval_s,
-                **{k: v for k, v in metrics.items() if k != "per_class"},
-            }
-        )
-        if run.info.is_main:
-            save_results(run.out_dir / "eval" / f"epoch_{math.ceil(run.epoch_progress):03d}.json", metrics)
-            logger.info("evaluation after epoch %d (%.1f s):\n%s", epoch + 1, run.last_eval_s, format_results(metrics))
+        improved = _evaluate(run, epoch)
+        _count_patience(run, improved, final)
     if _save_due(run, final or evaluated):  # the final save is also what export_weights reads
         started = time.perf_counter()
-        save_training_state(run, best=improved)
+        _save(run, best=improved)
         run.last_save_s = time.perf_counter() - started
     if run.info.is_main:
         logger.info(
             "epoch %d/%d done: iteration %d/%d", epoch + 1, run.schedule.epochs, run.iteration, run.schedule.total_iters
+        )
+
+
+def _evaluate(run: Run, epoch: int) -> bool:
+    """Evaluate on the validation set, keep the best AP; returns whether this one is the best so far."""
+    started = time.perf_counter()
+    metrics = evaluate_model(
+        validation_network(run.ema.module if run.ema else run.module, run.config),
+        run.data.val,
+        run.data.val_records,
+        run.data.collate,
+        run.device,
+        batch_size=max(run.config.batch_size // run.info.world_size, 1),
+        workers=run.config.workers,
+        autocast=run.autocast,
+        max_detections=run.config.eval_max_detections,
+    )
+    run.last_eval_s = time.perf_counter() - started
+    run.clock.pause(run.last_eval_s)
+    run.last_eval_end_s = run.clock.elapsed()
+    run.final_metrics = metrics
+    improved = metrics["AP"] > run.best_ap
+    if improved:
+        run.best_ap, run.best_iteration = metrics["AP"], run.iteration
+    summary = {k: v for k, v in metrics.items() if k != "per_class"}
+    _emit(run, EvaluationEnded(run.iteration, run.epoch_progress, summary, run.last_eval_s, improved))
+    if run.info.is_main:
+        save_results(run.out_dir / "eval" / f"epoch_{math.ceil(run.epoch_progress):03d}.json", metrics)
+        logger.info("evaluation after epoch %d (%.1f s):\n%s", epoch + 1, run.last_eval_s, format_results(metrics))
+    return improved
+
+
+def _count_patience(run: Run, improved: bool, final: bool) -> None:
+    """Count evaluations without a better AP; stop the run once they reach ``patience`` (rank 0 decides,
+    everyone follows: only its AP is sure to be the whole validation set's)."""
+    run.evaluations_since_best = 0 if improved else run.evaluations_since_best + 1
+    patience = run.config.patience
+    if not patience or final:
+        return
+    run.early_stopped = bool(broadcast_object(run.evaluations_since_best >= patience if run.info.is_main else None))
+    if run.early_stopped and run.info.is_main:
+        logger.info(
+            "early stop: the validation AP did not improve in %d evaluations (patience %d); best %.3f at iteration "
+            "%d, in model_best.safetensors",
+            run.evaluations_since_best,
+            patience,
+            run.best_ap,
+            run.best_iteration,
         )
 
 
@@ -358,8 +422,6 @@ def _save_due(run: Run, always: bool) -> bool:
 
 
 def _finish(run: Run) -> TrainResult:
-    if run.info.is_main:
-        plot_metrics(run.log.rows(), run.out_dir)
     best = run.out_dir / "best.pt"
     weights, best_weights = export_weights(run)
     if run.info.is_main and weights is not None:
@@ -370,6 +432,9 @@ def _finish(run: Run) -> TrainResult:
             else ""
         )
         logger.info("%s holds the final weights%s", weights, best_note)
+    best_ap = run.best_ap if run.final_metrics is not None else None
+    reason = _stop_reason(run)
+    _emit(run, RunEnded(weights, best_weights, run.iteration, reason, best_ap))
     return TrainResult(
         out_dir=run.out_dir,
         last_checkpoint=run.out_dir / "last.pt",
@@ -379,6 +444,16 @@ def _finish(run: Run) -> TrainResult:
         iterations=run.iteration,
         epochs=run.epoch_progress,
         final_metrics=run.final_metrics,
-        best_ap=run.best_ap if run.final_metrics is not None else None,
+        best_ap=best_ap,
         stopped_by_time_budget=run.stopped_by_time_budget,
+        stop_reason=reason,
     )
+
+
+def _stop_reason(run: Run) -> StopReason:
+    if run.early_stopped:
+        return "early stop"
+    budget_set_the_length = run.config.time_budget_minutes is not None and (
+        run.config.epochs is None or run.stopped_by_time_budget
+    )
+    return "time budget" if budget_set_the_length else "finished"

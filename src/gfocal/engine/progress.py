@@ -1,0 +1,71 @@
+"""Training progress for the person watching: a bar per epoch on a terminal, else a log line every minute."""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+
+from tqdm import tqdm
+
+from gfocal.engine.events import Event, RunEnded, RunFailed, RunStarted, StepEnded
+
+__all__ = ["Progress"]
+
+logger = logging.getLogger(__name__)
+
+_LINE_EVERY_S = 60.0  # a progress line this often when stderr is not a terminal (a log file has no bar)
+
+
+class Progress:
+    """A subscriber (:mod:`gfocal.engine.events`) that shows where the run is."""
+
+    def __init__(self, terminal: bool | None = None) -> None:
+        self.terminal = sys.stderr.isatty() if terminal is None else terminal
+        self.steps_per_epoch = 1
+        self.bar: tqdm | None = None
+        self.bar_epoch = -1
+        self.last_line = time.perf_counter()
+        self.since_line: list[float] = []  # step seconds since the last line
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.steps_per_epoch = event.steps_per_epoch
+        elif isinstance(event, StepEnded):
+            self._bar(event) if self.terminal else self._line(event)
+        elif isinstance(event, (RunEnded, RunFailed)) and self.bar is not None:
+            self.bar.close()
+
+    def _bar(self, event: StepEnded) -> None:
+        epoch, done = divmod(event.iteration - 1, self.steps_per_epoch)
+        if self.bar is None or epoch != self.bar_epoch:  # a bar per epoch; a resumed run starts mid-epoch
+            if self.bar is not None:
+                self.bar.close()
+            epochs = math.ceil(event.total_iterations / self.steps_per_epoch)
+            self.bar = tqdm(
+                total=self.steps_per_epoch,
+                initial=done,
+                desc=f"epoch {epoch + 1}/{epochs}",
+                dynamic_ncols=True,
+                leave=False,
+            )
+            self.bar_epoch = epoch
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{event.loss:.4f}", lr=f"{event.lr:.2e}", refresh=False)
+        if done + 1 == self.steps_per_epoch or event.iteration >= event.total_iterations:
+            self.bar.close()  # before the epoch end's evaluation and its log lines
+            self.bar = None
+
+    def _line(self, event: StepEnded) -> None:
+        self.since_line.append(event.step_s)
+        if time.perf_counter() - self.last_line < _LINE_EVERY_S:
+            return
+        logger.info(
+            "iteration %d/%d, loss %.4f, %.2f s/step",
+            event.iteration,
+            event.total_iterations,
+            event.loss,
+            sum(self.since_line) / len(self.since_line),
+        )
+        self.last_line, self.since_line = time.perf_counter(), []
