@@ -31,7 +31,7 @@ from results import mean_std
 from tables_ablation import ablation_table, lengths_table, seed_differences_table
 from tables_levers import lever_seeds_table, lever_table
 from tables_localisation import localisation_table
-from tables_speed import goals_table, loader_speed_table, speed_table
+from tables_speed import goals_table, loader_speed_table, logging_cost_table, speed_table
 from tables_tools import (
     active_learning_table,
     auroc_table,
@@ -395,6 +395,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
         "default",
         results,
     ),
+    "logging-cost": lambda results: logging_cost_table("logging_cost-amd-avx2.json", results),
     "loader-speed": lambda results: loader_speed_table("loader_speed-amd-avx2.json", results),
     # benchmarks/localisation.py, gfocal and YOLOv8n in one file per dataset (docs/localisation.md has the commands).
     "localisation": lambda results: localisation_table(

@@ -88,3 +88,26 @@ def loader_speed_table(name: str, results: Path) -> str:
             f"| {run['cpu_s_per_step']:.2f} |"
         )
     return "\n".join([*lines, "", source_line(name, data)])
+
+
+def logging_cost_table(name: str, results: Path) -> str:
+    """``benchmarks/logging_cost.py``: per subscriber, its seconds per training step (and share of the mean
+    step) on one run's own events, and what it costs once per run."""
+    data = load(results, name)
+    lines = [
+        "| subscriber | per training step (ms) | share of a step | once per run (s) |",
+        "|---|---|---|---|",
+    ]
+    for row in data["rows"]:
+        if "skipped" in row:
+            lines.append(f"| {row['subscriber']} | not measured: {row['skipped']} | | |")
+            continue
+        lines.append(
+            f"| {row['subscriber']} | {row['per_step_ms']:.3f} | {row['share_of_step'] * 100:.3f}% "
+            f"| {row['once_per_run_s']:.2f} |"
+        )
+    note = (
+        f"{data['steps']} steps (mean {data['mean_step_s']:.2f} s), {data['evaluations']} evaluations, "
+        f"log_interval {data['log_interval']}, evaluation every {data['eval_interval']} epoch(s)."
+    )
+    return "\n".join([*lines, "", note, source_line(name, data)])
