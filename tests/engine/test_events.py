@@ -9,6 +9,8 @@ import torch
 from gfocal.engine import (
     CheckpointSaved,
     EvaluationEnded,
+    FirstStepTimed,
+    PlanMade,
     RunEnded,
     RunFailed,
     RunStarted,
@@ -109,12 +111,37 @@ def test_a_run_tells_its_subscribers_every_step_evaluation_and_save_in_order(tmp
     assert result.stop_reason == "finished"
 
 
+def test_the_first_step_time_and_the_plan_are_events_the_progress_subscriber_logs(tmp_path, caplog):
+    recorder = Recorder()
+    torch.manual_seed(0)
+    with caplog.at_level(logging.INFO, logger="gfocal.engine.progress"):
+        train(tiny_config(tmp_path), model=TinyDetector(), data=tiny_data(), callbacks=[recorder])
+
+    kinds = [type(e).__name__ for e in recorder.events if not isinstance(e, CheckpointSaved)]
+    # The first step's time right after it; the plan once the warm-up (3 steps) and 2 measured steps are done.
+    assert kinds.index("FirstStepTimed") == kinds.index("StepEnded") + 1
+    (first,) = recorder.of(FirstStepTimed)
+    (plan,) = recorder.of(PlanMade)
+    assert first.iteration == 1 and first.step_s == recorder.of(StepEnded)[0].step_s
+    assert plan.iteration == 5 and plan.iterations == 8 and plan.epochs == pytest.approx(2.0)
+    assert plan.seconds_per_step > 0 and plan.eta_s >= 0
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(m.startswith("first step: ") for m in messages)
+    assert any(m.startswith("plan: 8 iterations (2.0 epochs)") for m in messages)
+
+
 def test_a_failed_run_tells_its_subscribers_why(tmp_path):
     recorder = Recorder()
     torch.manual_seed(0)
     with pytest.raises(TrainingDiverged):
         train(tiny_config(tmp_path), model=TinyDetector(nan_at=3), data=tiny_data(), callbacks=[recorder])
-    assert [type(e).__name__ for e in recorder.events] == ["RunStarted", "StepEnded", "StepEnded", "RunFailed"]
+    assert [type(e).__name__ for e in recorder.events] == [
+        "RunStarted",
+        "StepEnded",
+        "FirstStepTimed",
+        "StepEnded",
+        "RunFailed",
+    ]
     failed = recorder.events[-1]
     assert isinstance(failed, RunFailed) and failed.iteration == 2 and "non-finite loss at iteration 3" in failed.error
 

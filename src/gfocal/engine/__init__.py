@@ -27,6 +27,8 @@ _HOMES = {
     "Callback": "events",
     "CheckpointSaved": "events",
     "EvaluationEnded": "events",
+    "FirstStepTimed": "events",
+    "PlanMade": "events",
     "RunEnded": "events",
     "RunFailed": "events",
     "RunStarted": "events",

@@ -2,8 +2,9 @@
 
 The training loop (:mod:`gfocal.engine.trainer`) emits, on the main process only and in this order:
 :class:`RunStarted`, then per optimiser step :class:`StepEnded`, per evaluation :class:`EvaluationEnded`, per
-checkpoint written :class:`CheckpointSaved`, and last :class:`RunEnded` (or :class:`RunFailed` when an error
-ends the run). Everything that records a run is a subscriber: the ``metrics.jsonl`` log and its curves
+checkpoint written :class:`CheckpointSaved`, once the step time is measured :class:`FirstStepTimed` and
+:class:`PlanMade` (the time budget's plan, or the schedule's), and last :class:`RunEnded` (or
+:class:`RunFailed` when an error ends the run). Everything that records a run is a subscriber: the ``metrics.jsonl`` log and its curves
 (:mod:`gfocal.engine.metrics`), the progress bar (:mod:`gfocal.engine.progress`), the trackers of
 :mod:`gfocal.engine.loggers` and a caller's ``train(config, callbacks=[...])``.
 
@@ -26,6 +27,8 @@ __all__ = [
     "EvaluationEnded",
     "Event",
     "EventBus",
+    "FirstStepTimed",
+    "PlanMade",
     "RunEnded",
     "RunFailed",
     "RunStarted",
@@ -150,7 +153,34 @@ class RunFailed:
     error: str
 
 
-Event = RunStarted | StepEnded | EvaluationEnded | CheckpointSaved | RunEnded | RunFailed
+@dataclass(frozen=True)
+class FirstStepTimed:
+    """The session's first step is done; it is slower than the rest (memory, kernels warming up)."""
+
+    iteration: int
+    step_s: float
+
+
+@dataclass(frozen=True)
+class PlanMade:
+    """The step time has settled: how long the run will take (once per session, a few steps in).
+
+    Attributes:
+        iteration: steps completed when the plan was made.
+        iterations: steps the run will take in all (a time budget's plan, or the schedule's).
+        epochs: the same in passes over the training set.
+        seconds_per_step: the measured mean step.
+        eta_s: seconds until the run ends, evaluations included.
+    """
+
+    iteration: int
+    iterations: int
+    epochs: float
+    seconds_per_step: float
+    eta_s: float
+
+
+Event = RunStarted | StepEnded | EvaluationEnded | CheckpointSaved | FirstStepTimed | PlanMade | RunEnded | RunFailed
 
 
 class Callback(Protocol):

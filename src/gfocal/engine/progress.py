@@ -9,7 +9,7 @@ import time
 
 from tqdm import tqdm
 
-from gfocal.engine.events import Event, RunEnded, RunFailed, RunStarted, StepEnded
+from gfocal.engine.events import Event, FirstStepTimed, PlanMade, RunEnded, RunFailed, RunStarted, StepEnded
 
 __all__ = ["Progress"]
 
@@ -34,6 +34,18 @@ class Progress:
             self.steps_per_epoch = event.steps_per_epoch
         elif isinstance(event, StepEnded):
             self._bar(event) if self.terminal else self._line(event)
+        elif isinstance(event, FirstStepTimed):
+            logger.info(
+                "first step: %.1f s (the first steps are slower while memory and kernels warm up)", event.step_s
+            )
+        elif isinstance(event, PlanMade):
+            logger.info(
+                "plan: %d iterations (%.1f epochs) at %.2f s each; done in about %s",
+                event.iterations,
+                event.epochs,
+                event.seconds_per_step,
+                clock_time(event.eta_s),
+            )
         elif isinstance(event, (RunEnded, RunFailed)) and self.bar is not None:
             self.bar.close()
 
@@ -69,3 +81,9 @@ class Progress:
             sum(self.since_line) / len(self.since_line),
         )
         self.last_line, self.since_line = time.perf_counter(), []
+
+
+def clock_time(seconds: float) -> str:
+    """``H:MM:SS`` of a duration in seconds."""
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60:d}:{minutes % 60:02d}:{secs:02d}"

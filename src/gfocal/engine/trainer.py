@@ -34,6 +34,8 @@ from gfocal.engine.events import (
     CheckpointSaved,
     EvaluationEnded,
     Event,
+    FirstStepTimed,
+    PlanMade,
     RunEnded,
     RunFailed,
     RunStarted,
@@ -312,10 +314,11 @@ def _warn_short_range(last_bin_fraction: float, model: nn.Module) -> None:
 
 
 def _track_speed(run: Run, iter_time: float) -> None:
-    """Measure the step time; re-plan a budgeted run (rank 0 decides, everyone follows); announce the plan once."""
+    """Measure the step time; re-plan a budgeted run (rank 0 decides, everyone follows); tell the subscribers the
+    first step's time and, once, the plan."""
     clock = run.clock
-    if clock.session_steps == 0 and run.info.is_main:
-        logger.info("first step: %.1f s (the first steps are slower while memory and kernels warm up)", iter_time)
+    if clock.session_steps == 0:
+        _emit(run, FirstStepTimed(run.iteration, iter_time))
     if clock.session_steps < _WARM_STEPS:
         clock.session_steps += 1
         clock.mark(run.iteration)
@@ -331,18 +334,10 @@ def _track_speed(run: Run, iter_time: float) -> None:
     clock.session_steps += 1
     if clock.session_steps == _WARM_STEPS + _PLAN_STEPS and run.info.is_main:
         plan = plan_summary(run, seconds_per_step)
-        logger.info(
-            "plan: %d iterations (%.1f epochs) at %.2f s each; done in about %s",
-            plan["iterations"],
-            plan["epochs"],
-            plan["seconds_per_step"],
-            _clock_time(plan["eta_s"]),
+        _emit(
+            run,
+            PlanMade(run.iteration, plan["iterations"], plan["epochs"], plan["seconds_per_step"], plan["eta_s"]),
         )
-
-
-def _clock_time(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes // 60:d}:{minutes % 60:02d}:{secs:02d}"
 
 
 def _end_epoch(run: Run, epoch: int) -> None:
