@@ -16,7 +16,13 @@ import torch
 from torch import Tensor
 from torchvision.ops import box_iou
 
-from gfocal.models.assigner.contract import AssignerInputs, Assignment, empty_assignment, points_inside
+from gfocal.models.assigner.contract import (
+    AssignerInputs,
+    Assignment,
+    claim_candidates,
+    empty_assignment,
+    points_inside,
+)
 from gfocal.models.grid import LocationGrid
 from gfocal.ops import square_anchors
 
@@ -98,10 +104,7 @@ def atss_assign(
     if is_candidate is not None:
         keep &= is_candidate
 
-    claimed = torch.full_like(ious, float("-inf"))
-    claimed.scatter_(1, candidate_index, torch.where(keep, candidate_iou, float("-inf")))  # [N, A, M]
-    best_iou, best_gt = claimed.max(dim=2)  # [N, A]
-    positive = best_iou > float("-inf")
+    _, best_gt, positive = claim_candidates(ious, candidate_index, keep)  # [N, A] each
     return Assignment(torch.where(positive, best_gt, -1), positive)
 
 

@@ -127,3 +127,22 @@ def points_inside(points: Tensor, boxes: Tensor, margin: float = 0.01) -> Tensor
     x, y = points[..., 0], points[..., 1]
     edges = torch.stack((x - boxes[..., 0], y - boxes[..., 1], boxes[..., 2] - x, boxes[..., 3] - y), dim=-1)
     return edges.amin(-1) > margin
+
+
+def claim_candidates(ious: Tensor, candidate_index: Tensor, keep: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Each location's ground truth among those whose kept candidates it is: the one its IoU is highest with
+    (the first on ties), as ATSS and TOOD resolve a location several ground truths claim.
+
+    Args:
+        ious (Tensor[N, A, M]): IoU of each location (its anchor or predicted box) with each ground truth.
+        candidate_index (Tensor[N, K, M]): each ground truth's candidate locations (indices into A).
+        keep (Tensor[N, K, M] bool): which candidates the assigner keeps.
+
+    Returns:
+        ``(best_iou, best_gt, positive)``, Tensor[N, A] each: the winning IoU (-inf where none claims the
+        location), its ground truth's index, and whether any ground truth claims it.
+    """
+    claimed = torch.full_like(ious, float("-inf"))
+    claimed.scatter_(1, candidate_index, torch.where(keep, ious.gather(1, candidate_index), float("-inf")))
+    best_iou, best_gt = claimed.max(dim=2)  # [N, A]
+    return best_iou, best_gt, best_iou > float("-inf")

@@ -21,6 +21,7 @@ from gfocal.models.assigner.contract import (
     Assignment,
     PaddedTargets,
     Predictions,
+    claim_candidates,
     empty_assignment,
     points_inside,
 )
@@ -103,10 +104,7 @@ def task_aligned_assign(
     inside = points_inside(grid.points[candidate_index], gt.boxes.unsqueeze(1))  # [N, K, M]
     keep = (ranked_top > 0) & inside & gt.valid.unsqueeze(1)  # [N, K, M]
 
-    claimed = torch.full_like(ious, float("-inf"))
-    claimed.scatter_(1, candidate_index, torch.where(keep, ious.gather(1, candidate_index), float("-inf")))
-    best_iou, best_gt = claimed.max(dim=2)  # [N, A]
-    positive = best_iou > float("-inf")
+    best_iou, best_gt, positive = claim_candidates(ious, candidate_index, keep)  # [N, A] each
     gt_index = torch.where(positive, best_gt, -1)
     metric = torch.where(positive, alignment.gather(2, best_gt.unsqueeze(-1)).squeeze(-1), 0.0)  # [N, A]
     iou = torch.where(positive, best_iou, 0.0)  # [N, A]
