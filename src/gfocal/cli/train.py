@@ -27,6 +27,8 @@ _FIELDS = {
     "device": "device",
     "seed": "seed",
     "weights": "weights",
+    "teacher": "teacher",
+    "unlabelled": "unlabelled",
     "backbone_weights": "backbone_weights",
     "tile": "tile",
     "patience": "patience",
@@ -75,6 +77,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="start from a pretrained detector: a gfocal .safetensors, a gfocal checkpoint (last.pt) "
         "or an mmdetection GFL .pth; its architecture unless --model; classes matched by name "
         "(report in OUT/pretrained.json)",
+    )
+    parser.add_argument(
+        "--teacher",
+        default=None,
+        metavar="FILE",
+        help="localization distillation: a trained detector (gfocal .safetensors, gfocal checkpoint or mmdetection "
+        "GFL .pth) at the same strides, whose box-edge distributions the model learns beside its own losses "
+        "(loss_ld; docs/distillation.md); any backbone, size or reg_max, classes matched by name",
+    )
+    parser.add_argument(
+        "--unlabelled",
+        default=None,
+        metavar="DIR",
+        help="with --teacher: a folder of images without annotations mixed into the batches; only distillation "
+        "trains on them, around the teacher's confident detections (--set ld_pseudo_score=0.5)",
     )
     parser.add_argument(
         "--backbone-weights",

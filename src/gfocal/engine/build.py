@@ -8,8 +8,10 @@ pipeline, ``optimizer`` to SGD or AdamW).
 from __future__ import annotations
 
 import difflib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,9 +28,12 @@ __all__ = [
     "build_data",
     "build_optimizer",
     "training_augmentation",
+    "unlabelled_images",
     "validation_network",
 ]
 
+
+logger = logging.getLogger(__name__)
 
 # Decoded training images kept per data-loading process: a few hundred 400 px tiles, not a large set.
 _TRAIN_IMAGE_CACHE_BYTES = 256 * 2**20
@@ -146,6 +151,7 @@ def build_data(config: TrainConfig, train_records: Any, model: nn.Module) -> Tra
     from gfocal.data.mosaic import Mosaic
     from gfocal.data.tiles import TileDataset
     from gfocal.data.transforms import build_transforms
+    from gfocal.data.unlabelled import UnlabelledImages, WithUnlabelled
 
     sizes = (model.config.min_size, model.config.max_size)  # type: ignore[attr-defined]
     transforms = build_transforms(*sizes, training_augmentation(config))
@@ -158,6 +164,8 @@ def build_data(config: TrainConfig, train_records: Any, model: nn.Module) -> Tra
     if config.mosaic > 0:
         side = min(sizes)  # a square the model's rule maps to itself
         train = Mosaic(train, (side, side), config.mosaic, config.min_visible)
+    if config.unlabelled:
+        train = WithUnlabelled(train, UnlabelledImages(unlabelled_images(config.unlabelled), transforms))
     if not config.val_data:
         return TrainData(train, collate_detection)
     val_records = load_dataset(config.val_data, images_dir=config.val_images or None, split=config.val_split or None)
@@ -169,6 +177,32 @@ def build_data(config: TrainConfig, train_records: Any, model: nn.Module) -> Tra
         )
     val = DetectionDataset(val_records, None, train=False)  # the model resizes, exactly as in gfocal predict
     return TrainData(train, collate_detection, val, val_records)
+
+
+def unlabelled_images(folder: str) -> list[Path]:
+    """The readable images under ``folder`` (searched recursively); an unreadable one is left out with a warning
+    naming it, and a folder with none is a :class:`TrainSetupError`."""
+    from gfocal.data.image_io import ImageProblem, probe_image
+    from gfocal.engine.predict import find_images
+
+    if not Path(folder).is_dir():
+        raise TrainSetupError(f"unlabelled images: {folder} is not a folder")
+    try:
+        paths = find_images(folder)
+    except FileNotFoundError as error:
+        raise TrainSetupError(f"unlabelled images: {error}") from None
+    readable, problems = [], []
+    for path in paths:
+        try:
+            probe_image(path)
+            readable.append(path)
+        except ImageProblem as problem:
+            problems.append(f"{path}: {problem.detail}")
+    if problems:
+        logger.warning("%d unlabelled images left out: %s", len(problems), "; ".join(problems[:3]))
+    if not readable:
+        raise TrainSetupError(f"unlabelled images: none of the {len(paths)} images under {folder} is readable")
+    return readable
 
 
 def validation_network(model: nn.Module, config: TrainConfig) -> nn.Module:

@@ -122,6 +122,19 @@ class TrainConfig:
         backbone_weights: ImageNet (or other) weights of the ResNet body: a file, or a torchvision weights
             name (``DEFAULT``, ``IMAGENET1K_V1``, ``ResNet50_Weights.IMAGENET1K_V2``) read from the torch hub
             cache, downloaded there when missing. The body then trains with frozen BatchNorm and stem.
+        teacher: localization distillation (:mod:`gfocal.models.distillation`): a trained detector in any form
+            ``weights`` reads, predicting edge distributions at the student's strides (any backbone, width,
+            input size or reg_max), whose distributions the student learns beside its own losses. Its classes
+            are matched to the dataset's as ``weights`` matches them. "" : no distillation.
+        unlabelled: a folder of images without annotations mixed into the training batches (needs a
+            ``teacher``): only distillation trains on them, around the teacher's confident detections.
+        ld_temperature, ld_weight: LD's temperature and the weight of ``loss_ld`` on the student's positives
+            (mmdetection's LD configs: 10 and 0.25).
+        ld_vlr_weight, ld_vlr_alpha: weight of ``loss_ld_vlr`` on the valuable localization region (0: off) and
+            the region's lower DIoU bound as a share of the ATSS threshold (LD's paper: 0.25 and 0.25).
+        ld_cls_weight: weight of ``loss_ld_cls``, the teacher's joint scores as soft class targets (0: off).
+        ld_pseudo_score: on ``unlabelled`` images, the teacher's detections scoring at least this stand in
+            for the ground truth that places the regions.
     """
 
     model: str = "auto"
@@ -177,6 +190,14 @@ class TrainConfig:
     weights: str = ""
     weights_class_map: ClassMap = "by_name"
     backbone_weights: str = ""
+    teacher: str = ""
+    unlabelled: str = ""
+    ld_temperature: float = 10.0
+    ld_weight: float = 0.25
+    ld_vlr_weight: float = 0.25
+    ld_vlr_alpha: float = 0.25
+    ld_cls_weight: float = 0.0
+    ld_pseudo_score: float = 0.5
 
     def __post_init__(self) -> None:
         for name, value in typing.get_type_hints(TrainConfig).items():
@@ -228,6 +249,10 @@ class TrainConfig:
                 "TrainConfig.weights and backbone_weights both set: the detector's weights hold a "
                 "backbone already; keep one of them"
             )
+        if self.unlabelled and not self.teacher:
+            raise ValueError("TrainConfig.unlabelled needs a teacher: only distillation trains on unlabelled images")
+        if self.unlabelled and self.tile is not None:
+            raise ValueError("TrainConfig.unlabelled does not combine with tile (unlabelled images are not tiled)")
         if self.clip_grad_norm is not None and self.clip_grad_norm <= 0:
             raise ValueError(f"TrainConfig.clip_grad_norm must be > 0 or None, got {self.clip_grad_norm}")
 

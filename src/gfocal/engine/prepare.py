@@ -28,7 +28,9 @@ from gfocal.engine.pretrained import PretrainedDetector, read_pretrained
 from gfocal.engine.progress import Progress
 from gfocal.engine.run import Clock, Run, StepHook, remove_interrupted_writes, restore, resume_path
 from gfocal.engine.schedule import LRSchedule
+from gfocal.engine.teacher import Teacher, distillation_settings, load_teacher
 from gfocal.fileio import atomic_write_bytes
+from gfocal.models.detector import GFLDetector
 from gfocal.models.precision import autocast, compile_network, resolve_precision
 from gfocal.models.pretrained import transfer_weights
 from gfocal.models.weights import WeightsError
@@ -63,9 +65,11 @@ def prepare_run(
         raise ValueError("TrainData.val_records is required with a validation set (the ground truth for evaluation)")
     batch_size = _check_training_set(config, data, info)
     _warn_if_slow_here(module, device)
-    module = module.to(device)
+    teacher = _teacher(config, module, info)
+    network = module if teacher is None else teacher.wrap(module, distillation_settings(config))
+    network = network.to(device)  # the student, and the teacher beside it
     if config.channels_last:
-        module = module.to(memory_format=torch.channels_last)
+        network = network.to(memory_format=torch.channels_last)
     loader, sampler = build_train_loader(
         data.train, data.collate, batch_size, config.seed, config.workers, info.rank, info.world_size, continuous=True
     )
@@ -73,9 +77,9 @@ def prepare_run(
     base_lr = config.lr * batch_size / 16
     optimizer = build_optimizer(config, module, base_lr)
     precision = resolve_precision(config.precision, device)
-    wrapped = module
+    wrapped = network
     if info.world_size > 1:
-        wrapped = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+        wrapped = DistributedDataParallel(network, device_ids=[device.index] if device.type == "cuda" else None)
     subscribers = [MetricsLogger(out_dir, config.log_interval), Progress(), *trackers, *callbacks]
     run = Run(
         config,
@@ -97,6 +101,7 @@ def prepare_run(
         EventBus(subscribers, enabled=info.is_main),
         Clock(0.0),
         on_step,
+        distillation=None if teacher is None else teacher.record,
     )
     if info.is_main:
         remove_interrupted_writes(out_dir)
@@ -108,6 +113,19 @@ def prepare_run(
     if config.compile:  # after the EMA copied the eager module: a copy of a compiled one would call the original
         compile_network(module)
     return run
+
+
+def _teacher(config: TrainConfig, module: nn.Module, info: DistInfo) -> Teacher | None:
+    """The teacher of a distillation run (None without ``config.teacher``), its decisions logged."""
+    if not config.teacher:
+        return None
+    if not isinstance(module, GFLDetector):
+        raise TrainSetupError("TrainConfig.teacher needs a gfocal.models detector as the student")
+    teacher = load_teacher(config, module)
+    if info.is_main:
+        for line in teacher.lines:
+            logger.info("%s", line)
+    return teacher
 
 
 def _save_estimate_s(module: nn.Module, config: TrainConfig) -> float:

@@ -9,7 +9,8 @@ unwrapped model), ``optimizer``, ``schedule`` (the possibly compressed
 ``model_config`` (``model.config.to_dict()`` when the model has one),
 ``best_ap``, ``best_iteration``, ``evaluations_since_best`` and ``early_stopped`` (the patience's count, and
 whether it ended the run: a resumed early-stopped run does not train again), ``elapsed_s`` (training seconds
-so far) and ``gfocal_version``.
+so far), ``distillation`` (the teacher file's path and SHA-256, None without one; a resumed run refuses a
+changed teacher) and ``gfocal_version``. The teacher's weights are never in it.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from gfocal.engine.ema import ModelEMA
 from gfocal.engine.events import EventBus
 from gfocal.engine.loader import ResumableSampler
 from gfocal.engine.schedule import LRSchedule
+from gfocal.engine.teacher import check_same_teacher
 
 __all__ = [
     "TrainingDiverged",
@@ -137,6 +139,7 @@ class Run:
     last_saved: tuple[Path, int] | None = None
     stopped_by_time_budget: bool = False
     first_last_bin_fractions: list[float] = field(default_factory=list)  # over the first log_interval steps
+    distillation: dict[str, str] | None = None  # the teacher file's path and SHA-256 (gfocal.engine.teacher)
 
     @property
     def epoch_progress(self) -> float:
@@ -178,6 +181,7 @@ def save_training_state(run: Run, best: bool) -> None:
         "evaluations_since_best": run.evaluations_since_best,
         "early_stopped": run.early_stopped,
         "elapsed_s": run.clock.elapsed(),
+        "distillation": run.distillation,
         "gfocal_version": __version__,
     }
     for name in ("last.pt", "best.pt") if best else ("last.pt",):
@@ -235,6 +239,7 @@ def restore(run: Run, path: Path) -> None:
             f"cannot resume from {path}: the config differs from the checkpoint's in {diffs}; "
             "use the checkpoint's values or start a new run"
         )
+    check_same_teacher(state.get("distillation"), run.distillation, path)
     sampler = state["sampler"]
     if sampler["seed"] != run.sampler.seed:
         raise TrainSetupError(f"cannot resume from {path}: its data order (seed) differs from this run's")

@@ -27,7 +27,7 @@ from gfocal.models.postprocess import postprocess_image
 from gfocal.models.targets import BatchTargets, assign_targets, assignment_predictions
 from gfocal.models.transform import DetectionTransform, ImageBatch
 
-__all__ = ["GFLDetector", "ScoredOutputs"]
+__all__ = ["GFLDetector", "ScoredOutputs", "TrainingPass"]
 
 
 class ScoredOutputs(NamedTuple):
@@ -43,6 +43,26 @@ class ScoredOutputs(NamedTuple):
     score_factors: Tensor | None
     box_outputs: Tensor
     grid: LocationGrid
+
+
+class TrainingPass(NamedTuple):
+    """One training forward: the loss dict and what it was computed from, for losses added beside it
+    (localization distillation, :mod:`gfocal.models.distillation`).
+
+    losses: the detector's own loss terms, to be summed.
+    batch: the normalised, padded network input.
+    targets: the targets, boxes in network input pixels.
+    outputs: head outputs (float32) at the A locations of ``grid``.
+    grid: the locations.
+    valid (Tensor[N, A] bool): each image's own locations (not padding).
+    """
+
+    losses: dict[str, Tensor]
+    batch: ImageBatch
+    targets: list[dict[str, Tensor]]
+    outputs: HeadOutputs
+    grid: LocationGrid
+    valid: Tensor
 
 
 class GFLDetector(nn.Module):
@@ -147,14 +167,32 @@ class GFLDetector(nn.Module):
         if self.training:
             if targets is None:
                 raise ValueError("targets are required in training mode (call model.eval() for inference)")
-            _check_targets(targets, len(images), self.config.num_classes)
-            batch, targets = self.transform(images, targets, input_size)
-            outputs, grid = self.head_outputs(batch.tensors)
-            valid = valid_locations(grid, batch.image_sizes, self.config.size_divisible)  # [N, A]
-            losses, self.last_stats = self.criterion(outputs, grid, targets, valid)
-            return losses
+            return self.training_pass(images, targets, input_size).losses
         batch, _ = self.transform(images, input_size=input_size)
         return self.detect(batch, self.scored_outputs(batch.tensors), return_distributions)
+
+    def training_pass(
+        self,
+        images: list[Tensor],
+        targets: list[dict[str, Tensor]],
+        input_size: tuple[int, int] | None = None,
+        supervised: Tensor | None = None,
+    ) -> TrainingPass:
+        """The training forward of :meth:`forward`, with what its losses were computed from.
+
+        Args:
+            images, targets, input_size: as :meth:`forward`.
+            supervised (Tensor[N] bool | None): the images the detector's own losses train on; the others'
+                locations are neither positive nor negative (images without annotations, which only
+                distillation trains on). None: all.
+        """
+        _check_targets(targets, len(images), self.config.num_classes)
+        batch, scaled = self.transform(images, targets, input_size)
+        outputs, grid = self.head_outputs(batch.tensors)
+        valid = valid_locations(grid, batch.image_sizes, self.config.size_divisible)  # [N, A]
+        trained = valid if supervised is None else valid & supervised.to(valid.device).unsqueeze(1)
+        losses, self.last_stats = self.criterion(outputs, grid, scaled, trained)
+        return TrainingPass(losses, batch, scaled, outputs, grid, valid)
 
     def detect(
         self, batch: ImageBatch, scored: ScoredOutputs, return_distributions: bool = False

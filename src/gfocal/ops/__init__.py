@@ -1,6 +1,7 @@
 """The method's math as pure functions on tensors: losses, the Integral, box coding, distribution statistics."""
 
 from gfocal.ops.anchors import delta_to_box, square_anchors
+from gfocal.ops.distillation import localization_distillation_loss, resample_bins
 from gfocal.ops.distribution import (
     PeakStatistics,
     box_to_distance,
@@ -28,8 +29,10 @@ __all__ = [
     "distribution_std",
     "generalized_focal_loss",
     "integral",
+    "localization_distillation_loss",
     "peak_statistics",
     "quality_focal_loss",
     "reduce_loss",
+    "resample_bins",
     "square_anchors",
 ]

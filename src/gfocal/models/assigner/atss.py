@@ -11,6 +11,7 @@ Reference: PAPER.md "Training recipe", Assignment: ATSS (Zhang et al., CVPR 2020
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -26,7 +27,7 @@ from gfocal.models.assigner.contract import (
 from gfocal.models.grid import LocationGrid
 from gfocal.ops import square_anchors
 
-__all__ = ["ATSSAssigner", "atss_assign"]
+__all__ = ["ATSSAssigner", "ATSSCandidates", "atss_assign", "atss_candidates"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,40 @@ def atss_assign(
     num_locations = grid.points.shape[0]
     if num_gt == 0:
         return empty_assignment(num_images, num_locations, grid.points.device)
+    ious, candidate_index, is_candidate, threshold = atss_candidates(grid, gt_boxes, topk, anchor_scale, valid)
+    candidate_iou = ious.gather(1, candidate_index)  # [N, K, M]
+
+    inside = points_inside(grid.points[candidate_index], gt_boxes.unsqueeze(1))  # [N, K, M]
+    keep = (candidate_iou >= threshold.unsqueeze(1)) & inside & gt_valid.unsqueeze(1)  # [N, K, M]
+    if is_candidate is not None:
+        keep &= is_candidate
+
+    _, best_gt, positive = claim_candidates(ious, candidate_index, keep)  # [N, A] each
+    return Assignment(torch.where(positive, best_gt, -1), positive)
+
+
+class ATSSCandidates(NamedTuple):
+    """What ATSS computes per ground truth before it picks positives.
+
+    ious (Tensor[N, A, M]): IoU of each location's square anchor with each ground truth.
+    candidate_index (Tensor[N, K, M]): each ground truth's ``topk`` nearest locations per level (indices into A).
+    is_candidate (Tensor[N, K, M] bool | None): which of those are valid locations; None: all.
+    threshold (Tensor[N, M]): the IoU threshold, mean + std of the candidates' IoUs.
+    """
+
+    ious: Tensor
+    candidate_index: Tensor
+    is_candidate: Tensor | None
+    threshold: Tensor
+
+
+def atss_candidates(
+    grid: LocationGrid, gt_boxes: Tensor, topk: int = 9, anchor_scale: float = 8.0, valid: Tensor | None = None
+) -> ATSSCandidates:
+    """The anchors' IoUs, the candidates and the adaptive IoU threshold of each ground truth (arguments as
+    :func:`atss_assign`; ``gt_boxes`` has M >= 1); localization distillation reads the threshold too."""
+    num_images, num_gt = gt_boxes.shape[:2]
+    num_locations = grid.points.shape[0]
     anchors = square_anchors(grid.points, grid.strides, anchor_scale)  # [A, 4]
     ious = (
         box_iou(anchors, gt_boxes.reshape(-1, 4)).reshape(num_locations, num_images, num_gt).permute(1, 0, 2)
@@ -92,20 +127,12 @@ def atss_assign(
     if valid is not None:
         distances = distances.masked_fill(~valid.unsqueeze(-1), float("inf"))  # invalid ones sort last
     candidate_index = _nearest_per_level(distances, grid.level_sizes, topk)  # [N, K, M]
-    candidate_iou = ious.gather(1, candidate_index)  # [N, K, M]
     is_candidate = None
     if valid is not None:
         # Where a level has fewer than topk valid locations, its picks run on into invalid ones: drop those.
         is_candidate = valid.gather(1, candidate_index.flatten(1)).view_as(candidate_index)  # [N, K, M]
-    threshold = _iou_threshold(candidate_iou, is_candidate)  # [N, M]
-
-    inside = points_inside(grid.points[candidate_index], gt_boxes.unsqueeze(1))  # [N, K, M]
-    keep = (candidate_iou >= threshold.unsqueeze(1)) & inside & gt_valid.unsqueeze(1)  # [N, K, M]
-    if is_candidate is not None:
-        keep &= is_candidate
-
-    _, best_gt, positive = claim_candidates(ious, candidate_index, keep)  # [N, A] each
-    return Assignment(torch.where(positive, best_gt, -1), positive)
+    threshold = _iou_threshold(ious.gather(1, candidate_index), is_candidate)  # [N, M]
+    return ATSSCandidates(ious, candidate_index, is_candidate, threshold)
 
 
 def _nearest_per_level(distances: Tensor, level_sizes: list[int], topk: int) -> Tensor:
