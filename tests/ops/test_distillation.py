@@ -58,14 +58,11 @@ def test_a_teacher_with_more_bins_teaches_as_one_with_the_students_bins_when_its
 
 def test_a_teacher_with_fewer_bins_teaches_the_student_to_leave_its_extra_bins_empty():
     teacher = torch.randn(3, 5)
-    student = torch.randn(3, 9, requires_grad=True)
-    optimizer = torch.optim.SGD([student], lr=50.0)
-    for _ in range(300):
-        optimizer.zero_grad()
-        localization_distillation_loss(student, teacher, 1.0, reduction="sum").backward()
-        optimizer.step()
-    learned = student.detach().softmax(-1)
-    torch.testing.assert_close(learned, F.pad(teacher.softmax(-1), (0, 4)), atol=2e-3, rtol=0)
+    # The teacher's own distribution on bins 0..4, (almost) nothing on the student's extra bins 5..8.
+    matching = torch.cat((teacher, torch.full((3, 4), -1e4)), dim=-1)
+    spread = torch.cat((teacher, torch.zeros(3, 4)), dim=-1)
+    assert localization_distillation_loss(matching, teacher, 1.0, reduction="sum").abs() < 1e-5
+    assert localization_distillation_loss(spread, teacher, 1.0, reduction="sum") > 0.1
 
 
 def test_bad_inputs_are_refused():
