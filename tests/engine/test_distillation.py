@@ -63,6 +63,7 @@ def stop_after(iterations):
     return hook
 
 
+@pytest.mark.slow
 def test_a_distillation_run_logs_ld_saves_no_teacher_and_resumes_exactly(data, tmp_path):
     root, teacher = data
     reference = train(config(root, teacher, tmp_path / "reference"))
@@ -86,6 +87,7 @@ def test_a_distillation_run_logs_ld_saves_no_teacher_and_resumes_exactly(data, t
         torch.testing.assert_close(final["model"][name], tensor, rtol=0, atol=1e-6, msg=name)
 
 
+@pytest.mark.slow
 def test_resuming_with_a_changed_teacher_file_is_refused(data, tmp_path):
     root, teacher = data
     copied = tmp_path / "teacher.safetensors"
