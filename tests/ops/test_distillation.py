@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from gfocal.ops import localization_distillation_loss, resample_bins
 
