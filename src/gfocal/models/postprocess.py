@@ -14,6 +14,7 @@ from torch import Tensor
 from torchvision.ops import batched_nms
 
 from gfocal.models.box_coding import BoxCoding
+from gfocal.models.box_voting import vote_boxes
 from gfocal.models.config import ModelConfig
 from gfocal.models.grid import LocationGrid
 from gfocal.ops import distribution_std
@@ -86,10 +87,27 @@ def postprocess_image(
     locations, selected_outputs = locations[nonempty], selected_outputs[nonempty]
     keep = batched_nms(boxes, scores, labels, config.nms_iou_threshold)[: config.max_detections]
     result = {"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep]}
+    if config.box_voting != "off":
+        variance = None
+        if config.box_voting == "distribution":
+            variance = _edge_variance(box_coding, selected_outputs, grid.strides[locations])
+        result["boxes"] = vote_boxes(
+            result["boxes"], result["labels"], boxes, scores, labels, config.box_voting_sigma, variance
+        )
     if return_distributions:
         strides = grid.strides[locations[keep]]
         result.update(_distribution_outputs(box_coding, selected_outputs[keep], strides, config.std_scale))
     return result
+
+
+def _edge_variance(box_coding: BoxCoding, box_outputs: Tensor, strides: Tensor) -> Tensor:
+    """Variance of each edge [K, 4] in pixels squared: the learned distribution's, plus a bin's quantisation
+    variance (stride^2 / 12), below which a distribution over bins one stride apart cannot resolve; it also
+    keeps a distribution peaked in one bin from outvoting every other box."""
+    if not box_coding.has_distributions:
+        raise ValueError("box_voting='distribution' needs a distribution head (box='dfl'); use 'score'")
+    pixels = distribution_std(box_coding.distributions(box_outputs)) * strides.unsqueeze(-1)  # [K, 4]
+    return pixels**2 + strides.unsqueeze(-1) ** 2 / 12
 
 
 def _distribution_outputs(
