@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torchvision.ops import box_iou
 
-__all__ = ["vote_boxes"]
+from gfocal.models.box_coding import BoxCoding
+from gfocal.ops import batched_box_iou, distribution_std
+
+__all__ = ["edge_variance", "vote_boxes"]
 
 
 def vote_boxes(
@@ -38,26 +40,42 @@ def vote_boxes(
 ) -> Tensor:
     """The kept boxes, each edge replaced by the weighted mean of that edge over the candidates of its class.
 
+    Any leading batch dimensions (written ``...``) are shared by all arguments: one image in
+    ``postprocess_image``, a batch of fixed size in the ONNX graph.
+
     Args:
-        kept (Tensor[D, 4]): boxes NMS kept (xyxy); each is also among the candidates, so it votes for itself.
-        kept_labels (Tensor[D]): their classes.
-        candidates (Tensor[K, 4]): every box that entered NMS.
-        candidate_scores (Tensor[K]): their scores.
-        candidate_labels (Tensor[K]): their classes.
+        kept (Tensor[..., D, 4]): boxes NMS kept (xyxy); each is also among the candidates, so it votes for itself.
+        kept_labels (Tensor[..., D]): their classes (a kept slot with no candidate of its class stays as it is).
+        candidates (Tensor[..., K, 4]): every box that entered NMS.
+        candidate_scores (Tensor[..., K]): their scores (0: no vote).
+        candidate_labels (Tensor[..., K]): their classes.
         sigma: width of the IoU kernel exp(-(1 - IoU)^2 / sigma); smaller trusts only near-duplicates.
-        edge_variance (Tensor[K, 4] | None): variance of each candidate's edge, in pixels squared; ``None``
-            weighs by score and overlap only.
+        edge_variance (Tensor[..., K, 4] | None): variance of each candidate's edge, in pixels squared (see
+            :func:`edge_variance`); ``None`` weighs by score and overlap only.
 
     Returns:
-        Tensor[D, 4]: the voted boxes.
+        Tensor[..., D, 4]: the voted boxes.
     """
-    if kept.numel() == 0:
-        return kept
-    overlap = box_iou(kept, candidates)  # [D, K]
-    weights = candidate_scores.unsqueeze(0) * torch.exp(-((1 - overlap) ** 2) / sigma)
+    overlap = batched_box_iou(kept, candidates)  # [..., D, K]
+    weights = candidate_scores.unsqueeze(-2) * torch.exp(-((1 - overlap) ** 2) / sigma)
     # Only boxes of the class that overlap the kept one vote: one that does not says nothing about this object.
-    weights = weights * ((kept_labels.unsqueeze(1) == candidate_labels.unsqueeze(0)) & (overlap > 0))  # [D, K]
-    weights = weights.unsqueeze(-1).expand(-1, -1, 4)  # [D, K, 4]
+    same = (kept_labels.unsqueeze(-1) == candidate_labels.unsqueeze(-2)) & (overlap > 0)
+    weights = (weights * same).unsqueeze(-1)  # [..., D, K, 1]
     if edge_variance is not None:
-        weights = weights / edge_variance.unsqueeze(0)
-    return (weights * candidates.unsqueeze(0)).sum(1) / weights.sum(1)
+        weights = weights / edge_variance.unsqueeze(-3)  # [..., D, K, 4]
+    total = weights.sum(-2)  # [..., D, 1 or 4]
+    voted = (weights * candidates.unsqueeze(-3)).sum(-2) / total.clamp_min(torch.finfo(total.dtype).tiny)
+    return torch.where(total > 0, voted, kept)
+
+
+def edge_variance(box_coding: BoxCoding, box_outputs: Tensor, strides: Tensor) -> Tensor:
+    """Variance of each edge [..., K, 4] in pixels squared, from box outputs [..., K, 4 * B] at strides [..., K].
+
+    The learned distribution's variance plus a bin's quantisation variance (stride^2 / 12), below which a
+    distribution over bins one stride apart cannot resolve; it also keeps a distribution peaked in one bin
+    from outvoting every other box.
+    """
+    if not box_coding.has_distributions:
+        raise ValueError("box_voting='distribution' needs a distribution head (box='dfl'); use 'score'")
+    pixels = distribution_std(box_coding.distributions(box_outputs)) * strides.unsqueeze(-1)  # [..., K, 4]
+    return pixels**2 + strides.unsqueeze(-1) ** 2 / 12

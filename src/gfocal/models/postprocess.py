@@ -14,7 +14,7 @@ from torch import Tensor
 from torchvision.ops import batched_nms
 
 from gfocal.models.box_coding import BoxCoding
-from gfocal.models.box_voting import vote_boxes
+from gfocal.models.box_voting import edge_variance, vote_boxes
 from gfocal.models.config import ModelConfig
 from gfocal.models.grid import LocationGrid
 from gfocal.ops import distribution_std
@@ -90,7 +90,7 @@ def postprocess_image(
     if config.box_voting != "off":
         variance = None
         if config.box_voting == "distribution":
-            variance = _edge_variance(box_coding, selected_outputs, grid.strides[locations])
+            variance = edge_variance(box_coding, selected_outputs, grid.strides[locations])
         result["boxes"] = vote_boxes(
             result["boxes"], result["labels"], boxes, scores, labels, config.box_voting_sigma, variance
         )
@@ -98,16 +98,6 @@ def postprocess_image(
         strides = grid.strides[locations[keep]]
         result.update(_distribution_outputs(box_coding, selected_outputs[keep], strides, config.std_scale))
     return result
-
-
-def _edge_variance(box_coding: BoxCoding, box_outputs: Tensor, strides: Tensor) -> Tensor:
-    """Variance of each edge [K, 4] in pixels squared: the learned distribution's, plus a bin's quantisation
-    variance (stride^2 / 12), below which a distribution over bins one stride apart cannot resolve; it also
-    keeps a distribution peaked in one bin from outvoting every other box."""
-    if not box_coding.has_distributions:
-        raise ValueError("box_voting='distribution' needs a distribution head (box='dfl'); use 'score'")
-    pixels = distribution_std(box_coding.distributions(box_outputs)) * strides.unsqueeze(-1)  # [K, 4]
-    return pixels**2 + strides.unsqueeze(-1) ** 2 / 12
 
 
 def _distribution_outputs(
