@@ -2,7 +2,7 @@
 
     python benchmarks/lever_screen.py --train trees-val/train.json --val trees-val/val.json --epochs 300 \\
         --seed 0 --out runs/screen/s0 [--set key=value ...] [--ema 0.99:0.1 ...] [--nms 0.5 0.6 0.7] \\
-        [--json docs/results/lever_screen.json]
+        [--infer box_voting=score,box_voting_sigma=0.05 ...] [--scored-again] [--json docs/results/lever_screen.json]
 
 An exponential moving average of the weights (EMA) changes what is evaluated and exported, never a
 training step; so do inference settings (NMS IoU). One fixed-step training run without the trainer's
@@ -10,7 +10,9 @@ EMA (``ema=false``; every other ``TrainConfig`` field from ``--set`` over the de
 step by step, several :class:`gfocal.engine.ema.ModelEMA` copies: ``--ema DECAY:RAMP_SHARE`` is a
 decay and a warm-up of ``RAMP_SHARE`` x the run's steps (the trainer's own EMA, 0.9998 with a ramp
 of 2000 updates, is ``0.9998:2000u``: a ramp in updates instead of a share). The raw weights and each
-average are saved and scored on ``--val`` (the split for choices) with each ``--nms`` IoU threshold.
+average are saved and scored on ``--val`` (the split for choices) with each ``--nms`` IoU threshold, plain and
+with each ``--infer`` set of model inference options (e.g. box voting). ``--scored-again`` scores the weights
+a finished run left, with new inference settings, without training again.
 Weights are the final ones; nothing is picked during the run.
 """
 
@@ -22,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
 from common import add_json_argument, report
 
 from gfocal.data import load_dataset
@@ -42,6 +45,17 @@ def parse_ema(text: str, steps: int) -> tuple[str, float, float]:
     return f"ema{text}", float(decay), updates
 
 
+def parse_inference(text: str) -> dict[str, Any]:
+    """``box_voting=score,box_voting_sigma=0.05`` → {"box_voting": "score", "box_voting_sigma": 0.05}."""
+    options = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"--infer {text}: KEY=VALUE pairs separated by commas expected")
+        options[key.strip()] = yaml.safe_load(value)
+    return options
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train", required=True, help="training dataset (COCO json, VOC folder or YOLO yaml)")
@@ -52,6 +66,14 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="TrainConfig overrides")
     parser.add_argument("--ema", action="append", default=[], metavar="DECAY:RAMP", help="an average to keep")
     parser.add_argument("--nms", type=float, nargs="+", default=[0.6], help="NMS IoU thresholds to score")
+    parser.add_argument(
+        "--infer",
+        action="append",
+        type=parse_inference,
+        default=[],
+        metavar="KEY=VALUE[,KEY=VALUE]",
+        help="model inference options to score (each also at every --nms); the plain settings are always scored",
+    )
     parser.add_argument(
         "--scored-again", action="store_true", help="score the weights a finished run of these arguments left in --out"
     )
@@ -97,10 +119,12 @@ def main() -> None:
             weights[label] = save_weights(average.module, args.out / f"{label}.safetensors")
     rows = []
     for label, path in weights.items():
-        for nms in args.nms:
-            metrics = evaluate_weights(path, args.val, overrides={"nms_iou_threshold": nms})
-            rows.append({"weights": label, "nms": nms, **{m: metrics[m] for m in METRICS}})
-            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+        for inference in [{}, *args.infer]:
+            for nms in args.nms:
+                metrics = evaluate_weights(path, args.val, overrides={**inference, "nms_iou_threshold": nms})
+                row = {"weights": label, "nms": nms, **({"infer": inference} if inference else {})}
+                rows.append(row | {m: metrics[m] for m in METRICS})
+                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     report(
         {
             "train": args.train,

@@ -16,8 +16,13 @@ pytestmark = pytest.mark.slow  # exports ONNX graphs (a minute or more each on 2
 
 @pytest.fixture(
     scope="module",
-    params=[{}, {"classification": "focal", "box": "anchor_delta"}],
-    ids=["gfl", "atss_anchor"],  # the anchor-based baseline decodes (and multiplies centerness) in the graph too
+    params=[
+        {},
+        {"classification": "focal", "box": "anchor_delta"},
+        {"box_voting": "distribution", "box_voting_sigma": 0.1},
+    ],
+    # The anchor-based baseline decodes (and multiplies centerness) in the graph too; box voting runs in it.
+    ids=["gfl", "atss_anchor", "gfl_voted"],
 )
 def model(request):
     return busy_model(**request.param)

@@ -17,9 +17,15 @@ def settings_of(model):
     return decode_settings(json.dumps(model.config.to_dict()))
 
 
-@pytest.mark.parametrize("name", VARIANTS)
+#: Every variant, and GFL with each kind of box voting (decoded by the same code after NMS).
+DECODED = {name: variant.overrides for name, variant in VARIANTS.items()} | {
+    f"gfl-voting-{kind}": {"box_voting": kind, "box_voting_sigma": 0.1} for kind in ("score", "distribution")
+}
+
+
+@pytest.mark.parametrize("name", DECODED)
 def test_reference_decode_equals_pytorch_inference(name):
-    model = busy_model(max_size=128, **VARIANTS[name].overrides)
+    model = busy_model(max_size=128, **DECODED[name])
     settings = settings_of(model)
     generator = np.random.default_rng(0)
     images = [generator.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in ((64, 80), (150, 100), (96, 128))]

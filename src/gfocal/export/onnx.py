@@ -42,7 +42,9 @@ from torch import Tensor, nn
 from torchvision.ops import nms
 
 from gfocal.models import GFLDetector
+from gfocal.models.box_voting import edge_variance, vote_boxes
 from gfocal.models.detector import ScoredOutputs
+from gfocal.models.grid import LocationGrid
 from gfocal.ops import distribution_std
 
 __all__ = ["RAW_OUTPUTS", "DECODED_OUTPUTS", "ExportedDetector", "batched_detections", "export_onnx"]
@@ -138,10 +140,41 @@ def batched_detections(
     detections = _nms_per_image_and_class(
         boxes, candidate, labels, valid, config.nms_iou_threshold, config.max_detections, num_classes
     )
+    if config.box_voting != "off":
+        detections = _voted(model, detections, boxes[..., :4], candidate * valid, labels, selected, grid, locations)
     if not edge_std:
         return detections
     out_boxes, *rest = detections
     return (out_boxes[..., :4], *rest, out_boxes[..., 4:])
+
+
+def _voted(
+    model: GFLDetector,
+    detections: tuple[Tensor, Tensor, Tensor, Tensor],
+    candidates: Tensor,
+    candidate_scores: Tensor,
+    candidate_labels: Tensor,
+    selected: Tensor,
+    grid: LocationGrid,
+    locations: Tensor,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The kept boxes [N, D, 4 + X] with their xyxy voted over the candidates [N, K, 4] as ``postprocess_image``
+    does (invalid candidates score 0: no vote)."""
+    config = model.config
+    variance = None
+    if config.box_voting == "distribution":
+        variance = edge_variance(model.head.box_coding, selected, grid.strides[locations])
+    out_boxes, out_scores, out_labels, counts = detections
+    voted = vote_boxes(
+        out_boxes[..., :4],
+        out_labels,
+        candidates,
+        candidate_scores,
+        candidate_labels,
+        config.box_voting_sigma,
+        variance,
+    )
+    return torch.cat((voted, out_boxes[..., 4:]), dim=-1), out_scores, out_labels, counts
 
 
 def _nms_per_image_and_class(

@@ -45,6 +45,8 @@ class DecodeSettings:
     std_scale: float = 1.0  # temperature on the reported edge std (gfocal analyze calibration)
     box: str = "dfl"  # "anchor_delta": B = 1 outputs are anchor deltas, not distances
     anchor_scale: float = 8.0  # the anchor's side in strides (box="anchor_delta")
+    box_voting: str = "off"  # "score" or "distribution": kept boxes averaged over the overlapping candidates
+    box_voting_sigma: float = 0.025
 
 
 #: The anchor deltas' normalisation (dx, dy, dw, dh) and size-ratio limit, as gfocal.ops.anchors (ATSS's).
@@ -181,9 +183,15 @@ def decode(
 
     # 3. Class-aware NMS, at most max_detections, then back to original pixels.
     keep = _class_aware_nms(boxes, kept_scores, labels, settings.nms_iou_threshold)[: settings.max_detections]
+    kept_boxes = boxes[keep]
+    if settings.box_voting != "off":
+        variance = None
+        if settings.box_voting == "distribution":  # the distribution's variance plus a bin's quantisation variance
+            variance = (spread * strides[locations, None]) ** 2 + strides[locations, None] ** 2 / 12
+        kept_boxes = _vote(kept_boxes, labels[keep], boxes, kept_scores, labels, settings.box_voting_sigma, variance)
     per_edge = np.array([scale[0], scale[1], scale[0], scale[1]], dtype=np.float32)
     result = {
-        "boxes": boxes[keep] / per_edge,
+        "boxes": kept_boxes / per_edge,
         "scores": kept_scores[keep].astype(np.float32),
         "labels": labels[keep].astype(np.int64),
     }
@@ -220,6 +228,35 @@ def _anchor_delta_boxes(outputs: np.ndarray, points: np.ndarray, strides: np.nda
     centre = points + size * deltas[:, :2]
     half = size * np.exp(np.clip(deltas[:, 2:], -max_ratio, max_ratio)) * 0.5
     return np.concatenate((centre - half, centre + half), axis=-1)
+
+
+def _vote(
+    kept: np.ndarray,
+    kept_labels: np.ndarray,
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    sigma: float,
+    variance: np.ndarray | None,
+) -> np.ndarray:
+    """Box voting: each kept box [D, 4], edge by edge, the mean of the candidates [K, 4] of its class that
+    overlap it, weighted by score x exp(-(1 - IoU)^2 / sigma) (/ the edge's variance [K, 4] when given)."""
+    iou = _iou_matrix(kept, boxes)  # [D, K]
+    weights = scores[None] * np.exp(-((1 - iou) ** 2) / sigma) * ((kept_labels[:, None] == labels[None]) & (iou > 0))
+    weights = np.broadcast_to(weights[..., None], (*weights.shape, 4))  # [D, K, 4]
+    if variance is not None:
+        weights = weights / variance[None]
+    total = weights.sum(1)  # [D, 4]; each kept box overlaps itself, so > 0
+    return ((weights * boxes[None]).sum(1) / total).astype(np.float32)
+
+
+def _iou_matrix(boxes: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """IoU of every box [D, 4] with every box of ``other`` [K, 4] (xyxy): [D, K]."""
+    top_left = np.maximum(boxes[:, None, :2], other[None, :, :2])
+    bottom_right = np.minimum(boxes[:, None, 2:], other[None, :, 2:])
+    intersection = np.prod(np.clip(bottom_right - top_left, 0, None), axis=-1)
+    areas, other_areas = (np.prod(b[:, 2:] - b[:, :2], axis=-1) for b in (boxes, other))
+    return intersection / np.maximum(areas[:, None] + other_areas[None] - intersection, 1e-6)
 
 
 def _class_aware_nms(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, iou_threshold: float) -> np.ndarray:

@@ -103,6 +103,10 @@ class ModelConfig:
     pre_nms_top_k: int = 1000
     nms_iou_threshold: float = 0.6
     max_detections: int = 100
+    # Box voting after NMS (gfocal.models.box_voting): "off", "score" (score x IoU kernel) or "distribution"
+    # (also / each edge's learned variance); sigma is the IoU kernel's width.
+    box_voting: str = "off"
+    box_voting_sigma: float = 0.025
     # Temperature on the reported edge std (edge_std = std_scale x the distribution's std), fitted on a
     # validation set by `gfocal analyze calibration --save-calibrated`; 1 leaves the learned spread as it is.
     std_scale: float = 1.0
@@ -122,6 +126,7 @@ class ModelConfig:
         for name, allowed in (
             ("quality_label", ("iou", "centerness", "alignment")),
             ("backbone_norm", ("bn", "frozen_bn")),
+            ("box_voting", ("off", "score", "distribution")),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -129,6 +134,8 @@ class ModelConfig:
             raise ValueError(f"tal_topk must be >= 1 candidate per ground truth, got {self.tal_topk}")
         if self.tal_alpha < 0 or self.tal_beta < 0:
             raise ValueError(f"tal_alpha and tal_beta must be >= 0, got {self.tal_alpha}, {self.tal_beta}")
+        if not self.box_voting_sigma > 0:
+            raise ValueError(f"box_voting_sigma must be > 0, got {self.box_voting_sigma}")
         if not self.std_scale > 0:
             raise ValueError(f"std_scale must be > 0, got {self.std_scale}")
         # A YAML or JSON list (model_overrides) compares and serialises as the tuple it names.

@@ -14,6 +14,7 @@ from torch import Tensor
 from torchvision.ops import batched_nms
 
 from gfocal.models.box_coding import BoxCoding
+from gfocal.models.box_voting import edge_variance, vote_boxes
 from gfocal.models.config import ModelConfig
 from gfocal.models.grid import LocationGrid
 from gfocal.ops import distribution_std
@@ -86,6 +87,13 @@ def postprocess_image(
     locations, selected_outputs = locations[nonempty], selected_outputs[nonempty]
     keep = batched_nms(boxes, scores, labels, config.nms_iou_threshold)[: config.max_detections]
     result = {"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep]}
+    if config.box_voting != "off":
+        variance = None
+        if config.box_voting == "distribution":
+            variance = edge_variance(box_coding, selected_outputs, grid.strides[locations])
+        result["boxes"] = vote_boxes(
+            result["boxes"], result["labels"], boxes, scores, labels, config.box_voting_sigma, variance
+        )
     if return_distributions:
         strides = grid.strides[locations[keep]]
         result.update(_distribution_outputs(box_coding, selected_outputs[keep], strides, config.std_scale))
