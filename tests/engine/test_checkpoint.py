@@ -13,6 +13,7 @@ from gfocal.engine.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
+from gfocal.weights_file import WeightsError
 
 
 def test_round_trip(tmp_path):
@@ -45,9 +46,11 @@ def test_truncated_or_missing_file_is_a_clear_error(tmp_path):
     path = tmp_path / "last.pt"
     save_checkpoint(path, {"model": {"w": torch.randn(100)}})
     path.write_bytes(path.read_bytes()[:200])
-    with pytest.raises(CheckpointError, match=r"last\.pt is truncated or corrupt"):
+    with pytest.raises(
+        WeightsError, match=r"last\.pt: cannot read it with torch\.load\(weights_only=True\) .*truncated"
+    ):
         load_checkpoint(path)
-    with pytest.raises(CheckpointError, match="does not exist"):
+    with pytest.raises(WeightsError, match=r"nope\.pt: checkpoint file not found"):
         load_checkpoint(tmp_path / "nope.pt")
 
 

@@ -13,7 +13,7 @@ from gfocal.engine import TrainConfig, train
 from gfocal.engine.build import TrainSetupError
 from gfocal.engine.checkpoint import load_checkpoint
 from gfocal.models import gfl_nano, load_model, save_weights
-from gfocal.models.weights import read_state_dict
+from gfocal.weights_file import read_tensors
 
 SIZE = {"min_size": 64, "max_size": 64}
 
@@ -73,7 +73,7 @@ def test_a_distillation_run_logs_ld_saves_no_teacher_and_resumes_exactly(data, t
     plain = gfl_nano(num_classes=4, **SIZE).state_dict().keys()
     checkpoint = load_checkpoint(reference.last_checkpoint)
     assert checkpoint["model"].keys() == plain and checkpoint["ema"]["module"].keys() == plain
-    assert read_state_dict(reference.weights).keys() == plain
+    assert read_tensors(reference.weights).keys() == plain
     assert load_model(reference.weights).config.reg_max == 8
     assert checkpoint["distillation"]["path"] == str(teacher) and len(checkpoint["distillation"]["sha256"]) == 64
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gfocal.models import WeightsError, gfl_small
-from gfocal.models.weights import read_state_dict
+from gfocal.weights_file import read_tensors
 
 
 def small_state():
@@ -18,7 +18,7 @@ def test_pth_state_dict_round_trips(tmp_path):
     state = small_state()
     path = tmp_path / "model.pth"
     torch.save({"state_dict": state, "meta": {"epoch": 3}}, path)
-    loaded = read_state_dict(path)
+    loaded = read_tensors(path)
     assert loaded.keys() == state.keys() and all(torch.equal(loaded[k], state[k]) for k in state)
     gfl_small(2, min_size=64, max_size=64, weights=path)  # loads into the model
 
@@ -28,7 +28,7 @@ def test_truncated_pth_gives_a_clear_error(tmp_path):
     torch.save(small_state(), path)
     path.write_bytes(path.read_bytes()[:5000])
     with pytest.raises(WeightsError, match="model.pth.*cannot read"):
-        read_state_dict(path)
+        read_tensors(path)
 
 
 def test_pth_with_pickled_code_is_refused_not_executed(tmp_path):
@@ -40,11 +40,11 @@ def test_pth_with_pickled_code_is_refused_not_executed(tmp_path):
     with open(path, "wb") as f:
         pickle.dump({"weight": Payload()}, f)
     with pytest.raises(WeightsError, match="evil.pth"):
-        read_state_dict(path)
+        read_tensors(path)
 
 
 def test_garbage_file_gives_a_clear_error(tmp_path):
     path = tmp_path / "noise.pth"
     path.write_bytes(b"\x00not a checkpoint" * 10)
     with pytest.raises(WeightsError, match="noise.pth"):
-        read_state_dict(path)
+        read_tensors(path)

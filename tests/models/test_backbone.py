@@ -7,7 +7,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models import resnet
 
 from gfocal.models import gfl_nano, gfl_small
-from gfocal.models.backbone import ResNetFPN, ScaledResNet, load_backbone_weights
+from gfocal.models.components import build_backbone
 from gfocal.models.config import ModelConfig
 from gfocal.models.deform_conv import DeformConv2d
 
@@ -25,7 +25,7 @@ def _body(body, x):
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50"])
 def test_width_64_is_torchvision_s_network_so_its_weights_fit(name):
-    ours = ResNetFPN(ModelConfig(num_classes=1, backbone=name)).body.state_dict()
+    ours = build_backbone(ModelConfig(num_classes=1, backbone=name)).body.state_dict()
     theirs = {k: v for k, v in getattr(resnet, name)(weights=None).state_dict().items() if not k.startswith("fc.")}
     assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in theirs.items()}
 
@@ -34,8 +34,8 @@ def test_width_64_is_torchvision_s_network_so_its_weights_fit(name):
     ("name", "stage_channels"), [("resnet18", (32, 64, 128, 256)), ("resnet50", (128, 256, 512, 1024))]
 )
 def test_a_scaled_body_has_torchvision_s_layout_at_the_new_width(name, stage_channels):
-    body = ResNetFPN(ModelConfig(num_classes=1, backbone=name, backbone_width=32)).body
-    assert isinstance(body, ScaledResNet)
+    body = build_backbone(ModelConfig(num_classes=1, backbone=name, backbone_width=32)).body
+    assert body.torchvision_name is None  # no ImageNet weights by name for a scaled body
     reference = getattr(resnet, name)(weights=None)
     x = torch.rand(1, 3, 64, 64)
     x = body.maxpool(body.relu(body.bn1(body.conv1(x))))
@@ -61,8 +61,8 @@ def test_a_scaled_detector_gives_every_level_at_its_stride_and_trains():
 
 
 def test_half_width_quarters_the_body_s_cost_and_nano_costs_half_of_small():
-    full = ResNetFPN(ModelConfig(num_classes=1, backbone="resnet18")).body
-    half = ResNetFPN(ModelConfig(num_classes=1, backbone="resnet18", backbone_width=32)).body
+    full = build_backbone(ModelConfig(num_classes=1, backbone="resnet18")).body
+    half = build_backbone(ModelConfig(num_classes=1, backbone="resnet18", backbone_width=32)).body
     ratio = _multiply_adds(lambda x: _body(half, x), 224) / _multiply_adds(lambda x: _body(full, x), 224)
     assert 0.24 < ratio < 0.3  # the stem's 3 input channels do not halve
     nano, small = gfl_nano(num_classes=1).eval(), gfl_small(num_classes=1).eval()
@@ -76,7 +76,7 @@ def test_a_width_below_one_channel_is_refused():
 
 
 def test_resnext50_at_width_64_is_torchvision_s_network_so_its_weights_fit():
-    ours = ResNetFPN(ModelConfig(num_classes=1, backbone="resnext50_32x4d")).body.state_dict()
+    ours = build_backbone(ModelConfig(num_classes=1, backbone="resnext50_32x4d")).body.state_dict()
     theirs = {k: v for k, v in resnet.resnext50_32x4d(weights=None).state_dict().items() if not k.startswith("fc.")}
     assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in theirs.items()}
 
@@ -86,7 +86,7 @@ def test_resnext101_32x4d_has_mmdetection_s_widths_and_deformable_stages():
     conv; stage_with_dcn=(False, False, True, True) makes every 3x3 conv of C4 and C5 deformable."""
     config = ModelConfig(num_classes=1, backbone="resnext101_32x4d", deform_stages=(3, 4))
     with torch.device("meta"):  # ResNeXt-101's layout without its 42 M parameters
-        body = ResNetFPN(config).body
+        body = build_backbone(config).body
     state = body.state_dict()
     for stage, planes in zip(range(1, 5), (64, 128, 256, 512)):
         width = planes * 4 // 64 * 32
@@ -102,13 +102,13 @@ def test_resnext101_32x4d_has_mmdetection_s_widths_and_deformable_stages():
 
 def test_a_deformable_body_with_zero_offsets_computes_the_plain_body_and_takes_its_weights(tmp_path):
     torch.manual_seed(0)
-    plain = ResNetFPN(ModelConfig(num_classes=1, backbone="resnet50", backbone_width=16)).eval()
+    plain = build_backbone(ModelConfig(num_classes=1, backbone="resnet50", backbone_width=16)).eval()
     path = tmp_path / "plain_body.pth"
     torch.save(plain.body.state_dict(), path)
-    deformable = ResNetFPN(
+    deformable = build_backbone(
         ModelConfig(num_classes=1, backbone="resnet50", backbone_width=16, deform_stages=(2, 3, 4))
     ).eval()
-    load_backbone_weights(deformable, path)  # the offset convs are not in the file: they stay zero
+    deformable.load_imagenet(path)  # the offset convs are not in the file: they stay zero
     deformable.fpn.load_state_dict(plain.fpn.state_dict())
     x = torch.randn(1, 3, 64, 96)
     with torch.no_grad():
@@ -119,9 +119,31 @@ def test_a_deformable_body_with_zero_offsets_computes_the_plain_body_and_takes_i
 
 def test_deformable_stages_and_resnext_widths_are_checked():
     with pytest.raises(ValueError, match="bottleneck"):
-        ResNetFPN(ModelConfig(num_classes=1, backbone="resnet18", deform_stages=(4,)))
+        build_backbone(ModelConfig(num_classes=1, backbone="resnet18", deform_stages=(4,)))
     with pytest.raises(ValueError, match="deform_stages"):
         ModelConfig(num_classes=1, deform_stages=(5,))
     assert ModelConfig(num_classes=1, deform_stages=[3, 4]).deform_stages == (3, 4)  # as YAML gives it
     with pytest.raises(ValueError, match="backbone_width >= 16"):
-        ResNetFPN(ModelConfig(num_classes=1, backbone="resnext50_32x4d", backbone_width=8))
+        build_backbone(ModelConfig(num_classes=1, backbone="resnext50_32x4d", backbone_width=8))
+
+
+@pytest.mark.parametrize("strides", [(8, 16, 32), (8, 16, 32, 64)])
+def test_extra_levels_are_the_strides_beyond_the_body_s_each_doubling(strides):
+    config = ModelConfig(num_classes=1, backbone="resnet18", backbone_width=16, fpn_channels=32, strides=strides)
+    backbone = build_backbone(config)
+    assert [f.shape[-1] for f in backbone(torch.rand(1, 3, 128, 128))] == [128 // s for s in strides]
+    assert sorted({k.split(".")[2] for k in backbone.state_dict() if "extra_blocks" in k}) == (
+        ["p6"] if len(strides) == 4 else []
+    )
+    with pytest.raises(ValueError, match=r"gives strides \(8, 16, 32\); strides must start with them and double"):
+        build_backbone(config.replace(strides=(8, 16, 32, 96)))
+
+
+def test_frozen_batchnorm_and_stages_are_the_body_s_whatever_the_network():
+    config = ModelConfig(num_classes=1, backbone="resnet18", backbone_width=16, backbone_norm="frozen_bn")
+    body = build_backbone(config.replace(trainable_backbone_layers=2)).body
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in body.modules())
+    trainable = {name.split(".")[0] for name, p in body.named_parameters() if p.requires_grad}
+    assert trainable == {"layer3", "layer4"}
+    with pytest.raises(ValueError, match=r"trainable_backbone_layers must be in \[0, 5\] for ResNetBody, got 6"):
+        build_backbone(config.replace(trainable_backbone_layers=6))

@@ -120,7 +120,7 @@ def test_unknown_component_names_are_errors_listing_the_known_ones():
             build_detector(ModelConfig(num_classes=1, **{field: name}))
 
 
-def test_imagenet_weights_are_refused_for_a_backbone_that_is_not_a_resnet(registered):
+def test_imagenet_weights_are_refused_for_a_backbone_that_cannot_load_them(registered):
     config = ModelConfig(num_classes=1, backbone="tiny", strides=(8,), fpn_channels=32, feat_channels=32)
-    with pytest.raises(WeightsError, match="'tiny' is not a ResNet"):
+    with pytest.raises(WeightsError, match=r"'tiny' \(TinyBackbone\) has no ImageNet weights \(no load_imagenet\)"):
         build_detector(config, backbone_weights="IMAGENET1K_V1")

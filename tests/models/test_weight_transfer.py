@@ -1,14 +1,12 @@
 """Starting from pretrained weights: class rows matched by name, the report, shape errors, torchvision names offline."""
 
-import urllib.error
-import urllib.request
-
 import pytest
 import torch
 import torchvision
 
 from gfocal.models import WeightsError, gfl_small
-from gfocal.models.pretrained import hub_checkpoint_path, resolve_backbone_weights, transfer_weights
+from gfocal.models.pretrained import resolve_backbone_weights, transfer_weights
+from support.hub import place_in_cache
 
 
 def small(names, **overrides):
@@ -114,38 +112,21 @@ def test_another_architecture_is_an_error_naming_tensors_and_the_fix(source, cha
 # --- torchvision weights names, offline --------------------------------------------------------------------------
 
 
-@pytest.fixture
-def offline_hub(tmp_path, monkeypatch):
-    """torch hub pointed at an empty tmp folder, with every download failing as on a machine without a network."""
-
-    def no_network(*args, **kwargs):
-        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
-
-    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))  # torch.hub.set_dir, undone after the test
-    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
-    monkeypatch.setattr(urllib.request, "urlopen", no_network)
-    return tmp_path / "hub"
-
-
-def place_in_cache(weights):
+def place_resnet18_in_cache(weights):
     """A randomly initialised, correctly keyed ResNet-18 state dict where torch hub caches ``weights``."""
     torch.manual_seed(3)
-    state = torchvision.models.resnet18().state_dict()
-    path = hub_checkpoint_path(weights.url)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path)
-    return path, state
+    return place_in_cache(weights, torchvision.models.resnet18())
 
 
 @pytest.mark.parametrize("name", ["DEFAULT", "IMAGENET1K_V1", "ResNet18_Weights.IMAGENET1K_V1"])
 def test_a_weights_name_finds_the_file_in_the_torch_hub_cache(offline_hub, name):
-    path, _ = place_in_cache(torchvision.models.ResNet18_Weights.IMAGENET1K_V1)
+    path, _ = place_resnet18_in_cache(torchvision.models.ResNet18_Weights.IMAGENET1K_V1)
     assert path == offline_hub / "checkpoints" / "resnet18-f37072fd.pth"
     assert resolve_backbone_weights(name, "resnet18") == path
 
 
 def test_a_model_from_a_weights_name_gets_those_weights_and_the_frozen_recipe(offline_hub):
-    _, state = place_in_cache(torchvision.models.ResNet18_Weights.IMAGENET1K_V1)
+    _, state = place_resnet18_in_cache(torchvision.models.ResNet18_Weights.IMAGENET1K_V1)
     model = small(["a"], backbone_weights="DEFAULT")
     torch.testing.assert_close(model.backbone.body.layer1[0].conv1.weight, state["layer1.0.conv1.weight"])
     assert model.config.backbone_norm == "frozen_bn" and model.config.trainable_backbone_layers == 3

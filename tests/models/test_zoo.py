@@ -10,7 +10,6 @@ import torch
 from gfocal.models import MODELS, WeightsError, load_model, save_weights
 from gfocal.models.deform_conv import DeformConv2d
 from gfocal.models.precision import prepare_for_inference
-from gfocal.models.pretrained import resolve_backbone_weights
 
 TINY = {"backbone_width": 16, "fpn_channels": 32, "feat_channels": 32, "norm_groups": 16, "stacked_convs": 1}
 
@@ -52,5 +51,8 @@ def test_the_deformable_resnext_trains_folds_for_inference_and_round_trips(tmp_p
 
 
 def test_resnext101_32x4d_imagenet_weights_are_not_torchvision_s_and_the_error_says_where_they_are():
-    with pytest.raises(WeightsError, match="torchvision has ResNeXt-101 32x8d and 64x4d, not 32x4d.*open-mmlab"):
-        resolve_backbone_weights("DEFAULT", "resnext101_32x4d")
+    with (
+        torch.device("meta"),
+        pytest.raises(WeightsError, match="torchvision has ResNeXt-101 32x8d and 64x4d, not 32x4d.*open-mmlab"),
+    ):
+        MODELS["gfl_resnext101_32x4d_fpn"](num_classes=1, backbone_weights="DEFAULT")

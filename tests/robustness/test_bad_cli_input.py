@@ -49,6 +49,15 @@ def weights(t: Path, nan: bool = False, **options) -> Path:
     return save_weights(model, t / "w.safetensors")
 
 
+class MessageHub:
+    """Stands for the mmengine objects (message hub, config) that an mmdetection 3.x training checkpoint pickles."""
+
+
+def checkpoint_pickling_a_class(path: Path) -> Path:
+    torch.save({"state_dict": {"bbox_head.gfl_cls.bias": torch.zeros(2)}, "message_hub": MessageHub()}, path)
+    return path
+
+
 def train_args(t: Path, data: Path | None = None, *extra: str) -> list[str]:
     return [
         "train",
@@ -130,7 +139,7 @@ CASES = [
     ),
     pytest.param(
         lambda t: [*train_args(t), "--resume", str(garbage(t / "old" / "last.pt"))],
-        r"last\.pt is truncated or corrupt",
+        r"last\.pt: cannot read it with torch\.load\(weights_only=True\) .*truncated, corrupt",
         id="train-resume-truncated-checkpoint",
     ),
     pytest.param(
@@ -207,6 +216,17 @@ CASES = [
         id="eval-dataset-without-boxes",
     ),
     pytest.param(
+        lambda t: ["convert", "mmdet", str(checkpoint_pickling_a_class(t / "gfl.pth")), str(t / "w.safetensors")],
+        r"gfl\.pth: cannot read it with torch\.load\(weights_only=True\), which refuses the Python object it "
+        r"pickles \(\S*MessageHub\).*torch\.save only its 'state_dict' and 'meta' entries",
+        id="convert-mmdet-checkpoint-pickling-code",
+    ),
+    pytest.param(
+        lambda t: ["convert", "mmdet", str(t / "gfl.pth"), str(t / "w.safetensors")],
+        r"gfl\.pth: weights file not found",
+        id="convert-mmdet-checkpoint-missing",
+    ),
+    pytest.param(
         lambda t: ["data", "summary", str(coco(t / "d.yaml", raw="names: [a\n"))],
         r"d\.yaml: cannot read the data yaml",
         id="data-summary-malformed-yaml",
@@ -219,8 +239,8 @@ CASES = [
 ]
 
 
-# These quote a library's multi-line message (torch's weights_only lecture, PyYAML's marked source): still to shorten.
-MULTI_LINE = {"train-resume-truncated-checkpoint", "data-summary-malformed-yaml"}
+# These quote a library's multi-line message (PyYAML's marked source): still to shorten.
+MULTI_LINE = {"data-summary-malformed-yaml"}
 
 
 @pytest.mark.parametrize("make_argv, message", CASES)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from gfocal.cli.common import user_errors
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("convert", help="convert a checkpoint from another codebase to gfocal weights")
@@ -19,8 +21,9 @@ def run(args: argparse.Namespace) -> int:
     from gfocal.models import save_weights
 
     overrides = {"class_names": tuple(args.class_names.split(","))} if args.class_names else {}
-    model = from_mmdet(args.checkpoint, **overrides)
-    path = save_weights(model, args.output, metadata={"converted_from": f"mmdet:{args.checkpoint}"})
+    with user_errors():  # a missing, unreadable or foreign checkpoint: one line, no traceback
+        model = from_mmdet(args.checkpoint, **overrides)
+        path = save_weights(model, args.output, metadata={"converted_from": f"mmdet:{args.checkpoint}"})
     config = model.config
     print(
         f"wrote {path}: {config.backbone} FPN, {config.num_classes} classes, reg_max={config.reg_max}, stacked_convs={config.stacked_convs}"

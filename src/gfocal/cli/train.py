@@ -53,8 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--model",
         default=None,
-        help="gfl_nano, gfl_small, gfl_resnet18_fpn, gfl_resnet50_fpn, the paper's zoo (gfl_resnet101_fpn, "
-        "gfl_resnet101_dcn_fpn, gfl_resnext101_32x4d_fpn, gfl_resnext101_32x4d_dcn_fpn), or auto (default): "
+        help="gfl_nano, gfl_small, gfl_resnet18_fpn, gfl_resnet50_fpn, gfl_mobilenetv3_fpn, the paper's zoo "
+        "(gfl_resnet101_fpn, gfl_resnet101_dcn_fpn, gfl_resnext101_32x4d_fpn, gfl_resnext101_32x4d_dcn_fpn), or auto (default): "
         "gfl_nano on a CPU, gfl_resnet50_fpn on a GPU",
     )
     parser.add_argument(
@@ -97,7 +97,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--backbone-weights",
         default=None,
         metavar="FILE_OR_NAME",
-        help="ImageNet weights of the ResNet body: a file, or a torchvision weights name (DEFAULT, "
+        help="ImageNet weights of the body (ResNet, MobileNetV3): a file, or a torchvision weights name (DEFAULT, "
         "IMAGENET1K_V1, ResNet50_Weights.IMAGENET1K_V2) from the torch hub cache (downloaded when "
         "online)",
     )

@@ -2,9 +2,10 @@
 
 A checkpoint is a plain dict of tensors and Python data (model, optimizer,
 schedule, EMA, scaler, iteration, sampler and RNG states, the resolved config),
-saved with ``torch.save`` and read back with ``torch.load(weights_only=True)``, so
-loading never runs pickled code. Writes are atomic (``gfocal.fileio``): a crash
-or a full disk leaves the previous checkpoint intact.
+saved with ``torch.save`` and read back by :func:`gfocal.weights_file.load_torch_file`
+(``weights_only=True``), so loading never runs pickled code and fails as every weights file
+does, with a :class:`~gfocal.weights_file.WeightsError`. Writes are atomic (``gfocal.fileio``):
+a crash or a full disk leaves the previous checkpoint intact.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 
 from gfocal.fileio import atomic_write
+from gfocal.weights_file import WeightsError, load_torch_file
 
 __all__ = [
     "CheckpointError",
@@ -28,8 +30,9 @@ __all__ = [
 ]
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint could not be written or read; the message names the file."""
+class CheckpointError(WeightsError):
+    """A checkpoint could not be written, or the file read is no gfocal training checkpoint; the message names the
+    file. (An unreadable file is the plain :class:`WeightsError` of every weights file.)"""
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
@@ -43,16 +46,14 @@ def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint` (tensors and plain data only)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # torch raises RuntimeError, EOFError, UnpicklingError... for damaged files
-        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({type(error).__name__}: {error})") from error
+    """Read a checkpoint written by :func:`save_checkpoint` (tensors and plain data only).
+
+    Raises:
+        WeightsError: the file is missing or unreadable; CheckpointError (one) when it is another kind of file.
+    """
+    state = load_torch_file(path, "checkpoint", map_location)
     if not isinstance(state, dict) or "model" not in state:
-        raise CheckpointError(f"checkpoint {path} is not a gfocal training checkpoint (no 'model' entry)")
+        raise CheckpointError(f"{path}: not a gfocal training checkpoint (no 'model' entry)")
     return state
 
 

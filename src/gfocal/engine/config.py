@@ -119,7 +119,7 @@ class TrainConfig:
         weights_class_map: "by_name" (checkpoint rows of the dataset's class names, in any order; other
             classes start fresh) or "by_order" (checkpoint class i is dataset class i: for a checkpoint whose
             classes are unnamed, with as many classes as the dataset).
-        backbone_weights: ImageNet (or other) weights of the ResNet body: a file, or a torchvision weights
+        backbone_weights: ImageNet (or other) weights of the body (ResNet, MobileNetV3): a file, or a torchvision weights
             name (``DEFAULT``, ``IMAGENET1K_V1``, ``ResNet50_Weights.IMAGENET1K_V2``) read from the torch hub
             cache, downloaded there when missing. The body then trains with frozen BatchNorm and stem.
         teacher: localization distillation (:mod:`gfocal.models.distillation`): a trained detector in any form

@@ -1,12 +1,12 @@
 """Reading the pretrained detector a run starts from (``TrainConfig.weights``), whatever wrote it.
 
-Three sources, told apart by their content:
+Three kinds of file (:func:`gfocal.weights_file.read_weights_file` reads any and tells which it is):
 
 - a gfocal weights file (``.safetensors``, with its ModelConfig and class names inside);
 - a gfocal training checkpoint (``last.pt``/``best.pt``): its EMA weights when it kept an EMA
   (what ``model.safetensors`` would hold), else its raw weights;
 - an mmdetection GFL checkpoint (``.pth``, read with ``weights_only=True``), its keys mapped by
-  :mod:`gfocal.interop.mmdet`. Its class names are those of its ``meta`` (``dataset_meta.classes``,
+  :mod:`gfocal.interop.mmdet`; any other state dict is tried as one, and refused naming what it lacks. Its class names are those of its ``meta`` (``dataset_meta.classes``,
   mmdetection 3.x; ``CLASSES``, 2.x) when it has them; otherwise 80 classes are read as COCO's (what
   every GFL of mmdetection's model zoo was trained on) and another count is unnamed.
 """
@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
-from gfocal.models import ModelConfig, WeightsError
-from gfocal.models.weights import read_config, read_state_dict, state_dict_of
+from gfocal.models import ModelConfig
+from gfocal.models.weights import config_of
+from gfocal.weights_file import WeightsFile, read_weights_file
 
 __all__ = ["COCO_CLASSES", "PretrainedDetector", "read_pretrained"]
 
@@ -66,41 +66,32 @@ def read_pretrained(path: str | Path) -> PretrainedDetector:
     Raises:
         WeightsError: the file is missing, unreadable, or none of the three.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: pretrained weights file not found")
-    if path.suffix == ".safetensors":
-        config = read_config(path)
-        return PretrainedDetector(str(path), "gfocal weights", config, read_state_dict(path), config.class_names)
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for truncated or foreign files
-        raise WeightsError(
-            f"{path}: cannot read it with torch.load(weights_only=True) ({type(error).__name__}: {error}). "
-            "An mmdetection 3.x training checkpoint also pickles other objects: if you trust the file, load it "
-            "with weights_only=False, torch.save only its 'state_dict' and 'meta' entries, and pass that file"
-        ) from error
-    if isinstance(loaded, dict) and isinstance(loaded.get("model_config"), dict) and "model" in loaded:
-        return _from_training_checkpoint(path, loaded)
-    return _from_mmdet(path, loaded)
+    file = read_weights_file(path, role="pretrained weights")
+    if file.kind == "gfocal training checkpoint":
+        return _from_training_checkpoint(file)
+    if file.kind in ("gfocal weights", "safetensors"):
+        config = config_of(file)
+        return PretrainedDetector(str(file.path), file.kind, config, file.tensors, config.class_names)
+    return _from_mmdet(file)
 
 
-def _from_training_checkpoint(path: Path, checkpoint: dict) -> PretrainedDetector:
-    config = ModelConfig.from_dict(checkpoint["model_config"])
-    ema = checkpoint.get("ema")
-    state = ema["module"] if ema else checkpoint["model"]
-    note = f"{path}: a gfocal training checkpoint; its {'EMA' if ema else 'raw (no EMA kept)'} weights are used"
-    return PretrainedDetector(str(path), "gfocal training checkpoint", config, state, config.class_names, [note])
+def _from_training_checkpoint(file: WeightsFile) -> PretrainedDetector:
+    config = ModelConfig.from_dict(file.content["model_config"])
+    ema = file.content.get("ema")
+    state = ema["module"] if ema else file.tensors
+    note = f"{file.path}: a gfocal training checkpoint; its {'EMA' if ema else 'raw (no EMA kept)'} weights are used"
+    return PretrainedDetector(str(file.path), file.kind, config, state, config.class_names, [note])
 
 
-def _from_mmdet(path: Path, loaded: Any) -> PretrainedDetector:
+def _from_mmdet(file: WeightsFile) -> PretrainedDetector:
     from gfocal.interop.mmdet import mmdet_config_from_state, mmdet_to_gfocal_state
 
-    raw = {k.removeprefix("module."): v for k, v in state_dict_of(loaded, path).items()}
+    path = file.path
+    raw = {k.removeprefix("module."): v for k, v in file.tensors.items()}
     config = mmdet_config_from_state(raw, str(path))  # raises WeightsError naming what is not a GFL
     state = mmdet_to_gfocal_state(raw, config.reg_max, str(path))
     kind = "mmdetection checkpoint"
-    stored = _mmdet_class_names(loaded)
+    stored = _mmdet_class_names(file.content)
     if stored is not None and len(stored) == config.num_classes:
         note = f"{path}: class names from the checkpoint's meta ({_first(stored)})"
         return PretrainedDetector(str(path), kind, config, state, stored, [note])

@@ -24,6 +24,11 @@ Forms (``form=``):
 
 Shape letters: N images, A locations over all levels, C classes, K candidates, D max detections.
 
+Deformable convs (the zoo's DCN models, ``deform_stages``) become ONNX's ``DeformConv`` (with its mask
+input for DCN v2), which exists from opset 19: a deformable model exports at opset 19 by default, and a
+lower opset is refused (the exporter would write a DeformConv node that opset lacks, which onnxruntime
+refuses to load).
+
 The exporter is ``torch.onnx.export(..., dynamo=True)`` (torch.export + onnxscript): it keeps the
 batch and image size symbolic through the padding, the location grid and NMS. It traces with a
 batch of 2 and an image large enough that every level is wider than 1 px, because torch.export
@@ -43,15 +48,43 @@ from torchvision.ops import nms
 
 from gfocal.models import GFLDetector
 from gfocal.models.box_voting import edge_variance, vote_boxes
+from gfocal.models.deform_conv import DeformConv2d
 from gfocal.models.detector import ScoredOutputs
 from gfocal.models.grid import LocationGrid
 from gfocal.ops import distribution_std
 
-__all__ = ["RAW_OUTPUTS", "DECODED_OUTPUTS", "ExportedDetector", "batched_detections", "export_onnx"]
+__all__ = [
+    "RAW_OUTPUTS",
+    "DECODED_OUTPUTS",
+    "DEFORM_CONV_OPSET",
+    "ExportedDetector",
+    "batched_detections",
+    "resolve_opset",
+    "export_onnx",
+]
 
 RAW_OUTPUTS = ("scores", "box_outputs", "points", "strides")
 DECODED_OUTPUTS = ("boxes", "scores", "labels", "num_detections")
 Form = Literal["raw", "decoded"]
+#: The first ONNX opset with DeformConv (deformable convolution, optionally modulated by a mask).
+DEFORM_CONV_OPSET = 19
+
+
+def resolve_opset(model: GFLDetector, opset: int | None = None) -> int:
+    """The opset to export ``model`` at: ``opset``, or by default 18, or :data:`DEFORM_CONV_OPSET` when the model
+    has deformable convs. Raises ValueError for an opset below 17, or below DeformConv's for a deformable model."""
+    deformable = any(isinstance(module, DeformConv2d) for module in model.modules())
+    needed = DEFORM_CONV_OPSET if deformable else 17
+    if opset is None:
+        return DEFORM_CONV_OPSET if deformable else 18
+    if opset < 17:
+        raise ValueError(f"opset must be >= 17, got {opset}")
+    if opset < needed:
+        raise ValueError(
+            f"opset {opset} has no deformable convolution; this model's are in stages {model.config.deform_stages} "
+            f"(ONNX's DeformConv is opset {DEFORM_CONV_OPSET} and later): export at opset {DEFORM_CONV_OPSET}"
+        )
+    return opset
 
 
 class ExportedDetector(nn.Module):
@@ -220,7 +253,7 @@ def export_onnx(
     model: GFLDetector,
     path: str | Path,
     form: Form = "raw",
-    opset: int = 18,
+    opset: int | None = None,
     example_size: tuple[int, int] = (320, 352),
     optimize: bool = True,
     edge_std: bool = False,
@@ -230,12 +263,11 @@ def export_onnx(
     The file's metadata holds ``gfocal_config`` (the ModelConfig as JSON), ``gfocal_form`` and
     ``gfocal_input`` (a description of the expected input), so a deployment can read the
     thresholds, reg_max and class names from the file. ``edge_std`` adds the decoded form's
-    ``edge_std`` output (see the module doc).
+    ``edge_std`` output (see the module doc). ``opset``: see :func:`resolve_opset` (None: its default).
     """
     import onnx
 
-    if opset < 17:
-        raise ValueError(f"opset must be >= 17, got {opset}")
+    opset = resolve_opset(model, opset)
     wrapper = ExportedDetector(model, form, edge_std)
     height, width = example_size
     example = torch.rand(2, 3, height, width) * 255

@@ -36,8 +36,8 @@ import torch
 from torch import Tensor
 
 from gfocal.models import GFLDetector, ModelConfig, WeightsError
-from gfocal.models.backbone import RESNET_LAYOUTS
-from gfocal.models.weights import read_state_dict
+from gfocal.models.resnet import RESNET_LAYOUTS
+from gfocal.weights_file import read_tensors
 
 __all__ = [
     "MMDET_PREPROCESSING",
@@ -78,8 +78,8 @@ def from_mmdet(checkpoint: str | Path | Mapping[str, Tensor], **overrides: Any) 
     """Build a gfocal detector holding the weights of an mmdetection ``GFL`` checkpoint.
 
     Args:
-        checkpoint: a ``.pth`` file (read with ``weights_only=True``; a ``state_dict`` entry is
-            used when present) or a state dict with mmdetection's key names.
+        checkpoint: a ``.pth`` file (read by :func:`gfocal.weights_file.read_tensors`, ``weights_only=True``;
+            a ``state_dict`` entry is used when present) or a state dict with mmdetection's key names.
         overrides: ModelConfig fields replacing the inferred ones, e.g. ``class_names``,
             ``score_threshold``, or ``norm_groups`` when the head's GroupNorm did not use 32 groups
             (group count is not visible in the weights).
@@ -89,11 +89,12 @@ def from_mmdet(checkpoint: str | Path | Mapping[str, Tensor], **overrides: Any) 
         and test settings. Images go in as RGB, like every gfocal model.
 
     Raises:
-        WeightsError: the state dict is not an mmdetection GFL detector, or some keys are left
+        WeightsError: the file is missing or unreadable (one line: e.g. it pickles code that
+            ``weights_only=True`` refuses), the state dict is not an mmdetection GFL detector, or some keys are left
             unmatched or have other shapes than the inferred model; one message lists them all.
     """
     source = str(checkpoint) if isinstance(checkpoint, (str, Path)) else "mmdetection state dict"
-    state = read_state_dict(checkpoint) if isinstance(checkpoint, (str, Path)) else dict(checkpoint)
+    state = read_tensors(checkpoint) if isinstance(checkpoint, (str, Path)) else dict(checkpoint)
     state = {k.removeprefix("module."): v for k, v in state.items()}
     config = mmdet_config_from_state(state, source)
     if overrides:

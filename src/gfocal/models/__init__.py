@@ -11,6 +11,7 @@ _HOMES = {
     "build_detector": "factory",
     "gfl_nano": "factory",
     "gfl_resnet18_fpn": "factory",
+    "gfl_mobilenetv3_fpn": "factory",
     "gfl_resnet50_fpn": "factory",
     "gfl_resnet101_fpn": "factory",
     "gfl_resnet101_dcn_fpn": "factory",

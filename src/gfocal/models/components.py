@@ -16,9 +16,10 @@ from gfocal.models.assigner import Assigner, ATSSAssigner
 from gfocal.models.assigner.fcos import FCOSAssigner
 from gfocal.models.assigner.max_iou import MaxIoUAssigner
 from gfocal.models.assigner.task_aligned import TaskAlignedAssigner
-from gfocal.models.backbone import RESNET_LAYOUTS, Backbone, ResNetFPN
+from gfocal.models.backbone import Backbone, FPNBackbone
 from gfocal.models.box_coding import BoxCoding, DiracBoxes, DistributionBoxes
 from gfocal.models.config import ModelConfig
+from gfocal.models.mobilenet import MobileNetV3Body
 from gfocal.models.quality import (
     DistributionGuidedQuality,
     JointQuality,
@@ -29,6 +30,7 @@ from gfocal.models.quality import (
     centerness_label,
     iou_label,
 )
+from gfocal.models.resnet import RESNET_LAYOUTS, ResNetBody
 
 __all__ = [
     "BACKBONES",
@@ -67,8 +69,12 @@ def _separate_centerness(config: ModelConfig, box_coding: BoxCoding) -> Callable
     )
 
 
-#: Backbone constructors by ``ModelConfig.backbone``.
-BACKBONES: dict[str, Callable[[ModelConfig], Backbone]] = {name: ResNetFPN for name in RESNET_LAYOUTS}
+#: Backbone constructors by ``ModelConfig.backbone``: a body (``gfocal.models.backbone.Body``) under an FPN, or any
+#: other ``Backbone``.
+BACKBONES: dict[str, Callable[[ModelConfig], Backbone]] = {
+    **{name: partial(FPNBackbone, ResNetBody) for name in RESNET_LAYOUTS},
+    "mobilenet_v3_large": partial(FPNBackbone, MobileNetV3Body),
+}
 
 #: Assigner constructors by ``ModelConfig.assigner``.
 ASSIGNERS: dict[str, Callable[[ModelConfig], Assigner]] = {

@@ -34,10 +34,11 @@ class ModelConfig:
     class_names: tuple[str, ...] | None = None
     # Backbone and neck.
     # A key of gfocal.models.components.BACKBONES: resnet18, resnet34, resnet50, resnet101, resnet152,
-    # resnext50_32x4d, resnext101_32x4d, resnext101_32x8d, resnext101_64x4d.
+    # resnext50_32x4d, resnext101_32x4d, resnext101_32x8d, resnext101_64x4d, mobilenet_v3_large.
     backbone: str = "resnet50"
     # Channels of the ResNet's stem and first stage: 64 is torchvision's network (ImageNet weights
-    # fit); other widths scale every stage (see gfocal.models.backbone.ScaledResNet).
+    # fit); other widths scale every stage (see gfocal.models.resnet.ScaledResNet). A ResNet option, as
+    # deform_stages and deform_modulated: another body refuses them (gfocal.models.backbone.BODY_OPTIONS).
     backbone_width: int = 64
     backbone_norm: Literal["bn", "frozen_bn"] = "bn"
     # Stages (1-4: C2-C5, torchvision's layer1-layer4) whose bottleneck 3x3 convs are deformable, as
@@ -46,6 +47,8 @@ class ModelConfig:
     # False: DCN v1, offsets only (mmdetection's type='DCN', which its GFL zoo uses); True: DCN v2,
     # offsets and a sigmoid mask (type='DCNv2'). See gfocal.models.deform_conv.
     deform_modulated: bool = False
+    # The body's last stages that train (a ResNet's and MobileNetV3's: 5 = stem and 4 stages, all); "frozen_bn"
+    # above freezes its BatchNorm statistics. Both are the body's (gfocal.models.backbone.Body.freeze).
     trainable_backbone_layers: int = 5
     fpn_channels: int = 256
     strides: tuple[int, ...] = (8, 16, 32, 64, 128)

@@ -6,11 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gfocal.models.backbone import ResNetFPN, load_backbone_weights
 from gfocal.models.config import ModelConfig, image_size_options
 from gfocal.models.detector import GFLDetector
-from gfocal.models.pretrained import resolve_backbone_weights
-from gfocal.models.weights import WeightsError, load_state_into, read_config, read_state_dict
+from gfocal.models.weights import load_state_into, read_config
+from gfocal.weights_file import WeightsError, read_tensors
 
 __all__ = [
     "build_detector",
@@ -21,6 +20,7 @@ __all__ = [
     "gfl_resnext101_32x4d_fpn",
     "gfl_resnext101_32x4d_dcn_fpn",
     "gfl_resnet18_fpn",
+    "gfl_mobilenetv3_fpn",
     "gfl_small",
     "gfl_nano",
     "MODELS",
@@ -30,25 +30,20 @@ __all__ = [
 def build_detector(
     config: ModelConfig, weights: str | Path | None = None, backbone_weights: str | Path | None = None
 ) -> GFLDetector:
-    """Build a detector; optionally load full weights, or only the backbone's (e.g. ImageNet): a local file or a
-    torchvision weights name (``DEFAULT``, ``IMAGENET1K_V1``; see :func:`resolve_backbone_weights`)."""
-    if backbone_weights is not None and weights is None and config.backbone_width != 64:
-        # ImageNet files hold torchvision's ResNet (64 stem channels); a narrower body has none to fit.
-        raise WeightsError(
-            f"backbone weights {backbone_weights} are for torchvision's {config.backbone} (backbone_width 64), "
-            f"but this model's body has backbone_width {config.backbone_width} (gfl_nano's half-width ResNet-18): "
-            "pick a model with a full-width body (gfl_small, gfl_resnet18_fpn, gfl_resnet50_fpn), "
-            "or set model_overrides.backbone_width=64"
-        )
+    """Build a detector; optionally load full weights (any weights file holding gfocal's tensor names), or only
+    the backbone's ImageNet weights: a local file or a torchvision weights name (``DEFAULT``, ``IMAGENET1K_V1``),
+    which the backbone resolves and checks (``gfocal.models.backbone.Body.load_imagenet``)."""
     model = GFLDetector.from_config(config)
     if weights is not None:
-        load_state_into(model, read_state_dict(weights), weights)
+        load_state_into(model, read_tensors(weights), weights)
     elif backbone_weights is not None:
-        if not isinstance(model.backbone, ResNetFPN):
+        if not hasattr(model.backbone, "load_imagenet"):
             raise WeightsError(
-                f"backbone weights {backbone_weights} are ResNet weights; backbone {config.backbone!r} is not a ResNet"
+                f"backbone weights {backbone_weights}: backbone {config.backbone!r} ({type(model.backbone).__name__}) "
+                "has no ImageNet weights (no load_imagenet): make it a Body under FPNBackbone (gfocal.models.backbone) "
+                "or load its weights yourself"
             )
-        load_backbone_weights(model.backbone, resolve_backbone_weights(backbone_weights, config.backbone))
+        model.backbone.load_imagenet(backbone_weights)
     return model
 
 
@@ -102,6 +97,10 @@ gfl_x101-32x4d-dconv-c4-c5_fpn_ms-2x_coco): deformable 3x3 convs (DCN v1) in C4-
 stage_with_dcn=(False, False, True, True); deform_modulated=True gives DCN v2."""
 gfl_resnet18_fpn = _named({"backbone": "resnet18"})
 gfl_resnet18_fpn.__doc__ = """GFL with a ResNet-18 body, otherwise the paper's settings."""
+gfl_mobilenetv3_fpn = _named({"backbone": "mobilenet_v3_large"})
+gfl_mobilenetv3_fpn.__doc__ = """GFL on torchvision's MobileNetV3-Large (C3-C5 of 40, 112 and 960 channels, see
+gfocal.models.mobilenet), otherwise the paper's settings; its ImageNet weights by name: backbone_weights=
+"IMAGENET1K_V1" or "IMAGENET1K_V2" (= "DEFAULT"), torchvision's MobileNet_V3_Large_Weights."""
 gfl_small = _named(
     {
         "backbone": "resnet18",
@@ -133,6 +132,7 @@ MODELS: dict[str, Callable[..., GFLDetector]] = {
     "gfl_nano": gfl_nano,
     "gfl_small": gfl_small,
     "gfl_resnet18_fpn": gfl_resnet18_fpn,
+    "gfl_mobilenetv3_fpn": gfl_mobilenetv3_fpn,
     "gfl_resnet50_fpn": gfl_resnet50_fpn,
     "gfl_resnet101_fpn": gfl_resnet101_fpn,
     "gfl_resnet101_dcn_fpn": gfl_resnet101_dcn_fpn,

@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 import torch
 from torch import Tensor, nn
 
-from gfocal.models.weights import WeightsError
+from gfocal.weights_file import WeightsError
 
 __all__ = ["CLASS_TENSORS", "TransferReport", "transfer_weights", "resolve_backbone_weights", "hub_checkpoint_path"]
 
@@ -188,29 +188,20 @@ def _some(items: Sequence[str], limit: int = 8) -> str:
     return ", ".join(items[:limit]) + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
 
 
-#: Where ImageNet weights of a body come from when torchvision has none, for the error that says so.
-NO_TORCHVISION_WEIGHTS = {
-    "resnext101_32x4d": (
-        "torchvision has ResNeXt-101 32x8d and 64x4d, not 32x4d. mmdetection's GFL X-101-32x4d starts from "
-        "open-mmlab://resnext101_32x4d (https://download.openmmlab.com/pretrain/third_party/"
-        "resnext101_32x4d-a5af3160.pth): download it and pass its path (every key is checked on loading), "
-        "or pick the backbone resnext101_32x8d or resnext101_64x4d, whose weights torchvision names"
-    ),
-}
-
-
 def hub_checkpoint_path(url: str) -> Path:
     """Where torch hub caches the file of ``url``: ``torch.hub.get_dir()/checkpoints/<file name>``."""
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
 
 
-def resolve_backbone_weights(spec: str | Path, backbone: str) -> Path:
+def resolve_backbone_weights(spec: str | Path, backbone: str | None, hint: str = "") -> Path:
     """A local file for ``spec``: the path itself, or the torch hub file of a torchvision weights name.
 
     Args:
         spec: a file path, or a weights name of ``backbone``'s torchvision enum (``DEFAULT``,
             ``IMAGENET1K_V1``) or a full one (``ResNet50_Weights.IMAGENET1K_V2``).
-        backbone: the torchvision model name of the body, e.g. ``"resnet50"``.
+        backbone: the torchvision model name of the body, e.g. ``"resnet50"``; None where torchvision has
+            no weights for it (a file path is then the only choice).
+        hint: why there are none and what to do instead, for the error when a name is asked of such a body.
 
     Returns:
         The path to read; a named file not yet in the cache is downloaded there first.
@@ -225,11 +216,9 @@ def resolve_backbone_weights(spec: str | Path, backbone: str) -> Path:
     if path.is_file():
         return path
     text = str(spec)
-    try:
-        enum = get_model_weights(backbone)
-    except ValueError as error:
-        hint = NO_TORCHVISION_WEIGHTS.get(backbone, f"({error})")
-        raise WeightsError(f"backbone weights {text!r}: no torchvision weights for {backbone}; {hint}") from None
+    if backbone is None:
+        raise WeightsError(f"backbone weights {text!r}: no such file, and no torchvision weights by name here; {hint}")
+    enum = get_model_weights(backbone)
     try:
         full_name = "." in text and path.suffix.lower() not in (".pth", ".pt", ".safetensors")
         weights = get_weight(text) if full_name else enum[text]
