@@ -70,7 +70,7 @@ def test_tensorboard_gets_the_losses_lr_and_metrics(tmp_path):
     assert [(p.step, p.value) for p in events.Scalars("val/AP")] == [(4, 0.0), (8, 0.0)]
 
 
-def test_mlflow_gets_the_config_metrics_and_final_weights(tmp_path, monkeypatch):
+def test_mlflow_gets_the_config_metrics_and_the_final_and_best_weights(tmp_path, monkeypatch):
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
 
@@ -93,7 +93,10 @@ def test_mlflow_gets_the_config_metrics_and_final_weights(tmp_path, monkeypatch)
     history = client.get_metric_history(run.info.run_id, "train/loss")
     assert [point.step for point in history] == [1, 2, 3, 4]
     assert [p.value for p in client.get_metric_history(run.info.run_id, "val/AP")] == [result.final_metrics["AP"]]
-    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["model.safetensors"]
+    stored = {a.path: a.file_size for a in client.list_artifacts(run.info.run_id)}
+    assert stored == {
+        name: (result.out_dir / name).stat().st_size for name in ("model.safetensors", "model_best.safetensors")
+    }
 
 
 @pytest.mark.parametrize(("tracker", "library"), [("tensorboard", "TensorBoard"), ("mlflow", "MLflow")])

@@ -180,7 +180,9 @@ class PlanMade:
         iterations: steps the run will take in all (a time budget's plan, or the schedule's).
         epochs: the same in passes over the training set.
         seconds_per_step: the measured mean step.
-        eta_s: seconds until the run ends, evaluations included.
+        eta_s: seconds until the run ends, evaluations included (sooner if ``patience`` stops it).
+        evaluations: evaluations still to come, the final one included (by time in a budgeted run: those
+            that fit what is left of it).
     """
 
     iteration: int
@@ -188,6 +190,7 @@ class PlanMade:
     epochs: float
     seconds_per_step: float
     eta_s: float
+    evaluations: int
 
 
 Event = RunStarted | StepEnded | EvaluationEnded | CheckpointSaved | FirstStepTimed | PlanMade | RunEnded | RunFailed

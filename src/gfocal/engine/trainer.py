@@ -333,11 +333,7 @@ def _track_speed(run: Run, iter_time: float) -> None:
             )
     clock.session_steps += 1
     if clock.session_steps == _WARM_STEPS + _PLAN_STEPS and run.info.is_main:
-        plan = plan_summary(run, seconds_per_step)
-        _emit(
-            run,
-            PlanMade(run.iteration, plan["iterations"], plan["epochs"], plan["seconds_per_step"], plan["eta_s"]),
-        )
+        _emit(run, PlanMade(run.iteration, **plan_summary(run, seconds_per_step)))
 
 
 def _end_epoch(run: Run, epoch: int) -> None:
