@@ -1,24 +1,22 @@
-"""The TensorBoard tracker's precision-recall curves and preview images, written for real and read back with
-TensorBoard's own reader: the curves are the evaluation's own matches (pycocotools' AP and recall recovered
-from them), the previews the same few images at every evaluation, boxes drawn where the detections are."""
+"""The TensorBoard tracker's precision-recall curves and preview images, written for real (a run's events replayed
+with a real evaluation) and read back with TensorBoard's own reader: the curves are the evaluation's own matches
+(pycocotools' AP and recall recovered from them), the previews the same few images at every evaluation, boxes
+drawn where the detections are. ``test_loggers.py`` has them from a real training run."""
 
 import io
 import logging
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from gfocal.analysis.eval_report import interpolated_precision
 from gfocal.data.records import Annotation, DatasetRecords, ImageRecord
-from gfocal.engine import EvaluationEnded, RunEnded, RunStarted, train
+from gfocal.engine import EvaluationEnded, RunEnded, RunStarted
 from gfocal.engine.evaluate import Evaluation, coco_evaluation, coco_metrics
 from gfocal.engine.loggers.previews import Previews, preview_indices
 from gfocal.engine.loggers.tensorboard import TensorBoardLogger
 from gfocal.visualize import class_colour
-from support.standin import TinyDetector
-from support.tiny_run import tiny_config, tiny_data
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
@@ -163,22 +161,3 @@ def test_preview_images_are_spread_over_the_images_with_a_box_that_counts(tmp_pa
     assert preview_indices(records([1, 0, 1, 1, 0, 1, 1]), count=3) == [0, 3, 6]
     assert preview_indices(records([1, 1, 1], crowd=(1,))) == [0, 2]  # a crowd box alone does not count
     assert preview_indices(records([0, 0])) == [0, 1]  # no box anywhere: any image
-
-
-def test_a_training_run_writes_pr_curves_and_previews_at_each_evaluation(tmp_path):
-    data = tiny_data()
-    for index, image in enumerate(data.val_records.images):  # the stand-in's validation images, as files
-        image.path = tmp_path / f"val{index}.png"
-        Image.fromarray(data.val.images[index].permute(1, 2, 0).numpy()).save(image.path)
-        image.file_name = image.path.name
-    torch.manual_seed(0)
-    result = train(tiny_config(tmp_path, loggers=("tensorboard",)), model=TinyDetector(), data=data)
-    events = read_back(result.out_dir)
-
-    assert {f"val/images/val{i}.png" for i in range(4)} == set(events.Tags()["images"])
-    assert all([p.step for p in events.Images(tag)] == [4, 8] for tag in events.Tags()["images"])
-    classes = sorted({data.val_records.class_names[int(label)] for label in data.val.labels})
-    assert set(events.Tags()["tensors"]) == {"val/pr_curve/(all classes)", *(f"val/pr_curve/{c}" for c in classes)}
-    # The stand-in's one 8 x 8 box an image never overlaps a 16 x 16 ground truth enough: AP 0, 4 false detections.
-    pooled = curve(events, "val/pr_curve/(all classes)", 8)
-    assert pooled[[0, 1, 3], 0].tolist() == [0, 4, 4] and result.final_metrics["AP50"] == 0.0
