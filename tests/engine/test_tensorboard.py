@@ -14,6 +14,7 @@ from gfocal.analysis.eval_report import interpolated_precision
 from gfocal.data.records import Annotation, DatasetRecords, ImageRecord
 from gfocal.engine import EvaluationEnded, RunEnded, RunStarted
 from gfocal.engine.evaluate import Evaluation, coco_evaluation, coco_metrics
+from gfocal.engine.loggers import tensorboard as tensorboard_logger
 from gfocal.engine.loggers.previews import Previews, preview_indices
 from gfocal.engine.loggers.tensorboard import TensorBoardLogger
 from gfocal.visualize import class_colour
@@ -112,8 +113,10 @@ def test_pr_curves_are_the_evaluations_own_matches_at_iou_05(tmp_path):
         assert ap50 == pytest.approx(row["AP50"], rel=1e-6)
 
 
-def rgb(png, xy):
-    return Image.open(io.BytesIO(png)).convert("RGB").getpixel(xy)
+def is_colour(picture, xy, expected):
+    """The stored (JPEG) picture is ``expected`` at ``xy``, give or take the few levels JPEG moves a colour by."""
+    found = Image.open(io.BytesIO(picture)).convert("RGB").getpixel(xy)
+    return max(abs(a - b) for a, b in zip(found, expected)) <= 8
 
 
 def test_previews_are_the_same_images_each_evaluation_with_truth_and_detections_drawn(tmp_path):
@@ -129,12 +132,22 @@ def test_previews_are_the_same_images_each_evaluation_with_truth_and_detections_
     assert (first.width, first.height) == (512, 256)  # shrunk to 512 on its longer side, boxes with it
     pictures = {i: events.Images(f"val/images/img{i}.png")[-1].encoded_image_string for i in (0, 2, 4, 5)}
     # A detection above 0.3 is drawn in its class colour over the ground truth's white; below 0.3 it is not.
-    assert rgb(pictures[5], (25, 40)) == class_colour(CAT)  # the cat of 0.355, on its ground truth
-    assert rgb(pictures[2], (20, 30)) == WHITE  # the cat of 0.255 left out: only its ground truth
-    assert rgb(pictures[4], (15, 35)) == class_colour(CAT) and rgb(pictures[4], (15, 25)) == WHITE  # the truth under it
-    assert rgb(pictures[4], (45, 45)) == WHITE  # the dog missed
-    assert rgb(pictures[0], (100, 150)) == class_colour(CAT)  # (200, 300) in the file, halved
-    assert rgb(pictures[4], (45, 35)) == (GREY,) * 3  # inside the boxes, the image itself
+    cat = class_colour(CAT)
+    assert is_colour(pictures[5], (25, 40), cat)  # the cat of 0.355, on its ground truth
+    assert is_colour(pictures[2], (20, 30), WHITE)  # the cat of 0.255 left out: only its ground truth
+    assert is_colour(pictures[4], (15, 35), cat) and is_colour(pictures[4], (15, 25), WHITE)  # the truth under it
+    assert is_colour(pictures[4], (45, 45), WHITE)  # the dog missed
+    assert is_colour(pictures[0], (100, 150), cat)  # (200, 300) in the file, halved
+    assert is_colour(pictures[4], (45, 35), (GREY,) * 3)  # inside the boxes, the image itself
+
+
+@pytest.mark.parametrize(("every_s", "steps"), [(60.0, [5, 15]), (0.0, [5, 10, 15])])
+def test_previews_at_most_once_a_minute_and_of_the_last_evaluation(tmp_path, monkeypatch, every_s, steps):
+    monkeypatch.setattr(tensorboard_logger, "PREVIEW_EVERY_S", every_s)
+    replay(tmp_path / "run", scene_evaluation(tmp_path), [5, 10, 15])  # three evaluations in far less than 60 s
+    events = read_back(tmp_path / "run")
+    assert [image.step for image in events.Images("val/images/img0.png")] == steps
+    assert [p.step for p in events.Tensors("val/pr_curve/cat")] == [5, 10, 15]  # the curves cost next to nothing
 
 
 def test_an_unreadable_preview_image_is_left_out_with_one_warning(tmp_path, caplog):
