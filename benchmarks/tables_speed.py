@@ -92,19 +92,19 @@ def loader_speed_table(name: str, results: Path) -> str:
 
 def logging_cost_table(name: str, results: Path) -> str:
     """``benchmarks/logging_cost.py``: per subscriber, its seconds per training step (and share of the mean
-    step) on one run's own events, of those its seconds per evaluation, and what it costs once per run."""
+    step) on one run's own events, and what it costs once per run."""
     data = load(results, name)
     lines = [
-        "| subscriber | per training step (ms) | share of a step | per evaluation (ms) | once per run (s) |",
-        "|---|---|---|---|---|",
+        "| subscriber | per training step (ms) | share of a step | once per run (s) |",
+        "|---|---|---|---|",
     ]
     for row in data["rows"]:
         if "skipped" in row:
-            lines.append(f"| {row['subscriber']} | not measured: {row['skipped']} | | | |")
+            lines.append(f"| {row['subscriber']} | not measured: {row['skipped']} | | |")
             continue
         lines.append(
             f"| {row['subscriber']} | {row['per_step_ms']:.3f} | {row['share_of_step'] * 100:.3f}% "
-            f"| {row['per_evaluation_ms']:.1f} | {row['once_per_run_s']:.2f} |"
+            f"| {row['once_per_run_s']:.2f} |"
         )
     note = (
         f"{data['steps']} steps (mean {data['mean_step_s']:.2f} s), {data['evaluations']} evaluations, "
