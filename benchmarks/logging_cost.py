@@ -12,7 +12,8 @@ trackers of :data:`gfocal.engine.loggers.TRACKERS` (``results.csv``, TensorBoard
 installed. The trainer runs its subscribers inside the loop, so these seconds are what logging adds to a run.
 
 Reported per subscriber: the seconds spent on the per-step and per-evaluation events (steps, evaluations,
-checkpoints) per training step, as a share of the mean step; and, apart, what it costs once per run (its
+checkpoints) per training step, as a share of the mean step; of those, the seconds per evaluation (TensorBoard
+draws its precision-recall curves and preview images there); and, apart, what it costs once per run (its
 construction, the run's start, and its end: curves drawn, the weights file stored as an MLflow artifact).
 """
 
@@ -32,7 +33,7 @@ from typing import Any
 from common import add_json_argument, report
 
 from gfocal.engine import load_config, train
-from gfocal.engine.events import Event, RunEnded, RunStarted, StepEnded
+from gfocal.engine.events import EvaluationEnded, Event, RunEnded, RunStarted, StepEnded
 from gfocal.engine.loggers import TRACKERS
 from gfocal.engine.metrics import MetricsLogger
 from gfocal.engine.progress import Progress
@@ -61,8 +62,9 @@ def subscribers(log_interval: int) -> dict[str, Callable[[Path], Any]]:
 
 
 def replay(build: Callable[[Path], Any], events: list[Event], folder: Path) -> dict[str, float]:
-    """Seconds a subscriber built in ``folder`` spends: constructing it, on the once-per-run events, on the rest."""
-    seconds = {"construct": 0.0, "once_per_run": 0.0, "per_step_events": 0.0}
+    """Seconds a subscriber built in ``folder`` spends: constructing it, on the once-per-run events, on the rest
+    (``per_step_events``), and of those on the evaluations."""
+    seconds = {"construct": 0.0, "once_per_run": 0.0, "per_step_events": 0.0, "evaluations": 0.0}
     started = time.perf_counter()
     subscriber = build(folder)
     seconds["construct"] = time.perf_counter() - started
@@ -71,8 +73,10 @@ def replay(build: Callable[[Path], Any], events: list[Event], folder: Path) -> d
         for event in events:
             started = time.perf_counter()
             subscriber.on_event(event)
-            key = "once_per_run" if isinstance(event, ONCE_PER_RUN) else "per_step_events"
-            seconds[key] += time.perf_counter() - started
+            spent = time.perf_counter() - started
+            seconds["once_per_run" if isinstance(event, ONCE_PER_RUN) else "per_step_events"] += spent
+            if isinstance(event, EvaluationEnded):
+                seconds["evaluations"] += spent
     return seconds
 
 
@@ -94,6 +98,7 @@ def main() -> None:
     print(f"training {args.out} ({args.epochs} epochs) to record its events", file=sys.stderr)
     train(config, callbacks=[recorder])
     steps = [event.step_s for event in recorder.events if isinstance(event, StepEnded)]
+    evaluations = sum(isinstance(event, EvaluationEnded) for event in recorder.events)
     mean_step = statistics.fmean(steps)
     rows = []
     for name, build in subscribers(config.log_interval).items():
@@ -109,6 +114,7 @@ def main() -> None:
                 "subscriber": name,
                 "per_step_ms": per_step * 1000,
                 "share_of_step": per_step / mean_step,
+                "per_evaluation_ms": seconds["evaluations"] / max(evaluations, 1) * 1000,
                 "once_per_run_s": seconds["construct"] + seconds["once_per_run"],
             }
         )
@@ -121,7 +127,7 @@ def main() -> None:
             "log_interval": config.log_interval,
             "eval_interval": config.eval_interval,
             "steps": len(steps),
-            "evaluations": sum(type(event).__name__ == "EvaluationEnded" for event in recorder.events),
+            "evaluations": evaluations,
             "mean_step_s": mean_step,
             "rows": rows,
         },

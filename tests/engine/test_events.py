@@ -125,9 +125,40 @@ def test_the_first_step_time_and_the_plan_are_events_the_progress_subscriber_log
     assert first.iteration == 1 and first.step_s == recorder.of(StepEnded)[0].step_s
     assert plan.iteration == 5 and plan.iterations == 8 and plan.epochs == pytest.approx(2.0)
     assert plan.seconds_per_step > 0 and plan.eta_s >= 0
+    assert plan.evaluations == 1  # made in the second (last) epoch: only the final evaluation is to come
     messages = [record.getMessage() for record in caplog.records]
     assert any(m.startswith("first step: ") for m in messages)
-    assert any(m.startswith("plan: 8 iterations (2.0 epochs)") for m in messages)
+    assert any(m.startswith("plan: 8 iterations (2.0 epochs)") and "1 evaluation to come" in m for m in messages)
+
+
+@pytest.mark.parametrize(
+    ("eval_interval", "patience", "evaluations", "warned"),
+    [
+        # A 5-epoch run planned in its 2nd epoch: evaluations at the ends of epochs 2, 3, 4 and the final one;
+        # epoch 1's, the best (AP is 0 throughout), came before. Patience 3 stops it at epoch 4's end, 4 cannot.
+        (1, 3, 4, False),
+        (1, 4, 4, True),
+        # Every 2nd epoch: epoch 2's (the first, so the best), epoch 4's and the final one. Patience 1 stops it
+        # at epoch 4's, 2 cannot.
+        (2, 1, 3, False),
+        (2, 2, 3, True),
+    ],
+)
+def test_the_plan_counts_the_evaluations_to_come_and_warns_of_a_patience_they_cannot_reach(
+    tmp_path, caplog, eval_interval, patience, evaluations, warned
+):
+    recorder = Recorder()
+    config = tiny_config(tmp_path, epochs=5, eval_interval=eval_interval, patience=patience)
+    torch.manual_seed(0)
+    with caplog.at_level(logging.INFO, logger="gfocal.engine.progress"):
+        train(config, model=TinyDetector(), data=tiny_data(), callbacks=[recorder])
+    (plan,) = recorder.of(PlanMade)
+    assert plan.evaluations == evaluations
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    expected = f"patience {patience} cannot stop this run early: {evaluations} evaluations are to come"
+    assert [w.startswith(expected) for w in warnings] == ([True] if warned else [])
+    stopped = recorder.events[-1].reason == "early stop"
+    assert stopped != warned  # the warning is right: the runs it spares stop early
 
 
 def test_a_failed_run_tells_its_subscribers_why(tmp_path):

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from PIL import Image
 
 from gfocal.engine import CheckpointSaved, TrainSetupError, train
 from support.standin import TinyDetector
@@ -52,13 +53,18 @@ def test_a_run_resumed_from_an_earlier_checkpoint_drops_the_rows_it_takes_again(
     assert [r["iteration"] for r in eval_rows(tmp_path / "run")] == [4, 8, 12]
 
 
-def test_tensorboard_gets_the_losses_lr_and_metrics(tmp_path):
+def test_tensorboard_gets_the_losses_lr_metrics_pr_curves_and_previews(tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util.tensor_util import make_ndarray
 
+    data = tiny_data()
+    for index, image in enumerate(data.val_records.images):  # the stand-in's validation images, as files
+        image.path, image.file_name = tmp_path / f"val{index}.png", f"val{index}.png"
+        Image.fromarray(data.val.images[index].permute(1, 2, 0).numpy()).save(image.path)
     torch.manual_seed(0)
-    result = train(tiny_config(tmp_path, loggers=("tensorboard",)), model=TinyDetector(), data=tiny_data())
-    events = EventAccumulator(str(result.out_dir / "tensorboard"))
+    result = train(tiny_config(tmp_path, loggers=("tensorboard",)), model=TinyDetector(), data=data)
+    events = EventAccumulator(str(result.out_dir / "tensorboard"), size_guidance={"images": 0, "tensors": 0})
     events.Reload()
     scalars = events.Tags()["scalars"]
     assert {"train/loss", "train/loss_box", "train/loss_cls", "train/lr", "val/AP", "val/AP50"} <= set(scalars)
@@ -68,9 +74,17 @@ def test_tensorboard_gets_the_losses_lr_and_metrics(tmp_path):
     assert [point.step for point in loss] == [row["iteration"] for row in train_rows]
     assert [point.value for point in loss] == pytest.approx([row["loss"] for row in train_rows], rel=1e-6)
     assert [(p.step, p.value) for p in events.Scalars("val/AP")] == [(4, 0.0), (8, 0.0)]
+    # At each evaluation: the four validation images, and the PR curves of all classes and of each one present.
+    assert set(events.Tags()["images"]) == {f"val/images/val{i}.png" for i in range(4)}
+    assert all([p.step for p in events.Images(tag)] == [4, 8] for tag in events.Tags()["images"])
+    present = {data.val_records.class_names[int(label)] for label in data.val.labels}
+    assert set(events.Tags()["tensors"]) == {"val/pr_curve/(all classes)", *(f"val/pr_curve/{c}" for c in present)}
+    # The stand-in's one 8 x 8 box an image never overlaps a 16 x 16 ground truth enough: 4 false detections.
+    pooled = make_ndarray(events.Tensors("val/pr_curve/(all classes)")[-1].tensor_proto)  # rows TP, FP, TN, FN
+    assert pooled[[0, 1, 3], 0].tolist() == [0, 4, 4]
 
 
-def test_mlflow_gets_the_config_metrics_and_final_weights(tmp_path, monkeypatch):
+def test_mlflow_gets_the_config_metrics_and_the_final_and_best_weights(tmp_path, monkeypatch):
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
 
@@ -93,7 +107,10 @@ def test_mlflow_gets_the_config_metrics_and_final_weights(tmp_path, monkeypatch)
     history = client.get_metric_history(run.info.run_id, "train/loss")
     assert [point.step for point in history] == [1, 2, 3, 4]
     assert [p.value for p in client.get_metric_history(run.info.run_id, "val/AP")] == [result.final_metrics["AP"]]
-    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["model.safetensors"]
+    stored = {a.path: a.file_size for a in client.list_artifacts(run.info.run_id)}
+    assert stored == {
+        name: (result.out_dir / name).stat().st_size for name in ("model.safetensors", "model_best.safetensors")
+    }
 
 
 @pytest.mark.parametrize(("tracker", "library"), [("tensorboard", "TensorBoard"), ("mlflow", "MLflow")])

@@ -97,6 +97,7 @@ class Img:
     height: int
     annotations: list[Ann] = field(default_factory=list)
     path: Path = Path("x.jpg")
+    file_name: str = "x.jpg"
 
 
 @dataclass

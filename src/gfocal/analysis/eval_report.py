@@ -1,8 +1,8 @@
 """The numbers of ``gfocal eval --report``, read from pycocotools' own evaluation of the detections AP scored.
 
-Nothing is matched a second time. A detection is a true positive at IoU threshold t exactly when
-pycocotools matched it (``evalImgs[...]["dtMatches"][t] > 0``); precision and recall follow the ranking
-of its ``accumulate`` (all images of a class, best score first, ties in image order), so the 101-point
+Nothing is matched a second time (:mod:`gfocal.engine.matches`). A detection is a true positive at IoU
+threshold t exactly when pycocotools matched it (``evalImgs[...]["dtMatches"][t] > 0``); precision and recall
+follow the ranking of its ``accumulate`` (all images of a class, best score first, ties in image order), so the 101-point
 interpolated AP of :func:`interpolated_precision` on these curves is the AP ``gfocal eval`` prints
 (``tests/analysis/test_eval_report.py`` checks it per class at IoU 0.5 and 0.75).
 
@@ -27,6 +27,15 @@ from typing import Any
 
 import numpy as np
 
+from gfocal.engine.matches import (
+    RankedDetections,
+    image_evaluations,
+    iou_threshold_index,
+    pooled,
+    ranked_detections,
+    threshold_counts,
+)
+
 __all__ = [
     "IOU_FOR_THRESHOLD",
     "RankedDetections",
@@ -49,21 +58,6 @@ _GRID = np.linspace(0.0, 1.0, 101)  # score thresholds at which F1 is drawn and 
 
 
 @dataclass(frozen=True)
-class RankedDetections:
-    """One class's detections over all images, ranked as pycocotools' ``accumulate`` ranks them.
-
-    scores (float [D]): best first. matched (bool [T, D]): a ground truth was matched at IoU threshold t.
-    ignored (bool [T, D]): matched to a crowd or difficult box, so counted neither way. num_gt: ground
-    truths that count (not crowd or difficult).
-    """
-
-    scores: np.ndarray
-    matched: np.ndarray
-    ignored: np.ndarray
-    num_gt: int
-
-
-@dataclass(frozen=True)
 class ImageOutcome:
     """One image's detections and ground truths at a score threshold and IoU (ids of pycocotools' datasets).
 
@@ -78,28 +72,6 @@ class ImageOutcome:
     @property
     def errors(self) -> int:
         return len(self.false_positives) + len(self.missed)
-
-
-def _image_evaluations(coco_eval: Any, label: int) -> list[dict[str, Any]]:
-    """pycocotools' per-image evaluations of class ``label`` (area "all", the largest maxDets), None left out."""
-    images, areas = len(coco_eval.params.imgIds), len(coco_eval.params.areaRng)
-    start = coco_eval.params.catIds.index(label) * areas * images  # evalImgs is [K, A, I] flattened; area 0 = all
-    return [e for e in coco_eval.evalImgs[start : start + images] if e is not None]
-
-
-def ranked_detections(coco_eval: Any, label: int) -> RankedDetections:
-    """Class ``label``'s detections of an evaluated and accumulated ``COCOeval``, as its ``accumulate`` ranks them."""
-    evaluations = _image_evaluations(coco_eval, label)
-    num_thresholds = len(coco_eval.params.iouThrs)
-    if not evaluations:
-        empty = np.zeros((num_thresholds, 0), dtype=bool)
-        return RankedDetections(np.zeros(0), empty, empty, 0)
-    scores = np.concatenate([e["dtScores"] for e in evaluations])  # [D], image after image
-    order = np.argsort(-scores, kind="mergesort")  # pycocotools' ranking, ties kept in image order
-    matched = np.concatenate([e["dtMatches"] for e in evaluations], axis=1)[:, order] > 0  # [T, D]
-    ignored = np.concatenate([e["dtIgnore"] for e in evaluations], axis=1)[:, order].astype(bool)  # [T, D]
-    num_gt = int(sum(np.count_nonzero(np.asarray(e["gtIgnore"]) == 0) for e in evaluations))
-    return RankedDetections(scores[order], matched, ignored, num_gt)
 
 
 def precision_recall(ranked: RankedDetections, iou_index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -140,11 +112,8 @@ def f1_by_threshold(scores: np.ndarray, true: np.ndarray, num_gt: int, threshold
     Returns:
         ``{"threshold", "precision", "recall", "f1"}``, float [G] each; precision 1 where nothing is kept.
     """
-    kept = len(scores) - np.searchsorted(scores[::-1], thresholds, side="right")  # [G] detections > threshold
-    cumulative = np.concatenate(([0], np.cumsum(true)))  # [D + 1]
-    true_kept = cumulative[kept]
-    precision = np.where(kept > 0, true_kept / np.maximum(kept, 1), 1.0)
-    recall = true_kept / num_gt if num_gt else np.zeros(len(thresholds))
+    counts = threshold_counts(scores, true, num_gt, thresholds)
+    precision, recall, true_kept = counts.precision, counts.recall, counts.true_positives
     f1 = np.where(true_kept > 0, 2 * precision * recall / np.maximum(precision + recall, np.spacing(1)), 0.0)
     return {"threshold": thresholds, "precision": precision, "recall": recall, "f1": f1}
 
@@ -167,27 +136,12 @@ def best_f1(scores: np.ndarray, true: np.ndarray, num_gt: int) -> dict[str, floa
     return {**found, "lowest_kept_score": float(distinct[best])}
 
 
-def _counted(ranked: RankedDetections, iou_index: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """(scores [D'], true [D'], ground truths) of the detections that count at ``iou_index`` (ignored ones out)."""
-    counted = ~ranked.ignored[iou_index]
-    return ranked.scores[counted], ranked.matched[iou_index][counted], ranked.num_gt
-
-
-def _pooled(ranked: dict[str, RankedDetections], iou_index: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """:func:`_counted` of every class together, best score first: the detector's as one class-blind list."""
-    parts = [_counted(r, iou_index) for r in ranked.values()]
-    scores = np.concatenate([np.zeros(0), *(s for s, _, _ in parts)])
-    order = np.argsort(-scores, kind="mergesort")
-    true = np.concatenate([np.zeros(0, dtype=bool), *(t for _, t, _ in parts)])
-    return scores[order], true[order], sum(n for _, _, n in parts)
-
-
 def best_score_thresholds(ranked: dict[str, RankedDetections], iou_index: int) -> dict[str, Any]:
     """The best-F1 score threshold over all classes (``"overall"``: every class's detections pooled) and per class
     (``"per_class"``: {class: :func:`best_f1`})."""
     return {
-        "overall": best_f1(*_pooled(ranked, iou_index)),
-        "per_class": {name: best_f1(*_counted(r, iou_index)) for name, r in ranked.items()},
+        "overall": best_f1(*pooled(ranked.values(), iou_index)),
+        "per_class": {name: best_f1(*r.counted(iou_index)) for name, r in ranked.items()},
     }
 
 
@@ -195,7 +149,7 @@ def suggested_score_threshold(coco_eval: Any, class_names: list[str]) -> dict[st
     """What ``gfocal eval`` stores as ``best_score_threshold``: :func:`best_score_thresholds` at IoU 0.5, with
     ``"iou"`` and ``"criterion"`` ("F1")."""
     ranked = {name: ranked_detections(coco_eval, label) for label, name in zip(coco_eval.params.catIds, class_names)}
-    return _suggested(ranked, _iou_index(coco_eval.params, IOU_FOR_THRESHOLD))
+    return _suggested(ranked, iou_threshold_index(coco_eval.params, IOU_FOR_THRESHOLD))
 
 
 def _suggested(ranked: dict[str, RankedDetections], iou_index: int) -> dict[str, Any]:
@@ -207,7 +161,7 @@ def outcomes_at(coco_eval: Any, threshold: float, iou_index: int = 0) -> list[Im
     rule) and its missed ground truths, by COCO's own matches at IoU threshold ``iou_index`` (see the module doc)."""
     outcomes = {int(i): ImageOutcome(int(i), [], [], []) for i in coco_eval.params.imgIds}
     for label in coco_eval.params.catIds:
-        for e in _image_evaluations(coco_eval, label):
+        for e in image_evaluations(coco_eval, label):
             outcome = outcomes[e["image_id"]]
             scores = np.asarray(e["dtScores"])
             kept = (scores > threshold) & ~np.asarray(e["dtIgnore"][iou_index], dtype=bool)
@@ -269,10 +223,6 @@ def confusion_matrix(coco_eval: Any, outcomes: list[ImageOutcome], iou: float = 
     return matrix
 
 
-def _iou_index(params: Any, iou: float) -> int:
-    return int(np.argmin(np.abs(np.asarray(params.iouThrs) - iou)))
-
-
 def _class_ap(precision: np.ndarray) -> float | None:
     """Mean of a [R] interpolated precision, None where pycocotools has -1 (no ground truth)."""
     return float(precision.mean()) if (precision > -1).all() else None
@@ -290,7 +240,7 @@ def eval_report(coco_eval: Any, class_names: list[str], results: dict[str, Any],
         overall threshold; ``worst_images``: the ``worst`` images by errors (misses + false positives) at that threshold.
     """
     params = coco_eval.params
-    iou_index, strict_index = _iou_index(params, IOU_FOR_THRESHOLD), _iou_index(params, 0.75)
+    iou_index, strict_index = iou_threshold_index(params, IOU_FOR_THRESHOLD), iou_threshold_index(params, 0.75)
     ranked = {name: ranked_detections(coco_eval, label) for label, name in zip(params.catIds, class_names)}
     thresholds = _suggested(ranked, iou_index)
     precision = coco_eval.eval["precision"][:, :, :, 0, -1]  # [T, R, K], area all, largest maxDets
@@ -301,8 +251,8 @@ def eval_report(coco_eval: Any, class_names: list[str], results: dict[str, Any],
         }
         for t in (iou_index, strict_index)
     }
-    f1_curves = {name: f1_by_threshold(*_counted(r, iou_index), _GRID) for name, r in ranked.items()}
-    f1_curves["all"] = f1_by_threshold(*_pooled(ranked, iou_index), _GRID)
+    f1_curves = {name: f1_by_threshold(*r.counted(iou_index), _GRID) for name, r in ranked.items()}
+    f1_curves["all"] = f1_by_threshold(*pooled(ranked.values(), iou_index), _GRID)
     overall = thresholds["overall"]
     outcomes = outcomes_at(coco_eval, overall["threshold"] if overall else np.inf, iou_index)
     per_class = [

@@ -11,10 +11,12 @@ Either way, evaluations before the last one happen by time, so that together the
 cost about ``eval_share`` of the budget, and the final evaluation and the save are
 kept back from the training time, so that the run ends within its budget.
 
-Early stopping (``patience``) needs nothing here: the plan only ever bounds the run from above, and a run
+Early stopping (``patience``) changes no plan: the plan only ever bounds the run from above, and a run
 that stops early ends sooner with its last evaluation and save already made. What it changes is the
 learning rate: the schedule was planned over the whole budget, so an early-stopped run ends before its
-decay does (documented with ``TrainConfig.patience``).
+decay does (documented with ``TrainConfig.patience``). The plan counts the evaluations to come
+(:func:`evaluations_left`), so the progress log can say when a patience is longer than the run's
+evaluations allow (evaluations by time may be few in a short budget).
 """
 
 from __future__ import annotations
@@ -25,7 +27,16 @@ from typing import Any
 from gfocal.engine.run import Run
 from gfocal.engine.schedule import LRSchedule, fit_to_budget
 
-__all__ = ["budget_s", "estimated_eval_s", "evaluation_due", "reserve_s", "replan", "eta_s", "plan_summary"]
+__all__ = [
+    "budget_s",
+    "estimated_eval_s",
+    "evaluation_due",
+    "evaluations_left",
+    "reserve_s",
+    "replan",
+    "eta_s",
+    "plan_summary",
+]
 
 # Inference is about a third of a training step per image; decoding and COCO scoring add to it.
 _EVAL_SHARE_OF_STEP = 0.5
@@ -81,12 +92,29 @@ def evaluation_due(run: Run, epoch: int, final: bool, seconds_per_step: float) -
     return since >= _eval_interval_s(run, estimated_eval_s(run, seconds_per_step))
 
 
+def _periodic_evaluations(run: Run, eval_s: float) -> int:
+    """Evaluations by time that fit what is left of the budget, the final one not counted."""
+    left = max((budget_s(run) or 0.0) - run.clock.elapsed(), 0.0)
+    return math.floor(left / _eval_interval_s(run, eval_s)) if eval_s else 0
+
+
+def evaluations_left(run: Run, seconds_per_step: float) -> int:
+    """Evaluations still to come, the final one included: by time in a budgeted run (those that fit what is left
+    of it), else at every ``eval_interval``-th epoch end; 0 without a validation set."""
+    if run.data.val is None:
+        return 0
+    if budget_s(run) is not None:
+        return _periodic_evaluations(run, estimated_eval_s(run, seconds_per_step)) + 1
+    interval = run.config.eval_interval
+    last = math.ceil(run.schedule.total_iters / run.sampler.batches_per_epoch) - 1  # its end is the final one
+    periodic = range(run.iteration // run.sampler.batches_per_epoch, last)  # epochs whose end is still to come
+    return sum(interval > 0 and (epoch + 1) % interval == 0 for epoch in periodic) + 1
+
+
 def reserve_s(run: Run, seconds_per_step: float) -> float:
     """Seconds to keep back from training: the evaluations still to come and the final save and export."""
-    budget = budget_s(run) or 0.0
     eval_s = estimated_eval_s(run, seconds_per_step)
-    left = max(budget - run.clock.elapsed(), 0.0)
-    periodic = math.floor(left / _eval_interval_s(run, eval_s)) if eval_s else 0
+    periodic = _periodic_evaluations(run, eval_s)
     # 20% slack on the final evaluation; last.pt (and best.pt) and two weight files at the end.
     return 1.2 * eval_s + periodic * eval_s + 3 * run.last_save_s
 
@@ -107,13 +135,9 @@ def replan(run: Run, seconds_per_step: float) -> LRSchedule:
 def eta_s(run: Run, seconds_per_step: float) -> float:
     """Seconds until the run ends: the remaining steps and the evaluations among them."""
     steps = max(run.schedule.total_iters - run.iteration, 0)
-    eval_s = estimated_eval_s(run, seconds_per_step)
     if budget_s(run) is not None:
         return steps * seconds_per_step + reserve_s(run, seconds_per_step)
-    interval = run.config.eval_interval
-    epochs_left = math.ceil(steps / run.sampler.batches_per_epoch)
-    evaluations = (epochs_left // interval if interval else 0) + 1 if eval_s else 0
-    return steps * seconds_per_step + evaluations * eval_s
+    return steps * seconds_per_step + evaluations_left(run, seconds_per_step) * estimated_eval_s(run, seconds_per_step)
 
 
 def plan_summary(run: Run, seconds_per_step: float) -> dict[str, Any]:
@@ -123,4 +147,5 @@ def plan_summary(run: Run, seconds_per_step: float) -> dict[str, Any]:
         "epochs": round(run.schedule.total_iters / run.sampler.batches_per_epoch, 1),
         "seconds_per_step": round(seconds_per_step, 3),
         "eta_s": round(eta_s(run, seconds_per_step)),
+        "evaluations": evaluations_left(run, seconds_per_step),
     }

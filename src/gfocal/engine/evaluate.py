@@ -54,6 +54,7 @@ __all__ = [
     "to_original_coordinates",
     "predict_dataset",
     "evaluate_model",
+    "model_evaluation",
     "evaluate_weights",
     "save_results",
     "format_results",
@@ -275,12 +276,35 @@ def evaluate_model(
 ) -> dict[str, Any]:
     """Predict on ``dataset`` (shared between processes when distributed) and compute COCO metrics.
 
-    Every process must call this; all receive the same results, computed on rank 0.
+    Every process must call this; all receive the same results: the ``results`` of :func:`model_evaluation`.
+    """
+    return model_evaluation(
+        model, dataset, records, collate, device, batch_size, workers, autocast, max_detections, progress
+    ).results
+
+
+def model_evaluation(
+    model: nn.Module,
+    dataset: Dataset,
+    records: Any,
+    collate: Callable[[list[Any]], Any],
+    device: torch.device,
+    batch_size: int = 8,
+    workers: int = 0,
+    autocast: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
+    max_detections: int = 100,
+    progress: bool = False,
+) -> Evaluation:
+    """:func:`evaluate_model`, with what its results were computed from (what a training run's subscribers read).
+
+    Every process must call this. All receive the same ``results`` (computed on rank 0) and every image's
+    ``detections``; only rank 0 holds the ``coco_eval`` (None on the others).
     ``max_detections``: see :func:`evaluate_detections`. ``progress``: rank 0 shows a bar of its images.
     """
     detections = gather_detections(model, dataset, device, batch_size, workers, collate, autocast, progress)
-    results = evaluate_detections(records, detections, max_detections) if rank_and_world()[0] == 0 else None
-    return broadcast_object(results)
+    coco_eval = coco_evaluation(records, detections, max_detections) if rank_and_world()[0] == 0 else None
+    results = broadcast_object(coco_metrics(coco_eval, records.class_names) if coco_eval is not None else None)
+    return Evaluation(results, records, detections, coco_eval)
 
 
 def gather_detections(
@@ -310,7 +334,8 @@ class Evaluation:
     """One evaluation and what it was computed from, so a report reads the very detections the AP scored.
 
     results: :func:`coco_metrics`. records: the dataset (``DatasetRecords``). detections: image index ->
-    {"boxes" [K,4] xyxy original pixels, "scores" [K], "labels" [K]}. coco_eval: :func:`coco_evaluation`.
+    {"boxes" [K,4] xyxy original pixels, "scores" [K], "labels" [K]}. coco_eval: :func:`coco_evaluation`
+    (None on processes other than rank 0 of a distributed :func:`model_evaluation`).
     """
 
     results: dict[str, Any]

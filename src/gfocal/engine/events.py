@@ -19,7 +19,10 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from gfocal.engine.evaluate import Evaluation
 
 __all__ = [
     "Callback",
@@ -103,6 +106,12 @@ class EvaluationEnded:
             ``APs``, ..., ``AP_per_iou``), without the per-class table.
         seconds: wall seconds the evaluation took.
         improved: its AP is the best so far (``best.pt`` is written with it).
+        evaluation: what the metrics were computed from (:class:`gfocal.engine.evaluate.Evaluation`): the
+            validation ``records``, every image's ``detections`` in original pixels and pycocotools'
+            ``coco_eval`` that matched them, for subscribers that draw curves or images from the very
+            detections the AP scored (the TensorBoard tracker's PR curves and previews). References, not
+            copies: they cost nothing to pass, but a subscriber that keeps every event keeps every evaluation.
+            None for an event made without one (a test's, a replay's).
     """
 
     iteration: int
@@ -110,6 +119,7 @@ class EvaluationEnded:
     metrics: dict[str, Any]
     seconds: float
     improved: bool
+    evaluation: Evaluation | None = field(default=None, repr=False, compare=False)
 
     @property
     def scalars(self) -> dict[str, float]:
@@ -170,7 +180,9 @@ class PlanMade:
         iterations: steps the run will take in all (a time budget's plan, or the schedule's).
         epochs: the same in passes over the training set.
         seconds_per_step: the measured mean step.
-        eta_s: seconds until the run ends, evaluations included.
+        eta_s: seconds until the run ends, evaluations included (sooner if ``patience`` stops it).
+        evaluations: evaluations still to come, the final one included (by time in a budgeted run: those
+            that fit what is left of it).
     """
 
     iteration: int
@@ -178,6 +190,7 @@ class PlanMade:
     epochs: float
     seconds_per_step: float
     eta_s: float
+    evaluations: int
 
 
 Event = RunStarted | StepEnded | EvaluationEnded | CheckpointSaved | FirstStepTimed | PlanMade | RunEnded | RunFailed

@@ -1,4 +1,5 @@
-"""Training progress for the person watching: a bar per epoch on a terminal, else a log line every minute."""
+"""Training progress for the person watching: a bar per epoch on a terminal, else a log line every minute; the
+first step's time and the plan, with a warning when ``patience`` is longer than the evaluations planned."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ import time
 
 from tqdm import tqdm
 
-from gfocal.engine.events import Event, FirstStepTimed, PlanMade, RunEnded, RunFailed, RunStarted, StepEnded
+from gfocal.engine.events import (
+    EvaluationEnded,
+    Event,
+    FirstStepTimed,
+    PlanMade,
+    RunEnded,
+    RunFailed,
+    RunStarted,
+    StepEnded,
+)
 
 __all__ = ["Progress"]
 
@@ -28,26 +38,52 @@ class Progress:
         self.bar_epoch = -1
         self.last_line = time.perf_counter()
         self.since_line: list[float] = []  # step seconds since the last line
+        self.patience = 0
+        self.since_best = -1  # evaluations without a better AP, as the trainer counts them; -1: none yet
+        self.budgeted = self.resumed = False
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             self.steps_per_epoch = event.steps_per_epoch
+            self.patience = event.config.get("patience") or 0
+            self.budgeted = event.config.get("time_budget_minutes") is not None
+            self.resumed = event.iteration > 0  # its evaluations since the best are not known here
         elif isinstance(event, StepEnded):
             self._bar(event) if self.terminal else self._line(event)
         elif isinstance(event, FirstStepTimed):
             logger.info(
                 "first step: %.1f s (the first steps are slower while memory and kernels warm up)", event.step_s
             )
+        elif isinstance(event, EvaluationEnded):
+            self.since_best = 0 if event.improved else self.since_best + 1
         elif isinstance(event, PlanMade):
-            logger.info(
-                "plan: %d iterations (%.1f epochs) at %.2f s each; done in about %s",
-                event.iterations,
-                event.epochs,
-                event.seconds_per_step,
-                clock_time(event.eta_s),
-            )
+            self._plan(event)
         elif isinstance(event, (RunEnded, RunFailed)) and self.bar is not None:
             self.bar.close()
+
+    def _plan(self, event: PlanMade) -> None:
+        evaluations = f"{event.evaluations} evaluation{'' if event.evaluations == 1 else 's'}"
+        logger.info(
+            "plan: %d iterations (%.1f epochs) at %.2f s each, %s to come; done in about %s%s",
+            event.iterations,
+            event.epochs,
+            event.seconds_per_step,
+            evaluations,
+            clock_time(event.eta_s),
+            f", sooner if patience {self.patience} stops it" if self.patience else "",
+        )
+        # Evaluations without a better AP the run can still reach: those so far and those before the final one
+        # (which ends the run anyway); since_best -1 takes off the first to come when none came yet (the best).
+        reachable = self.since_best + event.evaluations - 1
+        if self.patience and not self.resumed and event.evaluations and reachable < self.patience:
+            more = "raise --set eval_share" if self.budgeted else "lower --set eval_interval"
+            logger.warning(
+                "patience %d cannot stop this run early: %d evaluations are to come, the final one included; "
+                "lower --patience or %s to evaluate more often",
+                self.patience,
+                event.evaluations,
+                more,
+            )
 
     def _bar(self, event: StepEnded) -> None:
         epoch, done = divmod(event.iteration - 1, self.steps_per_epoch)

@@ -28,7 +28,7 @@ from gfocal.engine.budget import evaluation_due, plan_summary, replan
 from gfocal.engine.build import TrainData, validation_network
 from gfocal.engine.config import TrainConfig
 from gfocal.engine.distributed import all_reduce_mean, broadcast_object, cleanup_distributed, setup_distributed
-from gfocal.engine.evaluate import evaluate_model, format_results, save_results
+from gfocal.engine.evaluate import format_results, model_evaluation, save_results
 from gfocal.engine.events import (
     Callback,
     CheckpointSaved,
@@ -333,11 +333,7 @@ def _track_speed(run: Run, iter_time: float) -> None:
             )
     clock.session_steps += 1
     if clock.session_steps == _WARM_STEPS + _PLAN_STEPS and run.info.is_main:
-        plan = plan_summary(run, seconds_per_step)
-        _emit(
-            run,
-            PlanMade(run.iteration, plan["iterations"], plan["epochs"], plan["seconds_per_step"], plan["eta_s"]),
-        )
+        _emit(run, PlanMade(run.iteration, **plan_summary(run, seconds_per_step)))
 
 
 def _end_epoch(run: Run, epoch: int) -> None:
@@ -363,7 +359,7 @@ def _end_epoch(run: Run, epoch: int) -> None:
 def _evaluate(run: Run, epoch: int) -> bool:
     """Evaluate on the validation set, keep the best AP; returns whether this one is the best so far."""
     started = time.perf_counter()
-    metrics = evaluate_model(
+    evaluation = model_evaluation(
         validation_network(run.ema.module if run.ema else run.module, run.config),
         run.data.val,
         run.data.val_records,
@@ -374,6 +370,7 @@ def _evaluate(run: Run, epoch: int) -> bool:
         autocast=run.autocast,
         max_detections=run.config.eval_max_detections,
     )
+    metrics = evaluation.results
     run.last_eval_s = time.perf_counter() - started
     run.clock.pause(run.last_eval_s)
     run.last_eval_end_s = run.clock.elapsed()
@@ -382,7 +379,7 @@ def _evaluate(run: Run, epoch: int) -> bool:
     if improved:
         run.best_ap, run.best_iteration = metrics["AP"], run.iteration
     summary = {k: v for k, v in metrics.items() if k != "per_class"}
-    _emit(run, EvaluationEnded(run.iteration, run.epoch_progress, summary, run.last_eval_s, improved))
+    _emit(run, EvaluationEnded(run.iteration, run.epoch_progress, summary, run.last_eval_s, improved, evaluation))
     if run.info.is_main:
         save_results(run.out_dir / "eval" / f"epoch_{math.ceil(run.epoch_progress):03d}.json", metrics)
         logger.info("evaluation after epoch %d (%.1f s):\n%s", epoch + 1, run.last_eval_s, format_results(metrics))

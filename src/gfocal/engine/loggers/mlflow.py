@@ -1,4 +1,4 @@
-"""MLflow: the run's parameters, metrics and final weights in a tracking store.
+"""MLflow: the run's parameters, metrics and weights in a tracking store.
 
 The store is ``MLFLOW_TRACKING_URI`` when set, else a local one inside the run folder: ``OUT/mlruns/mlflow.db``
 with the artifacts in ``OUT/mlruns/artifacts`` (``mlflow ui --backend-store-uri sqlite:///OUT/mlruns/mlflow.db``).
@@ -7,9 +7,10 @@ experiment is ``MLFLOW_EXPERIMENT_NAME`` (default "gfocal"), the MLflow run is n
 
 Parameters: the resolved training config, flattened (``model_overrides.reg_max``). Metrics: ``train/loss``,
 each loss term and ``train/lr`` per step, sent in batches (a request per step would cost a step's time on a
-remote server); ``val/AP``, ``val/AP50``, ... per evaluation. Artifacts: the final weights file. The MLflow run
-is marked finished (with the stop reason as the tag ``stop_reason``) or failed. A resumed run is a new MLflow
-run, tagged ``resumed_from_iteration``: MLflow cannot take back the points of the steps the resumed run
+remote server); ``val/AP``, ``val/AP50``, ... per evaluation. Artifacts: the final weights file
+(``model.safetensors``) and, with a validation set, the best validation AP's (``model_best.safetensors``,
+the one to deploy after an early stop). The MLflow run is marked finished (with the stop reason as the tag
+``stop_reason``) or failed. A resumed run is a new MLflow run, tagged ``resumed_from_iteration``: MLflow cannot take back the points of the steps the resumed run
 takes again, so continuing the old one would show them twice.
 """
 
@@ -49,8 +50,9 @@ class MlflowLogger:
             self._send()
         elif isinstance(event, RunEnded):
             self._send()
-            if event.weights is not None:
-                self.client.log_artifact(self.run_id, str(event.weights))
+            for weights in (event.weights, event.best_weights):
+                if weights is not None:
+                    self.client.log_artifact(self.run_id, str(weights))
             self.client.set_tag(self.run_id, "stop_reason", event.reason)
             self.client.set_terminated(self.run_id, "FINISHED")
         elif isinstance(event, RunFailed) and self.client is not None:
