@@ -48,7 +48,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Variant", "VARIANTS", "SWEEPS", "VARIANT_FIELDS", "DETECTORS"]
+__all__ = ["Variant", "VARIANTS", "PAPER_VARIANTS", "DETECTOR_VARIANTS", "SWEEPS", "VARIANT_FIELDS", "DETECTORS"]
 
 #: The ModelConfig fields that tell the variants apart, the columns of README's table (a variant may set others).
 VARIANT_FIELDS = ("assigner", "classification", "box", "quality_label", "dgqp")
@@ -72,8 +72,9 @@ class Variant:
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
-#: Keyed by the short ids that ``gfocal bench ablation --variants`` takes, in the order of the paper's table.
-VARIANTS: dict[str, Variant] = {
+#: The paper's ablation (``gfocal bench ablation``'s default), keyed by the short ids that its ``--variants``
+#: takes, in the order of the paper's table.
+PAPER_VARIANTS: dict[str, Variant] = {
     # The paper's baseline: mmdetection's anchor-based ATSSHead (parity-tested in tests/interop).
     "atss-anchor": Variant(
         "ATSS baseline, the paper's (FL + centerness, anchor deltas)",
@@ -86,7 +87,10 @@ VARIANTS: dict[str, Variant] = {
     "gfl": Variant("GFL = QFL + DFL"),
     "gfl-centerness": Variant("GFL, centerness as quality label", {"quality_label": "centerness"}),
     "gflv2": Variant("GFLv2 (DGQP)", {"dgqp": True}),
-    # The one-stage detectors GFL applies to, each without and with GFL on the same assignment.
+}
+
+#: The one-stage detectors GFL applies to besides ATSS, each without and with GFL on the same assignment.
+DETECTOR_VARIANTS: dict[str, Variant] = {
     "retinanet": Variant(
         "RetinaNet, one anchor (FL, L1 on anchor deltas)",
         {"assigner": "max_iou", "classification": "focal_only", **_RETINANET_BOX},
@@ -103,6 +107,9 @@ VARIANTS: dict[str, Variant] = {
     ),
     "tood-gfl": Variant("TOOD-style + GFL (TAL, QFL + DFL)", {"assigner": "task_aligned"}),
 }
+
+#: Every variant by id: ``gfocal train --variant``, the tests and README's table read this.
+VARIANTS: dict[str, Variant] = {**PAPER_VARIANTS, **DETECTOR_VARIANTS}
 
 #: Each detector's pair of variant ids: (its own losses, GFL on the same assignment). ATSS's is the paper's.
 DETECTORS: dict[str, tuple[str, str]] = {
