@@ -178,14 +178,15 @@ def variants_table(results: Path) -> str:
     from gfocal.models.variants import VARIANT_FIELDS, VARIANTS
 
     defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig) if f.name in VARIANT_FIELDS}
-    lines = ["| variant | id | " + " | ".join(f"`{f}`" for f in VARIANT_FIELDS) + " |"]
-    lines.append("|---" * (len(VARIANT_FIELDS) + 2) + "|")
+    lines = ["| variant | id | " + " | ".join(f"`{f}`" for f in VARIANT_FIELDS) + " | other options |"]
+    lines.append("|---" * (len(VARIANT_FIELDS) + 3) + "|")
     for key, variant in VARIANTS.items():
         values = {**defaults, **variant.overrides}
-        if values["classification"] == "focal":
-            values["quality_label"] = None  # the separate centerness branch has no quality label
+        if values["classification"] != "qfl":
+            values["quality_label"] = None  # only the joint score (QFL) has a quality label
         cells = ["" if values[f] is None else f"`{values[f]!r}`".replace("'", '"') for f in VARIANT_FIELDS]
-        lines.append(f"| {variant.name} | `{key}` | " + " | ".join(cells) + " |")
+        others = ", ".join(f"`{k}={v!r}`" for k, v in variant.overrides.items() if k not in VARIANT_FIELDS)
+        lines.append(f"| {variant.name} | `{key}` | " + " | ".join(cells) + f" | {others.replace(chr(39), chr(34))} |")
     return "\n".join(lines)
 
 

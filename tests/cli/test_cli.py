@@ -181,9 +181,9 @@ def test_ablation_smoke_writes_a_table(tmp_path, capsys):
 
 
 def test_ablation_rejects_unknown_variant_ids(tmp_path, capsys):
-    assert main(["bench", "ablation", "--smoke", "--out", str(tmp_path), "--variants", "gfl", "fcos"]) == 2
+    assert main(["bench", "ablation", "--smoke", "--out", str(tmp_path), "--variants", "gfl", "yolo"]) == 2
     err = capsys.readouterr().err
-    assert "unknown variant id(s) fcos" in err and "gfl-centerness" in err
+    assert "unknown variant id(s) yolo" in err and "gfl-centerness" in err and "retinanet-gfl" in err
 
 
 def test_compile_flag_reaches_the_training_config(tmp_path):
@@ -196,6 +196,18 @@ def test_compile_flag_reaches_the_training_config(tmp_path):
     assert training_config(parser.parse_args([*base, "--compile"])).compile is True
     assert training_config(parser.parse_args(base)).compile is False
     assert training_config(parser.parse_args([*base, "--set", "compile=true"])).compile is True
+
+
+def test_variant_flag_reaches_the_training_config_and_bad_ids_are_one_line(tmp_path, capsys):
+    from gfocal.cli.main import build_parser
+    from gfocal.cli.train import training_config
+
+    (tmp_path / "train.json").write_text("{}")  # only its format is looked at
+    base = ["train", "--data", str(tmp_path / "train.json"), "--out", str(tmp_path / "run")]
+    assert training_config(build_parser().parse_args([*base, "--variant", "fcos-gfl"])).variant == "fcos-gfl"
+    assert main([*base, "--variant", "retina"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown 'retina'" in err and "retinanet" in err and "Traceback" not in err
 
 
 def test_a_budget_without_epochs_fills_it_and_recipes_and_image_size_reach_the_config(tmp_path):

@@ -85,3 +85,21 @@ def test_the_task_aligned_assigner_is_chosen_from_the_command_line():
     model = build_model(load_config(overrides=overrides), ["a"], torch.device("cpu"))
     assert model.config.assigner == "task_aligned" and model.config.quality_label == "alignment"
     assert model.criterion.assigner == TaskAlignedAssigner(10, 0.5, 4.0)
+
+
+@pytest.mark.parametrize("variant", ["retinanet", "fcos-gfl", "tood"])
+def test_a_detector_variant_is_chosen_by_id_and_model_overrides_win(variant):
+    from gfocal.models.variants import VARIANTS
+
+    config = load_config(overrides=[f"variant={variant}", "model_overrides.focal_gamma=1.5"])
+    model = build_model(config, ["a"], torch.device("cpu"))
+    for name, value in VARIANTS[variant].overrides.items():
+        assert getattr(model.config, name) == value, name
+    assert model.config.focal_gamma == 1.5
+    overridden = build_model(config.replace(model_overrides={"box": "dfl"}), ["a"], torch.device("cpu"))
+    assert overridden.config.box == "dfl"
+
+
+def test_an_unknown_variant_is_refused_naming_the_known_ones():
+    with pytest.raises(ValueError, match="unknown 'retina'.*retinanet-gfl"):
+        TrainConfig(variant="retina")

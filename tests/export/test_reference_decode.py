@@ -39,9 +39,21 @@ def test_reference_decode_equals_pytorch_inference(name):
             factors = raw[4][0] if len(raw) > 4 else None
             got = decode(scores[0], box_outputs[0], points, strides, settings, image_size, scale, factors)
             assert len(wanted["boxes"]) > 3
-            np.testing.assert_array_equal(got["labels"], wanted["labels"].numpy())
-            np.testing.assert_allclose(got["boxes"], wanted["boxes"].numpy(), atol=1e-3, rtol=0)
-            np.testing.assert_allclose(got["scores"], wanted["scores"].numpy(), atol=1e-5, rtol=1e-5)
+            assert_same_detections(got, {name: value.numpy() for name, value in wanted.items()})
+
+
+def assert_same_detections(got, wanted):
+    """The same detections in the same order, up to the order of scores that tie within 1e-5: the graph
+    resizes and normalises the image itself, so its outputs differ from PyTorch's by about 1e-6, which
+    the exponential of anchor deltas (RetinaNet's are not scaled down) makes up to 1e-4 of a coordinate."""
+    np.testing.assert_allclose(got["scores"], wanted["scores"], atol=1e-5, rtol=1e-5)
+    box_error = np.abs(got["boxes"][:, None] - wanted["boxes"][None]) - 1e-4 * np.abs(wanted["boxes"][None])
+    same = (
+        (got["labels"][:, None] == wanted["labels"][None])
+        & (box_error.max(-1) <= 1e-3)
+        & (np.abs(got["scores"][:, None] - wanted["scores"][None]) <= 1e-5)
+    )  # [D, D]
+    assert same.any(0).all() and same.any(1).all(), "detections differ beyond the order of tied scores"
 
 
 @pytest.mark.parametrize(

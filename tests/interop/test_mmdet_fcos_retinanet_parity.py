@@ -39,8 +39,9 @@ def batch(offset, keep=lambda box: True):
     return grid, valid_locations(grid, IMAGE_SIZES, 32), targets
 
 
-def mmdet_fcos_head():
-    """mmdetection's FCOS head with centre sampling (``fcos_r50-caffe_fpn_gn-head-center-normbbox...``)."""
+def mmdet_fcos_head(**settings):
+    """mmdetection's FCOS head with centre sampling (``fcos_r50-caffe_fpn_gn-head-center-normbbox...``);
+    ``settings`` add to its fields (losses, test settings)."""
     mmcv_ops_standin.install()
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
@@ -59,6 +60,7 @@ def mmdet_fcos_head():
             center_sample_radius=1.5,
             norm_on_bbox=True,
             centerness_on_reg=True,
+            **settings,
         )
     )
 

@@ -50,7 +50,7 @@ LABELS = [[0, 2, 1, 1], [2, 0, 1], []]
 def build_mmdet_head(**settings):
     """An mmdetection dense head on NUM_CLASSES, 32 channels, one conv per tower, with the settings GFL
     and ATSS share (one square anchor of 8 strides per location, ATSS with top 9); ``settings`` add
-    its type and losses."""
+    its type and losses, and may replace those."""
     mmcv_ops_standin.install()
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
@@ -66,9 +66,8 @@ def build_mmdet_head(**settings):
             type="AnchorGenerator", ratios=[1.0], octave_base_scale=8, scales_per_octave=1, strides=list(STRIDES)
         ),
         train_cfg=dict(assigner=dict(type="ATSSAssigner", topk=9), allowed_border=-1, pos_weight=-1, debug=False),
-        **settings,
     )
-    return MODELS.build(ConfigDict(head))
+    return MODELS.build(ConfigDict({**head, **settings}))
 
 
 def mmdet_gfl_head():

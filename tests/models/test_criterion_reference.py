@@ -1,8 +1,9 @@
 """GFLCriterion's values against a reference written here from PAPER.md's formulas, for every variant.
 
-The reference shares only the ATSS assignment with the criterion (assignment has tests of its own,
+The reference shares only the assignment with the criterion (each assigner has tests of its own,
 and mmdetection parity in tests/interop); every loss term is written out again, per positive
-where the paper defines it per positive, so a wrong normaliser, weight or detach shows as a value.
+where the paper (or the detector: RetinaNet's L1 on deltas, TOOD's alignment targets) defines it per
+positive, so a wrong normaliser, weight or detach shows as a value.
 """
 
 import math
@@ -11,7 +12,6 @@ import pytest
 import torch
 
 from gfocal.models import ModelConfig
-from gfocal.models.assigner import atss_assign
 from gfocal.models.criterion import GFLCriterion
 from gfocal.models.grid import location_grid, valid_locations
 from gfocal.models.head import HeadOutputs
@@ -39,11 +39,11 @@ def iou_and_giou(box, gt):
     return iou, iou - (hull - union) / hull
 
 
-def reference_losses(config, outputs, grid, targets, valid):
+def reference_losses(config, outputs, grid, targets, valid, assignment):
     """PAPER.md's losses with its weights (GIoU 2, DFL 0.25, QFL beta 2, focal alpha 0.25 gamma 2), written out:
-    QFL / focal + centerness over the valid locations, GIoU and DFL per positive."""
-    gt_boxes, gt_labels, gt_valid = pad_targets(targets, torch.device("cpu"))
-    assignment = atss_assign(grid, gt_boxes, gt_valid, config.atss_topk, config.anchor_scale, valid)
+    QFL / focal (+ centerness) over the valid locations that are not ignored, GIoU (or L1 on deltas) and DFL
+    per positive of ``assignment``."""
+    gt_boxes, gt_labels, _ = pad_targets(targets, torch.device("cpu"))
     logits = outputs.cls_logits
     if config.dgqp:
         logits = joint_score_logits(logits, outputs.quality_logits)
@@ -57,16 +57,21 @@ def reference_losses(config, outputs, grid, targets, valid):
         (x, y), stride = grid.points[location].tolist(), float(grid.strides[location])
         raw = outputs.box_outputs[image, location].double()
         if config.box == "anchor_delta":
-            # R-CNN deltas on a square of 8 strides, normalised by (0.1, 0.1, 0.2, 0.2)
+            # R-CNN deltas on a square of 8 strides, normalised by (0.1, 0.1, 0.2, 0.2) (ATSS) or 1s (RetinaNet)
             dx, dy, dw, dh = raw.tolist()
+            sx, sy, sw, sh = config.delta_stds
             side = 8 * stride
             cx, cy, w, h = (
-                x + side * 0.1 * dx,
-                y + side * 0.1 * dy,
-                side * math.exp(0.2 * dw),
-                side * math.exp(0.2 * dh),
+                x + side * sx * dx,
+                y + side * sy * dy,
+                side * math.exp(sw * dw),
+                side * math.exp(sh * dh),
             )
             box = [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
+            gw, gh = gt[2] - gt[0], gt[3] - gt[1]
+            wanted = [((gt[0] + gt[2]) / 2 - x) / side / sx, ((gt[1] + gt[3]) / 2 - y) / side / sy]
+            wanted += [math.log(gw / side) / sw, math.log(gh / side) / sh]
+            l1 = sum(abs(d - t) for d, t in zip((dx, dy, dw, dh), wanted))
         else:
             if config.box == "dfl":
                 probs = raw.reshape(4, -1).softmax(-1)
@@ -78,10 +83,16 @@ def reference_losses(config, outputs, grid, targets, valid):
         ratio = (min(x - gt[0], gt[2] - x) / max(x - gt[0], gt[2] - x)) * (
             min(y - gt[1], gt[3] - y) / max(y - gt[1], gt[3] - y)
         )
-        center = math.sqrt(ratio)
+        center = math.sqrt(max(ratio, 0.0))
         if config.classification == "qfl":
             target[image, location, label] = iou if config.quality_label == "iou" else center
             weight = float(sigma[image, location].max())
+        elif config.classification == "task_aligned":
+            weight = float(assignment.soft_target[image, location])
+            target[image, location, label] = weight
+        elif config.classification == "focal_only":
+            target[image, location, label] = 1.0
+            weight = 1.0
         else:
             target[image, location, label] = 1.0
             q = float(outputs.quality_logits[image, location, 0].sigmoid())
@@ -95,22 +106,23 @@ def reference_losses(config, outputs, grid, targets, valid):
                 d = min(max(distance / stride, 0.0), 4 - 0.1)
                 left = int(d)
                 dfl -= ((left + 1 - d) * math.log(probs[left]) + (d - left) * math.log(probs[left + 1])) / 4
-        box_terms.append((weight, 1 - giou, dfl))
+        box_terms.append((weight, l1 if config.delta_loss == "l1" else 1 - giou, dfl))
 
     num_pos = max(len(box_terms), 1)
-    mask = valid.unsqueeze(-1).double()
-    if config.classification == "qfl":
+    trained = valid if assignment.ignored is None else valid & ~assignment.ignored
+    mask = trained.unsqueeze(-1).double()
+    weight_sum = max(sum(w for w, _, _ in box_terms), 1.0)
+    if config.classification in ("qfl", "task_aligned"):
         bce = -(target * sigma.log() + (1 - target) * (1 - sigma).log())
-        losses = {"loss_qfl": ((target - sigma).abs() ** 2 * bce * mask).sum() / num_pos}
+        normaliser = weight_sum if config.classification == "task_aligned" else num_pos  # TOOD: the targets' sum
+        losses = {"loss_qfl": ((target - sigma).abs() ** 2 * bce * mask).sum() / normaliser}
     else:
         p_t = torch.where(target > 0, sigma, 1 - sigma)
         alpha_t = torch.where(target > 0, 0.25, 0.75)
-        losses = {
-            "loss_focal": (-alpha_t * (1 - p_t) ** 2 * p_t.log() * mask).sum() / num_pos,
-            "loss_centerness": centerness_bce / num_pos,
-        }
-    weight_sum = max(sum(w for w, _, _ in box_terms), 1.0)
-    losses["loss_bbox"] = 2.0 * sum(w * g for w, g, _ in box_terms) / weight_sum
+        losses = {"loss_focal": (-alpha_t * (1 - p_t) ** 2 * p_t.log() * mask).sum() / num_pos}
+        if config.classification == "focal":
+            losses["loss_centerness"] = centerness_bce / num_pos
+    losses["loss_bbox"] = config.loss_bbox_weight * sum(w * g for w, g, _ in box_terms) / weight_sum
     if config.box == "dfl":
         losses["loss_dfl"] = 0.25 * sum(w * d for w, _, d in box_terms) / weight_sum
     return losses, len(box_terms)
@@ -118,22 +130,24 @@ def reference_losses(config, outputs, grid, targets, valid):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_criterion_equals_the_written_out_losses(variant):
-    config = ModelConfig(num_classes=3, reg_max=4, strides=STRIDES, **VARIANTS[variant].overrides)
-    grid = location_grid(SHAPES, STRIDES, 0.0, torch.device("cpu"))
+    overrides = VARIANTS[variant].overrides
+    # FCOS's level ranges for these three levels: up to 32, 32 to 64, above 64 pixels.
+    ranges = {"fcos_range_edges": (32.0, 64.0)} if overrides.get("assigner") == "fcos" else {}
+    config = ModelConfig(num_classes=3, reg_max=4, strides=STRIDES, **overrides, **ranges)
+    grid = location_grid(SHAPES, STRIDES, config.point_offset, torch.device("cpu"))
     valid = valid_locations(grid, IMAGE_SIZES)
     generator = torch.Generator().manual_seed(0)
     count = grid.points.shape[0]
-    quality = (
-        None if config.classification == "qfl" and not config.dgqp else torch.randn(2, count, 1, generator=generator)
-    )
+    quality = torch.randn(2, count, 1, generator=generator) if config.classification == "focal" or config.dgqp else None
     # Logits near 0 (scores ~0.5): box weights above the normaliser's floor of 1, every term sizeable.
     outputs = HeadOutputs(
         torch.randn(2, count, 3, generator=generator),
         0.5 + torch.rand(2, count, 4 * config.bins, generator=generator),
         quality,
     )
-    losses, _ = GFLCriterion.from_config(config)(outputs, grid, TARGETS, valid)
-    expected, num_pos = reference_losses(config, outputs, grid, TARGETS, valid)
+    criterion = GFLCriterion.from_config(config)
+    losses, _ = criterion(outputs, grid, TARGETS, valid)
+    expected, num_pos = reference_losses(config, outputs, grid, TARGETS, valid, criterion.last_targets.assignment)
     assert num_pos > 3
     assert set(losses) == set(expected)
     for name, value in expected.items():

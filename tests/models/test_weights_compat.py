@@ -14,8 +14,13 @@ from safetensors.torch import save_file
 from gfocal.models import gfl_small, load_model
 from gfocal.models.variants import VARIANTS
 
-#: Every variant that existed then (the anchor-delta box came later), and its quality branch's tensors.
-LEGACY_VARIANTS = [key for key, variant in VARIANTS.items() if variant.overrides.get("box") != "anchor_delta"]
+#: Every variant that existed then (the anchor-delta box and the other detectors' assigners came later), and its
+#: quality branch's tensors.
+LEGACY_VARIANTS = [
+    key
+    for key, variant in VARIANTS.items()
+    if variant.overrides.get("box") != "anchor_delta" and "assigner" not in variant.overrides
+]
 CENTERNESS_KEYS = {"head.centerness_out.weight", "head.centerness_out.bias"}
 DGQP_KEYS = {"head.dgqp.0.weight", "head.dgqp.0.bias", "head.dgqp.2.weight", "head.dgqp.2.bias"}
 #: The head's tensors every variant has, besides its quality branch's.

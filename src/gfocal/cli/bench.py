@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from gfocal.cli.common import CommandError, user_errors
-from gfocal.models.variants import SWEEPS, VARIANTS
+from gfocal.models.variants import PAPER_VARIANTS, SWEEPS, VARIANTS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="ID",
         default=None,
         help=f"only these variants, in this order, by id: {', '.join(VARIANTS)}, and the sweeps "
-        f"{', '.join(SWEEPS)} (default: all)",
+        f"{', '.join(SWEEPS)} (default: the paper's, {', '.join(PAPER_VARIANTS)}, and the sweeps)",
     )
     ablation.add_argument("--smoke", action="store_true", help="a seconds-long check that everything runs (CI)")
     ablation.add_argument("--full", action="store_true", help="ResNet-50 FPN at 1333x800, 12 epochs: needs --data")
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     known = {**VARIANTS, **SWEEPS}
-    variants = dict(VARIANTS) if args.no_sweeps or args.smoke else known
+    variants = dict(PAPER_VARIANTS) if args.no_sweeps or args.smoke else {**PAPER_VARIANTS, **SWEEPS}
     if args.variants:
         unknown = [v for v in args.variants if v not in known]
         if unknown:

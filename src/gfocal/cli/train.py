@@ -7,6 +7,7 @@ from pathlib import Path
 
 from gfocal.cli.common import CommandError, add_compile_option, add_precision_option, positive_int, user_errors
 from gfocal.engine.recipes import RECIPES
+from gfocal.models.variants import VARIANTS
 
 # CLI flags that map one-to-one onto TrainConfig fields.
 _FIELDS = {
@@ -16,6 +17,7 @@ _FIELDS = {
     "val_images": "val_images",
     "out": "out_dir",
     "model": "model",
+    "variant": "variant",
     "image_size": "image_size",
     "epochs": "epochs",
     "batch_size": "batch_size",
@@ -56,6 +58,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="gfl_nano, gfl_small, gfl_resnet18_fpn, gfl_resnet50_fpn, gfl_mobilenetv3_fpn, the paper's zoo "
         "(gfl_resnet101_fpn, gfl_resnet101_dcn_fpn, gfl_resnext101_32x4d_fpn, gfl_resnext101_32x4d_dcn_fpn), or auto (default): "
         "gfl_nano on a CPU, gfl_resnet50_fpn on a GPU",
+    )
+    parser.add_argument(
+        "--variant",
+        default=None,
+        metavar="ID",
+        help="a detector or variant by id, on the model's backbone and head: "
+        + ", ".join(VARIANTS)
+        + " (default: GFL on ATSS's assignment; docs/ablation.md)",
     )
     parser.add_argument(
         "--image-size",

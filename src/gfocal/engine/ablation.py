@@ -2,7 +2,7 @@
 
 Every run uses the same data, recipe (``"ablation"`` of :data:`gfocal.engine.recipes.RECIPES`),
 number of iterations and seed set; only the model options of the variant differ
-(:data:`gfocal.models.variants.VARIANTS` and ``SWEEPS``). The
+(:data:`gfocal.models.variants.PAPER_VARIANTS` and ``SWEEPS`` by default; any of ``VARIANTS``). The
 result per variant is the mean and standard deviation over seeds of AP, AP50,
 AP75 and AP_small, plus training time per iteration and inference time per image.
 """
@@ -22,7 +22,7 @@ import torch
 from gfocal.engine.config import TrainConfig
 from gfocal.engine.distributed import resolve_device
 from gfocal.engine.trainer import train
-from gfocal.models.variants import SWEEPS, VARIANTS, Variant
+from gfocal.models.variants import PAPER_VARIANTS, SWEEPS, Variant
 
 __all__ = [
     "AblationSettings",
@@ -43,7 +43,7 @@ class AblationSettings:
 
     base: TrainConfig
     seeds: tuple[int, ...] = (0, 1, 2)
-    variants: dict[str, Variant] = field(default_factory=lambda: {**VARIANTS, **SWEEPS})
+    variants: dict[str, Variant] = field(default_factory=lambda: {**PAPER_VARIANTS, **SWEEPS})
 
 
 def ablation_base(

@@ -94,7 +94,7 @@ def build_model(
             f"unknown model {name!r}; available: auto, {', '.join(MODELS)}"
             + (f" (did you mean {', '.join(close)}?)" if close else "")
         )
-    overrides = dict(config.model_overrides)
+    overrides = config.variant_overrides
     if config.image_size is not None:
         overrides.update(_sizes_for(MODELS[name], config.image_size))
     if config.backbone_weights:
@@ -111,7 +111,7 @@ def _pretrained_architecture(config: TrainConfig, class_names: list[str], archit
     from gfocal.models import build_detector
     from gfocal.models.config import image_size_options
 
-    overrides = dict(config.model_overrides)
+    overrides = config.variant_overrides
     if config.image_size is not None:
         overrides.update(image_size_options(architecture.min_size, architecture.max_size, config.image_size))
     try:

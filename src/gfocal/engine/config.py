@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from gfocal.engine.recipes import RECIPES
+from gfocal.models.variants import VARIANTS
 from gfocal.strict import check_field_names
 
 __all__ = ["TrainConfig", "load_config", "parse_overrides"]
@@ -38,6 +39,9 @@ class TrainConfig:
             model that trains usefully there in minutes; ``gfl_small`` with ``backbone_weights``, since
             ImageNet weights do not fit gfl_nano's half-width body), the paper's ``gfl_resnet50_fpn`` on a GPU.
         model_overrides: keyword arguments passed to that factory.
+        variant: a detector or variant of :data:`gfocal.models.variants.VARIANTS` by id (``retinanet``,
+            ``fcos-gfl``, ``tood``, ``atss-anchor``, ...): its model options, under ``model_overrides`` (which
+            win where both set one). "": the model's own (GFL on ATSS's assignment).
         image_size: the longer side of the network input in pixels (stored with the weights);
             for a model whose sizes differ (the paper's 1333 x 800), the shorter side scales
             with it. None: the model's own.
@@ -139,6 +143,7 @@ class TrainConfig:
 
     model: str = "auto"
     model_overrides: dict[str, Any] = field(default_factory=dict)
+    variant: str = ""
     image_size: int | None = None
     train_data: str = ""
     train_images: str = ""
@@ -253,8 +258,15 @@ class TrainConfig:
             raise ValueError("TrainConfig.unlabelled needs a teacher: only distillation trains on unlabelled images")
         if self.unlabelled and self.tile is not None:
             raise ValueError("TrainConfig.unlabelled does not combine with tile (unlabelled images are not tiled)")
+        if self.variant and self.variant not in VARIANTS:
+            raise ValueError(f"TrainConfig.variant: unknown {self.variant!r}; choose from {', '.join(VARIANTS)}")
         if self.clip_grad_norm is not None and self.clip_grad_norm <= 0:
             raise ValueError(f"TrainConfig.clip_grad_norm must be > 0 or None, got {self.clip_grad_norm}")
+
+    @property
+    def variant_overrides(self) -> dict[str, Any]:
+        """The model options of the run: its variant's, then ``model_overrides`` over them."""
+        return {**(VARIANTS[self.variant].overrides if self.variant else {}), **self.model_overrides}
 
     def _check_step_epochs(self, epochs: int) -> None:
         if self.step_epochs is None:

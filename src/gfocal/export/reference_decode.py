@@ -16,7 +16,8 @@ Shape letters: A locations over all levels, C classes, B bins per edge (reg_max 
 Dirac box), K candidates, D detections. The settings (thresholds, sizes) are in the ONNX file's
 ``gfocal_config`` metadata; :func:`decode_settings` reads them from that JSON. B > 1 outputs per
 edge are a distribution; B = 1 is a distance per edge, or, for the anchor-based ATSS baseline
-(``box="anchor_delta"``), the deltas (dx, dy, dw, dh) of a square anchor of ``anchor_scale`` strides.
+and RetinaNet (``box="anchor_delta"``), the deltas (dx, dy, dw, dh) of a square anchor of ``anchor_scale``
+strides, normalised by ``delta_stds``.
 """
 
 from __future__ import annotations
@@ -47,10 +48,10 @@ class DecodeSettings:
     anchor_scale: float = 8.0  # the anchor's side in strides (box="anchor_delta")
     box_voting: str = "off"  # "score" or "distribution": kept boxes averaged over the overlapping candidates
     box_voting_sigma: float = 0.025
+    delta_stds: tuple[float, float, float, float] = (0.1, 0.1, 0.2, 0.2)  # ATSS's; RetinaNet's are 1s
 
 
-#: The anchor deltas' normalisation (dx, dy, dw, dh) and size-ratio limit, as gfocal.ops.anchors (ATSS's).
-DELTA_STDS = (0.1, 0.1, 0.2, 0.2)
+#: The anchor deltas' size-ratio limit, as gfocal.ops.anchors.
 WH_RATIO_CLIP = 16 / 1000
 
 
@@ -59,7 +60,8 @@ def decode_settings(config_json: str) -> DecodeSettings:
     config = json.loads(config_json)
     # Files exported before a field existed lack it and keep its default.
     values = {name: config[name] for name in DecodeSettings.__dataclass_fields__ if name in config}
-    return DecodeSettings(**{**values, "image_mean": tuple(values["image_mean"])})
+    tuples = {name: tuple(values[name]) for name in ("image_mean", "delta_stds") if name in values}
+    return DecodeSettings(**{**values, **tuples})
 
 
 def resize_keep_ratio(image: np.ndarray, min_size: int, max_size: int) -> tuple[np.ndarray, float, float]:
@@ -164,7 +166,7 @@ def decode(
     # 2. Box outputs -> xyxy boxes in pixels (and a distribution's edge std in strides), clipped to the image.
     outputs = box_outputs[locations]  # [K, 4*B]
     if settings.box == "anchor_delta":
-        boxes = _anchor_delta_boxes(outputs, points[locations], strides[locations], settings.anchor_scale)
+        boxes = _anchor_delta_boxes(outputs, points[locations], strides[locations], settings)
         spread = None
     else:
         boxes, spread = _distance_boxes(outputs, points[locations], strides[locations])
@@ -220,10 +222,13 @@ def _distance_boxes(
     return np.concatenate((points - distances[:, :2], points + distances[:, 2:]), axis=-1), spread
 
 
-def _anchor_delta_boxes(outputs: np.ndarray, points: np.ndarray, strides: np.ndarray, scale: float) -> np.ndarray:
-    """[K, 4] deltas (dx, dy, dw, dh) on squares of ``scale`` strides centred on the points -> [K, 4] xyxy pixels."""
-    deltas = outputs * np.asarray(DELTA_STDS, np.float32)
-    size = (strides * scale)[:, None]  # [K, 1], the anchor's side
+def _anchor_delta_boxes(
+    outputs: np.ndarray, points: np.ndarray, strides: np.ndarray, settings: DecodeSettings
+) -> np.ndarray:
+    """[K, 4] deltas (dx, dy, dw, dh), normalised by ``delta_stds``, on squares of ``anchor_scale`` strides
+    centred on the points -> [K, 4] xyxy pixels."""
+    deltas = outputs * np.asarray(settings.delta_stds, np.float32)
+    size = (strides * settings.anchor_scale)[:, None]  # [K, 1], the anchor's side
     max_ratio = abs(np.log(WH_RATIO_CLIP))
     centre = points + size * deltas[:, :2]
     half = size * np.exp(np.clip(deltas[:, 2:], -max_ratio, max_ratio)) * 0.5

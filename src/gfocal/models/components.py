@@ -22,10 +22,12 @@ from gfocal.models.config import ModelConfig
 from gfocal.models.mobilenet import MobileNetV3Body
 from gfocal.models.quality import (
     DistributionGuidedQuality,
+    FocalOnly,
     JointQuality,
     JointScoreLoss,
     QualityBranch,
     SeparateCenterness,
+    TaskAlignedScore,
     alignment_label,
     centerness_label,
     iou_label,
@@ -59,7 +61,7 @@ def _joint_quality(config: ModelConfig, box_coding: BoxCoding) -> Callable[[int]
 
 
 def _separate_centerness(config: ModelConfig, box_coding: BoxCoding) -> Callable[[int], QualityBranch]:
-    """The ATSS baseline: Focal Loss on the classes and a centerness branch."""
+    """The ATSS and FCOS baselines: Focal Loss on the classes and a centerness branch."""
     return partial(
         SeparateCenterness,
         alpha=config.focal_alpha,
@@ -67,6 +69,16 @@ def _separate_centerness(config: ModelConfig, box_coding: BoxCoding) -> Callable
         loss_cls_weight=config.loss_cls_weight,
         loss_centerness_weight=config.loss_centerness_weight,
     )
+
+
+def _focal_only(config: ModelConfig, box_coding: BoxCoding) -> Callable[[int], QualityBranch]:
+    """RetinaNet: Focal Loss on the classes, no quality branch."""
+    return lambda channels: FocalOnly(config.focal_alpha, config.focal_gamma, config.loss_cls_weight)
+
+
+def _task_aligned_score(config: ModelConfig, box_coding: BoxCoding) -> Callable[[int], QualityBranch]:
+    """TOOD's loss: QFL towards the assigner's normalised alignment, which also weights the boxes."""
+    return lambda channels: TaskAlignedScore(JointScoreLoss(alignment_label, config.qfl_beta, config.loss_cls_weight))
 
 
 #: Backbone constructors by ``ModelConfig.backbone``: a body (``gfocal.models.backbone.Body``) under an FPN, or any
@@ -91,7 +103,9 @@ BOX_CODINGS: dict[str, Callable[[ModelConfig], BoxCoding]] = {
     "dfl": lambda config: DistributionBoxes(config.reg_max, config.loss_bbox_weight, config.loss_dfl_weight),
     "dirac": _dirac_boxes,
     # The paper's ATSS baseline: deltas against the square anchor ATSS assigns with.
-    "anchor_delta": lambda config: AnchorDeltaBoxes(config.anchor_scale, config.loss_bbox_weight),
+    "anchor_delta": lambda config: AnchorDeltaBoxes(
+        config.anchor_scale, config.loss_bbox_weight, config.delta_stds, config.delta_loss
+    ),
 }
 
 #: Quality branches by ``ModelConfig.classification``: given the config and the box coding, the branch's
@@ -99,6 +113,8 @@ BOX_CODINGS: dict[str, Callable[[ModelConfig], BoxCoding]] = {
 QUALITY_BRANCHES: dict[str, Callable[[ModelConfig, BoxCoding], Callable[[int], QualityBranch]]] = {
     "qfl": _joint_quality,
     "focal": _separate_centerness,
+    "focal_only": _focal_only,
+    "task_aligned": _task_aligned_score,
 }
 
 
@@ -114,11 +130,14 @@ def build_backbone(config: ModelConfig) -> Backbone:
 
 def build_assigner(config: ModelConfig) -> Assigner:
     assigner = _lookup(ASSIGNERS, "assigner", config.assigner)(config)
-    if config.quality_label == "alignment" and not getattr(assigner, "gives_soft_targets", False):
-        raise ValueError(
-            f"quality_label='alignment' trains towards the assigner's soft targets; assigner={config.assigner!r} "
-            "gives none (use assigner='task_aligned')"
-        )
+    if getattr(assigner, "gives_soft_targets", False):
+        return assigner
+    for name, value in (("quality_label", "alignment"), ("classification", "task_aligned")):
+        if getattr(config, name) == value:
+            raise ValueError(
+                f"{name}={value!r} trains towards the assigner's soft targets; assigner={config.assigner!r} "
+                "gives none (use assigner='task_aligned')"
+            )
     return assigner
 
 

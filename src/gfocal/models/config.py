@@ -59,8 +59,12 @@ class ModelConfig:
     feat_channels: int = 256
     norm_groups: int = 32
     reg_max: int = 16
-    classification: str = "qfl"  # "qfl" | "focal" (see gfocal.models.variants)
+    classification: str = "qfl"  # "qfl" | "focal" | "focal_only" | "task_aligned" (see gfocal.models.variants)
     box: str = "dfl"  # "dfl" | "dirac" | "anchor_delta"
+    # box="anchor_delta" only: the loss ("giou" on the decoded box, ATSS's; "l1" or "smooth_l1" on the deltas,
+    # RetinaNet's) and the deltas' normalisation (dx, dy, dw, dh): ATSS's (0.1, 0.1, 0.2, 0.2), RetinaNet's 1s.
+    delta_loss: Literal["giou", "l1", "smooth_l1"] = "giou"
+    delta_stds: tuple[float, float, float, float] = (0.1, 0.1, 0.2, 0.2)
     # The QFL target of a positive: its predicted box's IoU (GFL), its point's centerness, or the
     # assigner's soft target ("alignment": TOOD's normalised t, needs assigner="task_aligned").
     quality_label: Literal["iou", "centerness", "alignment"] = "iou"
@@ -130,6 +134,7 @@ class ModelConfig:
             ("quality_label", ("iou", "centerness", "alignment")),
             ("backbone_norm", ("bn", "frozen_bn")),
             ("box_voting", ("off", "score", "distribution")),
+            ("delta_loss", ("giou", "l1", "smooth_l1")),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -139,10 +144,18 @@ class ModelConfig:
             raise ValueError(f"tal_alpha and tal_beta must be >= 0, got {self.tal_alpha}, {self.tal_beta}")
         if not self.box_voting_sigma > 0:
             raise ValueError(f"box_voting_sigma must be > 0, got {self.box_voting_sigma}")
+        if self.assigner == "fcos" and len(self.fcos_range_edges) != len(self.strides) - 1:
+            raise ValueError(
+                f"fcos_range_edges {self.fcos_range_edges} has {len(self.fcos_range_edges)} edges for "
+                f"{len(self.strides)} strides; FCOS's level ranges need one edge fewer than levels"
+            )
         if not self.std_scale > 0:
             raise ValueError(f"std_scale must be > 0, got {self.std_scale}")
         # A YAML or JSON list (model_overrides) compares and serialises as the tuple it names.
         object.__setattr__(self, "deform_stages", tuple(self.deform_stages))
+        object.__setattr__(self, "delta_stds", tuple(self.delta_stds))
+        if len(self.delta_stds) != 4 or min(self.delta_stds) <= 0:
+            raise ValueError(f"delta_stds must be 4 positive numbers (dx, dy, dw, dh), got {self.delta_stds}")
         if any(stage not in (1, 2, 3, 4) for stage in self.deform_stages) or len(set(self.deform_stages)) != len(
             self.deform_stages
         ):
@@ -172,7 +185,15 @@ class ModelConfig:
         mean anything (:data:`RETIRED_FIELDS`) are dropped."""
         values = {k: v for k, v in values.items() if k not in RETIRED_FIELDS}
         check_field_names(ModelConfig, values, "model option")
-        tuple_fields = {"class_names", "strides", "image_mean", "image_std", "deform_stages", "fcos_range_edges"}
+        tuple_fields = {
+            "class_names",
+            "strides",
+            "image_mean",
+            "image_std",
+            "deform_stages",
+            "fcos_range_edges",
+            "delta_stds",
+        }
         converted = {k: tuple(v) if k in tuple_fields and v is not None else v for k, v in values.items()}
         return cls(**converted)
 

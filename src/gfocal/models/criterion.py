@@ -109,6 +109,9 @@ class GFLCriterion:
             trained = ~ignored if trained is None else trained & ~ignored
         cls_weight = None if trained is None else trained.reshape(-1, 1).to(cls_logits.dtype)  # [N*A, 1]
         flat_pos = positives.flat_index(outputs.cls_logits.shape[1])  # [P]
+        soft_target_sum = None
+        if positives.soft_target is not None:  # TOOD's normaliser
+            soft_target_sum = _mean_over_ranks(positives.soft_target.sum()).clamp_min(1.0)
         losses, box_weight = self.quality.losses(
             ClassificationInputs(
                 cls_logits,
@@ -121,6 +124,7 @@ class GFLCriterion:
                 cls_weight,
                 num_pos,
                 positives.soft_target,
+                soft_target_sum,
             )  # fmt: skip
         )
         weight_sum = _mean_over_ranks(box_weight.sum()).clamp_min(1.0)

@@ -4,8 +4,11 @@
   of the positive's predicted box (or the centerness, or TOOD's normalised alignment). No layers of its own.
 - :class:`DistributionGuidedQuality` (GFLv2, DGQP): a quality logit computed from the statistics of the
   edge distributions, multiplied into the class score; the joint score is trained with QFL.
-- :class:`SeparateCenterness` (the ATSS baseline): sigmoid Focal Loss on the classes, a separate
+- :class:`SeparateCenterness` (the ATSS and FCOS baselines): sigmoid Focal Loss on the classes, a separate
   centerness branch trained with BCE and multiplied into the score after thresholding.
+- :class:`FocalOnly` (RetinaNet): sigmoid Focal Loss on the classes, no quality at all.
+- :class:`TaskAlignedScore` (TOOD's loss): the class score trained with QFL towards the assigner's
+  normalised alignment, which also weights the box loss; both normalised by its sum.
 
 A branch is an ``nn.Module`` that the head registers under :attr:`QualityBranch.weights_name`, the
 name its layers have always had in weights files (``head.centerness_out.*``, ``head.dgqp.*``), so
@@ -40,10 +43,13 @@ __all__ = [
     "JointScoreLoss",
     "DistributionGuidedQuality",
     "SeparateCenterness",
+    "FocalOnly",
+    "TaskAlignedScore",
     "iou_label",
     "centerness_label",
     "alignment_label",
     "joint_score_logits",
+    "focal_term",
 ]
 
 
@@ -61,6 +67,8 @@ class ClassificationInputs(NamedTuple):
     num_pos (Tensor[]): the positives' count averaged over ranks, at least 1 (the loss normaliser).
     soft_targets (Tensor[P] in [0, 1] | None): the assigner's soft targets (TOOD's normalised
         alignment), when it gives them.
+    soft_target_sum (Tensor[] | None): their sum averaged over ranks, at least 1 (TOOD's normaliser);
+        None without soft targets.
     """
 
     cls_logits: Tensor
@@ -73,6 +81,7 @@ class ClassificationInputs(NamedTuple):
     weight: Tensor | None
     num_pos: Tensor
     soft_targets: Tensor | None = None
+    soft_target_sum: Tensor | None = None
 
 
 #: A quality label: the positives' classification inputs -> their QFL targets, Tensor[P] in [0, 1].
@@ -145,21 +154,23 @@ class JointScoreLoss(NamedTuple):
         """QFL on score logits (Tensor[N*A, C]); box weights are the positives' best joint scores."""
         with torch.no_grad():
             quality = self.label(inputs)  # [P]
-        rows, num_classes = score_logits.shape
-        labels = torch.full((rows,), num_classes, dtype=torch.long, device=score_logits.device)  # C: background
-        labels[inputs.positive] = inputs.labels
-        scores = torch.zeros(rows, device=score_logits.device)
-        scores[inputs.positive] = quality
-        loss = quality_focal_loss(
-            score_logits,
-            (labels, scores),
-            beta=self.beta,
-            weight=inputs.weight,
-            avg_factor=inputs.num_pos,
-            validate=False,
-        )
+        loss = _qfl(score_logits, inputs, quality, self.beta, inputs.num_pos)
         box_weight = score_logits.detach()[inputs.positive].sigmoid().amax(-1)  # [P]
         return {"loss_qfl": self.loss_weight * loss}, box_weight
+
+
+def _qfl(
+    score_logits: Tensor, inputs: ClassificationInputs, quality: Tensor, beta: float, avg_factor: Tensor
+) -> Tensor:
+    """QFL of score logits (Tensor[N*A, C]) towards ``quality`` (Tensor[P]) at the positives, 0 elsewhere."""
+    rows, num_classes = score_logits.shape
+    labels = torch.full((rows,), num_classes, dtype=torch.long, device=score_logits.device)  # C: background
+    labels[inputs.positive] = inputs.labels
+    scores = torch.zeros(rows, device=score_logits.device)
+    scores[inputs.positive] = quality
+    return quality_focal_loss(
+        score_logits, (labels, scores), beta=beta, weight=inputs.weight, avg_factor=avg_factor, validate=False
+    )
 
 
 class JointQuality(nn.Module):
@@ -248,16 +259,61 @@ class SeparateCenterness(nn.Conv2d):
         return cls_logits.sigmoid(), quality_logits.squeeze(-1).sigmoid()
 
     def losses(self, inputs: ClassificationInputs) -> tuple[dict[str, Tensor], Tensor]:
-        cls_logits, positive = inputs.cls_logits, inputs.positive
-        onehot = torch.zeros_like(cls_logits)
-        onehot[positive, inputs.labels] = 1.0
-        focal = sigmoid_focal_loss(cls_logits, onehot, alpha=self.alpha, gamma=self.gamma, reduction="none")
-        if inputs.weight is not None:
-            focal = focal * inputs.weight  # [N*A, C]
         target = centerness(inputs.points, inputs.gt_boxes)  # [P]
-        bce = F.binary_cross_entropy_with_logits(inputs.quality_logits.reshape(-1)[positive], target, reduction="sum")
+        quality_logits = inputs.quality_logits.reshape(-1)[inputs.positive]  # [P]
+        bce = F.binary_cross_entropy_with_logits(quality_logits, target, reduction="sum")
         losses = {
-            "loss_focal": self.loss_cls_weight * focal.sum() / inputs.num_pos,
+            "loss_focal": self.loss_cls_weight * focal_term(inputs, self.alpha, self.gamma),
             "loss_centerness": self.loss_centerness_weight * bce / inputs.num_pos,
         }
         return losses, target
+
+
+def focal_term(inputs: ClassificationInputs, alpha: float, gamma: float) -> Tensor:
+    """Sigmoid Focal Loss of the class logits against one-hot labels, summed over real locations and
+    classes, divided by the positives' count (RetinaNet's normaliser)."""
+    onehot = torch.zeros_like(inputs.cls_logits)
+    onehot[inputs.positive, inputs.labels] = 1.0
+    focal = sigmoid_focal_loss(inputs.cls_logits, onehot, alpha=alpha, gamma=gamma, reduction="none")
+    if inputs.weight is not None:
+        focal = focal * inputs.weight  # [N*A, C]
+    return focal.sum() / inputs.num_pos
+
+
+class FocalOnly(nn.Module):
+    """RetinaNet's classification: sigmoid Focal Loss on the classes and no quality branch; every positive's
+    box loss weighs 1 (so the box normaliser is the positives' count)."""
+
+    weights_name = "focal_only"  # no tensors: nothing of it appears in weights files
+    has_score_factors = False
+
+    def __init__(self, alpha: float = 0.25, gamma: float = 2.0, loss_cls_weight: float = 1.0) -> None:
+        super().__init__()
+        self.alpha, self.gamma, self.loss_cls_weight = alpha, gamma, loss_cls_weight
+
+    def logits(self, reg_features: list[Tensor], box_outputs: Tensor) -> Tensor | None:
+        return None
+
+    def scores(self, cls_logits: Tensor, quality_logits: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        return cls_logits.sigmoid(), None
+
+    def losses(self, inputs: ClassificationInputs) -> tuple[dict[str, Tensor], Tensor]:
+        box_weight = torch.ones(len(inputs.positive), device=inputs.cls_logits.device)  # [P]
+        return {"loss_focal": self.loss_cls_weight * focal_term(inputs, self.alpha, self.gamma)}, box_weight
+
+
+class TaskAlignedScore(JointQuality):
+    """TOOD's loss on a plain head: the class score is trained with QFL towards the assigner's normalised
+    alignment ``t / max t * max IoU`` (its soft target), and the same soft targets weight the box loss;
+    both terms are normalised by the soft targets' sum (at least 1), as mmdetection's ``TOODHead``.
+
+    Scores and inference are GFL's joint score (:class:`JointQuality`); TOOD's task-decomposition head and its
+    score-alignment branch are not part of it (see :mod:`gfocal.models.variants`).
+    """
+
+    weights_name = "task_aligned_score"  # no tensors: nothing of it appears in weights files
+
+    def losses(self, inputs: ClassificationInputs) -> tuple[dict[str, Tensor], Tensor]:
+        soft_targets = alignment_label(inputs)  # [P]
+        loss = _qfl(inputs.cls_logits, inputs, soft_targets, self.loss.beta, inputs.soft_target_sum)
+        return {"loss_qfl": self.loss.loss_weight * loss}, soft_targets

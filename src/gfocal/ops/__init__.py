@@ -1,6 +1,6 @@
 """The method's math as pure functions on tensors: losses, the Integral, box coding, distribution statistics."""
 
-from gfocal.ops.anchors import delta_to_box, square_anchors
+from gfocal.ops.anchors import box_to_delta, delta_to_box, square_anchors
 from gfocal.ops.distillation import localization_distillation_loss, resample_bins
 from gfocal.ops.distribution import (
     PeakStatistics,
@@ -19,6 +19,7 @@ __all__ = [
     "PeakStatistics",
     "aligned_box_iou",
     "batched_box_iou",
+    "box_to_delta",
     "box_to_distance",
     "centerness",
     "decode_boxes",

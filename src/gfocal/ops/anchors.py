@@ -4,8 +4,8 @@ Shape letters: A  any number of locations (possibly several leading dims).
 
 An anchor-based head predicts, per location, a correction of a fixed square anchor centred on the
 location: the shift of its centre in anchor sizes and the log of its size ratio (R-CNN's delta
-coding, as mmdetection's ``DeltaXYWHBBoxCoder``). The ATSS assigner uses the same anchors to pick
-samples, whatever the head predicts.
+coding, as mmdetection's ``DeltaXYWHBBoxCoder``). The ATSS and max-IoU assigners use the same anchors
+to pick samples, whatever the head predicts.
 
 Reference: PAPER.md "Training recipe", Assignment (ATSS's square anchors of 8 strides); Girshick et
 al., "Rich feature hierarchies" (2014), appendix C, for the delta coding.
@@ -18,7 +18,7 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["square_anchors", "delta_to_box"]
+__all__ = ["square_anchors", "delta_to_box", "box_to_delta"]
 
 #: mmdetection's default limit on the predicted size ratio: ``|log(16 / 1000)|``, about 4.14.
 WH_RATIO_CLIP = 16 / 1000
@@ -63,3 +63,26 @@ def delta_to_box(
     centre = centre + size * deltas[..., :2]
     size = size * deltas[..., 2:].clamp(-max_ratio, max_ratio).exp()
     return torch.cat((centre - size * 0.5, centre + size * 0.5), dim=-1)
+
+
+def box_to_delta(anchors: Tensor, boxes: Tensor, stds: tuple[float, float, float, float]) -> Tensor:
+    """The deltas (dx, dy, dw, dh) that :func:`delta_to_box` turns ``anchors`` into ``boxes`` with (its inverse,
+    short of the size clamp): ``d_xy = (c_box - c_anchor) / size_anchor / std_xy``,
+    ``d_wh = log(size_box / size_anchor) / std_wh``.
+
+    Args:
+        anchors (Tensor[..., 4]): xyxy in pixels.
+        boxes (Tensor[..., 4]): xyxy in pixels, positive width and height.
+        stds: the normalisation of (dx, dy, dw, dh); RetinaNet's is (1, 1, 1, 1).
+
+    Returns:
+        Tensor[..., 4], the regression targets of an anchor-based head.
+
+    Reference: mmdetection ``bbox2delta`` (means zero).
+    """
+    anchor_centre = (anchors[..., :2] + anchors[..., 2:]) * 0.5
+    anchor_size = anchors[..., 2:] - anchors[..., :2]
+    box_centre = (boxes[..., :2] + boxes[..., 2:]) * 0.5
+    box_size = boxes[..., 2:] - boxes[..., :2]
+    deltas = torch.cat(((box_centre - anchor_centre) / anchor_size, torch.log(box_size / anchor_size)), dim=-1)
+    return deltas / deltas.new_tensor(stds)
