@@ -24,7 +24,7 @@ def lever_table(files: dict[str, str], reference: tuple[str, str, float], result
         (
             row["AP"]
             for row in loaded.get(base_label, {}).get("rows", [])
-            if (row["weights"], row["nms"]) == (base_weights, base_nms)
+            if (row["weights"], row["nms"], row.get("infer")) == (base_weights, base_nms, None)
         ),
         None,
     )
@@ -37,7 +37,8 @@ def lever_table(files: dict[str, str], reference: tuple[str, str, float], result
         for row in data["rows"]:
             cells = [f"{row[m] * 100:.1f}" for m in METRICS]
             difference = "–" if base is None else signed(round((row["AP"] - base) * 100, 1) + 0.0)  # no "−0.0"
-            lines.append(f"| {label} | {row['weights']} | {row['nms']:g} | {' | '.join(cells)} | {difference} |")
+            weights = row["weights"] + _inference_label(row.get("infer", {}))
+            lines.append(f"| {label} | {weights} | {row['nms']:g} | {' | '.join(cells)} | {difference} |")
         notes.append(
             f"{label}: {data['iterations']} steps, seed {data['seed']}, `--set {' '.join(data['set']) or '(none)'}`. "
             f"{source_line(name, data)}"
@@ -84,6 +85,14 @@ def lever_seeds_table(files: dict[str, list[str]], reference: str, results: Path
     return "\n".join([*lines, "", *notes])
 
 
+def _inference_label(options: dict) -> str:
+    """``{"box_voting": "score", "box_voting_sigma": 0.05}`` → ``", box voting: score, σ 0.05"`` (``""`` for none)."""
+    if not options:
+        return ""
+    named = {"box_voting": "box voting: {}", "box_voting_sigma": "σ {}"}
+    return ", " + ", ".join(named.get(key, f"{key} {{}}").format(value) for key, value in options.items())
+
+
 def _signed_mean_std(values: list[float]) -> str:
     """``+1.2 ± 0.3`` (sample std; the mean alone for one value)."""
     mean = signed(round(statistics.fmean(values), 1) + 0.0)
@@ -91,4 +100,4 @@ def _signed_mean_std(values: list[float]) -> str:
 
 
 def _row(data: dict, weights: str, nms: float) -> dict:
-    return next(row for row in data["rows"] if (row["weights"], row["nms"]) == (weights, nms))
+    return next(row for row in data["rows"] if (row["weights"], row["nms"], row.get("infer")) == (weights, nms, None))
