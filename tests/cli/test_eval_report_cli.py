@@ -152,6 +152,24 @@ def test_predict_best_without_a_source_or_with_a_stale_file_is_a_clear_error(
     assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()  # refused before any output
 
 
+def test_predict_best_finds_the_one_eval_json_beside_the_weights_and_refuses_to_choose_between_two(
+    evaluated, data, weights, tmp_path, capsys
+):
+    eval_json, _ = evaluated
+    beside = tmp_path / "run"
+    beside.mkdir()
+    copied = beside / "w.safetensors"
+    shutil.copy(weights, copied)
+    shutil.copy(eval_json, beside / "eval_val.json")
+    with pytest.warns(UserWarning, match="found for"):  # the stored weights path is the original's
+        assert predict(copied, data, tmp_path / "out", "--score-threshold", "best") == 0
+    assert "eval_val.json" in capsys.readouterr().out
+    assert all(r["score"] > 0.6 for r in json.loads((tmp_path / "out" / "results.json").read_text()))
+    shutil.copy(eval_json, beside / "eval_test.json")
+    assert predict(copied, data, tmp_path / "two", "--score-threshold", "best") == 2
+    assert "2 eval_*.json beside" in capsys.readouterr().err and not (tmp_path / "two").exists()
+
+
 def _chromium() -> str | None:
     return next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)), None)  # fmt: skip
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from gfocal.cli.common import (
     CommandError,
@@ -42,8 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--eval-json",
         default=None,
         metavar="PATH",
-        help="with --score-threshold best: the results JSON 'gfocal eval' wrote for these weights (its --out; "
-        "default eval_<data>.json beside the weights) or its --report folder",
+        help="with --score-threshold best: the results JSON 'gfocal eval' wrote for these weights (its --out) or its "
+        "--report folder (default: the one eval_<data>.json beside the weights, where 'gfocal eval' writes it)",
     )
     parser.add_argument("--batch-size", type=positive_int, default=4, help="images (with --tile: tiles) per pass")
     parser.add_argument("--workers", type=int, default=2, help="image-decoding processes (default: 2)")
@@ -80,9 +81,9 @@ def score_threshold(text: str) -> float | str:
 
 
 def resolve_score_threshold(args: argparse.Namespace) -> float | None:
-    """The score threshold to predict with: the number given, or "best" read from ``--eval-json``."""
+    """The score threshold to predict with: the number given, or "best" read from ``--eval-json`` (by default the
+    one ``eval_*.json`` beside the weights, where ``gfocal eval`` writes)."""
     import warnings
-    from pathlib import Path
 
     from gfocal.analysis.eval_report import read_best_threshold
 
@@ -91,10 +92,7 @@ def resolve_score_threshold(args: argparse.Namespace) -> float | None:
             raise CommandError("--eval-json is read only with --score-threshold best")
         return args.score_threshold
     if args.eval_json is None:
-        raise CommandError(
-            "--score-threshold best needs the threshold 'gfocal eval' chose: pass --eval-json with the JSON it wrote "
-            "(eval_<data>.json) or its --report folder, or give a number"
-        )
+        args.eval_json = _eval_json_beside(Path(args.weights))
     try:
         threshold, weights = read_best_threshold(args.eval_json)
     except ValueError as error:
@@ -103,6 +101,23 @@ def resolve_score_threshold(args: argparse.Namespace) -> float | None:
         warnings.warn(f"{args.eval_json}: its threshold was found for {weights}, not {args.weights}", stacklevel=1)
     print(f"score threshold {threshold:.3f}: the best F1 'gfocal eval' found ({args.eval_json})")
     return threshold
+
+
+def _eval_json_beside(weights: Path) -> Path:
+    """The one ``eval_<data>.json`` that ``gfocal eval`` wrote beside ``weights``; several or none is an error,
+    since which evaluation's threshold to use is the user's choice."""
+    found = sorted(weights.parent.glob("eval_*.json"))
+    if len(found) == 1:
+        return found[0]
+    where = (
+        f"{len(found)} eval_*.json beside {weights} ({', '.join(p.name for p in found)})"
+        if found
+        else (f"no eval_*.json beside {weights}")
+    )
+    raise CommandError(
+        f"--score-threshold best needs the threshold 'gfocal eval' chose, and there is {where}: pass --eval-json "
+        "with the JSON it wrote or its --report folder, or give a number"
+    )
 
 
 def distribution_fields(detections: dict) -> list[dict]:
