@@ -413,6 +413,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
             "trees-val": "localisation_trees_val.json",
             "trees-val, levers and YOLOv8n at 300 steps": "localisation_trees_val_levers-amd-avx2.json",
             "trees-val, default and YOLOv8n at 700 steps": "localisation_trees_val_700-amd-avx2.json",
+            "trees, default and YOLOv8n at 700 steps": "localisation_trees_700-amd-avx2.json",
             "trees": "localisation_trees.json",
         },
         results,
