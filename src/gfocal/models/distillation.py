@@ -295,14 +295,15 @@ class DistillingDetector(nn.Module):
             teacher_scores = self.teacher.head.quality.scores(teacher.cls_logits, teacher.quality_logits)[0]
             teacher_scores = teacher_scores * self.known_classes  # [N, A, C]
         main = student.last_targets
-        if not supervised.all():
+        taught = supervised.tolist()  # one host sync: which images carry annotations
+        if not all(taught):
             targets = [
-                target if taught else self._pseudo_targets(teacher, teacher_scores, step, i)
-                for i, (target, taught) in enumerate(zip(step.targets, supervised.tolist()))
+                target if labelled else self._pseudo_targets(teacher, teacher_scores, step, i)
+                for i, (target, labelled) in enumerate(zip(step.targets, taught))
             ]
             main = student.criterion.assign(step.outputs, step.grid, targets, step.valid)
-            pseudo = sum(len(t["boxes"]) for t, taught in zip(targets, supervised.tolist()) if not taught)
-            student.last_stats["pseudo_boxes"] = pseudo / int((~supervised).sum())
+            pseudo = sum(len(t["boxes"]) for t, labelled in zip(targets, taught) if not labelled)
+            student.last_stats["pseudo_boxes"] = pseudo / taught.count(False)
         vlr, vlr_iou = valuable_localization_region(
             step.grid,
             main.padded,
