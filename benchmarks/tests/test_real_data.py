@@ -84,3 +84,46 @@ def test_the_tiles_compared_are_the_photographs_only(written: dict[str, Path]):
     assert [im["id"] for im in tiles["images"]] == [1, 3]  # the other site's image (2) is left out
     assert [a["image_id"] for a in tiles["annotations"]] == [1, 3]
     assert len(json.loads(written["val_tiles"].read_text())["images"]) == 1
+
+
+def test_the_shifted_split_trains_above_the_band_and_validates_on_the_band_and_the_other_site(tmp_path: Path):
+    script = tmp_path / "make_trees_dev.py"
+    script.write_text(SCRIPT.format(big=BIG, boxes=list(BOXES.values())))
+    train_dir = tmp_path / "source" / "train"
+    train_dir.mkdir(parents=True)
+    tiles = [(BIG, 0, 0), (BIG, 300, 900), (BIG, 300, 1200), ("SOAP_061", 0, 0)]  # source, x, y of 400 px tiles
+    images = [{"id": i, "file_name": f"images/{i}.png", "width": 400, "height": 400, "source": f"{s}.png",
+               "tile_xy": [x, y]} for i, (s, x, y) in enumerate(tiles, 1)]  # fmt: skip
+    boxes = [{"id": i, "image_id": i, "category_id": 1, "bbox": [1, 1, 20, 20], "area": 400, "iscrowd": 0}
+             for i in range(1, len(tiles) + 1)]  # fmt: skip
+    coco = {"images": images, "annotations": boxes, "categories": [{"id": 1, "name": "tree"}]}
+    (train_dir / "annotations.json").write_text(json.dumps(coco))
+
+    written = real_data.write_shifted(tmp_path / "root", tmp_path / "source", script, cache=tmp_path / "cache")
+
+    train = json.loads(written["train"].read_text())
+    assert [im["tile_xy"] for im in train["images"]] == [[0, 0], [300, 900]]  # ends at y <= 1300, photograph only
+    assert train["images"][0]["file_name"] == str(train_dir / "images" / "1.png")
+    val = json.loads(written["val"].read_text())
+    assert written["test"].read_text() == written["val"].read_text()
+    assert val["images"][0]["source"] == "SOAP_061.png"  # the other site, whole, with its box
+    band = val["images"][1:]
+    assert [(im["tile_xy"], im["width"], im["height"]) for im in band] == [
+        ([x0, 1300], x1 - x0, 350) for x0, _, x1, _ in real_data.shift_windows(1900)
+    ]
+    for image in band:
+        with Image.open(image["file_name"]) as pixels:
+            assert pixels.size == (image["width"], image["height"])
+    by_image = {im["id"]: im["tile_xy"][0] for im in val["images"]}
+    # Centre in the band: the box above the test band (its left tile) and the one cut by the band's bottom.
+    assert [(by_image[a["image_id"]], a["bbox"]) for a in val["annotations"]] == [
+        (0, [1, 1, 20, 20]),
+        (0, [200, 330, 40, 20]),
+        (1583, [267, 300, 40, 50]),
+    ]
+    assert [a["id"] for a in val["annotations"]] == [1, 2, 3]
+    band_only = json.loads(written["val_band"].read_text())
+    site_only = json.loads(written["val_site"].read_text())
+    assert [im["id"] for im in band_only["images"]] == [im["id"] for im in band]
+    assert [a["id"] for a in band_only["annotations"]] == [2, 3]
+    assert [im["source"] for im in site_only["images"]] == ["SOAP_061.png"] and len(site_only["annotations"]) == 1
