@@ -389,6 +389,16 @@ TABLES: dict[str, Callable[[Path], str]] = {
         ("default, 700 steps", "raw", 0.6),
         results,
     ),
+    # trees-shift (another band and another site, cut from the training data): the split for choices since #28's
+    # 700-step runs showed trees-val flattering gfocal.
+    "levers-trees-shift": lambda results: lever_table(
+        {
+            "default, 700 steps": "lever_screen_shift700_s0-amd-avx2.json",
+            "YOLO-style assignment and loss weights, 700 steps": "lever_screen_shift700_yolostyle_s0-amd-avx2.json",
+        },
+        ("default, 700 steps", "raw", 0.6),
+        results,
+    ),
     "levers-dgqp-seeds": lambda results: lever_seeds_table(
         {
             "default": [f"lever_screen_default_s{seed}-amd-avx2.json" for seed in range(3)],
@@ -414,6 +424,9 @@ TABLES: dict[str, Callable[[Path], str]] = {
             "trees-val, levers and YOLOv8n at 300 steps": "localisation_trees_val_levers-amd-avx2.json",
             "trees-val, default and YOLOv8n at 700 steps": "localisation_trees_val_700-amd-avx2.json",
             "trees, default and YOLOv8n at 700 steps": "localisation_trees_700-amd-avx2.json",
+            "trees-shift, 700 steps": "localisation_trees_shift_700-amd-avx2.json",
+            "trees-shift's band, 700 steps": "localisation_trees_shift_band_700-amd-avx2.json",
+            "trees-shift's other site, 700 steps": "localisation_trees_shift_site_700-amd-avx2.json",
             "trees": "localisation_trees.json",
         },
         results,
