@@ -424,6 +424,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
             "trees-val, levers and YOLOv8n at 300 steps": "localisation_trees_val_levers-amd-avx2.json",
             "trees-val, default and YOLOv8n at 700 steps": "localisation_trees_val_700-amd-avx2.json",
             "trees, default and YOLOv8n at 700 steps": "localisation_trees_700-amd-avx2.json",
+            "trees, default and YOLOv8n at 700 steps, seed 1": "localisation_trees_700_s1-amd-avx2.json",
             "trees-shift, 700 steps": "localisation_trees_shift_700-amd-avx2.json",
             "trees-shift's band, 700 steps": "localisation_trees_shift_band_700-amd-avx2.json",
             "trees-shift's other site, 700 steps": "localisation_trees_shift_site_700-amd-avx2.json",
