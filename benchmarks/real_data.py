@@ -166,13 +166,18 @@ def _cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gfocal-datasets"
 
 
-def _photo_coco(image: Any, boxes: np.ndarray, stem: str, window: tuple[int, int, int, int]) -> dict[str, Any]:
-    """One whole image (a PIL crop) and its boxes as COCO, ``file_name`` relative to the json."""
-    annotations = [
-        {"id": i, "image_id": 1, "category_id": 1, "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0),
-         "iscrowd": 0}
+def _box_annotations(boxes: np.ndarray, image_id: int) -> list[dict[str, Any]]:
+    """COCO annotations (class 1, ids from 1; renumber when merging) of one image's boxes (float [M, 4] xyxy)."""
+    return [
+        {"id": i, "image_id": image_id, "category_id": 1, "bbox": [x0, y0, x1 - x0, y1 - y0],
+         "area": (x1 - x0) * (y1 - y0), "iscrowd": 0}
         for i, (x0, y0, x1, y1) in enumerate(boxes.tolist(), 1)
     ]  # fmt: skip
+
+
+def _photo_coco(image: Any, boxes: np.ndarray, stem: str, window: tuple[int, int, int, int]) -> dict[str, Any]:
+    """One whole image (a PIL crop) and its boxes as COCO, ``file_name`` relative to the json."""
+    annotations = _box_annotations(boxes, image_id=1)
     width, height = image.size
     return {
         "info": {"description": f"tree crowns: {_BIG}.png, window {list(window)} (xyxy), one whole image"},
@@ -216,41 +221,37 @@ def shift_windows(width: int, columns: int = 6) -> list[tuple[int, int, int, int
 
 def write_shifted(root: Path, source: Path, script: Path = SCRIPT, cache: Path | None = None) -> dict[str, Path]:
     """Write ``root/trees-shift`` (see the module docstring) from the shared script's training tiles in
-    ``source/train`` and the large photograph; return the paths of ``train``, ``val`` and ``test``."""
+    ``source/train`` and the large photograph; return the paths of ``train``, ``val``, ``test``, ``val_band``
+    and ``val_site``."""
     tiles = json.loads((source / "train" / "annotations.json").read_text())
     fit_ids = [im["id"] for im in tiles["images"]
                if im["source"] == f"{_BIG}.png" and im["tile_xy"][1] + im["height"] <= SHIFT_Y]  # fmt: skip
-    other_site_ids = [im["id"] for im in tiles["images"] if im["source"] == f"{_OTHER_SITE}.png"]
-    other_site = _subset(tiles, other_site_ids,
-                         source / "train")  # fmt: skip
+    site_ids = [im["id"] for im in tiles["images"] if im["source"] == f"{_OTHER_SITE}.png"]
     shared = _shared_script(script)
     image, boxes = next((img, b) for name, img, b in shared.annotated(shared.wheel(str(cache or _cache())))
                         if name == _BIG)  # fmt: skip
     out = root / SHIFT
     (out / "images").mkdir(parents=True, exist_ok=True)
-    val = {**other_site, "info": {"description": f"tree crowns: {_BIG}.png rows [{SHIFT_Y}, {TEST_Y}) as tiles, "
-                                                 f"and {_OTHER_SITE}.png whole"}}  # fmt: skip
-    val["images"], val["annotations"] = list(val["images"]), list(val["annotations"])
-    for window in shift_windows(image.size[0]):
-        image_id = max(im["id"] for im in val["images"]) + 1 if val["images"] else 1
-        stem = f"{_BIG}_x{window[0]}_y{window[1]}_shift"
+    val = _subset(tiles, site_ids, source / "train")
+    val["info"] = {"description": f"tree crowns: {_BIG}.png rows [{SHIFT_Y}, {TEST_Y}) as tiles, and "
+                                  f"{_OTHER_SITE}.png whole"}  # fmt: skip
+    band_ids = []
+    for image_id, window in enumerate(shift_windows(image.size[0]), max(im["id"] for im in tiles["images"]) + 1):
+        path = out / "images" / f"{_BIG}_x{window[0]}_y{window[1]}_shift.png"
         crop = image.crop(window)
-        crop.save(out / "images" / f"{stem}.png")
-        val["images"].append({"id": image_id, "file_name": str(out / "images" / f"{stem}.png"), "width": crop.size[0],
-                              "height": crop.size[1], "source": f"{_BIG}.png", "tile_xy": list(window[:2])})  # fmt: skip
-        for x0, y0, x1, y1 in region_boxes(boxes, window).tolist():
-            val["annotations"].append({"id": len(val["annotations"]) + 1, "image_id": image_id, "category_id": 1,
-                                       "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0),
-                                       "iscrowd": 0})  # fmt: skip
-    for index, annotation in enumerate(val["annotations"], 1):
+        crop.save(path)
+        val["images"].append({"id": image_id, "file_name": str(path), "width": crop.size[0], "height": crop.size[1],
+                              "source": f"{_BIG}.png", "tile_xy": list(window[:2])})  # fmt: skip
+        val["annotations"] += _box_annotations(region_boxes(boxes, window), image_id)
+        band_ids.append(image_id)
+    for index, annotation in enumerate(val["annotations"], 1):  # one numbering for the site's and the band's
         annotation["id"] = index
-    band_ids = [im["id"] for im in val["images"] if im["source"] == f"{_BIG}.png"]
     return {
         "train": _write(out / "train.json", _subset(tiles, fit_ids, source / "train")),
         "val": _write(out / "val.json", val),
         "test": _write(out / "test.json", val),
         "val_band": _write(out / "val_band.json", _subset(val, band_ids)),
-        "val_site": _write(out / "val_site.json", _subset(val, other_site_ids)),
+        "val_site": _write(out / "val_site.json", _subset(val, site_ids)),
     }
 
 
