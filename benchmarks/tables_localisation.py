@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from results import load, signed, source_line
+from results import load, mean_std, signed, source_line
 
 #: The oracle whose AP75 gain is largest, in the table's words (keys: gfocal.analysis.localisation_oracles.ORACLES).
 LOSSES = {"perfect_boxes": "box regression", "perfect_ranking": "ranking", "no_duplicates": "duplicates"}
@@ -53,3 +53,41 @@ def _cells(run: dict[str, Any]) -> str:
 
 def _number(value: float | None, spec: str) -> str:
     return "–" if value is None else format(value, spec)
+
+
+def seeds_table(files: dict[int, str], results: Path) -> str:
+    """One row per model over localisation files of the same comparison at several seeds (a seed -> its file):
+    AP / AP50 / AP75 per seed, their mean ± std, and each model's mean over the first model's."""
+    runs = {seed: load(results, name)["runs"] for seed, name in files.items()}
+    labels = list(dict.fromkeys(run["label"] for seed_runs in runs.values() for run in seed_runs))
+    metrics = ("AP", "AP50", "AP75")
+    values = {
+        label: {
+            m: [r["oracles"]["original"][m] for s in files for r in runs[s] if r["label"] == label] for m in metrics
+        }
+        for label in labels
+    }
+    lines = [
+        "| model | " + " | ".join(f"seed {seed}: AP / AP50 / AP75" for seed in files) + " | mean ± std: AP | AP50 "
+        "| AP75 | AP, AP75 over " + labels[0] + "'s |",
+        "|---|" + "---|" * (len(files) + 4),
+    ]
+    for label in labels:
+        per_seed = [
+            " / ".join(f"{r['oracles']['original'][m] * 100:.1f}" for m in metrics)
+            for s in files
+            for r in runs[s]
+            if r["label"] == label
+        ]
+        ratios = (sum(values[label][m]) / sum(values[labels[0]][m]) for m in ("AP", "AP75"))
+        lines.append(
+            f"| {label} | "
+            + " | ".join(per_seed)
+            + " | "
+            + " | ".join(mean_std(values[label][m]) for m in metrics)
+            + " | "
+            + ", ".join(f"{ratio:.2f}x" for ratio in ratios)
+            + " |"
+        )
+    sources = [source_line(name, load(results, name)) for name in files.values()]
+    return "\n".join([*lines, "", *sources])

@@ -17,6 +17,14 @@ MODES = {
     "mmdet_fp32": "mmdetection GFL, fp32",
 }
 CONFIGS = {"small": "small, 320 x 320", "r50": "R50, 800 x 1216"}
+# cpu.py's zoo configs (the paper's larger models), as docs/zoo.md names them.
+ZOO_CONFIGS = {
+    "r50": "R-50 (`gfl_resnet50_fpn`)",
+    "r101": "R-101 (`gfl_resnet101_fpn`)",
+    "r101_dcn": "R-101-DCN (`gfl_resnet101_dcn_fpn`)",
+    "x101": "X-101-32x4d (`gfl_resnext101_32x4d_fpn`)",
+    "x101_dcn": "X-101-32x4d-DCN (`gfl_resnext101_32x4d_dcn_fpn`)",
+}
 # The fast path's goals against mmdetection: (our mode, timing, label, the highest time ratio that meets it).
 GOALS = [
     ("bf16_channels_last", "inference_ms", "inference time, `auto`", 0.35),
@@ -54,6 +62,29 @@ def speed_table(files: dict[str, str], results: Path) -> str:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     sources = [source_line(name, load(results, name)) for name in dict.fromkeys(files.values())]
     return "\n".join(lines) + "\n\n" + "\n\n".join(sources)
+
+
+def zoo_speed_table(name: str, results: Path) -> str:
+    """One row per zoo model of one cpu.py run, its inference time per mode and mmdetection's (or why not)."""
+    data = load(results, name)
+    configs = [config for config in ZOO_CONFIGS if config in data]
+    modes = [mode for mode in MODES if mode != "mmdet_fp32" and any(mode in data[c] for c in configs)]
+    lines = [
+        "| inference, one 800 x 1216 image | " + " | ".join(MODES[m] for m in modes) + " | mmdetection GFL, fp32 |",
+        "|---|" + "---|" * (len(modes) + 1),
+    ]
+    for config in configs:
+        measured = data[config]
+        cells = [_cell(measured.get(mode), "inference_ms", "inference_first_call_s", "first call") for mode in modes]
+        mmdet = measured.get("mmdet_fp32")
+        if mmdet is None:
+            cells.append("not importable in this run")
+        else:
+            cells.append(
+                f"not timed: {mmdet['not_timed']}" if "not_timed" in mmdet else duration(mmdet["inference_ms"])
+            )
+        lines.append(f"| {ZOO_CONFIGS[config]} | " + " | ".join(cells) + " |")
+    return "\n".join([*lines, "", source_line(name, data)])
 
 
 def goals_table(name: str, config: str, results: Path) -> str:

@@ -147,3 +147,36 @@ def test_hue_rotation_is_close_to_torchvision_s_hue_shift_and_leaves_boxes_alone
     assert (turned.float() - image.float()).abs().mean() > 0.5  # it did turn
     assert torch.equal(turned_target["boxes"], target["boxes"])
     torch.testing.assert_close(turned.float().mean(0), image.float().mean(0), atol=1.0, rtol=0)  # brightness kept
+
+
+def _jittered(augmentation: Augmentation, image: torch.Tensor, seed: int) -> torch.Tensor:
+    target = to_tv_target(
+        torch.zeros(0, 4), torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.bool), 30, 40
+    )
+    random.seed(seed)
+    torch.manual_seed(seed)
+    out, _ = build_transforms(40, 40, augmentation)(tv_tensors.Image(image), target)
+    return out.as_subclass(torch.Tensor)
+
+
+def test_the_default_colour_jitter_draws_as_the_pipeline_did_before_its_strengths_were_settings():
+    from torchvision.transforms import v2
+
+    image = torch.randint(0, 256, (3, 30, 40), dtype=torch.uint8)
+    before = v2.Compose([v2.ColorJitter(brightness=0.4, saturation=0.7), RandomHueRotation(0.015)])
+    for seed in range(3):
+        random.seed(seed)
+        torch.manual_seed(seed)
+        expected = before(tv_tensors.Image(image)).as_subclass(torch.Tensor)
+        assert torch.equal(_jittered(Augmentation(hflip=0.0, color=True), image, seed), expected)
+
+
+def test_contrast_and_grayscale_change_the_colours_and_zero_strengths_change_nothing():
+    image = torch.randint(0, 256, (3, 30, 40), dtype=torch.uint8)
+    still = Augmentation(hflip=0.0, color=True, color_jitter=(0.0, 0.0, 0.0, 0.0))
+    assert torch.equal(_jittered(still, image, 0), image)
+    grey = _jittered(Augmentation(hflip=0.0, color=True, color_jitter=(0.0, 0.0, 0.0, 0.0), grayscale=1.0), image, 0)
+    assert torch.equal(grey[0], grey[1]) and torch.equal(grey[1], grey[2]) and not torch.equal(grey, image)
+    contrasted = _jittered(Augmentation(hflip=0.0, color=True, color_jitter=(0.0, 0.9, 0.0, 0.0)), image, 0)
+    spread = [float(x.float().std()) for x in (image, contrasted)]
+    assert abs(spread[1] - spread[0]) > 1.0  # a contrast factor other than 1 widens or narrows the spread

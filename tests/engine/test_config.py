@@ -71,8 +71,21 @@ def test_unknown_key_names_close_matches():
         ("batch_size=0", "batch_size must be > 0"),
         ("step_epochs=101", "step_epochs must be increasing"),
         ("epochs", "key=value"),
+        ("color_jitter=0.4,0.7,0.015", "color_jitter must be \\(brightness, contrast, saturation, hue\\)"),
+        ("color_jitter=0.4,-0.1,0.7,0.015", "color_jitter must be"),
+        ("color_jitter=0.4,0,0.7,0.6", "hue <= 0.5"),
+        ("grayscale=1.5", "grayscale must be in"),
     ],
 )
 def test_bad_values_are_named(override, message):
     with pytest.raises(ValueError, match=message):
         load_config(None, [override])
+
+
+def test_colour_jitter_strengths_are_read_from_the_command_line_and_reach_the_augmentation():
+    from gfocal.engine.build import training_augmentation
+
+    config = load_config(None, ["color_jitter=0.4,0.4,0.7,0.05", "grayscale=0.1"])
+    assert config.color_jitter == (0.4, 0.4, 0.7, 0.05) and config.grayscale == 0.1
+    augmentation = training_augmentation(config)
+    assert (augmentation.color, augmentation.color_jitter, augmentation.grayscale) == (True, (0.4, 0.4, 0.7, 0.05), 0.1)

@@ -49,9 +49,12 @@ class Augmentation:
         min_visible: a box a crop cuts to less than this fraction of its area is dropped
             (a sliver of an object teaches the wrong box).
         hflip, vflip: probabilities of a horizontal / vertical flip.
-        color: colour jitter of every image (brightness x[0.6, 1.4], saturation x[0.3, 1.7],
-            hue ±0.015 turns: ultralytics' default strengths); the hue turns as
-            :class:`RandomHueRotation`.
+        color: colour jitter of every image, with these strengths:
+        color_jitter: ``(brightness, contrast, saturation, hue)``: factors drawn in ``[1 - s, 1 + s]`` as
+            torchvision's ``ColorJitter``; the hue turns by up to ``±hue`` turns, as
+            :class:`RandomHueRotation`. The default is ultralytics' (brightness x[0.6, 1.4], saturation
+            x[0.3, 1.7], hue ±0.015 turns, contrast kept).
+        grayscale: with ``color``, the probability that an image becomes grey (R = G = B).
     """
 
     scale_range: tuple[float, float] | None = None
@@ -59,11 +62,13 @@ class Augmentation:
     hflip: float = 0.5
     vflip: float = 0.0
     color: bool = False
+    color_jitter: tuple[float, float, float, float] = (0.4, 0.0, 0.7, 0.015)
+    grayscale: float = 0.0
 
     def __post_init__(self) -> None:
         if self.scale_range is not None and not 0 < self.scale_range[0] <= self.scale_range[1]:
             raise ValueError(f"scale_range must be (lo, hi) with 0 < lo <= hi, got {self.scale_range}")
-        for name in ("min_visible", "hflip", "vflip"):
+        for name in ("min_visible", "hflip", "vflip", "grayscale"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 
@@ -209,7 +214,13 @@ def build_transforms(
     if augmentation.vflip > 0:
         steps.append(v2.RandomVerticalFlip(p=augmentation.vflip))
     if augmentation.color:
-        steps += [v2.ColorJitter(brightness=0.4, saturation=0.7), RandomHueRotation(0.015)]
+        brightness, contrast, saturation, hue = augmentation.color_jitter
+        # A strength of 0 is no draw at all (ColorJitter skips it), so the default draws as before contrast existed.
+        steps += [v2.ColorJitter(brightness=brightness, contrast=contrast, saturation=saturation)]
+        if hue > 0:
+            steps.append(RandomHueRotation(hue))
+        if augmentation.grayscale > 0:
+            steps.append(v2.RandomGrayscale(p=augmentation.grayscale))
     steps += [v2.ClampBoundingBoxes(), v2.SanitizeBoundingBoxes(min_size=min_box_size, labels_getter=per_box_fields)]
     return v2.Compose(steps)
 

@@ -141,6 +141,8 @@ def training_augmentation(config: TrainConfig) -> Any:
         hflip=config.hflip,
         vflip=config.vflip,
         color=config.photometric,
+        color_jitter=config.color_jitter,
+        grayscale=config.grayscale,
     )
 
 

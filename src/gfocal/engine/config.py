@@ -62,7 +62,12 @@ class TrainConfig:
         tile_object_bias: share of training tiles centred on an object.
         eval_max_detections: detections per image that count in evaluation (COCO's 100; more for dense scenes).
         hflip, vflip: probabilities of a random horizontal / vertical flip during training.
-        photometric: random brightness/saturation/hue jitter during training.
+        photometric: random colour jitter during training (``color_jitter``, ``grayscale``).
+        color_jitter: ``(brightness, contrast, saturation, hue)`` strengths of the jitter: factors drawn in
+            ``[1 - s, 1 + s]`` as torchvision's ``ColorJitter``, the hue turned by up to ``±hue`` turns.
+            The default is ultralytics' (no contrast); 0 leaves that property alone.
+        grayscale: probability that a training image loses its colour (with ``photometric``): for photographs
+            whose colours differ between sites, seasons or cameras.
         epochs: passes over the training set; None (only with a time budget) plans the run to fill
             the budget.
         batch_size: images per optimiser step, summed over all processes. A training set with fewer
@@ -162,6 +167,8 @@ class TrainConfig:
     hflip: float = 0.5
     vflip: float = 0.0
     photometric: bool = True
+    color_jitter: tuple[float, ...] = (0.4, 0.0, 0.7, 0.015)
+    grayscale: float = 0.0
     epochs: int | None = 100
     batch_size: int = 16
     optimizer: Optimizer = "adamw"
@@ -246,7 +253,12 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be (lo, hi) with 0 < lo <= hi, or None; got {value}")
         if not 0 <= self.tile_overlap < 1:
             raise ValueError(f"TrainConfig.tile_overlap must be in [0, 1), got {self.tile_overlap}")
-        for name in ("mosaic", "min_visible", "tile_object_bias", "hflip", "vflip", "eval_share"):
+        if len(self.color_jitter) != 4 or min(self.color_jitter) < 0 or self.color_jitter[3] > 0.5:
+            raise ValueError(
+                "TrainConfig.color_jitter must be (brightness, contrast, saturation, hue), each >= 0 and hue <= 0.5 "
+                f"turns; got {self.color_jitter}"
+            )
+        for name in ("mosaic", "min_visible", "tile_object_bias", "hflip", "vflip", "eval_share", "grayscale"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"TrainConfig.{name} must be in [0, 1], got {getattr(self, name)}")
         if self.weights and (self.backbone_weights or self.model_overrides.get("backbone_weights")):
