@@ -105,9 +105,12 @@ def build_mmdet_zoo_gfl(
     random_weights: bool = False,
     **backbone: object,
 ) -> nn.Module:
-    """The model of one of mmdetection's own GFL zoo configs (``configs/gfl/<config_name>.py``, as installed),
-    with these head sizes, ``backbone`` fields replaced, and no pretrained body loaded.
+    """The model of one of mmdetection's own GFL zoo configs (``configs/gfl/<config_name>.py``, or
+    ``configs/ld/`` for a name starting ``ld_``, as installed), with these head sizes, ``backbone`` fields
+    replaced, and no pretrained body loaded.
 
+    An LD config builds its student (``KnowledgeDistillationSingleStageDetector``, whose ``state_dict`` is the
+    student's alone: mmdetection keeps the teacher out of it) with its teacher's config but not its checkpoint.
     The deformable convs of the ``dconv`` configs are compiled mmcv ops that ``mmcv-lite`` lacks; mmcv's
     ``DeformConv2dPack`` and ``ModulatedDeformConv2dPack`` stand in for them (``mmcv_ops_standin``).
     """
@@ -118,8 +121,11 @@ def build_mmdet_zoo_gfl(
     from mmengine.config import Config
 
     register_all_modules()
-    path = os.path.join(os.path.dirname(mmdet.__file__), ".mim", "configs", "gfl", f"{config_name}.py")
-    model = Config.fromfile(path).model
+    configs = os.path.join(os.path.dirname(mmdet.__file__), ".mim")
+    folder = "ld" if config_name.startswith("ld_") else "gfl"
+    model = Config.fromfile(os.path.join(configs, "configs", folder, f"{config_name}.py")).model
+    if "teacher_config" in model:  # a path relative to mmdetection's root; the checkpoint would be downloaded
+        model.update(teacher_config=os.path.join(configs, model.teacher_config), teacher_ckpt=None)
     model.backbone.update(init_cfg=None, **backbone)
     model.neck.out_channels = channels
     model.bbox_head.update(
@@ -129,7 +135,8 @@ def build_mmdet_zoo_gfl(
     built = MODELS.build(model)
     if random_weights:
         _randomise(built)
-    return built.eval()
+    built.eval()  # not returned: the LD detector's train() override returns None
+    return built
 
 
 def _randomise(model: nn.Module) -> None:

@@ -44,3 +44,27 @@ def test_zoo_detections_equal_mmdetection(config_name, backbone, expected, tmp_p
     batch = torch.randn(1, 3, 96, 128)  # a normalised, padded input
     assert assert_same_detections(reference, ours, batch, image_size=(90, 120)) > 10
     reference.load_state_dict(to_mmdet_state(ours), strict=True)  # and back: every tensor has its mmdet name
+
+
+@pytest.mark.parametrize(
+    ("config_name", "body"),
+    [
+        ("ld_r18-gflv1-r101_fpn_1x_coco", "resnet18"),
+        ("ld_r34-gflv1-r101_fpn_1x_coco", "resnet34"),
+        ("ld_r50-gflv1-r101_fpn_1x_coco", "resnet50"),
+        ("ld_r101-gflv1-r101-dcn_fpn_2x_coco", "resnet101"),
+    ],
+)
+def test_an_ld_student_of_the_zoo_imports_with_mmdetection_s_detections(config_name, body, tmp_path):
+    """mmdetection's LD students (configs/ld) are GFL detectors with an ``LDHead``, whose tensors are
+    ``GFLHead``'s; their checkpoints hold the student alone, and import as GFL."""
+    reference = build_mmdet_zoo_gfl(config_name, 3, 64, 1, random_weights=True)
+    assert type(reference).__name__ == "KnowledgeDistillationSingleStageDetector"
+    assert not any(name.startswith("teacher") for name in reference.state_dict())
+    path = tmp_path / f"{config_name}.pth"
+    torch.save({"meta": {"dataset_meta": {"classes": ("a", "b", "c")}}, "state_dict": reference.state_dict()}, path)
+    ours = from_mmdet(path)
+    assert (ours.config.backbone, ours.config.deform_stages) == (body, ())
+    torch.manual_seed(1)
+    batch = torch.randn(1, 3, 96, 128)
+    assert assert_same_detections(reference, ours, batch, image_size=(90, 120)) > 10
