@@ -1,5 +1,5 @@
-"""The paper's zoo (mmdetection's GFL configs of R-101-DCN, X-101-32x4d, X-101-32x4d-DCN): our detections
-equal mmdetection's for its checkpoints.
+"""The paper's zoo (every GFL config of mmdetection 3.3's configs/gfl, and the LD students of configs/ld): our
+detections equal mmdetection's for its checkpoints.
 
 mmdetection's model is built from its own config file, with random weights, and imported through a saved
 ``.pth``. ``mmcv-lite`` cannot build the ``dconv`` configs (their ``type='DCN'`` is a compiled mmcv op, absent
@@ -21,6 +21,10 @@ pytestmark = pytest.mark.mmdet
 @pytest.mark.parametrize(
     ("config_name", "backbone", "expected"),
     [
+        ("gfl_r50_fpn_1x_coco", {}, ("resnet50", (), False)),
+        ("gfl_r50_fpn_ms-2x_coco", {}, ("resnet50", (), False)),
+        ("gfl_r101_fpn_ms-2x_coco", {}, ("resnet101", (), False)),
+        ("gfl_r101-dconv-c3-c5_fpn_ms-2x_coco", {}, ("resnet101", (2, 3, 4), False)),
         ("gfl_x101-32x4d_fpn_ms-2x_coco", {}, ("resnext101_32x4d", (), False)),
         ("gfl_x101-32x4d-dconv-c4-c5_fpn_ms-2x_coco", {}, ("resnext101_32x4d", (3, 4), False)),
         # DCN v2 (ModulatedDeformConv2dPack), in the R-101 config's stages
