@@ -30,7 +30,7 @@ from typing import Any
 from results import mean_std
 from tables_ablation import ablation_table, lengths_table, seed_differences_table
 from tables_levers import lever_seeds_table, lever_table
-from tables_localisation import localisation_table
+from tables_localisation import localisation_table, seeds_table
 from tables_speed import goals_table, loader_speed_table, logging_cost_table, speed_table
 from tables_tools import (
     active_learning_table,
@@ -418,6 +418,15 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "logging-cost": lambda results: logging_cost_table("logging_cost-amd-avx2.json", results),
     "loader-speed": lambda results: loader_speed_table("loader_speed-amd-avx2.json", results),
     # benchmarks/localisation.py, gfocal and YOLOv8n in one file per dataset (docs/localisation.md has the commands).
+    # The trees test at 700 steps, gfocal's default against YOLOv8n, one localisation file per seed.
+    "trees-700-seeds": lambda results: seeds_table(
+        {
+            0: "localisation_trees_700-amd-avx2.json",
+            1: "localisation_trees_700_s1-amd-avx2.json",
+            2: "localisation_trees_700_s2-amd-avx2.json",
+        },
+        results,
+    ),
     "localisation": lambda results: localisation_table(
         {
             "trees-val": "localisation_trees_val.json",
@@ -425,6 +434,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
             "trees-val, default and YOLOv8n at 700 steps": "localisation_trees_val_700-amd-avx2.json",
             "trees, default and YOLOv8n at 700 steps": "localisation_trees_700-amd-avx2.json",
             "trees, default and YOLOv8n at 700 steps, seed 1": "localisation_trees_700_s1-amd-avx2.json",
+            "trees, default and YOLOv8n at 700 steps, seed 2": "localisation_trees_700_s2-amd-avx2.json",
             "trees-shift, 700 steps": "localisation_trees_shift_700-amd-avx2.json",
             "trees-shift's band, 700 steps": "localisation_trees_shift_band_700-amd-avx2.json",
             "trees-shift's other site, 700 steps": "localisation_trees_shift_site_700-amd-avx2.json",

@@ -57,7 +57,7 @@ def _number(value: float | None, spec: str) -> str:
 
 def seeds_table(files: dict[int, str], results: Path) -> str:
     """One row per model over localisation files of the same comparison at several seeds (a seed -> its file):
-    AP / AP50 / AP75 per seed, their mean ± std, and each model's mean over the first model's."""
+    AP / AP50 / AP75 per seed, their mean ± std, and each model's mean over the last model's (the peer)."""
     runs = {seed: load(results, name)["runs"] for seed, name in files.items()}
     labels = list(dict.fromkeys(run["label"] for seed_runs in runs.values() for run in seed_runs))
     metrics = ("AP", "AP50", "AP75")
@@ -69,7 +69,7 @@ def seeds_table(files: dict[int, str], results: Path) -> str:
     }
     lines = [
         "| model | " + " | ".join(f"seed {seed}: AP / AP50 / AP75" for seed in files) + " | mean ± std: AP | AP50 "
-        "| AP75 | AP, AP75 over " + labels[0] + "'s |",
+        "| AP75 | AP, AP75 over " + labels[-1] + "'s |",
         "|---|" + "---|" * (len(files) + 4),
     ]
     for label in labels:
@@ -79,7 +79,7 @@ def seeds_table(files: dict[int, str], results: Path) -> str:
             for r in runs[s]
             if r["label"] == label
         ]
-        ratios = (sum(values[label][m]) / sum(values[labels[0]][m]) for m in ("AP", "AP75"))
+        ratios = (sum(values[label][m]) / sum(values[labels[-1]][m]) for m in ("AP", "AP75"))
         lines.append(
             f"| {label} | "
             + " | ".join(per_seed)
@@ -90,4 +90,4 @@ def seeds_table(files: dict[int, str], results: Path) -> str:
             + " |"
         )
     sources = [source_line(name, load(results, name)) for name in files.values()]
-    return "\n".join([*lines, "", *sources])
+    return "\n".join(lines) + "\n\n" + "\n\n".join(sources)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import tables
+import tables_speed
 import tables_tools
 
 
@@ -197,8 +198,10 @@ def test_place_table_has_one_row_per_merge_and_place(tmp_path: Path):
     ]  # fmt: skip
 
 
-def _localisation_run(label: str, ap75: float, gains: tuple[float, float, float], largest: str | None) -> dict:
-    oracles = {"original": {"AP": 0.4, "AP50": 0.8, "AP75": ap75}}
+def _localisation_run(
+    label: str, ap75: float, gains: tuple[float, float, float], largest: str | None, ap: float = 0.4
+) -> dict:
+    oracles = {"original": {"AP": ap, "AP50": 0.8, "AP75": ap75}}
     for name, gain in zip(("perfect_boxes", "perfect_ranking", "no_duplicates"), gains):
         oracles[name] = {"gain": {"AP": gain / 2, "AP50": 0.0, "AP75": gain}}
     return {
@@ -224,6 +227,33 @@ def test_localisation_table_has_a_row_per_run_and_names_a_file_not_written_yet(t
     assert rows[3].endswith("| +0.0 | −1.0 | +0.0 | none |")
     assert rows[5].startswith("trees: 236 objects, score ≥ 0.3. Source: `docs/results/a.json`")
     assert rows[6] == "other: not measured yet (no `docs/results/missing.json`)."
+
+
+def test_seeds_table_gives_each_seed_the_mean_and_std_and_the_ratio_to_the_last_model(tmp_path: Path):
+    for seed, (ours, peer) in enumerate([(0.14, 0.12), (0.16, 0.12)]):
+        runs = [_localisation_run("gfocal", 0.25, (0.3, 0.0, 0.0), None, ap=ours),
+                _localisation_run("yolov8n", 0.45, (0.0, 0.0, 0.0), None, ap=peer)]  # fmt: skip
+        _write(tmp_path, f"s{seed}.json", {"objects": 9, "runs": runs})
+    rows = tables.seeds_table({0: "s0.json", 1: "s1.json"}, tmp_path).splitlines()
+    assert rows[0].endswith("| AP75 | AP, AP75 over yolov8n's |")
+    assert (
+        rows[2]
+        == "| gfocal | 14.0 / 80.0 / 25.0 | 16.0 / 80.0 / 25.0 | 15.0 ± 1.4 | 80.0 ± 0.0 | 25.0 ± 0.0 | 1.25x, 0.56x |"
+    )
+    assert rows[3].endswith("| 12.0 ± 0.0 | 80.0 ± 0.0 | 45.0 ± 0.0 | 1.00x, 1.00x |")
+    assert rows[5].startswith("Source: `docs/results/s0.json`") and rows[7].startswith("Source: `docs/results/s1.json`")
+
+
+def test_zoo_speed_table_has_a_row_per_model_and_says_why_mmdetection_was_not_timed(tmp_path: Path):
+    results = {
+        "r101": {"fp32": {"inference_ms": 4000.0}, "mmdet_fp32": {"inference_ms": 5000.0}},
+        "x101_dcn": {"fp32": {"inference_ms": 9000.0}, "mmdet_fp32": {"not_timed": "no compiled op"}},
+    }
+    _write(tmp_path, "zoo.json", results)
+    rows = tables_speed.zoo_speed_table("zoo.json", tmp_path).splitlines()
+    assert rows[0] == "| inference, one 800 x 1216 image | gfocal fp32 | mmdetection GFL, fp32 |"
+    assert rows[2] == "| R-101 (`gfl_resnet101_fpn`) | 4.00 s | 5.00 s |"
+    assert rows[3] == "| X-101-32x4d-DCN (`gfl_resnext101_32x4d_dcn_fpn`) | 9.00 s | not timed: no compiled op |"
 
 
 def test_real_tiling_table_bolds_the_best_merge_and_adds_the_tiles_row(tmp_path: Path):
