@@ -31,7 +31,7 @@ from results import mean_std
 from tables_ablation import ablation_table, lengths_table, seed_differences_table
 from tables_levers import lever_seeds_table, lever_table
 from tables_localisation import localisation_table, seeds_table
-from tables_speed import goals_table, loader_speed_table, logging_cost_table, speed_table
+from tables_speed import goals_table, loader_speed_table, logging_cost_table, speed_table, zoo_speed_table
 from tables_tools import (
     active_learning_table,
     auroc_table,
@@ -329,6 +329,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
     ),
     "cpu-speed": lambda results: speed_table(CPU_FILES, results),
     "cpu-goals": lambda results: goals_table(CPU_FILES["r50"], "r50", results),
+    "cpu-zoo": lambda results: zoo_speed_table("cpu_zoo-amd-avx2.json", results),
     "ablation-750": lambda results: ablation_table(ABLATION_750, results),
     "ablation-750-seeds": lambda results: seed_differences_table(
         ABLATION_750,
