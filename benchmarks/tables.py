@@ -396,6 +396,8 @@ TABLES: dict[str, Callable[[Path], str]] = {
         {
             "default, 700 steps": "lever_screen_shift700_s0-amd-avx2.json",
             "YOLO-style assignment and loss weights, 700 steps": "lever_screen_shift700_yolostyle_s0-amd-avx2.json",
+            "default, 700 steps, seed 1": "lever_screen_shift700_s1-amd-avx2.json",
+            "stronger colour jitter and 10% grey, 700 steps": "lever_screen_shift700_colour_s0-amd-avx2.json",
         },
         ("default, 700 steps", "raw", 0.6),
         results,
@@ -439,6 +441,9 @@ TABLES: dict[str, Callable[[Path], str]] = {
             "trees-shift, 700 steps": "localisation_trees_shift_700-amd-avx2.json",
             "trees-shift's band, 700 steps": "localisation_trees_shift_band_700-amd-avx2.json",
             "trees-shift's other site, 700 steps": "localisation_trees_shift_site_700-amd-avx2.json",
+            "trees-shift, default seeds 0 and 1 and the colour lever": "localisation_trees_shift_levers-amd-avx2.json",
+            "trees-shift's band, the same": "localisation_trees_shift_band_levers-amd-avx2.json",
+            "trees-shift's other site, the same": "localisation_trees_shift_site_levers-amd-avx2.json",
             "trees": "localisation_trees.json",
         },
         results,
