@@ -113,7 +113,7 @@ def mmdet_times(name: str, images, targets, repeats: int, training: bool) -> dic
     # mmdetection's model is built by the parity tests' scaffolding, which the installed package does not ship
     # (tests/interop, and tests for the shared helpers it imports, as pytest's pythonpath has them).
     tests = Path(__file__).resolve().parents[1] / "tests"
-    sys.path[:0] = [str(tests), str(tests / "interop")]
+    sys.path[:0] = [folder for folder in (str(tests), str(tests / "interop")) if folder not in sys.path]
     from mmdet_reference import build_mmdet_gfl, build_mmdet_zoo_gfl
 
     architecture = MMDET_ARCHITECTURES[name]
@@ -170,11 +170,11 @@ def benchmark(name: str, repeats: int, compile_: bool, training: bool, modes: li
     # (frozen_stages=1, norm_eval=True); ours does the same, so both train the same parameters.
     model = factory(80, min_size=min(size), max_size=max(size), backbone_norm="frozen_bn", trainable_backbone_layers=3)
     images, targets = synthetic_batch(size, 2, 20, torch.device("cpu"))
-    modes = {mode: MODES[mode] for mode in modes or MODES}
+    timed = {mode: MODES[mode] for mode in modes or MODES}
     if compile_:
-        modes["bf16_channels_last_compiled"] = ("bf16", True)
+        timed["bf16_channels_last_compiled"] = ("bf16", True)
     results: dict = {"image_size": list(size)}
-    for mode, (precision_name, channels_last) in modes.items():
+    for mode, (precision_name, channels_last) in timed.items():
         precision = Precision(precision_name, "cpu", "benchmark")
         compiled = mode.endswith("_compiled")
         infer_ms, infer_first_s = inference_time(model, images[0], precision, channels_last, repeats, compiled)
@@ -191,7 +191,7 @@ def benchmark(name: str, repeats: int, compile_: bool, training: bool, modes: li
         results["mmdet_fp32"] = {"not_timed": MMDET_NOT_TIMED[name]}
     elif importlib.util.find_spec("mmdet"):
         mmdet = results["mmdet_fp32"] = mmdet_times(name, images, targets, repeats, training)
-    for mode in modes:
+    for mode in timed:
         if "fp32" in results:
             results[mode]["speedup_vs_fp32"] = _ratios(results["fp32"], results[mode])
         if mmdet is not None:

@@ -58,36 +58,22 @@ def _number(value: float | None, spec: str) -> str:
 def seeds_table(files: dict[int, str], results: Path) -> str:
     """One row per model over localisation files of the same comparison at several seeds (a seed -> its file):
     AP / AP50 / AP75 per seed, their mean ± std, and each model's mean over the last model's (the peer)."""
-    runs = {seed: load(results, name)["runs"] for seed, name in files.items()}
-    labels = list(dict.fromkeys(run["label"] for seed_runs in runs.values() for run in seed_runs))
     metrics = ("AP", "AP50", "AP75")
-    values = {
-        label: {
-            m: [r["oracles"]["original"][m] for s in files for r in runs[s] if r["label"] == label] for m in metrics
-        }
-        for label in labels
-    }
+    scores: dict[str, list[dict[str, float]]] = {}  # a model -> its original AP, AP50, AP75 at each seed
+    for name in files.values():
+        for run in load(results, name)["runs"]:
+            scores.setdefault(run["label"], []).append(run["oracles"]["original"])
+    labels = list(scores)
+    values = {label: {m: [seed[m] for seed in scores[label]] for m in metrics} for label in labels}
     lines = [
         "| model | " + " | ".join(f"seed {seed}: AP / AP50 / AP75" for seed in files) + " | mean ± std: AP | AP50 "
         "| AP75 | AP, AP75 over " + labels[-1] + "'s |",
         "|---|" + "---|" * (len(files) + 4),
     ]
     for label in labels:
-        per_seed = [
-            " / ".join(f"{r['oracles']['original'][m] * 100:.1f}" for m in metrics)
-            for s in files
-            for r in runs[s]
-            if r["label"] == label
-        ]
-        ratios = (sum(values[label][m]) / sum(values[labels[-1]][m]) for m in ("AP", "AP75"))
-        lines.append(
-            f"| {label} | "
-            + " | ".join(per_seed)
-            + " | "
-            + " | ".join(mean_std(values[label][m]) for m in metrics)
-            + " | "
-            + ", ".join(f"{ratio:.2f}x" for ratio in ratios)
-            + " |"
-        )
+        per_seed = [" / ".join(f"{seed[m] * 100:.1f}" for m in metrics) for seed in scores[label]]
+        means = [mean_std(values[label][m]) for m in metrics]
+        ratios = [f"{sum(values[label][m]) / sum(values[labels[-1]][m]):.2f}x" for m in ("AP", "AP75")]
+        lines.append(f"| {label} | " + " | ".join([*per_seed, *means, ", ".join(ratios)]) + " |")
     sources = [source_line(name, load(results, name)) for name in files.values()]
     return "\n".join(lines) + "\n\n" + "\n\n".join(sources)
